@@ -1,0 +1,126 @@
+/* The records the BPF programs write to the ring buffer and the values of the
+ * maps user space reads. The one definition, included by bpf/portwatch.bpf.c
+ * and by the C++ decoder. Fixed-width fields, explicit padding: the C++ side
+ * static_asserts every size (userspace/core/abi_layout.cpp). */
+#ifndef PORTWATCH_ABI_H
+#define PORTWATCH_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Bumped whenever a record below changes shape. */
+#define PW_ABI_VERSION 1
+
+#define PW_COMM_LEN 16
+#define PW_ADDR_LEN 16 /* IPv6 size; IPv4 uses the first 4 bytes */
+
+enum pw_record_type {
+    PW_RECORD_ALLOCATE = 1,
+    PW_RECORD_ALLOCATE_FAILED = 2,
+    PW_RECORD_RELEASE = 3,
+    PW_RECORD_TYPE_COUNT = 4, /* array bound; 0 is unused */
+};
+
+/* The five ways a port gets allocated (shared/product.md). */
+enum pw_how {
+    PW_HOW_NONE = 0,
+    PW_HOW_BIND = 1,
+    PW_HOW_BIND_EPHEMERAL = 2,
+    PW_HOW_LISTEN_AUTOBIND = 3,
+    PW_HOW_CONNECT_AUTOBIND = 4,
+    PW_HOW_SENDTO_AUTOBIND = 5,
+    PW_HOW_COUNT = 6,
+};
+
+enum pw_syscall {
+    PW_SYSCALL_NONE = 0,
+    PW_SYSCALL_BIND = 1,
+    PW_SYSCALL_LISTEN = 2,
+    PW_SYSCALL_CONNECT = 3,
+    PW_SYSCALL_SENDTO = 4,
+    PW_SYSCALL_SENDMSG = 5,
+    PW_SYSCALL_SENDMMSG = 6,
+    PW_SYSCALL_COUNT = 7,
+};
+
+/* Why a port went back to the kernel. */
+enum pw_release_reason {
+    PW_RELEASE_SOCKET_CLOSED = 1, /* last reference to the socket closed */
+    PW_RELEASE_TCP_CLOSED = 2,    /* TCP reached CLOSE: reset, refused, passive close */
+    PW_RELEASE_TIME_WAIT = 3,     /* handed to a TIME_WAIT socket that holds it on */
+    PW_RELEASE_DISCONNECT = 4,    /* connect(AF_UNSPEC) dissolved an autobound UDP port */
+};
+
+/* Every record starts with this. size is the whole record, header included. */
+struct pw_record_header {
+    __u16 version;
+    __u16 type;
+    __u32 size;
+    __u64 boot_ns; /* bpf_ktime_get_boot_ns() */
+};
+
+/* A socket's identity and endpoints. Addresses in network order, ports in host order. */
+struct pw_socket {
+    __u64 cookie; /* the kernel's socket cookie, as `ss -e` shows it */
+    __u32 netns;  /* netns inode number */
+    __u8 proto;   /* IPPROTO_TCP or IPPROTO_UDP */
+    __u8 family;  /* AF_INET or AF_INET6 */
+    __u16 local_port;
+    __u8 local_addr[PW_ADDR_LEN];
+    __u8 remote_addr[PW_ADDR_LEN];
+    __u16 remote_port;
+    __u8 pad[6];
+};
+
+/* The process that asked, read in its own syscall context. */
+struct pw_task {
+    __u64 cgroup_id;
+    __u32 pid; /* tgid */
+    __u32 tid;
+    __u32 uid;
+    __u32 pad;
+    char comm[PW_COMM_LEN];
+};
+
+/* PW_RECORD_ALLOCATE and PW_RECORD_ALLOCATE_FAILED. For a failure, local_port is
+ * the port asked for (0 when the kernel was to choose). */
+struct pw_allocate_record {
+    struct pw_record_header hdr;
+    struct pw_socket sock;
+    struct pw_task task;
+    __s32 error; /* 0, or the positive errno of the failed call */
+    __u8 how;
+    __u8 syscall;
+    __u8 ephemeral; /* port inside the netns range and not reserved */
+    __u8 pad;
+};
+
+/* What the kernel side remembers about a port it saw allocated, keyed by
+ * socket cookie, until the release. */
+struct pw_held_port {
+    __u64 allocated_boot_ns;
+    struct pw_socket sock;
+    struct pw_task owner;
+    __u8 how;
+    __u8 pending_reason; /* a reason seen before the port actually went back */
+    __u8 pad[6];
+};
+
+/* PW_RECORD_RELEASE. */
+struct pw_release_record {
+    struct pw_record_header hdr;
+    struct pw_held_port held;
+    __u8 reason;
+    __u8 pad[7];
+};
+
+/* Per-CPU counters, one array element. Indexed [record type][how]. */
+struct pw_counters {
+    __u64 emitted[PW_RECORD_TYPE_COUNT][PW_HOW_COUNT];
+    __u64 lost[PW_RECORD_TYPE_COUNT][PW_HOW_COUNT]; /* ring buffer full */
+    __u64 untracked; /* allocation seen but its release cannot be: table full or no cookie */
+    __u64 pending_overflow; /* a syscall in flight could not be remembered */
+};
+
+#endif /* PORTWATCH_ABI_H */

@@ -1,0 +1,25 @@
+// portwatch: parse the command line, run the subcommand, turn every failure
+// into one line on stderr and a non-zero exit.
+#include <cstdio>
+#include <exception>
+
+#include "app/monitor.h"
+#include "capture/capture.h"
+#include "core/options.h"
+
+int main(int argc, char **argv) {
+    using namespace portwatch;
+    CommandLine command = parse_command_line(argc, argv);
+    if (command.action == CommandLine::Action::exit) {
+        std::fputs(command.output.c_str(), command.exit_code == 0 ? stdout : stderr);
+        return command.exit_code;
+    }
+    try {
+        return run_monitor(command.monitor);
+    } catch (const CaptureError &error) {
+        std::fprintf(stderr, "portwatch: %s\n", error.what());
+    } catch (const std::exception &error) {
+        std::fprintf(stderr, "portwatch: unexpected error: %s\n", error.what());
+    }
+    return 1;
+}

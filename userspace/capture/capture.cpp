@@ -1,0 +1,179 @@
+#include "capture.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <fstream>
+
+#include "core/decoder.h"
+#include "core/mounts.h"
+#include "portwatch.skel.h"
+
+namespace portwatch {
+namespace {
+
+constexpr const char *kKernelBtf = "/sys/kernel/btf/vmlinux";
+
+// libbpf reports through a process-wide callback; keep its last warnings so a
+// failure can say why in one line instead of dumping the verifier log.
+std::string &libbpf_last_warning() {
+    static std::string last;
+    return last;
+}
+
+int capture_libbpf_output(enum libbpf_print_level level, const char *format, va_list args) {
+    if (level == LIBBPF_DEBUG) return 0;
+    char line[512];
+    int n = std::vsnprintf(line, sizeof(line), format, args);
+    std::string text(line, n > 0 ? std::min<std::size_t>(n, sizeof(line) - 1) : 0);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    if (!text.empty()) libbpf_last_warning() = text;
+    return 0;
+}
+
+std::string explain(const std::string &what, int error) {
+    error = std::abs(error);
+    std::string message = what + ": " + std::strerror(error);
+    if (error == EPERM || error == EACCES)
+        message +=
+            " (portwatch needs root, or CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN and CAP_NET_ADMIN)";
+    else if (!libbpf_last_warning().empty())
+        message += " (libbpf: " + libbpf_last_warning() + ")";
+    return message;
+}
+
+std::string cgroup2_root() {
+    std::ifstream mounts("/proc/mounts");
+    auto root = find_cgroup2_mount(mounts);
+    if (!root)
+        throw CaptureError(
+            "cgroup v2 is not mounted (no cgroup2 line in /proc/mounts); portwatch needs it to see "
+            "UDP releases: mount -t cgroup2 none /sys/fs/cgroup/unified");
+    return *root;
+}
+
+void copy_comm(const std::string &comm, volatile char (&out)[PW_COMM_LEN]) {
+    for (std::size_t i = 0; i < PW_COMM_LEN; i++) out[i] = i < comm.size() ? comm[i] : '\0';
+}
+
+}  // namespace
+
+Capture::Capture(const CaptureConfig &config) {
+    libbpf_set_print(capture_libbpf_output);
+    if (access(kKernelBtf, R_OK) != 0)
+        throw CaptureError(std::string("this kernel exposes no BTF (") + kKernelBtf +
+                           " is missing): portwatch needs CONFIG_DEBUG_INFO_BTF=y");
+    skel_ = portwatch_bpf__open();
+    if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
+    try {
+        configure(config);
+        if (int err = portwatch_bpf__load(skel_))
+            throw CaptureError(explain("cannot load the BPF programs", err));
+        attach_all();
+        ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
+        if (!ring_) throw CaptureError(explain("cannot open the ring buffer", errno));
+    } catch (...) {
+        close_all();
+        throw;
+    }
+}
+
+Capture::~Capture() {
+    close_all();
+}
+
+void Capture::close_all() {
+    if (ring_) ring_buffer__free(ring_);
+    ring_ = nullptr;
+    for (bpf_link *link : links_) bpf_link__destroy(link);
+    links_.clear();
+    if (cgroup_fd_ >= 0) close(cgroup_fd_);
+    cgroup_fd_ = -1;
+    if (skel_) portwatch_bpf__destroy(skel_);
+    skel_ = nullptr;
+}
+
+void Capture::configure(const CaptureConfig &config) {
+    auto *ro = skel_->rodata;
+    ro->nr_bind = SYS_bind;
+    ro->nr_listen = SYS_listen;
+    ro->nr_connect = SYS_connect;
+    ro->nr_sendto = SYS_sendto;
+    ro->nr_sendmsg = SYS_sendmsg;
+    ro->nr_sendmmsg = SYS_sendmmsg;
+    const Filters &f = config.filters;
+    ro->filter_pid = f.pid.value_or(0);
+    ro->filter_netns = f.netns.value_or(0);
+    if (f.proto) ro->filter_proto = *f.proto == Proto::tcp ? IPPROTO_TCP : IPPROTO_UDP;
+    if (f.family) ro->filter_family = *f.family == Family::ipv4 ? AF_INET : AF_INET6;
+    if (f.comm) {
+        ro->filter_comm_enabled = 1;
+        copy_comm(*f.comm, ro->filter_comm);
+    }
+    std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
+    ro->wakeup_bytes = ring_bytes / 8;  // the reader also polls every 100 ms
+    bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
+    bpf_map__set_max_entries(skel_->maps.held_ports, config.max_tracked_sockets);
+}
+
+void Capture::attach(bpf_link *link, const std::string &name) {
+    if (!link) throw CaptureError(explain("cannot attach " + name, errno));
+    links_.push_back(link);
+    hooks_.push_back(name);
+}
+
+void Capture::attach_all() {
+    auto *p = &skel_->progs;
+    attach(bpf_program__attach(p->pw_sys_enter), "tp_btf/sys_enter");
+    attach(bpf_program__attach(p->pw_sys_exit), "tp_btf/sys_exit");
+    attach(bpf_program__attach(p->pw_tcp_set_state), "tp_btf/inet_sock_set_state");
+    attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
+    std::string root = cgroup2_root();
+    cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cgroup_fd_ < 0) throw CaptureError(explain("cannot open cgroup " + root, errno));
+    attach(bpf_program__attach_cgroup(p->pw_sock_create, cgroup_fd_), "cgroup/sock_create@" + root);
+    attach(bpf_program__attach_cgroup(p->pw_sock_release, cgroup_fd_),
+           "cgroup/sock_release@" + root);
+}
+
+int Capture::on_record(void *self, void *data, std::size_t size) {
+    auto *capture = static_cast<Capture *>(self);
+    Decoded decoded = decode_record({static_cast<const std::uint8_t *>(data), size});
+    if (!decoded.event) {
+        capture->decode_errors_++;
+        return 0;
+    }
+    capture->decoded_++;
+    (*capture->handler_)(*decoded.event);
+    return 0;
+}
+
+int Capture::poll(int timeout_ms, const EventHandler &handler) {
+    handler_ = &handler;
+    // epoll only wakes us once enough has piled up (wakeup_bytes); consume the
+    // rest ourselves when the timeout passes.
+    int polled = ring_buffer__poll(ring_, timeout_ms);
+    int consumed = polled == -EINTR ? 0 : ring_buffer__consume(ring_);
+    handler_ = nullptr;
+    if (polled == -EINTR) return -EINTR;
+    return (polled > 0 ? polled : 0) + (consumed > 0 ? consumed : 0);
+}
+
+CounterTotals Capture::counters() const {
+    int cpus = libbpf_num_possible_cpus();
+    std::vector<pw_counters> per_cpu(cpus > 0 ? cpus : 1);
+    std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &zero, per_cpu.data()) != 0)
+        return {};
+    return CounterTotals::sum(per_cpu);
+}
+
+}  // namespace portwatch

@@ -1,0 +1,69 @@
+// The only code that owns BPF objects: loads the programs (CO-RE skeleton),
+// attaches them as links (gone with the process, even on SIGKILL), reads the
+// ring buffer and the counters, and hands decoded events to a callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/event.h"
+#include "core/options.h"
+#include "core/stats.h"
+
+struct portwatch_bpf;
+struct ring_buffer;
+struct bpf_link;
+
+namespace portwatch {
+
+struct CaptureConfig {
+    Filters filters;
+    std::uint32_t ringbuf_mb = 8;
+    std::uint32_t max_tracked_sockets = 1u << 18;
+};
+
+class CaptureError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class Capture {
+  public:
+    using EventHandler = std::function<void(const Event &)>;
+
+    explicit Capture(const CaptureConfig &config);  // throws CaptureError, one clear sentence
+    ~Capture();
+    Capture(const Capture &) = delete;
+    Capture &operator=(const Capture &) = delete;
+
+    // Waits up to timeout_ms, then hands every pending record to `handler`.
+    // Returns the count of records, or -EINTR when a signal arrived.
+    int poll(int timeout_ms, const EventHandler &handler);
+
+    CounterTotals counters() const;
+    std::uint64_t decoded() const { return decoded_; }
+    std::uint64_t decode_errors() const { return decode_errors_; }
+    const std::vector<std::string> &hooks() const { return hooks_; }
+
+  private:
+    static int on_record(void *self, void *data, std::size_t size);
+    void configure(const CaptureConfig &config);
+    void close_all();
+    void attach_all();
+    void attach(bpf_link *link, const std::string &name);
+
+    portwatch_bpf *skel_ = nullptr;
+    ring_buffer *ring_ = nullptr;
+    std::vector<bpf_link *> links_;
+    int cgroup_fd_ = -1;
+    std::vector<std::string> hooks_;
+    const EventHandler *handler_ = nullptr;
+    std::uint64_t decoded_ = 0;
+    std::uint64_t decode_errors_ = 0;
+};
+
+}  // namespace portwatch

@@ -1,0 +1,72 @@
+// The decoded, typed form of what the kernel side reports. No libbpf, no kernel.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace portwatch {
+
+enum class How { bind, bind_ephemeral, listen_autobind, connect_autobind, sendto_autobind };
+enum class Syscall { bind, listen, connect, sendto, sendmsg, sendmmsg };
+enum class Proto { tcp, udp };
+enum class Family { ipv4, ipv6 };
+enum class ReleaseReason { socket_closed, tcp_closed, time_wait, disconnect };
+
+struct IpAddress {
+    Family family = Family::ipv4;
+    std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 in the first 4
+
+    bool is_unspecified() const;
+    bool operator==(const IpAddress &) const = default;
+};
+
+struct SocketInfo {
+    std::uint64_t cookie = 0;
+    std::uint32_t netns = 0;
+    Proto proto = Proto::tcp;
+    Family family = Family::ipv4;
+    IpAddress local_addr;
+    std::uint16_t local_port = 0;
+    IpAddress remote_addr;
+    std::uint16_t remote_port = 0;  // 0: no remote
+
+    bool has_remote() const { return remote_port != 0; }
+};
+
+struct TaskInfo {
+    std::uint32_t pid = 0;
+    std::uint32_t tid = 0;
+    std::uint32_t uid = 0;
+    std::uint64_t cgroup_id = 0;
+    std::string comm;  // raw bytes as the process set them; may not be UTF-8
+};
+
+// allocate (error == 0) or allocate_failed (error = errno).
+struct AllocateEvent {
+    std::uint64_t boot_ns = 0;
+    SocketInfo sock;
+    TaskInfo task;
+    How how = How::bind;
+    Syscall syscall = Syscall::bind;
+    bool ephemeral = false;
+    int error = 0;
+
+    bool failed() const { return error != 0; }
+};
+
+struct ReleaseEvent {
+    std::uint64_t boot_ns = 0;
+    SocketInfo sock;
+    TaskInfo owner;  // the process that allocated the port
+    How how = How::bind;
+    ReleaseReason reason = ReleaseReason::socket_closed;
+    std::uint64_t held_ns = 0;
+
+    bool time_wait() const { return reason == ReleaseReason::time_wait; }
+};
+
+using Event = std::variant<AllocateEvent, ReleaseEvent>;
+
+}  // namespace portwatch

@@ -1,0 +1,131 @@
+#include "json_format.h"
+
+#include "names.h"
+
+namespace portwatch {
+namespace {
+
+Json json_address(const IpAddress &addr) {
+    return to_string(addr);
+}
+
+void add_comm(Json &out, const std::string &raw) {
+    SafeText comm = utf8_or_escaped(raw);
+    out["comm"] = comm.text;
+    if (comm.altered) out["comm_hex"] = hex_bytes(raw);  // the exact bytes, nothing lost
+}
+
+void add_task(Json &out, const TaskInfo &task, bool with_tid) {
+    out["pid"] = task.pid;
+    if (with_tid) out["tid"] = task.tid;
+    add_comm(out, task.comm);
+    out["uid"] = task.uid;
+    out["cgroup_id"] = task.cgroup_id;
+}
+
+void add_socket(Json &out, const SocketInfo &sock) {
+    out["proto"] = name_of(sock.proto);
+    out["family"] = name_of(sock.family);
+    out["netns"] = sock.netns;
+    out["local_addr"] = json_address(sock.local_addr);
+    out["local_port"] = sock.local_port;
+    out["remote_addr"] = sock.has_remote() ? json_address(sock.remote_addr) : Json(nullptr);
+    out["remote_port"] = sock.has_remote() ? Json(sock.remote_port) : Json(nullptr);
+    out["sock_cookie"] = sock.cookie;
+}
+
+Json header(std::string_view type, std::int64_t realtime_ns) {
+    Json out;
+    out["type"] = type;
+    out["ts"] = rfc3339_utc(realtime_ns);
+    return out;
+}
+
+Json allocate_json(const AllocateEvent &event, const TimeBase &time) {
+    Json out =
+        header(event.failed() ? "allocate_failed" : "allocate", time.realtime(event.boot_ns));
+    out["how"] = name_of(event.how);
+    out["syscall"] = name_of(event.syscall);
+    add_socket(out, event.sock);
+    add_task(out, event.task, true);
+    out["ephemeral"] = event.ephemeral;
+    if (event.failed()) {
+        out["errno"] = event.error;
+        out["error"] = errno_name(event.error);
+    }
+    return out;
+}
+
+Json release_json(const ReleaseEvent &event, const TimeBase &time) {
+    Json out = header("release", time.realtime(event.boot_ns));
+    out["how"] = name_of(event.how);
+    add_socket(out, event.sock);
+    add_task(out, event.owner, false);
+    out["held_ms"] = static_cast<double>(event.held_ns / 1000) / 1000.0;
+    out["reason"] = name_of(event.reason);
+    out["time_wait"] = event.time_wait();
+    return out;
+}
+
+Json per_how(const CounterTotals::Matrix &matrix, std::size_t type) {
+    Json out = Json::object();
+    for (std::size_t how = PW_HOW_BIND; how < PW_HOW_COUNT; how++)
+        out[std::string(name_of(static_cast<How>(how - PW_HOW_BIND)))] = matrix[type][how];
+    return out;
+}
+
+std::uint64_t row_total(const CounterTotals::Matrix &matrix, std::size_t type) {
+    std::uint64_t total = 0;
+    for (std::uint64_t n : matrix[type]) total += n;
+    return total;
+}
+
+}  // namespace
+
+Json to_json(const Event &event, const TimeBase &time) {
+    if (const auto *allocate = std::get_if<AllocateEvent>(&event))
+        return allocate_json(*allocate, time);
+    return release_json(std::get<ReleaseEvent>(event), time);
+}
+
+Json to_json(const ReadyInfo &ready) {
+    Json out = header("ready", ready.realtime_ns);
+    out["version"] = ready.version;
+    out["kernel"] = ready.kernel_release;
+    out["abi_version"] = PW_ABI_VERSION;
+    out["pid"] = ready.agent_pid;
+    out["hooks"] = ready.hooks;
+    return out;
+}
+
+Json to_json(const StatsSnapshot &stats) {
+    static constexpr std::pair<const char *, std::size_t> kinds[] = {
+        {"allocate", PW_RECORD_ALLOCATE},
+        {"allocate_failed", PW_RECORD_ALLOCATE_FAILED},
+        {"release", PW_RECORD_RELEASE},
+    };
+    Json out = header("stats", stats.realtime_ns);
+    out["final"] = stats.final;
+    out["uptime_s"] = stats.uptime_s;
+    Json events = Json::object();
+    for (const auto &[name, type] : kinds) {
+        events[name] = {{"seen", row_total(stats.kernel.emitted, type)},
+                        {"lost", row_total(stats.kernel.lost, type)},
+                        {"seen_by_how", per_how(stats.kernel.emitted, type)},
+                        {"lost_by_how", per_how(stats.kernel.lost, type)}};
+    }
+    out["events"] = std::move(events);
+    out["lost_total"] = stats.kernel.lost_total();
+    out["untracked"] = stats.kernel.untracked;
+    out["pending_overflow"] = stats.kernel.pending_overflow;
+    out["decoded"] = stats.decoded;
+    out["decode_errors"] = stats.decode_errors;
+    return out;
+}
+
+std::string json_line(const Json &object) {
+    // comm is already valid UTF-8; `replace` is the belt to those braces.
+    return object.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace portwatch

@@ -1,0 +1,21 @@
+// The NDJSON contract (shared/product.md): one object per line, `type` and `ts` first.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "event.h"
+#include "stats.h"
+#include "text.h"
+
+namespace portwatch {
+
+using Json = nlohmann::ordered_json;
+
+Json to_json(const Event &event, const TimeBase &time);
+Json to_json(const ReadyInfo &ready);
+Json to_json(const StatsSnapshot &stats);
+
+// One line, newline included. Never throws on odd bytes: comm is escaped first.
+std::string json_line(const Json &object);
+
+}  // namespace portwatch

@@ -1,0 +1,99 @@
+#include "options.h"
+
+#include <CLI/CLI.hpp>
+
+#include "names.h"
+#include "version.h"
+
+namespace portwatch {
+namespace {
+
+constexpr std::size_t kMaxCommLength = 15;
+
+std::string validate_comm(const std::string &comm) {
+    if (comm.empty()) return "must not be empty";
+    if (comm.size() > kMaxCommLength)
+        return "is longer than the kernel's 15-byte comm, so it could never match";
+    return "";
+}
+
+std::string validate_power_of_two(const std::string &text) {
+    unsigned long value = std::stoul(text);
+    if (value == 0 || (value & (value - 1)) != 0) return "must be a power of two";
+    return "";
+}
+
+void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string &proto,
+                         std::string &family, bool &json) {
+    monitor.add_flag("--json", json, "One JSON object per line (NDJSON) instead of text columns");
+    monitor
+        .add_option("--duration", options.duration_s,
+                    "Stop after SECONDS (0: until SIGINT/SIGTERM)")
+        ->check(CLI::NonNegativeNumber);
+    monitor
+        .add_option("--stats-interval", options.stats_interval_s,
+                    "Print a stats line every SECONDS (0: only at exit)")
+        ->check(CLI::NonNegativeNumber);
+    monitor.add_option("--pid", options.filters.pid, "Only this process (tgid)")
+        ->check(CLI::PositiveNumber);
+    monitor.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
+        ->check(CLI::Validator(validate_comm, "COMM"));
+    monitor
+        .add_option("--netns", options.filters.netns,
+                    "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
+        ->check(CLI::PositiveNumber);
+    monitor.add_option("--proto", proto, "Only tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
+    monitor.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
+        ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
+    monitor
+        .add_option("--ringbuf-mb", options.ringbuf_mb, "Ring buffer size in MiB (power of two)")
+        ->check(CLI::Range(1, 1024))
+        ->check(CLI::Validator(validate_power_of_two, "POW2"));
+    monitor
+        .add_option("--max-tracked-sockets", options.max_tracked_sockets,
+                    "Sockets whose release is followed at once")
+        ->check(CLI::Range(1024u, 1u << 24));
+}
+
+CommandLine exit_with(int code, std::string output) {
+    CommandLine result;
+    result.action = CommandLine::Action::exit;
+    result.exit_code = code;
+    result.output = std::move(output);
+    return result;
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, const char *const *argv) {
+    CLI::App app{"portwatch: every local port the kernel hands out, who got it and how",
+                 "portwatch"};
+    app.set_version_flag("--version", kPortwatchVersion);
+    app.require_subcommand(1);
+    MonitorOptions options;
+    std::string proto, family;
+    bool json = false;
+    CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
+    add_monitor_options(*monitor, options, proto, family, json);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp &) {
+        return exit_with(0, app.help());
+    } catch (const CLI::CallForAllHelp &) {
+        return exit_with(0, app.help("", CLI::AppFormatMode::All));
+    } catch (const CLI::CallForVersion &) {
+        return exit_with(0, std::string(kPortwatchVersion) + "\n");
+    } catch (const CLI::ParseError &error) {
+        return exit_with(2, "portwatch: " + std::string(error.what()) + " (see --help)\n");
+    }
+    options.format = json ? OutputFormat::json : OutputFormat::text;
+    if (!proto.empty()) options.filters.proto = parse_proto(proto);
+    if (!family.empty()) options.filters.family = parse_family(family);
+    CommandLine result;
+    result.action = CommandLine::Action::monitor;
+    result.monitor = options;
+    return result;
+}
+
+}  // namespace portwatch

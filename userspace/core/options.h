@@ -1,0 +1,41 @@
+// The command line (CLI11), parsed into plain options. No side effects: the
+// caller decides what to print and how to exit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "event.h"
+#include "reporter.h"
+
+namespace portwatch {
+
+struct Filters {
+    std::optional<std::uint32_t> pid;
+    std::optional<std::string> comm;  // exact match, at most 15 bytes (TASK_COMM_LEN - 1)
+    std::optional<std::uint32_t> netns;
+    std::optional<Proto> proto;
+    std::optional<Family> family;
+};
+
+struct MonitorOptions {
+    OutputFormat format = OutputFormat::text;
+    double duration_s = 0;         // 0: until SIGINT/SIGTERM
+    double stats_interval_s = 10;  // 0: only the final stats line
+    Filters filters;
+    std::uint32_t ringbuf_mb = 8;
+    std::uint32_t max_tracked_sockets = 1u << 18;
+};
+
+struct CommandLine {
+    enum class Action { monitor, exit };
+    Action action = Action::exit;
+    MonitorOptions monitor;
+    int exit_code = 0;
+    std::string output;  // help or version text (stdout) or one error line (stderr)
+};
+
+CommandLine parse_command_line(int argc, const char *const *argv);
+
+}  // namespace portwatch

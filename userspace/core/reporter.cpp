@@ -1,0 +1,45 @@
+#include "reporter.h"
+
+#include <string>
+
+#include "json_format.h"
+#include "text_format.h"
+
+namespace portwatch {
+namespace {
+
+class StreamReporter : public Reporter {
+  public:
+    StreamReporter(std::FILE *out, TimeBase time) : out_(out), time_(time) {}
+    void flush() override { std::fflush(out_); }
+
+  protected:
+    void write(const std::string &line) { std::fwrite(line.data(), 1, line.size(), out_); }
+    std::FILE *out_;
+    TimeBase time_;
+};
+
+class JsonReporter : public StreamReporter {
+  public:
+    using StreamReporter::StreamReporter;
+    void ready(const ReadyInfo &ready) override { write(json_line(to_json(ready))); }
+    void event(const Event &event) override { write(json_line(to_json(event, time_))); }
+    void stats(const StatsSnapshot &stats) override { write(json_line(to_json(stats))); }
+};
+
+class TextReporter : public StreamReporter {
+  public:
+    using StreamReporter::StreamReporter;
+    void ready(const ReadyInfo &ready) override { write(text_line(ready) + text_header()); }
+    void event(const Event &event) override { write(text_line(event, time_)); }
+    void stats(const StatsSnapshot &stats) override { write(text_line(stats)); }
+};
+
+}  // namespace
+
+std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time) {
+    if (format == OutputFormat::json) return std::make_unique<JsonReporter>(out, time);
+    return std::make_unique<TextReporter>(out, time);
+}
+
+}  // namespace portwatch

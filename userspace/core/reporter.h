@@ -1,0 +1,27 @@
+// Where decoded events go. Capture hands events over; a reporter formats and
+// writes them. Output is buffered and flushed once per batch, not per line.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+
+#include "event.h"
+#include "stats.h"
+#include "text.h"
+
+namespace portwatch {
+
+class Reporter {
+  public:
+    virtual ~Reporter() = default;
+    virtual void ready(const ReadyInfo &ready) = 0;
+    virtual void event(const Event &event) = 0;
+    virtual void stats(const StatsSnapshot &stats) = 0;
+    virtual void flush() = 0;
+};
+
+enum class OutputFormat { text, json };
+
+std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time);
+
+}  // namespace portwatch

@@ -1,0 +1,43 @@
+// What the agent counts: records the kernel side emitted and lost (ring buffer
+// full), per record type and allocation kind, summed over CPUs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "abi.h"
+
+namespace portwatch {
+
+struct CounterTotals {
+    using Matrix = std::array<std::array<std::uint64_t, PW_HOW_COUNT>, PW_RECORD_TYPE_COUNT>;
+    Matrix emitted{};
+    Matrix lost{};
+    std::uint64_t untracked = 0;         // releases that cannot be seen (no cookie, table full)
+    std::uint64_t pending_overflow = 0;  // syscalls in flight the kernel side could not remember
+
+    static CounterTotals sum(std::span<const pw_counters> per_cpu);
+    std::uint64_t lost_total() const;
+};
+
+struct StatsSnapshot {
+    std::int64_t realtime_ns = 0;
+    double uptime_s = 0;
+    CounterTotals kernel;
+    std::uint64_t decoded = 0;        // records user space turned into events
+    std::uint64_t decode_errors = 0;  // records rejected by the decoder
+    bool final = false;
+};
+
+struct ReadyInfo {
+    std::int64_t realtime_ns = 0;
+    std::string version;
+    std::string kernel_release;
+    std::vector<std::string> hooks;
+    std::uint32_t agent_pid = 0;
+};
+
+}  // namespace portwatch
