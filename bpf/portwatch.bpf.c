@@ -483,9 +483,11 @@ int BPF_PROG(pw_tcp_set_state, const struct sock *sk, const int oldstate, const 
     if (!held)
         return 0;
     __u8 reason = handed_to_time_wait(sk, oldstate) ? PW_RELEASE_TIME_WAIT : PW_RELEASE_TCP_CLOSED;
-    /* tcp_set_state() keeps a bind()-locked port until the socket is destroyed */
+    /* tcp_set_state() keeps a bind()-locked port until the socket is destroyed;
+     * remember only that a TIME_WAIT socket will hold it on after that */
     if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) {
-        held->pending_reason = reason;
+        if (reason == PW_RELEASE_TIME_WAIT)
+            held->pending_reason = reason;
         return 0;
     }
     release_port(cookie, reason);

@@ -1,0 +1,473 @@
+// One test per allocation kind x family x protocol where the kind applies: the
+// exact port getsockname() reports, the kind, the syscall, pid/tid and netns.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "kernel_support.h"
+
+namespace portwatch::test {
+namespace {
+
+struct Combo {
+    Family family;
+    Proto proto;
+};
+
+std::string combo_name(const ::testing::TestParamInfo<Combo> &info) {
+    return std::string(info.param.proto == Proto::tcp ? "tcp" : "udp") +
+           (info.param.family == Family::ipv4 ? "4" : "6");
+}
+
+const Combo kAll[] = {{Family::ipv4, Proto::tcp},
+                      {Family::ipv6, Proto::tcp},
+                      {Family::ipv4, Proto::udp},
+                      {Family::ipv6, Proto::udp}};
+const Combo kTcp[] = {{Family::ipv4, Proto::tcp}, {Family::ipv6, Proto::tcp}};
+const Combo kUdp[] = {{Family::ipv4, Proto::udp}, {Family::ipv6, Proto::udp}};
+
+// What a test knows from the socket side, to compare with the event.
+struct Expected {
+    How how;
+    Syscall syscall;
+    Combo combo;
+    std::uint16_t port;
+    std::uint32_t netns;
+    std::uint32_t tid;
+};
+
+void expect_allocation(const AllocateEvent &event, const Expected &want) {
+    EXPECT_EQ(event.how, want.how);
+    EXPECT_EQ(event.syscall, want.syscall);
+    EXPECT_EQ(event.sock.family, want.combo.family);
+    EXPECT_EQ(event.sock.proto, want.combo.proto);
+    EXPECT_EQ(event.sock.local_port, want.port);
+    EXPECT_EQ(event.sock.netns, want.netns);
+    EXPECT_EQ(event.task.pid, static_cast<std::uint32_t>(getpid()));
+    EXPECT_EQ(event.task.tid, want.tid);
+    EXPECT_EQ(event.task.uid, 0u);
+    EXPECT_NE(event.sock.cookie, 0u);
+    EXPECT_FALSE(event.task.comm.empty());
+}
+
+std::vector<AllocateEvent> of_how(const std::vector<AllocateEvent> &events, How how) {
+    std::vector<AllocateEvent> out;
+    for (const auto &event : events)
+        if (event.how == how) out.push_back(event);
+    return out;
+}
+
+int bind_to(int fd, Family family, std::uint16_t port) {
+    socklen_t length;
+    sockaddr_storage addr = loopback(family, port, &length);
+    return bind(fd, reinterpret_cast<sockaddr *>(&addr), length);
+}
+
+int connect_to(int fd, Family family, std::uint16_t port) {
+    socklen_t length;
+    sockaddr_storage addr = loopback(family, port, &length);
+    return connect(fd, reinterpret_cast<sockaddr *>(&addr), length);
+}
+
+int listener_on(Family family, std::uint16_t port) {
+    int fd = make_socket(family, Proto::tcp);
+    EXPECT_EQ(bind_to(fd, family, port), 0) << std::strerror(errno);
+    EXPECT_EQ(listen(fd, 64), 0);
+    return fd;
+}
+
+constexpr std::uint16_t kServerPort = 7000;
+constexpr std::uint16_t kFixedPort = 5555;  // below the default range 32768-60999
+
+class BindTest : public KernelTest, public ::testing::WithParamInterface<Combo> {};
+
+TEST_P(BindTest, ExplicitPortIsBindAndNotEphemeral) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int fd = make_socket(combo.family, combo.proto);
+        ASSERT_EQ(bind_to(fd, combo.family, kFixedPort), 0) << std::strerror(errno);
+        port = local_port_of(fd);
+        tid = current_tid();
+        close(fd);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 1u);
+    expect_allocation(allocated[0], {How::bind, Syscall::bind, combo, port, netns.inode(), tid});
+    EXPECT_EQ(port, kFixedPort);
+    EXPECT_FALSE(allocated[0].ephemeral);
+    auto released = releases(events);
+    ASSERT_EQ(released.size(), 1u);
+    EXPECT_EQ(released[0].sock.local_port, port);
+    EXPECT_EQ(released[0].reason, ReleaseReason::socket_closed);
+    EXPECT_EQ(released[0].sock.cookie, allocated[0].sock.cookie);
+}
+
+TEST_P(BindTest, PortZeroIsBindEphemeral) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int fd = make_socket(combo.family, combo.proto);
+        ASSERT_EQ(bind_to(fd, combo.family, 0), 0) << std::strerror(errno);
+        port = local_port_of(fd);
+        tid = current_tid();
+        close(fd);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 1u);
+    expect_allocation(allocated[0],
+                      {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
+    EXPECT_TRUE(allocated[0].ephemeral);
+    EXPECT_FALSE(allocated[0].sock.has_remote());
+}
+
+TEST_P(BindTest, PortInUseFailsWithEaddrinuse) {
+    Combo combo = GetParam();
+    Netns netns;
+    int error = 0;
+    netns.run([&] {
+        int first = make_socket(combo.family, combo.proto);
+        ASSERT_EQ(bind_to(first, combo.family, kFixedPort), 0);
+        int second = make_socket(combo.family, combo.proto);
+        ASSERT_NE(bind_to(second, combo.family, kFixedPort), 0);
+        error = errno;
+        close(second);
+        close(first);
+    });
+    ASSERT_EQ(error, EADDRINUSE);
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 1));
+    auto failed = allocations(events, true);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].error, EADDRINUSE);
+    EXPECT_EQ(failed[0].how, How::bind);
+    EXPECT_EQ(failed[0].sock.local_port, kFixedPort);  // the port asked for
+    EXPECT_EQ(allocations(events).size(), 1u);
+}
+
+TEST_P(BindTest, ExhaustedRangeFailsBindZeroWithEaddrinuse) {
+    Combo combo = GetParam();
+    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
+    int error = 0;
+    std::vector<std::uint16_t> ports;
+    netns.run([&] {
+        std::vector<int> fds;
+        for (int i = 0; i < 3; i++) {
+            int fd = make_socket(combo.family, combo.proto);
+            fds.push_back(fd);
+            if (bind_to(fd, combo.family, 0) == 0)
+                ports.push_back(local_port_of(fd));
+            else
+                error = errno;
+        }
+        for (int fd : fds) close(fd);
+    });
+    ASSERT_EQ(ports.size(), 2u);
+    ASSERT_EQ(error, EADDRINUSE);
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 1, 2));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 2u);
+    EXPECT_EQ(allocated[0].sock.local_port, ports[0]);
+    EXPECT_EQ(allocated[1].sock.local_port, ports[1]);
+    auto failed = allocations(events, true);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].error, EADDRINUSE);
+    EXPECT_EQ(failed[0].how, How::bind_ephemeral);
+    EXPECT_EQ(failed[0].sock.local_port, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, BindTest, ::testing::ValuesIn(kAll), combo_name);
+
+class TcpTest : public KernelTest, public ::testing::WithParamInterface<Combo> {};
+
+TEST_P(TcpTest, ListenWithoutBindIsListenAutobind) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int fd = make_socket(combo.family, Proto::tcp);
+        ASSERT_EQ(listen(fd, 8), 0);
+        port = local_port_of(fd);
+        tid = current_tid();
+        close(fd);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 1u);
+    expect_allocation(allocated[0],
+                      {How::listen_autobind, Syscall::listen, combo, port, netns.inode(), tid});
+    EXPECT_TRUE(allocated[0].ephemeral);
+    auto released = releases(events);
+    ASSERT_EQ(released.size(), 1u);
+    EXPECT_EQ(released[0].sock.local_port, port);
+    EXPECT_EQ(released[0].how, How::listen_autobind);
+}
+
+TEST_P(TcpTest, ConnectWithoutBindIsConnectAutobind) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int server = listener_on(combo.family, kServerPort);
+        int client = make_socket(combo.family, Proto::tcp);
+        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0) << std::strerror(errno);
+        port = local_port_of(client);
+        tid = current_tid();
+        close(client);
+        close(server);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2));
+    auto connects = of_how(allocations(events), How::connect_autobind);
+    ASSERT_EQ(connects.size(), 1u);
+    expect_allocation(connects[0],
+                      {How::connect_autobind, Syscall::connect, combo, port, netns.inode(), tid});
+    EXPECT_EQ(connects[0].sock.remote_port, kServerPort);
+    EXPECT_TRUE(connects[0].ephemeral);
+    EXPECT_EQ(of_how(allocations(events), How::bind).size(), 1u);  // the listener
+}
+
+TEST_P(TcpTest, BindAddressNoPortDefersThePortToConnect) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int server = listener_on(combo.family, kServerPort);
+        int client = make_socket(combo.family, Proto::tcp);
+        int one = 1;
+        ASSERT_EQ(setsockopt(client, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)), 0);
+        ASSERT_EQ(bind_to(client, combo.family, 0), 0);
+        ASSERT_EQ(local_port_of(client), 0);  // no port yet
+        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0);
+        port = local_port_of(client);
+        tid = current_tid();
+        close(client);
+        close(server);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2));
+    auto allocated = allocations(events);
+    EXPECT_TRUE(of_how(allocated, How::bind_ephemeral).empty()) << "bind() allocated nothing";
+    auto connects = of_how(allocated, How::connect_autobind);
+    ASSERT_EQ(connects.size(), 1u);
+    expect_allocation(connects[0],
+                      {How::connect_autobind, Syscall::connect, combo, port, netns.inode(), tid});
+    EXPECT_FALSE(connects[0].sock.local_addr.is_unspecified());  // the address bind() chose
+}
+
+TEST_P(TcpTest, ExhaustedDestinationFailsWithEaddrnotavail) {
+    Combo combo = GetParam();
+    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
+    int error = 0;
+    std::vector<std::uint16_t> ports;
+    netns.run([&] {
+        int server = listener_on(combo.family, kServerPort);
+        std::vector<int> fds;
+        for (int i = 0; i < 3; i++) {
+            int fd = make_socket(combo.family, Proto::tcp);
+            fds.push_back(fd);
+            if (connect_to(fd, combo.family, kServerPort) == 0)
+                ports.push_back(local_port_of(fd));
+            else
+                error = errno;
+        }
+        for (int fd : fds) close(fd);
+        close(server);
+    });
+    ASSERT_EQ(ports.size(), 2u);
+    ASSERT_EQ(error, EADDRNOTAVAIL);
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(3, 1));
+    auto connects = of_how(allocations(events), How::connect_autobind);
+    ASSERT_EQ(connects.size(), 2u);
+    EXPECT_EQ(connects[0].sock.local_port, ports[0]);
+    EXPECT_EQ(connects[1].sock.local_port, ports[1]);
+    auto failed = allocations(events, true);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].error, EADDRNOTAVAIL);
+    EXPECT_EQ(failed[0].how, How::connect_autobind);
+    EXPECT_EQ(failed[0].syscall, Syscall::connect);
+    EXPECT_EQ(failed[0].sock.local_port, 0);
+    EXPECT_EQ(failed[0].sock.remote_port, kServerPort);
+}
+
+TEST_P(TcpTest, ActiveCloseHandsThePortToTimeWait) {
+    Combo combo = GetParam();
+    Netns netns(Sysctls{{"net/ipv4/tcp_tw_reuse", "0"}});
+    std::uint16_t port = 0;
+    netns.run([&] {
+        int server = listener_on(combo.family, kServerPort);
+        int client = make_socket(combo.family, Proto::tcp);
+        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0);
+        port = local_port_of(client);
+        int accepted = accept(server, nullptr, nullptr);
+        ASSERT_GE(accepted, 0);
+        close(client);  // FIN_WAIT1 -> FIN_WAIT2 once the server acks
+        char byte;
+        ASSERT_EQ(read(accepted, &byte, 1), 0);  // server sees the FIN
+        close(accepted);                         // client: FIN_WAIT2 -> TIME_WAIT
+        close(server);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
+    ReleaseEvent *client_release = nullptr;
+    auto released = releases(events);
+    for (auto &release : released)
+        if (release.sock.local_port == port) client_release = &release;
+    ASSERT_NE(client_release, nullptr);
+    EXPECT_EQ(client_release->reason, ReleaseReason::time_wait);
+    EXPECT_TRUE(client_release->time_wait());
+    EXPECT_EQ(client_release->how, How::connect_autobind);
+    EXPECT_EQ(client_release->sock.remote_port, kServerPort);
+    EXPECT_EQ(client_release->owner.pid, static_cast<std::uint32_t>(getpid()));
+}
+
+TEST_P(TcpTest, PassiveCloseReleasesWithoutTimeWait) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    netns.run([&] {
+        int server = listener_on(combo.family, kServerPort);
+        int client = make_socket(combo.family, Proto::tcp);
+        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0);
+        port = local_port_of(client);
+        int accepted = accept(server, nullptr, nullptr);
+        close(accepted);  // server closes first: client CLOSE_WAIT
+        char byte;
+        ASSERT_EQ(read(client, &byte, 1), 0);
+        close(client);  // LAST_ACK -> CLOSE
+        usleep(50'000);
+        close(server);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
+    bool found = false;
+    for (const auto &release : releases(events)) {
+        if (release.sock.local_port != port) continue;
+        found = true;
+        EXPECT_EQ(release.reason, ReleaseReason::tcp_closed);
+        EXPECT_FALSE(release.time_wait());
+    }
+    EXPECT_TRUE(found) << "no release for client port " << port;
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, TcpTest, ::testing::ValuesIn(kTcp), combo_name);
+
+class UdpTest : public KernelTest, public ::testing::WithParamInterface<Combo> {};
+
+ssize_t send_with(Syscall syscall, int fd, Family family, std::uint16_t port) {
+    socklen_t length;
+    sockaddr_storage addr = loopback(family, port, &length);
+    char payload[] = "x";
+    iovec iov{payload, 1};
+    msghdr msg{};
+    msg.msg_name = &addr;
+    msg.msg_namelen = length;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    mmsghdr mmsg{};
+    mmsg.msg_hdr = msg;
+    switch (syscall) {
+        case Syscall::sendto:
+            return sendto(fd, payload, 1, 0, reinterpret_cast<sockaddr *>(&addr), length);
+        case Syscall::sendmsg:
+            return sendmsg(fd, &msg, 0);
+        default:
+            return sendmmsg(fd, &mmsg, 1, 0) == 1 ? 1 : -1;
+    }
+}
+
+TEST_P(UdpTest, SendOnUnboundSocketIsSendtoAutobind) {
+    Combo combo = GetParam();
+    for (Syscall syscall : {Syscall::sendto, Syscall::sendmsg, Syscall::sendmmsg}) {
+        SCOPED_TRACE(std::string(syscall == Syscall::sendto    ? "sendto"
+                                 : syscall == Syscall::sendmsg ? "sendmsg"
+                                                               : "sendmmsg"));
+        Netns netns;
+        std::uint16_t port = 0;
+        std::uint32_t tid = 0;
+        netns.run([&] {
+            int fd = make_socket(combo.family, Proto::udp);
+            ASSERT_EQ(send_with(syscall, fd, combo.family, 9), 1) << std::strerror(errno);
+            port = local_port_of(fd);
+            tid = current_tid();
+            ASSERT_EQ(send_with(syscall, fd, combo.family, 9), 1);  // bound now: no new event
+            close(fd);
+        });
+        auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+        auto allocated = allocations(events);
+        ASSERT_EQ(allocated.size(), 1u);
+        expect_allocation(allocated[0],
+                          {How::sendto_autobind, syscall, combo, port, netns.inode(), tid});
+        EXPECT_EQ(allocated[0].sock.remote_port, 9);
+        EXPECT_EQ(releases(events).size(), 1u);
+    }
+}
+
+TEST_P(UdpTest, ConnectIsConnectAutobindAndDisconnectReleases) {
+    Combo combo = GetParam();
+    Netns netns;
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int fd = make_socket(combo.family, Proto::udp);
+        ASSERT_EQ(connect_to(fd, combo.family, 9), 0);
+        port = local_port_of(fd);
+        tid = current_tid();
+        sockaddr unspec{};
+        unspec.sa_family = AF_UNSPEC;
+        ASSERT_EQ(connect(fd, &unspec, sizeof(unspec)), 0);
+        ASSERT_EQ(local_port_of(fd), 0);
+        close(fd);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 1u);
+    expect_allocation(allocated[0],
+                      {How::connect_autobind, Syscall::connect, combo, port, netns.inode(), tid});
+    auto released = releases(events);
+    ASSERT_EQ(released.size(), 1u);
+    EXPECT_EQ(released[0].reason, ReleaseReason::disconnect);
+    EXPECT_EQ(released[0].sock.local_port, port);
+}
+
+TEST_P(UdpTest, ExhaustedRangeFailsSendWithEagain) {
+    Combo combo = GetParam();
+    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
+    int error = 0;
+    std::vector<std::uint16_t> ports;
+    netns.run([&] {
+        std::vector<int> fds;
+        for (int i = 0; i < 3; i++) {
+            int fd = make_socket(combo.family, Proto::udp);
+            fds.push_back(fd);
+            if (send_with(Syscall::sendto, fd, combo.family, 9) == 1)
+                ports.push_back(local_port_of(fd));
+            else
+                error = errno;
+        }
+        for (int fd : fds) close(fd);
+    });
+    ASSERT_EQ(ports.size(), 2u);
+    ASSERT_EQ(error, EAGAIN);
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 1, 2));
+    EXPECT_EQ(allocations(events).size(), 2u);
+    auto failed = allocations(events, true);
+    ASSERT_EQ(failed.size(), 1u);
+    EXPECT_EQ(failed[0].error, EAGAIN);
+    EXPECT_EQ(failed[0].how, How::sendto_autobind);
+    EXPECT_EQ(failed[0].syscall, Syscall::sendto);
+    EXPECT_EQ(failed[0].sock.remote_port, 9);
+    EXPECT_EQ(releases(events).size(), 2u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, UdpTest, ::testing::ValuesIn(kUdp), combo_name);
+
+}  // namespace
+}  // namespace portwatch::test

@@ -1,0 +1,182 @@
+#include "kernel_support.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+namespace portwatch::test {
+
+bool running_in_ci() {
+    const char *ci = std::getenv("CI");
+    return ci && std::string(ci) == "true";
+}
+
+void KernelTest::SetUp() {
+    std::string reason;
+    if (geteuid() != 0) {
+        reason = "kernel tests need root (CAP_BPF, CAP_SYS_ADMIN, CAP_NET_ADMIN)";
+    } else {
+        try {
+            capture = std::make_unique<Capture>(config());
+        } catch (const CaptureError &error) {
+            reason = std::string("cannot load portwatch's BPF programs: ") + error.what();
+        }
+    }
+    if (reason.empty()) return;
+    if (running_in_ci()) FAIL() << reason;
+    GTEST_SKIP() << reason;
+}
+
+namespace {
+
+void bring_up_loopback() {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq request{};
+    std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+    ioctl(fd, SIOCGIFFLAGS, &request);
+    request.ifr_flags |= IFF_UP;
+    int rc = ioctl(fd, SIOCSIFFLAGS, &request);
+    close(fd);
+    ASSERT_EQ(rc, 0) << "cannot bring up lo: " << std::strerror(errno);
+}
+
+void write_sysctl(const std::string &path, const std::string &value) {
+    std::ofstream file("/proc/sys/" + path);
+    file << value;
+    file.close();
+    ASSERT_TRUE(file.good()) << "cannot write " << value << " to /proc/sys/" << path;
+}
+
+std::uint32_t thread_netns_inode() {
+    struct stat st {};
+    if (stat("/proc/thread-self/ns/net", &st) != 0) return 0;
+    return static_cast<std::uint32_t>(st.st_ino);
+}
+
+}  // namespace
+
+Netns::Netns(const Sysctls &sysctls) {
+    std::thread creator([&] {
+        // unshare moves only this thread; the fd keeps the namespace alive after it ends
+        if (unshare(CLONE_NEWNET) != 0) {
+            ADD_FAILURE() << "unshare(CLONE_NEWNET): " << std::strerror(errno);
+            return;
+        }
+        fd_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        inode_ = thread_netns_inode();
+        bring_up_loopback();
+        for (const auto &[path, value] : sysctls) write_sysctl(path, value);
+    });
+    creator.join();
+}
+
+Netns::~Netns() {
+    if (fd_ >= 0) close(fd_);
+}
+
+void Netns::run(const std::function<void()> &body) const {
+    std::thread worker([&] {
+        if (setns(fd_, CLONE_NEWNET) != 0) {
+            ADD_FAILURE() << "setns: " << std::strerror(errno);
+            return;
+        }
+        body();
+    });
+    worker.join();
+}
+
+int make_socket(Family family, Proto proto) {
+    int fd = socket(family == Family::ipv4 ? AF_INET : AF_INET6,
+                    (proto == Proto::tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    return fd;
+}
+
+sockaddr_storage loopback(Family family, std::uint16_t port, socklen_t *length) {
+    sockaddr_storage storage{};
+    if (family == Family::ipv4) {
+        auto *sin = reinterpret_cast<sockaddr_in *>(&storage);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        *length = sizeof(*sin);
+    } else {
+        auto *sin6 = reinterpret_cast<sockaddr_in6 *>(&storage);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        sin6->sin6_addr = in6addr_loopback;
+        *length = sizeof(*sin6);
+    }
+    return storage;
+}
+
+std::uint16_t local_port_of(int fd) {
+    sockaddr_storage storage{};
+    socklen_t length = sizeof(storage);
+    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&storage), &length), 0);
+    if (storage.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<sockaddr_in *>(&storage)->sin_port);
+    return ntohs(reinterpret_cast<sockaddr_in6 *>(&storage)->sin6_port);
+}
+
+std::uint32_t current_tid() {
+    return static_cast<std::uint32_t>(syscall(SYS_gettid));
+}
+
+std::vector<Event> EventLog::collect(std::uint32_t netns,
+                                     const std::function<bool(const std::vector<Event> &)> &done,
+                                     std::chrono::milliseconds timeout,
+                                     std::chrono::milliseconds settle) {
+    auto of_netns = [&] {
+        std::vector<Event> mine;
+        for (const Event &event : all_) {
+            const SocketInfo &sock =
+                std::visit([](const auto &e) -> const SocketInfo & { return e.sock; }, event);
+            if (sock.netns == netns) mine.push_back(event);
+        }
+        return mine;
+    };
+    auto keep = [this](const Event &event) { all_.push_back(event); };
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done(of_netns()) && std::chrono::steady_clock::now() < deadline)
+        capture_.poll(50, keep);
+    auto settled = std::chrono::steady_clock::now() + settle;
+    while (std::chrono::steady_clock::now() < settled) capture_.poll(50, keep);
+    return of_netns();
+}
+
+std::vector<AllocateEvent> allocations(const std::vector<Event> &events, bool failed) {
+    std::vector<AllocateEvent> out;
+    for (const Event &event : events)
+        if (const auto *a = std::get_if<AllocateEvent>(&event); a && a->failed() == failed)
+            out.push_back(*a);
+    return out;
+}
+
+std::vector<ReleaseEvent> releases(const std::vector<Event> &events) {
+    std::vector<ReleaseEvent> out;
+    for (const Event &event : events)
+        if (const auto *r = std::get_if<ReleaseEvent>(&event)) out.push_back(*r);
+    return out;
+}
+
+std::function<bool(const std::vector<Event> &)> at_least(std::size_t allocated, std::size_t failed,
+                                                         std::size_t released) {
+    return [=](const std::vector<Event> &events) {
+        return allocations(events).size() >= allocated &&
+               allocations(events, true).size() >= failed && releases(events).size() >= released;
+    };
+}
+
+}  // namespace portwatch::test

@@ -1,0 +1,84 @@
+// Support for kernel tests: load the real BPF programs, run socket code in a
+// fresh network namespace, and collect the events that namespace produced.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capture/capture.h"
+#include "core/event.h"
+
+namespace portwatch::test {
+
+// Root and BPF are required. Outside CI a test without them is skipped with the
+// reason; under CI=true that is a failure: CI runs as root and must prove it.
+bool running_in_ci();
+
+// Loads and attaches the real programs in SetUp (with config()), or skips/fails.
+class KernelTest : public ::testing::Test {
+  protected:
+    void SetUp() override;
+    virtual CaptureConfig config() const { return {}; }
+    std::unique_ptr<Capture> capture;
+};
+
+// A new network namespace with lo up and the given sysctls (path under
+// /proc/sys, value) written in it. It lives as long as this object.
+using Sysctls = std::vector<std::pair<std::string, std::string>>;
+class Netns {
+  public:
+    explicit Netns(const Sysctls &sysctls = {});
+    ~Netns();
+    Netns(const Netns &) = delete;
+    Netns &operator=(const Netns &) = delete;
+
+    std::uint32_t inode() const { return inode_; }
+    // Runs `body` on a new thread that has joined this namespace (netns is per thread).
+    void run(const std::function<void()> &body) const;
+
+  private:
+    int fd_ = -1;
+    std::uint32_t inode_ = 0;
+};
+
+// Socket helpers (abort the test thread's assertions via gtest macros).
+int make_socket(Family family, Proto proto);
+sockaddr_storage loopback(Family family, std::uint16_t port, socklen_t *length);
+std::uint16_t local_port_of(int fd);
+std::uint32_t current_tid();
+
+// Collects every event of one netns from a Capture.
+class EventLog {
+  public:
+    explicit EventLog(Capture &capture) : capture_(capture) {}
+
+    // Polls until `done` holds for this netns's events or `timeout` passes, then
+    // keeps polling for `settle` so that unexpected extra events are seen too.
+    std::vector<Event> collect(std::uint32_t netns,
+                               const std::function<bool(const std::vector<Event> &)> &done,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                               std::chrono::milliseconds settle = std::chrono::milliseconds(300));
+
+  private:
+    Capture &capture_;
+    std::vector<Event> all_;
+};
+
+// Filters over a list of events.
+std::vector<AllocateEvent> allocations(const std::vector<Event> &events, bool failed = false);
+std::vector<ReleaseEvent> releases(const std::vector<Event> &events);
+
+// Done-predicates for EventLog::collect.
+std::function<bool(const std::vector<Event> &)> at_least(std::size_t allocated,
+                                                         std::size_t failed = 0,
+                                                         std::size_t released = 0);
+
+}  // namespace portwatch::test
