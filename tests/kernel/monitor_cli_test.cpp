@@ -1,0 +1,206 @@
+// The real `portwatch monitor` binary, end to end: ready first, events as NDJSON,
+// SIGINT gives a final stats line and exit 0, SIGKILL leaves nothing attached,
+// bad flags give one line on stderr.
+#include <bpf/bpf.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "kernel_support.h"
+
+namespace portwatch::test {
+namespace {
+
+using Json = nlohmann::json;
+
+class Monitor {
+  public:
+    explicit Monitor(std::vector<std::string> args) {
+        int out[2], err[2];
+        EXPECT_EQ(pipe(out), 0);
+        EXPECT_EQ(pipe(err), 0);
+        pid_ = fork();
+        if (pid_ == 0) {
+            dup2(out[1], STDOUT_FILENO);
+            dup2(err[1], STDERR_FILENO);
+            std::vector<char *> argv{const_cast<char *>(PORTWATCH_BINARY)};
+            for (auto &arg : args) argv.push_back(arg.data());
+            argv.push_back(nullptr);
+            execv(PORTWATCH_BINARY, argv.data());
+            _exit(127);
+        }
+        close(out[1]);
+        close(err[1]);
+        out_ = out[0];
+        err_ = err[0];
+    }
+
+    ~Monitor() {
+        if (pid_ > 0 && !reaped_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        close(out_);
+        close(err_);
+    }
+
+    // Next stdout line, or "" after EOF or timeout.
+    std::string next_line(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (true) {
+            if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
+                std::string line = buffer_.substr(0, newline);
+                buffer_.erase(0, newline + 1);
+                return line;
+            }
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            pollfd pfd{out_, POLLIN, 0};
+            if (left.count() <= 0 || poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return "";
+            char chunk[4096];
+            ssize_t n = read(out_, chunk, sizeof(chunk));
+            if (n <= 0) return "";
+            buffer_.append(chunk, n);
+        }
+    }
+
+    std::string all_stderr() {
+        std::string text;
+        char chunk[4096];
+        ssize_t n;
+        while ((n = read(err_, chunk, sizeof(chunk))) > 0) text.append(chunk, n);
+        return text;
+    }
+
+    void signal(int sig) { kill(pid_, sig); }
+
+    int wait_exit_code() {
+        int status = 0;
+        waitpid(pid_, &status, 0);
+        reaped_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+
+  private:
+    pid_t pid_ = -1;
+    int out_ = -1, err_ = -1;
+    bool reaped_ = false;
+    std::string buffer_;
+};
+
+// IDs of every BPF link in the system.
+std::set<std::uint32_t> bpf_link_ids() {
+    std::set<std::uint32_t> ids;
+    std::uint32_t id = 0;
+    while (bpf_link_get_next_id(id, &id) == 0) ids.insert(id);
+    return ids;
+}
+
+using MonitorCliTest = KernelTest;
+
+TEST_F(MonitorCliTest, JsonLinesFromReadyToFinalStats) {
+    Monitor monitor(
+        {"monitor", "--json", "--stats-interval", "0", "--pid", std::to_string(getpid())});
+    Json ready = Json::parse(monitor.next_line());
+    ASSERT_EQ(ready["type"], "ready");
+    EXPECT_EQ(ready["hooks"].size(), 6u);
+
+    Netns netns;
+    std::uint16_t port = 0;
+    netns.run([&] {
+        int fd = make_socket(Family::ipv4, Proto::udp);
+        socklen_t length;
+        sockaddr_storage addr = loopback(Family::ipv4, 0, &length);
+        ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&addr), length), 0);
+        port = local_port_of(fd);
+        close(fd);
+    });
+
+    Json allocate, release;
+    while (release.is_null()) {
+        std::string line = monitor.next_line();
+        if (line.empty()) break;
+        Json event = Json::parse(line);  // every line must be valid JSON
+        if (event["netns"] != netns.inode()) continue;
+        if (event["type"] == "allocate") allocate = event;
+        if (event["type"] == "release") release = event;
+    }
+    ASSERT_FALSE(allocate.is_null());
+    EXPECT_EQ(allocate["local_port"], port);
+    EXPECT_EQ(allocate["how"], "bind_ephemeral");
+    EXPECT_EQ(allocate["pid"], getpid());
+    EXPECT_TRUE(allocate["remote_addr"].is_null());
+    ASSERT_FALSE(release.is_null());
+    EXPECT_EQ(release["local_port"], port);
+
+    monitor.signal(SIGINT);
+    Json last;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line())
+        last = Json::parse(line);
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+    ASSERT_EQ(last["type"], "stats");
+    EXPECT_EQ(last["final"], true);
+    EXPECT_EQ(last["lost_total"], 0);
+    EXPECT_GE(last["events"]["allocate"]["seen"].get<int>(), 1);
+}
+
+TEST_F(MonitorCliTest, SigtermAlsoExitsCleanlyWithFinalStats) {
+    Monitor monitor({"monitor", "--stats-interval", "0"});
+    std::string ready = monitor.next_line();
+    ASSERT_EQ(ready.rfind("# portwatch", 0), 0u) << ready;
+    monitor.signal(SIGTERM);
+    std::string last;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line())
+        last = line;
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+    EXPECT_EQ(last.rfind("# stats (final)", 0), 0u) << last;
+}
+
+TEST_F(MonitorCliTest, SigkillLeavesNoProgramAttached) {
+    capture.reset();  // only the monitor's links should come and go
+    std::set<std::uint32_t> before = bpf_link_ids();
+    Monitor monitor({"monitor", "--json"});
+    ASSERT_NE(monitor.next_line().find("\"ready\""), std::string::npos);
+    EXPECT_EQ(bpf_link_ids().size(), before.size() + 6);
+    monitor.signal(SIGKILL);
+    EXPECT_EQ(monitor.wait_exit_code(), 128 + SIGKILL);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (bpf_link_ids() != before && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(bpf_link_ids(), before);
+}
+
+TEST_F(MonitorCliTest, DurationStopsByItself) {
+    Monitor monitor({"monitor", "--json", "--duration", "1", "--stats-interval", "0"});
+    std::string last;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line())
+        last = line;
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+    EXPECT_EQ(Json::parse(last)["type"], "stats");
+}
+
+TEST(MonitorCliErrors, BadFlagsGiveOneLineAndNonZeroExit) {
+    for (std::vector<std::string> args : {std::vector<std::string>{"monitor", "--proto", "sctp"},
+                                          {"monitor", "--bogus"},
+                                          {"monitor", "--duration", "-3"},
+                                          {}}) {
+        Monitor monitor(args);
+        EXPECT_EQ(monitor.next_line(std::chrono::seconds(5)), "");
+        int code = monitor.wait_exit_code();
+        std::string err = monitor.all_stderr();
+        EXPECT_NE(code, 0);
+        EXPECT_EQ(err.rfind("portwatch: ", 0), 0u) << err;
+        EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    }
+}
+
+}  // namespace
+}  // namespace portwatch::test
