@@ -158,7 +158,8 @@ Decoded decode_record(std::span<const std::uint8_t> bytes) {
     std::size_t expected = record_size(header.type);
     if (expected == 0) return failure(DecodeError::unknown_type);
     if (bytes.size() < expected) return failure(DecodeError::too_short);
-    if (header.size != expected) return failure(DecodeError::size_mismatch);
+    if (header.size != expected || bytes.size() != expected)
+        return failure(DecodeError::size_mismatch);
     if (header.type == PW_RECORD_RELEASE) return decode_release(bytes);
     return decode_allocate(bytes);
 }

@@ -17,10 +17,21 @@ std::string validate_comm(const std::string &comm) {
     return "";
 }
 
-std::string validate_power_of_two(const std::string &text) {
-    unsigned long value = std::stoul(text);
-    if (value == 0 || (value & (value - 1)) != 0) return "must be a power of two";
-    return "";
+// CLI11's own NonNegativeNumber/PositiveNumber print the largest double in full;
+// these say the same in a few words.
+CLI::Validator number_at_least(double minimum, const char *what) {
+    return CLI::Validator(
+        [minimum, what](const std::string &text) -> std::string {
+            double value = 0;
+            if (!CLI::detail::lexical_cast(text, value) || value < minimum)
+                return std::string("must be ") + what + ", not " + text;
+            return "";
+        },
+        what);
+}
+
+bool is_power_of_two(std::uint32_t value) {
+    return value != 0 && (value & (value - 1)) == 0;
 }
 
 void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string &proto,
@@ -29,26 +40,25 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string
     monitor
         .add_option("--duration", options.duration_s,
                     "Stop after SECONDS (0: until SIGINT/SIGTERM)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(number_at_least(0, "a number >= 0"));
     monitor
         .add_option("--stats-interval", options.stats_interval_s,
                     "Print a stats line every SECONDS (0: only at exit)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(number_at_least(0, "a number >= 0"));
     monitor.add_option("--pid", options.filters.pid, "Only this process (tgid)")
-        ->check(CLI::PositiveNumber);
+        ->check(number_at_least(1, "a number >= 1"));
     monitor.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
         ->check(CLI::Validator(validate_comm, "COMM"));
     monitor
         .add_option("--netns", options.filters.netns,
                     "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
-        ->check(CLI::PositiveNumber);
+        ->check(number_at_least(1, "a number >= 1"));
     monitor.add_option("--proto", proto, "Only tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
     monitor.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
         ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
     monitor
         .add_option("--ringbuf-mb", options.ringbuf_mb, "Ring buffer size in MiB (power of two)")
-        ->check(CLI::Range(1, 1024))
-        ->check(CLI::Validator(validate_power_of_two, "POW2"));
+        ->check(CLI::Range(1, 1024));
     monitor
         .add_option("--max-tracked-sockets", options.max_tracked_sockets,
                     "Sockets whose release is followed at once")
@@ -87,6 +97,9 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     } catch (const CLI::ParseError &error) {
         return exit_with(2, "portwatch: " + std::string(error.what()) + " (see --help)\n");
     }
+    if (!is_power_of_two(options.ringbuf_mb))
+        return exit_with(2, "portwatch: --ringbuf-mb: must be a power of two, not " +
+                                std::to_string(options.ringbuf_mb) + " (see --help)\n");
     options.format = json ? OutputFormat::json : OutputFormat::text;
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
     if (!family.empty()) options.filters.family = parse_family(family);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages portwatch needs to build, test and run, if any
+# is missing. Idempotent; apt runs only when something is missing.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config          # C++ build
+  clang llvm                         # BPF programs (clang 14 on Debian 12)
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  libcli11-dev nlohmann-json3-dev    # command line, JSON
+  libgtest-dev libgmock-dev          # tests
+  python3 iproute2 procps            # benchmark script, debugging
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,275 @@
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "json_format.h"
+#include "sample_events.h"
+
+namespace portwatch {
+namespace {
+
+using namespace portwatch::testing;
+
+// One line: ends in exactly one '\n' and holds no other.
+void expect_one_line(const std::string &line) {
+    ASSERT_FALSE(line.empty());
+    EXPECT_EQ(line.back(), '\n') << line;
+    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
+}
+
+// The line as a consumer reads it: strict parse (throws on invalid UTF-8),
+// key order kept.
+Json parse_line(const std::string &line) {
+    expect_one_line(line);
+    return Json::parse(line);
+}
+
+Json event_line(const Event &event) {
+    return parse_line(json_line(to_json(event, time_base())));
+}
+
+std::vector<std::string> keys_of(const Json &object) {
+    std::vector<std::string> keys;
+    for (const auto &item : object.items()) keys.push_back(item.key());
+    return keys;
+}
+
+void expect_header(const Json &j, const char *type) {
+    auto keys = keys_of(j);
+    ASSERT_GE(keys.size(), 2u);
+    EXPECT_EQ(keys[0], "type");
+    EXPECT_EQ(keys[1], "ts");
+    EXPECT_EQ(j["type"], type);
+}
+
+void expect_has_keys(const Json &j, std::initializer_list<const char *> keys) {
+    for (const char *key : keys) EXPECT_TRUE(j.contains(key)) << "missing " << key;
+}
+
+TEST(JsonFormat, Allocate) {
+    Json j = event_line(connect_allocate());
+    expect_header(j, "allocate");
+    EXPECT_EQ(j["ts"], kTs);
+    EXPECT_EQ(j["how"], "connect_autobind");
+    EXPECT_EQ(j["syscall"], "connect");
+    EXPECT_EQ(j["proto"], "tcp");
+    EXPECT_EQ(j["family"], "ipv4");
+    EXPECT_EQ(j["pid"], 1234);
+    EXPECT_EQ(j["tid"], 1240);
+    EXPECT_EQ(j["comm"], "curl");
+    EXPECT_FALSE(j.contains("comm_hex"));
+    EXPECT_EQ(j["uid"], 1000);
+    EXPECT_EQ(j["cgroup_id"], 7777);
+    EXPECT_EQ(j["netns"], 4026531840u);
+    EXPECT_EQ(j["local_addr"], "10.0.0.1");
+    EXPECT_EQ(j["local_port"], 43210);
+    EXPECT_EQ(j["remote_addr"], "192.168.1.2");
+    EXPECT_EQ(j["remote_port"], 443);
+    EXPECT_EQ(j["sock_cookie"], 0x1122334455667788ull);
+    EXPECT_EQ(j["ephemeral"], true);
+    EXPECT_FALSE(j.contains("errno"));
+    EXPECT_FALSE(j.contains("error"));
+}
+
+TEST(JsonFormat, AllocateFailedNamesTheErrno) {
+    const std::pair<int, const char *> cases[] = {
+        {EADDRNOTAVAIL, "EADDRNOTAVAIL"},
+        {EADDRINUSE, "EADDRINUSE"},
+        {EAGAIN, "EAGAIN"},
+        {4000, "E4000"},  // no name in the C library
+    };
+    for (const auto &[error, name] : cases) {
+        SCOPED_TRACE(name);
+        Json j = event_line(failed_bind(error));
+        expect_header(j, "allocate_failed");
+        EXPECT_EQ(j["ts"], kTs);
+        EXPECT_EQ(j["errno"], error);
+        EXPECT_EQ(j["error"], name);
+        EXPECT_EQ(j["how"], "bind_ephemeral");
+        EXPECT_EQ(j["syscall"], "bind");
+        EXPECT_EQ(j["proto"], "udp");
+        EXPECT_EQ(j["local_addr"], "0.0.0.0");
+        EXPECT_EQ(j["local_port"], 0);
+        EXPECT_EQ(j["ephemeral"], false);
+        EXPECT_TRUE(j["remote_addr"].is_null());
+        EXPECT_TRUE(j["remote_port"].is_null());
+    }
+}
+
+TEST(JsonFormat, AllocateHasTheContractFields) {
+    expect_has_keys(
+        event_line(connect_allocate()),
+        {"how", "syscall", "proto", "family", "pid", "tid", "comm", "uid", "cgroup_id", "netns",
+         "local_addr", "local_port", "remote_addr", "remote_port", "ephemeral"});
+}
+
+TEST(JsonFormat, Release) {
+    Json j = event_line(ipv6_release(ReleaseReason::time_wait));
+    expect_header(j, "release");
+    EXPECT_EQ(j["ts"], kTs);
+    EXPECT_EQ(j["how"], "bind");
+    EXPECT_EQ(j["proto"], "tcp");
+    EXPECT_EQ(j["family"], "ipv6");
+    EXPECT_EQ(j["netns"], 4026531840u);
+    EXPECT_EQ(j["local_addr"], "2001:db8::1");
+    EXPECT_EQ(j["local_port"], 8080);
+    EXPECT_TRUE(j["remote_addr"].is_null());
+    EXPECT_TRUE(j["remote_port"].is_null());
+    EXPECT_EQ(j["pid"], 1234);
+    EXPECT_EQ(j["comm"], "nginx");
+    EXPECT_DOUBLE_EQ(j["held_ms"].get<double>(), 2500.123);  // microsecond resolution
+    EXPECT_EQ(j["reason"], "time_wait");
+    EXPECT_EQ(j["time_wait"], true);
+}
+
+TEST(JsonFormat, ReleaseReasons) {
+    const std::pair<ReleaseReason, const char *> cases[] = {
+        {ReleaseReason::socket_closed, "socket_closed"},
+        {ReleaseReason::tcp_closed, "tcp_closed"},
+        {ReleaseReason::time_wait, "time_wait"},
+        {ReleaseReason::disconnect, "disconnect"},
+    };
+    for (const auto &[reason, name] : cases) {
+        Json j = event_line(ipv6_release(reason));
+        EXPECT_EQ(j["reason"], name);
+        EXPECT_EQ(j["time_wait"], reason == ReleaseReason::time_wait) << name;
+    }
+}
+
+TEST(JsonFormat, ReleaseWithRemote) {
+    ReleaseEvent e = ipv6_release(ReleaseReason::tcp_closed);
+    e.sock.remote_addr = ipv6_doc(2);
+    e.sock.remote_port = 443;
+    Json j = event_line(e);
+    EXPECT_EQ(j["remote_addr"], "2001:db8::2");
+    EXPECT_EQ(j["remote_port"], 443);
+}
+
+TEST(JsonFormat, Ready) {
+    ReadyInfo ready;
+    ready.realtime_ns = kRealtimeNs;
+    ready.version = "0.1.0";
+    ready.kernel_release = "6.8.0-49-generic";
+    ready.hooks = {"tp_btf/sys_exit_bind", "cgroup/post_bind4"};
+    ready.agent_pid = 4321;
+    Json j = parse_line(json_line(to_json(ready)));
+    expect_header(j, "ready");
+    EXPECT_EQ(j["ts"], kTs);
+    EXPECT_EQ(j["version"], "0.1.0");
+    EXPECT_EQ(j["kernel"], "6.8.0-49-generic");
+    EXPECT_EQ(j["abi_version"], PW_ABI_VERSION);
+    EXPECT_EQ(j["pid"], 4321);
+    EXPECT_EQ(j["hooks"], Json::array({"tp_btf/sys_exit_bind", "cgroup/post_bind4"}));
+}
+
+TEST(JsonFormat, Stats) {
+    StatsSnapshot stats;
+    stats.realtime_ns = kRealtimeNs;
+    stats.uptime_s = 12.5;
+    stats.final = true;
+    stats.decoded = 11;
+    stats.decode_errors = 2;
+    stats.kernel.emitted[PW_RECORD_ALLOCATE][PW_HOW_BIND] = 3;
+    stats.kernel.emitted[PW_RECORD_ALLOCATE][PW_HOW_CONNECT_AUTOBIND] = 4;
+    stats.kernel.lost[PW_RECORD_ALLOCATE][PW_HOW_CONNECT_AUTOBIND] = 2;
+    stats.kernel.lost[PW_RECORD_ALLOCATE_FAILED][PW_HOW_SENDTO_AUTOBIND] = 7;
+    stats.kernel.emitted[PW_RECORD_RELEASE][PW_HOW_BIND_EPHEMERAL] = 5;
+    stats.kernel.lost[PW_RECORD_RELEASE][PW_HOW_LISTEN_AUTOBIND] = 1;
+    stats.kernel.untracked = 6;
+    stats.kernel.pending_overflow = 8;
+
+    Json j = parse_line(json_line(to_json(stats)));
+    expect_header(j, "stats");
+    EXPECT_EQ(j["ts"], kTs);
+    EXPECT_EQ(j["final"], true);
+    EXPECT_DOUBLE_EQ(j["uptime_s"].get<double>(), 12.5);
+    EXPECT_EQ(j["lost_total"], 10);
+    EXPECT_EQ(j["untracked"], 6);
+    EXPECT_EQ(j["pending_overflow"], 8);
+    EXPECT_EQ(j["decoded"], 11);
+    EXPECT_EQ(j["decode_errors"], 2);
+
+    const Json &events = j["events"];
+    EXPECT_EQ(keys_of(events),
+              (std::vector<std::string>{"allocate", "allocate_failed", "release"}));
+    const std::vector<std::string> hows = {"bind", "bind_ephemeral", "listen_autobind",
+                                           "connect_autobind", "sendto_autobind"};
+    for (const auto &kind : keys_of(events)) {
+        EXPECT_EQ(keys_of(events[kind]["seen_by_how"]), hows) << kind;
+        EXPECT_EQ(keys_of(events[kind]["lost_by_how"]), hows) << kind;
+    }
+    EXPECT_EQ(events["allocate"]["seen"], 7);
+    EXPECT_EQ(events["allocate"]["lost"], 2);
+    EXPECT_EQ(events["allocate"]["seen_by_how"]["bind"], 3);
+    EXPECT_EQ(events["allocate"]["seen_by_how"]["connect_autobind"], 4);
+    EXPECT_EQ(events["allocate"]["seen_by_how"]["sendto_autobind"], 0);
+    EXPECT_EQ(events["allocate"]["lost_by_how"]["connect_autobind"], 2);
+    EXPECT_EQ(events["allocate_failed"]["seen"], 0);
+    EXPECT_EQ(events["allocate_failed"]["lost"], 7);
+    EXPECT_EQ(events["allocate_failed"]["lost_by_how"]["sendto_autobind"], 7);
+    EXPECT_EQ(events["release"]["seen"], 5);
+    EXPECT_EQ(events["release"]["lost"], 1);
+    EXPECT_EQ(events["release"]["seen_by_how"]["bind_ephemeral"], 5);
+    EXPECT_EQ(events["release"]["lost_by_how"]["listen_autobind"], 1);
+}
+
+TEST(JsonFormat, CommThatIsNotUtf8IsEscapedAndGivenInHex) {
+    struct Case {
+        std::string raw, comm, hex;
+    };
+    const Case cases[] = {
+        {"a\xff\xfe", "a\\xff\\xfe", "61fffe"},
+        {"\xe2\x82", "\\xe2\\x82", "e282"},  // truncated multibyte
+        {"x\xc0\x80y", "x\\xc0\\x80y", "78c08079"},
+    };
+    for (const auto &c : cases) {
+        SCOPED_TRACE(c.hex);
+        std::string line = json_line(to_json(connect_allocate(c.raw), time_base()));
+        expect_one_line(line);
+        nlohmann::json j;
+        ASSERT_NO_THROW(j = nlohmann::json::parse(line));
+        EXPECT_EQ(j["comm"], c.comm);
+        EXPECT_EQ(j["comm_hex"], c.hex);
+
+        std::string release = json_line(to_json(
+            [&] {
+                ReleaseEvent e = ipv6_release(ReleaseReason::socket_closed);
+                e.owner.comm = c.raw;
+                return Event{e};
+            }(),
+            time_base()));
+        ASSERT_NO_THROW(j = nlohmann::json::parse(release));
+        EXPECT_EQ(j["comm"], c.comm);
+        EXPECT_EQ(j["comm_hex"], c.hex);
+    }
+}
+
+TEST(JsonFormat, Utf8CommIsKeptAsIs) {
+    Json j = event_line(connect_allocate("caf\xc3\xa9"));
+    EXPECT_EQ(j["comm"], "caf\xc3\xa9");
+    EXPECT_FALSE(j.contains("comm_hex"));
+}
+
+TEST(JsonFormat, ControlCharactersInCommStayOnOneLine) {
+    Json j = event_line(connect_allocate("x\ny\r\tz"));
+    EXPECT_EQ(j["comm"], "x\ny\r\tz");
+}
+
+TEST(JsonFormat, EveryLineIsOneLine) {
+    const Event events[] = {
+        connect_allocate(),
+        failed_bind(EADDRINUSE),
+        ipv6_release(ReleaseReason::time_wait),
+        connect_allocate("\n\n\xff"),
+    };
+    for (const auto &e : events) expect_one_line(json_line(to_json(e, time_base())));
+    expect_one_line(json_line(to_json(ReadyInfo{})));
+    expect_one_line(json_line(to_json(StatsSnapshot{})));
+}
+
+}  // namespace
+}  // namespace portwatch

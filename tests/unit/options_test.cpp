@@ -1,0 +1,174 @@
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "options.h"
+#include "version.h"
+
+namespace portwatch {
+namespace {
+
+CommandLine parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "portwatch");
+    std::vector<const char *> argv;
+    for (const auto &arg : args) argv.push_back(arg.c_str());
+    return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(Options, MonitorDefaults) {
+    CommandLine cl = parse({"monitor"});
+    EXPECT_EQ(cl.action, CommandLine::Action::monitor);
+    EXPECT_EQ(cl.exit_code, 0);
+    EXPECT_EQ(cl.monitor.format, OutputFormat::text);
+    EXPECT_EQ(cl.monitor.duration_s, 0);
+    EXPECT_EQ(cl.monitor.stats_interval_s, 10);
+    EXPECT_EQ(cl.monitor.ringbuf_mb, 8u);
+    EXPECT_FALSE(cl.monitor.filters.pid);
+    EXPECT_FALSE(cl.monitor.filters.comm);
+    EXPECT_FALSE(cl.monitor.filters.netns);
+    EXPECT_FALSE(cl.monitor.filters.proto);
+    EXPECT_FALSE(cl.monitor.filters.family);
+}
+
+TEST(Options, MonitorWithEveryFilter) {
+    CommandLine cl = parse({"monitor",
+                            "--json",
+                            "--duration",
+                            "5",
+                            "--pid",
+                            "1234",
+                            "--comm",
+                            "curl",
+                            "--netns",
+                            "4026531840",
+                            "--proto",
+                            "udp",
+                            "--family",
+                            "6",
+                            "--ringbuf-mb",
+                            "16",
+                            "--stats-interval",
+                            "0.5",
+                            "--max-tracked-sockets",
+                            "2048"});
+    ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
+    EXPECT_EQ(cl.exit_code, 0);
+    EXPECT_EQ(cl.monitor.format, OutputFormat::json);
+    EXPECT_EQ(cl.monitor.duration_s, 5);
+    EXPECT_EQ(cl.monitor.stats_interval_s, 0.5);
+    EXPECT_EQ(cl.monitor.filters.pid, 1234u);
+    EXPECT_EQ(cl.monitor.filters.comm, "curl");
+    EXPECT_EQ(cl.monitor.filters.netns, 4026531840u);
+    EXPECT_EQ(cl.monitor.filters.proto, Proto::udp);
+    EXPECT_EQ(cl.monitor.filters.family, Family::ipv6);
+    EXPECT_EQ(cl.monitor.ringbuf_mb, 16u);
+    EXPECT_EQ(cl.monitor.max_tracked_sockets, 2048u);
+}
+
+TEST(Options, FamilyAndProtoSpellings) {
+    const std::pair<const char *, Family> families[] = {
+        {"4", Family::ipv4}, {"ipv4", Family::ipv4}, {"6", Family::ipv6}, {"ipv6", Family::ipv6}};
+    for (const auto &[text, family] : families) {
+        CommandLine cl = parse({"monitor", "--family", text});
+        ASSERT_EQ(cl.action, CommandLine::Action::monitor) << text;
+        EXPECT_EQ(cl.monitor.filters.family, family) << text;
+    }
+    EXPECT_EQ(parse({"monitor", "--proto", "tcp"}).monitor.filters.proto, Proto::tcp);
+}
+
+TEST(Options, CommOfFifteenBytesIsAccepted) {
+    CommandLine cl = parse({"monitor", "--comm", "abcdefghijklmno"});
+    ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
+    EXPECT_EQ(cl.monitor.filters.comm, "abcdefghijklmno");
+}
+
+TEST(Options, RingbufPowersOfTwo) {
+    for (const char *mb : {"1", "2", "64", "1024"}) {
+        CommandLine cl = parse({"monitor", "--ringbuf-mb", mb});
+        ASSERT_EQ(cl.action, CommandLine::Action::monitor) << mb << ": " << cl.output;
+        EXPECT_EQ(cl.monitor.ringbuf_mb, std::stoul(mb));
+    }
+}
+
+struct ErrorCase {
+    std::vector<std::string> args;
+    std::string mentions;  // the error names what was wrong
+};
+
+TEST(Options, ErrorsAreOneLine) {
+    const ErrorCase cases[] = {
+        {{"monitor", "--bogus"}, "--bogus"},
+        {{"--bogus"}, ""},  // CLI11 reports the missing subcommand first
+        {{}, "subcommand"},
+        {{"frobnicate"}, ""},
+        {{"monitor", "extra"}, "extra"},
+        {{"monitor", "--proto", "sctp"}, "--proto: sctp"},
+        {{"monitor", "--family", "5"}, "--family: 5"},
+        {{"monitor", "--duration", "-1"}, "--duration: must be a number >= 0, not -1"},
+        {{"monitor", "--duration", "soon"}, "--duration: must be a number >= 0, not soon"},
+        {{"monitor", "--stats-interval", "-2"}, "--stats-interval: must be a number >= 0, not -2"},
+        {{"monitor", "--comm", "abcdefghijklmnop"}, "--comm: is longer than the kernel's 15-byte"},
+        {{"monitor", "--comm", ""}, "--comm: must not be empty"},
+        {{"monitor", "--ringbuf-mb", "3"}, "--ringbuf-mb: must be a power of two"},
+        {{"monitor", "--ringbuf-mb", "0"}, "--ringbuf-mb: Value 0"},
+        {{"monitor", "--ringbuf-mb", "2048"}, "--ringbuf-mb: Value 2048"},
+        {{"monitor", "--ringbuf-mb", "abc"}, "--ringbuf-mb: Value abc"},
+        {{"monitor", "--pid", "abc"}, "--pid: must be a number >= 1, not abc"},
+        {{"monitor", "--pid", "0"}, "--pid: must be a number >= 1, not 0"},
+        {{"monitor", "--pid", "1.5"}, "--pid = 1.5"},
+        {{"monitor", "--pid", "4294967296"}, "--pid = 4294967296"},
+        {{"monitor", "--pid"}, "--pid"},
+        {{"monitor", "--netns", "-3"}, "--netns: must be a number >= 1, not -3"},
+        {{"monitor", "--max-tracked-sockets", "10"}, "--max-tracked-sockets: Value 10"},
+    };
+    for (const auto &c : cases) {
+        std::string shown;
+        for (const auto &arg : c.args) shown += "[" + arg + "]";
+        SCOPED_TRACE(shown);
+        CommandLine cl = parse(c.args);
+        EXPECT_EQ(cl.action, CommandLine::Action::exit);
+        EXPECT_NE(cl.exit_code, 0);
+        EXPECT_EQ(cl.output.rfind("portwatch: ", 0), 0u) << cl.output;
+        EXPECT_EQ(std::count(cl.output.begin(), cl.output.end(), '\n'), 1) << cl.output;
+        EXPECT_EQ(cl.output.back(), '\n') << cl.output;
+        EXPECT_NE(cl.output.find(c.mentions), std::string::npos) << cl.output;
+    }
+}
+
+// "One clear line": the NonNegativeNumber/PositiveNumber validators of CLI11
+// 2.1.2 print DBL_MAX in full, a 309-digit number, in every such error.
+TEST(Options, RangeErrorsAreShort) {
+    for (const char *flag : {"--duration", "--stats-interval", "--pid", "--netns"}) {
+        CommandLine cl = parse({"monitor", flag, "-1"});
+        EXPECT_NE(cl.exit_code, 0) << flag;
+        EXPECT_LT(cl.output.size(), 120u) << cl.output;
+    }
+}
+
+TEST(Options, Help) {
+    CommandLine cl = parse({"--help"});
+    EXPECT_EQ(cl.action, CommandLine::Action::exit);
+    EXPECT_EQ(cl.exit_code, 0);
+    EXPECT_NE(cl.output.find("monitor"), std::string::npos) << cl.output;
+}
+
+TEST(Options, MonitorHelpListsItsFlags) {
+    CommandLine cl = parse({"monitor", "--help"});
+    EXPECT_EQ(cl.action, CommandLine::Action::exit);
+    EXPECT_EQ(cl.exit_code, 0);
+    for (const char *flag : {"--json", "--duration", "--pid", "--comm", "--netns", "--proto",
+                             "--family", "--ringbuf-mb"})
+        EXPECT_NE(cl.output.find(flag), std::string::npos) << flag;
+}
+
+TEST(Options, Version) {
+    CommandLine cl = parse({"--version"});
+    EXPECT_EQ(cl.action, CommandLine::Action::exit);
+    EXPECT_EQ(cl.exit_code, 0);
+    EXPECT_EQ(cl.output, std::string(kPortwatchVersion) + "\n");
+}
+
+}  // namespace
+}  // namespace portwatch

@@ -1,0 +1,76 @@
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "reporter.h"
+#include "sample_events.h"
+
+namespace portwatch {
+namespace {
+
+using namespace portwatch::testing;
+
+// Runs `use` against a reporter writing into memory and returns what it wrote.
+template <typename Use>
+std::string capture(OutputFormat format, Use use) {
+    char *buffer = nullptr;
+    std::size_t size = 0;
+    std::FILE *out = open_memstream(&buffer, &size);
+    if (!out) return "";
+    {
+        auto reporter = make_reporter(format, out, time_base());
+        use(*reporter);
+        reporter->flush();
+    }
+    std::fclose(out);
+    std::string text(buffer, size);
+    std::free(buffer);
+    return text;
+}
+
+std::vector<std::string> lines_of(const std::string &text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+TEST(Reporter, JsonWritesOneObjectPerLine) {
+    std::string out = capture(OutputFormat::json, [](Reporter &r) {
+        r.ready(ReadyInfo{});
+        r.event(connect_allocate("\xff\n"));
+        r.event(ipv6_release(ReleaseReason::tcp_closed));
+        r.stats(StatsSnapshot{});
+    });
+    auto lines = lines_of(out);
+    ASSERT_EQ(lines.size(), 4u) << out;
+    const char *types[] = {"ready", "allocate", "release", "stats"};
+    for (std::size_t i = 0; i < lines.size(); i++) {
+        nlohmann::json j;
+        ASSERT_NO_THROW(j = nlohmann::json::parse(lines[i])) << lines[i];
+        EXPECT_EQ(j["type"], types[i]);
+    }
+    EXPECT_EQ(nlohmann::json::parse(lines[1])["ts"], kTs);
+}
+
+TEST(Reporter, TextWritesTheHeaderAfterReady) {
+    std::string out = capture(OutputFormat::text, [](Reporter &r) {
+        ReadyInfo ready;
+        ready.version = "0.1.0";
+        r.ready(ready);
+        r.event(connect_allocate());
+    });
+    auto lines = lines_of(out);
+    ASSERT_EQ(lines.size(), 3u) << out;
+    EXPECT_EQ(lines[0].rfind("# portwatch 0.1.0 ready", 0), 0u);
+    EXPECT_EQ(lines[1].rfind("TIME ", 0), 0u);
+    EXPECT_EQ(lines[2].rfind("10:00:00.123456 ", 0), 0u);
+}
+
+}  // namespace
+}  // namespace portwatch
