@@ -29,8 +29,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET6 10
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 #define MSG_FASTOPEN 0x20000000
 #define SOCK_BINDPORT_LOCK 8
 #define EALREADY 114
@@ -71,7 +69,8 @@ struct pending_call {
     __u16 req_port; /* bind: the local port asked for; others: the remote port */
     __u8 req_addr[PW_ADDR_LEN];
     __u16 refused_port; /* a connect's port, already given back before the call returned */
-    __u8 pad[6];
+    __u8 pad[2];
+    __u32 netns;
 };
 
 struct {
@@ -83,8 +82,7 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1 << 18); /* resized by user space */
-    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __uint(max_entries, 1 << 16); /* resized by user space; preallocated: no allocation on the hot path */
     __type(key, __u64);
     __type(value, struct pw_held_port);
 } held_ports SEC(".maps");
@@ -167,19 +165,21 @@ static __always_inline bool task_passes_filter(void)
     return true;
 }
 
-/* current->files->fdt->fd[fd], if it is a socket. */
+/* current->files->fdt->fd[fd], if it is a socket. The walk down to the fd array
+ * is direct BTF loads; the array slot and what it points to need probe reads. */
 static __always_inline struct sock *sock_of_fd(long fd)
 {
-    struct task_struct *task = (void *)bpf_get_current_task();
-    struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-    if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+    struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+    if (!fdt || fd < 0 || fd >= fdt->max_fds)
         return NULL;
-    struct file **fds = BPF_CORE_READ(fdt, fd);
     struct file *file = NULL;
-    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-    if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+    bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]);
+    if (!file)
         return NULL;
     struct socket *socket = BPF_CORE_READ(file, private_data);
+    /* a socket's file and the socket point at each other (sock_alloc_file()) */
+    if (!socket || BPF_CORE_READ(socket, file) != file)
+        return NULL;
     return BPF_CORE_READ(socket, sk);
 }
 
@@ -206,7 +206,8 @@ static __always_inline bool classify_sock(const struct sock *sk, struct pending_
         return false;
     if ((filter_family && family != filter_family) || (filter_proto && proto != filter_proto))
         return false;
-    if (filter_netns && netns_of(sk) != filter_netns)
+    call->netns = netns_of(sk);
+    if (filter_netns && call->netns != filter_netns)
         return false;
     call->family = family;
     call->proto = proto;
@@ -342,13 +343,13 @@ static __always_inline void fill_task(struct pw_task *task)
 /* The socket as it stands after the call; what the call asked for fills the gaps
  * (the remote of an unconnected sendto, the port a failed bind wanted). */
 static __always_inline void fill_socket(const struct sock *sk, const struct pending_call *call,
-                                        struct pw_socket *out)
+                                        __u16 port_after, struct pw_socket *out)
 {
     out->cookie = cookie_of(sk);
-    out->netns = netns_of(sk);
+    out->netns = call->netns;
     out->proto = call->proto;
     out->family = call->family;
-    out->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    out->local_port = port_after;
     out->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
     if (call->family == AF_INET) {
         bpf_core_read(out->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
@@ -369,14 +370,14 @@ static __always_inline void fill_socket(const struct sock *sk, const struct pend
 }
 
 static __always_inline void record_allocation(const struct pending_call *call, const struct sock *sk,
-                                              __s32 error)
+                                              __u16 port_after, __s32 error)
 {
     bool failed = error != 0;
     __u8 how = how_of(call);
     struct pw_allocate_record *r = reserve_record(
         sizeof(*r), failed ? PW_RECORD_ALLOCATE_FAILED : PW_RECORD_ALLOCATE, how);
     struct pw_held_port held = {};
-    fill_socket(sk, call, &held.sock);
+    fill_socket(sk, call, port_after, &held.sock);
     if (!failed && !held.sock.local_port)
         held.sock.local_port = call->refused_port;
     fill_task(&held.owner);
@@ -422,7 +423,7 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
 {
 #if defined(__TARGET_ARCH_x86)
     /* cheap early exit for the syscalls we never track */
-    if (syscall_of(BPF_CORE_READ(regs, orig_ax)) == PW_SYSCALL_NONE)
+    if (syscall_of(regs->orig_ax) == PW_SYSCALL_NONE)
         return 0;
 #endif
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -435,16 +436,16 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
     const struct sock *sk = (void *)call.sk;
     __u16 port_after = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (call.port_before == 0 && port_after != 0) {
-        record_allocation(&call, sk, 0);
+        record_allocation(&call, sk, port_after, 0);
     } else if (call.refused_port && (ret == 0 || ret == -EINPROGRESS)) {
         /* allocated, and refused before connect() returned (loopback) */
-        record_allocation(&call, sk, 0);
+        record_allocation(&call, sk, port_after, 0);
         release_port(cookie_of(sk), PW_RELEASE_TCP_CLOSED);
     } else if (call.port_before != 0 && port_after == 0) {
         release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
     } else if (call.port_before == 0 && ret < 0 && ret >= -MAX_USER_ERRNO &&
                ret != -EINPROGRESS && ret != -EALREADY) {
-        record_allocation(&call, sk, (__s32)-ret);
+        record_allocation(&call, sk, port_after, (__s32)-ret);
     }
     return 0;
 }
@@ -478,7 +479,7 @@ int BPF_PROG(pw_tcp_set_state, const struct sock *sk, const int oldstate, const 
         return 0;
     if (oldstate == TCP_SYN_SENT)
         note_refused_connect(sk);
-    __u64 cookie = cookie_of(sk);
+    __u64 cookie = sk->__sk_common.skc_cookie.counter; /* direct: sk is a BTF pointer here */
     struct pw_held_port *held = cookie ? bpf_map_lookup_elem(&held_ports, &cookie) : NULL;
     if (!held)
         return 0;
@@ -497,7 +498,7 @@ int BPF_PROG(pw_tcp_set_state, const struct sock *sk, const int oldstate, const 
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(pw_tcp_destroy, struct sock *sk)
 {
-    __u64 cookie = cookie_of(sk);
+    __u64 cookie = sk->__sk_common.skc_cookie.counter;
     if (cookie)
         release_port(cookie, PW_RELEASE_SOCKET_CLOSED);
     return 0;

@@ -23,7 +23,7 @@ namespace portwatch {
 struct CaptureConfig {
     Filters filters;
     std::uint32_t ringbuf_mb = 8;
-    std::uint32_t max_tracked_sockets = 1u << 18;
+    std::uint32_t max_tracked_sockets = 1u << 16;
 };
 
 class CaptureError : public std::runtime_error {

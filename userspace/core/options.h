@@ -25,7 +25,7 @@ struct MonitorOptions {
     double stats_interval_s = 10;  // 0: only the final stats line
     Filters filters;
     std::uint32_t ringbuf_mb = 8;
-    std::uint32_t max_tracked_sockets = 1u << 18;
+    std::uint32_t max_tracked_sockets = 1u << 16;
 };
 
 struct CommandLine {
