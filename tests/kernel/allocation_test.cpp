@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include "kernel_support.h"
 
@@ -82,20 +83,33 @@ int listener_on(Family family, std::uint16_t port) {
 constexpr std::uint16_t kServerPort = 7000;
 constexpr std::uint16_t kFixedPort = 5555;  // below the default range 32768-60999
 
+// What one socket got: the port getsockname() reports and the thread that asked.
+struct Outcome {
+    std::uint16_t port = 0;
+    std::uint32_t tid = 0;
+};
+
+// In `netns`: makes one socket, lets `allocate` get it a port, then closes it.
+Outcome allocate_on_one_socket(const Netns &netns, Combo combo,
+                               const std::function<int(int)> &allocate) {
+    Outcome outcome;
+    netns.run([&] {
+        int fd = make_socket(combo.family, combo.proto);
+        ASSERT_EQ(allocate(fd), 0) << std::strerror(errno);
+        outcome.port = local_port_of(fd);
+        outcome.tid = current_tid();
+        close(fd);
+    });
+    return outcome;
+}
+
 class BindTest : public KernelTest, public ::testing::WithParamInterface<Combo> {};
 
 TEST_P(BindTest, ExplicitPortIsBindAndNotEphemeral) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
-    netns.run([&] {
-        int fd = make_socket(combo.family, combo.proto);
-        ASSERT_EQ(bind_to(fd, combo.family, kFixedPort), 0) << std::strerror(errno);
-        port = local_port_of(fd);
-        tid = current_tid();
-        close(fd);
-    });
+    auto [port, tid] = allocate_on_one_socket(
+        netns, combo, [&](int fd) { return bind_to(fd, combo.family, kFixedPort); });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
@@ -112,15 +126,8 @@ TEST_P(BindTest, ExplicitPortIsBindAndNotEphemeral) {
 TEST_P(BindTest, PortZeroIsBindEphemeral) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
-    netns.run([&] {
-        int fd = make_socket(combo.family, combo.proto);
-        ASSERT_EQ(bind_to(fd, combo.family, 0), 0) << std::strerror(errno);
-        port = local_port_of(fd);
-        tid = current_tid();
-        close(fd);
-    });
+    auto [port, tid] =
+        allocate_on_one_socket(netns, combo, [&](int fd) { return bind_to(fd, combo.family, 0); });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
@@ -191,15 +198,7 @@ class TcpTest : public KernelTest, public ::testing::WithParamInterface<Combo> {
 TEST_P(TcpTest, ListenWithoutBindIsListenAutobind) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
-    netns.run([&] {
-        int fd = make_socket(combo.family, Proto::tcp);
-        ASSERT_EQ(listen(fd, 8), 0);
-        port = local_port_of(fd);
-        tid = current_tid();
-        close(fd);
-    });
+    auto [port, tid] = allocate_on_one_socket(netns, combo, [](int fd) { return listen(fd, 8); });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
