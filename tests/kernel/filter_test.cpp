@@ -30,7 +30,11 @@ class FilterTest : public KernelTest {
   protected:
     // Each test sets the filters, then calls KernelTest::SetUp() itself.
     void SetUp() override {}
-    CaptureConfig config() const override { return CaptureConfig{filters, 8, 1u << 16}; }
+    CaptureConfig config() const override {
+        CaptureConfig config;
+        config.filters = filters;
+        return config;
+    }
 
     std::vector<AllocateEvent> allocations_in(
         const Netns &netns, std::size_t expected,

@@ -20,10 +20,11 @@ struct bpf_link;
 
 namespace portwatch {
 
+// The capture's share of the monitor's options; defaults are the command line's.
 struct CaptureConfig {
     Filters filters;
-    std::uint32_t ringbuf_mb = 8;
-    std::uint32_t max_tracked_sockets = 1u << 16;
+    std::uint32_t ringbuf_mb = MonitorOptions{}.ringbuf_mb;
+    std::uint32_t max_tracked_sockets = MonitorOptions{}.max_tracked_sockets;
 };
 
 class CaptureError : public std::runtime_error {
