@@ -83,6 +83,30 @@ int listener_on(Family family, std::uint16_t port) {
 constexpr std::uint16_t kServerPort = 7000;
 constexpr std::uint16_t kFixedPort = 5555;  // below the default range 32768-60999
 
+// An even-sized range, so that exactly two automatic choices fit (kernel-facts).
+const Sysctls kTwoPortRange{{"net/ipv4/ip_local_port_range", "40000 40001"}};
+
+// Three sockets try `allocate` in turn and stay open until the last has tried: the
+// ports the ones that succeeded got, and the errno of the last one that failed.
+struct Exhaustion {
+    std::vector<std::uint16_t> ports;
+    int error = 0;
+};
+Exhaustion try_three_sockets(Family family, Proto proto, const std::function<bool(int)> &allocate) {
+    Exhaustion result;
+    std::vector<int> fds;
+    for (int i = 0; i < 3; i++) {
+        int fd = make_socket(family, proto);
+        fds.push_back(fd);
+        if (allocate(fd))
+            result.ports.push_back(local_port_of(fd));
+        else
+            result.error = errno;
+    }
+    for (int fd : fds) close(fd);
+    return result;
+}
+
 // What one socket got: the port getsockname() reports and the thread that asked.
 struct Outcome {
     std::uint16_t port = 0;
@@ -162,21 +186,13 @@ TEST_P(BindTest, PortInUseFailsWithEaddrinuse) {
 
 TEST_P(BindTest, ExhaustedRangeFailsBindZeroWithEaddrinuse) {
     Combo combo = GetParam();
-    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
-    int error = 0;
-    std::vector<std::uint16_t> ports;
+    Netns netns(kTwoPortRange);
+    Exhaustion tried;
     netns.run([&] {
-        std::vector<int> fds;
-        for (int i = 0; i < 3; i++) {
-            int fd = make_socket(combo.family, combo.proto);
-            fds.push_back(fd);
-            if (bind_to(fd, combo.family, 0) == 0)
-                ports.push_back(local_port_of(fd));
-            else
-                error = errno;
-        }
-        for (int fd : fds) close(fd);
+        tried = try_three_sockets(combo.family, combo.proto,
+                                  [&](int fd) { return bind_to(fd, combo.family, 0) == 0; });
     });
+    const auto &[ports, error] = tried;
     ASSERT_EQ(ports.size(), 2u);
     ASSERT_EQ(error, EADDRINUSE);
     auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 1, 2));
@@ -265,23 +281,16 @@ TEST_P(TcpTest, BindAddressNoPortDefersThePortToConnect) {
 
 TEST_P(TcpTest, ExhaustedDestinationFailsWithEaddrnotavail) {
     Combo combo = GetParam();
-    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
-    int error = 0;
-    std::vector<std::uint16_t> ports;
+    Netns netns(kTwoPortRange);
+    Exhaustion tried;
     netns.run([&] {
         int server = listener_on(combo.family, kServerPort);
-        std::vector<int> fds;
-        for (int i = 0; i < 3; i++) {
-            int fd = make_socket(combo.family, Proto::tcp);
-            fds.push_back(fd);
-            if (connect_to(fd, combo.family, kServerPort) == 0)
-                ports.push_back(local_port_of(fd));
-            else
-                error = errno;
-        }
-        for (int fd : fds) close(fd);
+        tried = try_three_sockets(combo.family, Proto::tcp, [&](int fd) {
+            return connect_to(fd, combo.family, kServerPort) == 0;
+        });
         close(server);
     });
+    const auto &[ports, error] = tried;
     ASSERT_EQ(ports.size(), 2u);
     ASSERT_EQ(error, EADDRNOTAVAIL);
     auto events = EventLog(*capture).collect(netns.inode(), at_least(3, 1));
@@ -438,21 +447,14 @@ TEST_P(UdpTest, ConnectIsConnectAutobindAndDisconnectReleases) {
 
 TEST_P(UdpTest, ExhaustedRangeFailsSendWithEagain) {
     Combo combo = GetParam();
-    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
-    int error = 0;
-    std::vector<std::uint16_t> ports;
+    Netns netns(kTwoPortRange);
+    Exhaustion tried;
     netns.run([&] {
-        std::vector<int> fds;
-        for (int i = 0; i < 3; i++) {
-            int fd = make_socket(combo.family, Proto::udp);
-            fds.push_back(fd);
-            if (send_with(Syscall::sendto, fd, combo.family, 9) == 1)
-                ports.push_back(local_port_of(fd));
-            else
-                error = errno;
-        }
-        for (int fd : fds) close(fd);
+        tried = try_three_sockets(combo.family, Proto::udp, [&](int fd) {
+            return send_with(Syscall::sendto, fd, combo.family, 9) == 1;
+        });
     });
+    const auto &[ports, error] = tried;
     ASSERT_EQ(ports.size(), 2u);
     ASSERT_EQ(error, EAGAIN);
     auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 1, 2));

@@ -14,13 +14,6 @@ namespace {
 
 using namespace portwatch::testing;
 
-// One line: ends in exactly one '\n' and holds no other.
-void expect_one_line(const std::string &line) {
-    ASSERT_FALSE(line.empty());
-    EXPECT_EQ(line.back(), '\n') << line;
-    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
-}
-
 // The line as a consumer reads it: strict parse (throws on invalid UTF-8),
 // key order kept.
 Json parse_line(const std::string &line) {

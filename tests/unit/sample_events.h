@@ -1,7 +1,10 @@
-// Events and a time base shared by the formatter tests. Values are chosen so
+// Events, a time base and a one-line check shared by the formatter tests. Values are chosen so
 // that every field differs from its neighbours and from its default.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <string>
@@ -16,6 +19,13 @@ namespace portwatch::testing {
 inline constexpr std::int64_t kRealtimeNs = 1'795'255'200'123'456'789;
 inline constexpr std::uint64_t kBootNs = 5'000'000'000;
 inline constexpr const char *kTs = "2026-11-21T10:00:00.123456Z";
+
+// A formatted line: ends in exactly one '\n' and holds no other.
+inline void expect_one_line(const std::string &line) {
+    ASSERT_FALSE(line.empty());
+    EXPECT_EQ(line.back(), '\n') << line;
+    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
+}
 
 inline TimeBase time_base() {
     return TimeBase{kRealtimeNs - static_cast<std::int64_t>(kBootNs)};

@@ -12,12 +12,6 @@ namespace {
 
 using namespace portwatch::testing;
 
-void expect_one_line(const std::string &line) {
-    ASSERT_FALSE(line.empty());
-    EXPECT_EQ(line.back(), '\n') << line;
-    EXPECT_EQ(std::count(line.begin(), line.end(), '\n'), 1) << line;
-}
-
 void expect_contains(const std::string &line, std::initializer_list<const char *> parts) {
     for (const char *part : parts)
         EXPECT_NE(line.find(part), std::string::npos) << part << " in " << line;
