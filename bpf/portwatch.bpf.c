@@ -1,18 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 /* portwatch kernel side.
  *
- * Allocation: at sys_enter of bind/listen/connect/send{to,msg,mmsg} the socket's
- * local port is remembered per thread; at sys_exit it is read again. 0 -> N means
- * the call allocated port N; still 0 and an errno means the allocation failed.
- * Both run in the caller's own context, so pid/comm/uid/cgroup are the caller's.
+ * Allocation:
+ *   TCP connect()   sockops TCP_CONNECT_CB, which tcp_connect() runs in the caller's
+ *                   context once inet_hash_connect() has chosen the port. This is the
+ *                   hot path of a busy client: no map is written for it.
+ *   everything else at sys_enter of bind/listen/connect/send{to,msg,mmsg} the socket's
+ *                   local port is remembered per thread; at sys_exit it is read
+ *                   again. 0 -> N means the call allocated port N; still 0 and an
+ *                   errno means the allocation failed. A failed TCP connect() is
+ *                   found at sys_exit alone (no sys_enter state for TCP connect).
+ * All of these run in the caller's own context, so pid/comm/uid/cgroup are its own.
  *
- * Release: a port seen allocated is held in `held_ports` (keyed by socket
- * cookie) until the kernel takes it back:
- *   TCP  inet_sock_set_state(-> CLOSE), or tcp_destroy_sock for sockets whose
- *        port is bind-locked or that never left CLOSE;
+ * Release:
+ *   TCP  sockops STATE_CB(-> CLOSE), enabled per socket once it connects or listens;
+ *        tcp_destroy_sock for sockets whose port is bind-locked or that never left
+ *        CLOSE;
  *   UDP  cgroup/sock_release, or connect(AF_UNSPEC) (udp_disconnect).
- * Socket cookies are generated at cgroup/sock_create so that every socket has
- * one before it allocates. */
+ * Ports allocated by the syscall path are held in `held_ports` (keyed by socket
+ * cookie) with their owner. A connect()-allocated TCP port is not: its release
+ * record carries PW_HOW_NONE and user space joins it with the allocation by cookie.
+ * Socket cookies are generated at cgroup/sock_create so that every socket has one
+ * before it allocates. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -68,8 +77,6 @@ struct pending_call {
     __u16 port_before;
     __u16 req_port; /* bind: the local port asked for; others: the remote port */
     __u8 req_addr[PW_ADDR_LEN];
-    __u16 refused_port; /* a connect's port, already given back before the call returned */
-    __u8 pad[2];
     __u32 netns;
 };
 
@@ -80,9 +87,10 @@ struct {
     __type(value, struct pending_call);
 } pending SEC(".maps");
 
+/* Resized by user space; preallocated: no allocation on the syscall path. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1 << 16); /* resized by user space; preallocated: no allocation on the hot path */
+    __uint(max_entries, 1 << 16);
     __type(key, __u64);
     __type(value, struct pw_held_port);
 } held_ports SEC(".maps");
@@ -118,9 +126,8 @@ static __always_inline void submit_record(void *record)
 {
     __u64 flags = 0;
     if (wakeup_bytes)
-        flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-                    ? BPF_RB_FORCE_WAKEUP
-                    : BPF_RB_NO_WAKEUP;
+        flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                              : BPF_RB_NO_WAKEUP;
     bpf_ringbuf_submit(record, flags);
 }
 
@@ -288,6 +295,9 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     struct sock *sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
     if (!sk || !classify_sock(sk, &call))
         return 0;
+    /* pw_sockops reports the port; pw_sys_exit alone reports a failure */
+    if (call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT)
+        return 0;
     call.sk = (__u64)sk;
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!read_call_args(regs, &call))
@@ -369,17 +379,18 @@ static __always_inline void fill_socket(const struct sock *sk, const struct pend
     }
 }
 
-static __always_inline void record_allocation(const struct pending_call *call, const struct sock *sk,
-                                              __u16 port_after, __s32 error)
+/* remember: hold the port in held_ports with its owner, for the release record.
+ * Without it the release carries PW_HOW_NONE and user space joins it by cookie. */
+static __always_inline void record_allocation(const struct pending_call *call,
+                                              const struct sock *sk, __u16 port_after, __s32 error,
+                                              bool remember)
 {
     bool failed = error != 0;
     __u8 how = how_of(call);
-    struct pw_allocate_record *r = reserve_record(
-        sizeof(*r), failed ? PW_RECORD_ALLOCATE_FAILED : PW_RECORD_ALLOCATE, how);
+    struct pw_allocate_record *r =
+        reserve_record(sizeof(*r), failed ? PW_RECORD_ALLOCATE_FAILED : PW_RECORD_ALLOCATE, how);
     struct pw_held_port held = {};
     fill_socket(sk, call, port_after, &held.sock);
-    if (!failed && !held.sock.local_port)
-        held.sock.local_port = call->refused_port;
     fill_task(&held.owner);
     held.how = how;
     held.allocated_boot_ns = r ? r->hdr.boot_ns : bpf_ktime_get_boot_ns();
@@ -393,11 +404,10 @@ static __always_inline void record_allocation(const struct pending_call *call, c
         r->ephemeral = held.sock.local_port && port_is_ephemeral(sk, held.sock.local_port);
         submit_record(r);
     }
-    if (failed)
+    if (failed || !remember)
         return;
     /* Cookie 0: the socket predates the agent (no sock_create ran for it). */
-    if (!held.sock.cookie ||
-        bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY))
+    if (!held.sock.cookie || bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY))
         count_untracked();
 }
 
@@ -418,37 +428,73 @@ static __always_inline void release_port(__u64 cookie, __u8 reason)
     submit_record(r);
 }
 
+static __always_inline long syscall_nr(const struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+    return regs->orig_ax;
+#elif defined(__TARGET_ARCH_arm64)
+    return regs->syscallno;
+#else
+    return -1;
+#endif
+}
+
+static __always_inline bool is_failure(long ret)
+{
+    return ret < 0 && ret >= -MAX_USER_ERRNO && ret != -EINPROGRESS && ret != -EALREADY;
+}
+
+/* A TCP connect() has no sys_enter state. It allocated nothing if the socket has
+ * no source port after it: inet_sport is set once inet_hash_connect() chose one,
+ * and stays set when the connection is refused (then pw_sockops reported both
+ * the allocation and the release, and this is not an allocation failure). */
+static __always_inline void record_failed_tcp_connect(struct pt_regs *regs, long ret)
+{
+    struct pending_call call = {.syscall = PW_SYSCALL_CONNECT};
+    if (!task_passes_filter())
+        return;
+    struct sock *sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+    if (!sk || !classify_sock(sk, &call) || call.proto != IPPROTO_TCP)
+        return;
+    const struct inet_sock *inet = (const void *)sk;
+    if (BPF_CORE_READ(sk, __sk_common.skc_num) || BPF_CORE_READ(inet, inet_sport))
+        return;
+    read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), &call);
+    record_allocation(&call, sk, 0, (__s32)-ret, false);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
 {
-#if defined(__TARGET_ARCH_x86)
+    long nr = syscall_nr(regs);
+#if defined(__TARGET_ARCH_x86) || defined(__TARGET_ARCH_arm64)
     /* cheap early exit for the syscalls we never track */
-    if (syscall_of(regs->orig_ax) == PW_SYSCALL_NONE)
+    if (syscall_of(nr) == PW_SYSCALL_NONE)
         return 0;
 #endif
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     struct pending_call *entry = bpf_map_lookup_elem(&pending, &tid);
-    if (!entry)
+    if (!entry) {
+        if (nr == nr_connect && is_failure(ret))
+            record_failed_tcp_connect(regs, ret);
         return 0;
+    }
     struct pending_call call = *entry;
     bpf_map_delete_elem(&pending, &tid);
 
     const struct sock *sk = (void *)call.sk;
     __u16 port_after = BPF_CORE_READ(sk, __sk_common.skc_num);
-    if (call.port_before == 0 && port_after != 0) {
-        record_allocation(&call, sk, port_after, 0);
-    } else if (call.refused_port && (ret == 0 || ret == -EINPROGRESS)) {
-        /* allocated, and refused before connect() returned (loopback) */
-        record_allocation(&call, sk, port_after, 0);
-        release_port(cookie_of(sk), PW_RELEASE_TCP_CLOSED);
-    } else if (call.port_before != 0 && port_after == 0) {
+    if (call.port_before == 0 && port_after != 0)
+        record_allocation(&call, sk, port_after, 0, true);
+    else if (call.port_before != 0 && port_after == 0)
         release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
-    } else if (call.port_before == 0 && ret < 0 && ret >= -MAX_USER_ERRNO &&
-               ret != -EINPROGRESS && ret != -EALREADY) {
-        record_allocation(&call, sk, port_after, (__s32)-ret);
-    }
+    else if (call.port_before == 0 && is_failure(ret))
+        record_allocation(&call, sk, port_after, (__s32)-ret, false);
     return 0;
 }
+
+/* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so
+ * these use direct loads, not the probe reads the syscall path needs. */
 
 /* The full socket was swapped for a TIME_WAIT one: inet_twsk_hashdance_schedule()
  * unhashes it from the established table before tcp_time_wait() calls tcp_done(). */
@@ -456,43 +502,187 @@ static __always_inline bool handed_to_time_wait(const struct sock *sk, int oldst
 {
     bool closing = oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
                    oldstate == TCP_CLOSING || oldstate == TCP_TIME_WAIT;
-    return closing && !BPF_CORE_READ(sk, __sk_common.skc_nulls_node.pprev);
+    return closing && !sk->__sk_common.skc_nulls_node.pprev;
 }
 
-/* A connect refused while the caller is still inside connect() (on loopback the
- * RST is processed in its own context): the port goes back before sys_exit can
- * read it, so keep it for the caller's pending call. */
-static __always_inline void note_refused_connect(const struct sock *sk)
+static __always_inline bool is_bind_locked(const struct sock *sk)
+{
+    return BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK;
+}
+
+/* The source port from inet_sport: inet_num is already 0 when a refused connect's
+ * RST took the bind bucket (tcp_done() -> inet_put_port()) before CLOSE. */
+static __always_inline void fill_tcp_socket(const struct sock *sk, __u64 cookie,
+                                            struct pw_socket *out)
+{
+    const struct sock_common *common = &sk->__sk_common;
+    out->cookie = cookie;
+    out->netns = common->skc_net.net->ns.inum;
+    out->proto = IPPROTO_TCP;
+    out->family = common->skc_family;
+    out->local_port = bpf_ntohs(((const struct inet_sock *)sk)->inet_sport);
+    out->remote_port = bpf_ntohs(common->skc_dport);
+    if (out->family == AF_INET) {
+        __builtin_memcpy(out->local_addr, &common->skc_rcv_saddr, 4);
+        __builtin_memcpy(out->remote_addr, &common->skc_daddr, 4);
+    } else {
+        __builtin_memcpy(out->local_addr, &common->skc_v6_rcv_saddr, PW_ADDR_LEN);
+        __builtin_memcpy(out->remote_addr, &common->skc_v6_daddr, PW_ADDR_LEN);
+    }
+}
+
+static __always_inline bool tcp_socket_passes_filter(const struct pw_socket *sock)
+{
+    if ((filter_family && sock->family != filter_family) ||
+        (filter_proto && filter_proto != IPPROTO_TCP))
+        return false;
+    if (sock->family != AF_INET && sock->family != AF_INET6)
+        return false;
+    return !filter_netns || sock->netns == filter_netns;
+}
+
+/* The struct sock behind a sock_ops context, as a BTF pointer. */
+static __always_inline struct sock *sock_of_ops(struct bpf_sock_ops *ops)
+{
+    struct bpf_sock *bsk = ops->sk;
+    return bsk ? (struct sock *)bpf_skc_to_tcp_sock(bsk) : NULL;
+}
+
+/* From now on pw_sockops also sees this socket's state changes (tcp_set_state()). */
+static __always_inline void watch_state_changes(struct bpf_sock_ops *ops)
+{
+    bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* This thread is inside a bind/listen/send call on sk that pw_sys_exit reports. */
+static __always_inline bool in_reported_call(const struct sock *sk)
 {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     struct pending_call *call = bpf_map_lookup_elem(&pending, &tid);
-    /* inet_num may already be 0 here (the bind bucket is gone); inet_sport is not */
-    const struct inet_sock *inet = (const void *)sk;
-    if (call && call->sk == (__u64)sk && call->syscall == PW_SYSCALL_CONNECT)
-        call->refused_port = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+    return call && call->sk == (__u64)sk;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(pw_tcp_set_state, const struct sock *sk, const int oldstate, const int newstate)
+/* The port came from bind() or listen(): the syscall path holds it. */
+static __always_inline bool held_by_syscall_path(__u64 cookie)
 {
-    if (newstate != TCP_CLOSE)
-        return 0;
-    if (oldstate == TCP_SYN_SENT)
-        note_refused_connect(sk);
-    __u64 cookie = sk->__sk_common.skc_cookie.counter; /* direct: sk is a BTF pointer here */
-    struct pw_held_port *held = cookie ? bpf_map_lookup_elem(&held_ports, &cookie) : NULL;
-    if (!held)
-        return 0;
+    return cookie && bpf_map_lookup_elem(&held_ports, &cookie);
+}
+
+static __always_inline void record_tcp_connect(const struct sock *sk, __u64 cookie)
+{
+    struct pw_allocate_record record = {};
+    fill_tcp_socket(sk, cookie, &record.sock);
+    if (!tcp_socket_passes_filter(&record.sock))
+        return;
+    struct pw_allocate_record *r =
+        reserve_record(sizeof(*r), PW_RECORD_ALLOCATE, PW_HOW_CONNECT_AUTOBIND);
+    if (!r)
+        return;
+    record.hdr = r->hdr;
+    fill_task(&record.task);
+    record.how = PW_HOW_CONNECT_AUTOBIND;
+    record.syscall = PW_SYSCALL_CONNECT;
+    record.ephemeral = port_is_ephemeral(sk, record.sock.local_port);
+    *r = record;
+    submit_record(r);
+}
+
+/* TCP_CONNECT_CB: tcp_connect() runs it after inet_hash_connect() chose the port,
+ * in the caller's context. */
+static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
+{
+    struct sock *sk = sock_of_ops(ops);
+    if (!sk)
+        return;
+    __u64 cookie = bpf_get_socket_cookie(ops); /* made now if the socket predates the agent */
+    /* TCP Fast Open: tcp_sendmsg_fastopen() sets fastopen_req around the connect,
+     * and pw_sys_exit reports that sendto()/sendmsg() */
+    bool fast_open = ((const struct tcp_sock *)sk)->fastopen_req;
+    if ((fast_open && in_reported_call(sk)) || held_by_syscall_path(cookie)) {
+        watch_state_changes(ops);
+        return;
+    }
+    /* bound before the agent started: the port is not new */
+    if (is_bind_locked(sk) || !task_passes_filter())
+        return;
+    record_tcp_connect(sk, cookie);
+    watch_state_changes(ops);
+}
+
+/* The release of a port record_tcp_connect() reported: PW_HOW_NONE, user space
+ * joins the owner by cookie. Counted as connect_autobind. */
+static __always_inline void record_tcp_connect_release(const struct sock *sk, __u64 cookie,
+                                                       __u8 reason)
+{
+    struct pw_release_record record = {};
+    struct pw_release_record *r =
+        reserve_record(sizeof(*r), PW_RECORD_RELEASE, PW_HOW_CONNECT_AUTOBIND);
+    if (!r)
+        return;
+    record.hdr = r->hdr;
+    fill_tcp_socket(sk, cookie, &record.held.sock);
+    record.held.how = PW_HOW_NONE;
+    record.reason = reason;
+    *r = record;
+    submit_record(r);
+}
+
+/* STATE_CB(-> CLOSE): tcp_set_state() runs it before it unhashes the socket and
+ * gives back a port that is not bind()-locked. */
+static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
+{
+    struct sock *sk = sock_of_ops(ops);
+    if (!sk)
+        return;
     __u8 reason = handed_to_time_wait(sk, oldstate) ? PW_RELEASE_TIME_WAIT : PW_RELEASE_TCP_CLOSED;
-    /* tcp_set_state() keeps a bind()-locked port until the socket is destroyed;
+    __u64 cookie = sk->__sk_common.skc_cookie.counter;
+    struct pw_held_port *held = cookie ? bpf_map_lookup_elem(&held_ports, &cookie) : NULL;
+    bool bind_locked = is_bind_locked(sk);
+    if (!held) {
+        if (!bind_locked)
+            record_tcp_connect_release(sk, cookie, reason);
+        return;
+    }
+    /* a bind()-locked port stays until the socket is destroyed (tcp_destroy_sock);
      * remember only that a TIME_WAIT socket will hold it on after that */
-    if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK) {
+    if (bind_locked) {
         if (reason == PW_RELEASE_TIME_WAIT)
             held->pending_reason = reason;
-        return 0;
+        return;
     }
     release_port(cookie, reason);
-    return 0;
+}
+
+/* TCP_LISTEN_CB: after inet_csk_listen_start(); pw_sys_exit reports a listen()
+ * autobind, and the listener's close is a release if its port is ours. */
+static __always_inline void on_tcp_listen(struct bpf_sock_ops *ops)
+{
+    struct sock *sk = sock_of_ops(ops);
+    if (sk && (in_reported_call(sk) || held_by_syscall_path(bpf_get_socket_cookie(ops))))
+        watch_state_changes(ops);
+}
+
+SEC("sockops")
+int pw_sockops(struct bpf_sock_ops *ops)
+{
+    switch (ops->op) {
+    case BPF_SOCK_OPS_TCP_CONNECT_CB:
+        on_tcp_connect(ops);
+        break;
+    case BPF_SOCK_OPS_TCP_LISTEN_CB:
+        on_tcp_listen(ops);
+        break;
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+        /* an accepted socket inherits its listener's callback flags
+         * (tcp_create_openreq_child()) but owns no port of its own */
+        bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
+        break;
+    case BPF_SOCK_OPS_STATE_CB:
+        if (ops->args[1] == BPF_TCP_CLOSE)
+            on_tcp_close(ops, ops->args[0]);
+        break;
+    }
+    return 1;
 }
 
 SEC("tp_btf/tcp_destroy_sock")

@@ -10,7 +10,7 @@
 #endif
 
 /* Bumped whenever a record below changes shape. */
-#define PW_ABI_VERSION 1
+#define PW_ABI_VERSION 2
 
 #define PW_COMM_LEN 16
 #define PW_ADDR_LEN 16 /* IPv6 size; IPv4 uses the first 4 bytes */
@@ -97,7 +97,9 @@ struct pw_allocate_record {
 };
 
 /* What the kernel side remembers about a port it saw allocated, keyed by
- * socket cookie, until the release. */
+ * socket cookie, until the release. In a release record, how == PW_HOW_NONE
+ * means the kernel kept nothing (a connect()-allocated TCP port): only sock and
+ * the reason are filled, and user space joins the owner by cookie. */
 struct pw_held_port {
     __u64 allocated_boot_ns;
     struct pw_socket sock;
@@ -119,7 +121,7 @@ struct pw_release_record {
 struct pw_counters {
     __u64 emitted[PW_RECORD_TYPE_COUNT][PW_HOW_COUNT];
     __u64 lost[PW_RECORD_TYPE_COUNT][PW_HOW_COUNT]; /* ring buffer full */
-    __u64 untracked; /* allocation seen but its release cannot be: table full or no cookie */
+    __u64 untracked;        /* allocation seen but its release cannot be: table full or no cookie */
     __u64 pending_overflow; /* a syscall in flight could not be remembered */
 };
 

@@ -1,5 +1,6 @@
 // One test per allocation kind x family x protocol where the kind applies: the
 // exact port getsockname() reports, the kind, the syscall, pid/tid and netns.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -307,6 +308,17 @@ TEST_P(TcpTest, ExhaustedDestinationFailsWithEaddrnotavail) {
     EXPECT_EQ(failed[0].sock.remote_port, kServerPort);
 }
 
+// An accepted socket shares its listener's port: only the client's port and the
+// listener's are given back, and the owner of each is known.
+void expect_client_and_listener_releases_only(const std::vector<ReleaseEvent> &released) {
+    EXPECT_EQ(released.size(), 2u);
+    for (const auto &release : released) {
+        EXPECT_TRUE(release.owner_known) << "port " << release.sock.local_port;
+        EXPECT_EQ(release.how,
+                  release.sock.local_port == kServerPort ? How::bind : How::connect_autobind);
+    }
+}
+
 TEST_P(TcpTest, ActiveCloseHandsThePortToTimeWait) {
     Combo combo = GetParam();
     Netns netns(Sysctls{{"net/ipv4/tcp_tw_reuse", "0"}});
@@ -335,6 +347,7 @@ TEST_P(TcpTest, ActiveCloseHandsThePortToTimeWait) {
     EXPECT_EQ(client_release->how, How::connect_autobind);
     EXPECT_EQ(client_release->sock.remote_port, kServerPort);
     EXPECT_EQ(client_release->owner.pid, static_cast<std::uint32_t>(getpid()));
+    expect_client_and_listener_releases_only(released);
 }
 
 TEST_P(TcpTest, PassiveCloseReleasesWithoutTimeWait) {
@@ -363,6 +376,42 @@ TEST_P(TcpTest, PassiveCloseReleasesWithoutTimeWait) {
         EXPECT_FALSE(release.time_wait());
     }
     EXPECT_TRUE(found) << "no release for client port " << port;
+    expect_client_and_listener_releases_only(releases(events));
+}
+
+TEST_P(TcpTest, RefusedConnectAllocatesThenReleases) {
+    Combo combo = GetParam();
+    for (bool blocking : {true, false}) {
+        SCOPED_TRACE(blocking ? "blocking connect" : "non-blocking connect");
+        Netns netns;
+        std::uint16_t port = 0;
+        std::uint32_t tid = 0;
+        int error = 0;
+        netns.run([&] {
+            int client = make_socket(combo.family, Proto::tcp);
+            if (!blocking) fcntl(client, F_SETFL, O_NONBLOCK);
+            ASSERT_EQ(connect_to(client, combo.family, kServerPort), -1);  // nobody listens
+            error = errno;
+            port = local_port_of(client);  // inet_sport: the port connect() was given
+            tid = current_tid();
+            close(client);
+        });
+        EXPECT_EQ(error, blocking ? ECONNREFUSED : EINPROGRESS);
+        auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+        auto connects = allocations(events);
+        ASSERT_EQ(connects.size(), 1u);
+        expect_allocation(connects[0], {How::connect_autobind, Syscall::connect, combo, port,
+                                        netns.inode(), tid});
+        EXPECT_TRUE(allocations(events, true).empty())
+            << "the port was allocated; the peer refused";
+        auto released = releases(events);
+        ASSERT_EQ(released.size(), 1u);
+        EXPECT_EQ(released[0].sock.local_port, port);
+        EXPECT_EQ(released[0].sock.cookie, connects[0].sock.cookie);
+        EXPECT_EQ(released[0].reason, ReleaseReason::tcp_closed);
+        EXPECT_EQ(released[0].how, How::connect_autobind);
+        EXPECT_EQ(released[0].owner.tid, tid);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, TcpTest, ::testing::ValuesIn(kTcp), combo_name);

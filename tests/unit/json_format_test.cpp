@@ -119,6 +119,18 @@ TEST(JsonFormat, Release) {
     EXPECT_EQ(j["time_wait"], true);
 }
 
+TEST(JsonFormat, ReleaseWithUnknownOwnerHasNulls) {
+    ReleaseEvent e = ipv6_release(ReleaseReason::tcp_closed);
+    e.owner_known = false;
+    Json j = event_line(e);
+    expect_header(j, "release");
+    for (const char *key : {"how", "pid", "comm", "uid", "cgroup_id", "held_ms"})
+        EXPECT_TRUE(j.contains(key) && j[key].is_null()) << key;
+    EXPECT_EQ(j["local_port"], 8080);
+    EXPECT_EQ(j["sock_cookie"], 99);
+    EXPECT_EQ(j["reason"], "tcp_closed");
+}
+
 TEST(JsonFormat, ReleaseReasons) {
     const std::pair<ReleaseReason, const char *> cases[] = {
         {ReleaseReason::socket_closed, "socket_closed"},

@@ -42,6 +42,15 @@ TEST(TextFormat, Release) {
                            "held 2500.123ms time_wait\n"});
 }
 
+TEST(TextFormat, ReleaseWithUnknownOwnerShowsDashes) {
+    ReleaseEvent e = ipv6_release(ReleaseReason::tcp_closed);
+    e.owner_known = false;
+    std::string line = text_line(e, time_base());
+    expect_one_line(line);
+    expect_contains(line, {" release ", " [2001:db8::1]:8080 ", "owner unknown tcp_closed\n"});
+    EXPECT_EQ(line.find("nginx"), std::string::npos) << line;
+}
+
 TEST(TextFormat, CommWithControlsStaysOnOneLine) {
     for (const char *comm : {"x\ny", "\n", "a\r\n\x1b", "\xff\n"}) {
         std::string line = text_line(connect_allocate(comm), time_base());

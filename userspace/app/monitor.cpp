@@ -93,6 +93,7 @@ class MonitorLoop {
         stats.kernel = capture_.counters();
         stats.decoded = capture_.decoded();
         stats.decode_errors = capture_.decode_errors();
+        stats.owners_forgotten = capture_.owners_forgotten();
         stats.final = final;
         return stats;
     }

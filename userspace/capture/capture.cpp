@@ -66,7 +66,7 @@ void copy_comm(const std::string &comm, volatile char (&out)[PW_COMM_LEN]) {
 
 }  // namespace
 
-Capture::Capture(const CaptureConfig &config) {
+Capture::Capture(const CaptureConfig &config) : owners_(config.max_tracked_sockets) {
     libbpf_set_print(capture_libbpf_output);
     if (access(kKernelBtf, R_OK) != 0)
         throw CaptureError(std::string("this kernel exposes no BTF (") + kKernelBtf +
@@ -134,7 +134,6 @@ void Capture::attach_all() {
     auto *p = &skel_->progs;
     attach(bpf_program__attach(p->pw_sys_enter), "tp_btf/sys_enter");
     attach(bpf_program__attach(p->pw_sys_exit), "tp_btf/sys_exit");
-    attach(bpf_program__attach(p->pw_tcp_set_state), "tp_btf/inet_sock_set_state");
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
     std::string root = cgroup2_root();
     cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -142,6 +141,7 @@ void Capture::attach_all() {
     attach(bpf_program__attach_cgroup(p->pw_sock_create, cgroup_fd_), "cgroup/sock_create@" + root);
     attach(bpf_program__attach_cgroup(p->pw_sock_release, cgroup_fd_),
            "cgroup/sock_release@" + root);
+    attach(bpf_program__attach_cgroup(p->pw_sockops, cgroup_fd_), "sockops@" + root);
 }
 
 int Capture::on_record(void *self, void *data, std::size_t size) {
@@ -152,6 +152,7 @@ int Capture::on_record(void *self, void *data, std::size_t size) {
         return 0;
     }
     capture->decoded_++;
+    capture->owners_.apply(*decoded.event);
     (*capture->handler_)(*decoded.event);
     return 0;
 }

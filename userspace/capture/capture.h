@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/event.h"
+#include "core/port_owners.h"
 #include "core/options.h"
 #include "core/stats.h"
 
@@ -48,6 +49,7 @@ class Capture {
     CounterTotals counters() const;
     std::uint64_t decoded() const { return decoded_; }
     std::uint64_t decode_errors() const { return decode_errors_; }
+    std::uint64_t owners_forgotten() const { return owners_.evicted(); }
     const std::vector<std::string> &hooks() const { return hooks_; }
 
   private:
@@ -65,6 +67,7 @@ class Capture {
     const EventHandler *handler_ = nullptr;
     std::uint64_t decoded_ = 0;
     std::uint64_t decode_errors_ = 0;
+    PortOwners owners_;
 };
 
 }  // namespace portwatch

@@ -104,15 +104,18 @@ Decoded decode_allocate(std::span<const std::uint8_t> bytes) {
 Decoded decode_release(std::span<const std::uint8_t> bytes) {
     auto raw = copy_record<pw_release_record>(bytes);
     auto sock = socket_of(raw.held.sock);
+    bool owner_known = raw.held.how != PW_HOW_NONE;  // NONE: joined in user space
     auto how = how_of(raw.held.how);
     auto reason = reason_of(raw.reason);
-    if (!sock || !how || !reason) return failure(DecodeError::bad_field);
+    if (!sock || (owner_known && !how) || !reason) return failure(DecodeError::bad_field);
     ReleaseEvent event;
     event.boot_ns = raw.hdr.boot_ns;
     event.sock = *sock;
+    event.reason = *reason;
+    event.owner_known = owner_known;
+    if (!owner_known) return Decoded{Event{std::move(event)}, DecodeError::none};
     event.owner = task_of(raw.held.owner);
     event.how = *how;
-    event.reason = *reason;
     event.held_ns = raw.hdr.boot_ns > raw.held.allocated_boot_ns
                         ? raw.hdr.boot_ns - raw.held.allocated_boot_ns
                         : 0;

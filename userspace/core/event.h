@@ -59,6 +59,10 @@ struct AllocateEvent {
 struct ReleaseEvent {
     std::uint64_t boot_ns = 0;
     SocketInfo sock;
+    // owner, how and held_ns are only meaningful when owner_known: the kernel does
+    // not remember who got a connect()-allocated TCP port (PortOwners joins that in),
+    // and nobody knows for a socket whose allocation was not seen.
+    bool owner_known = true;
     TaskInfo owner;  // the process that allocated the port
     How how = How::bind;
     ReleaseReason reason = ReleaseReason::socket_closed;

@@ -58,10 +58,14 @@ Json allocate_json(const AllocateEvent &event, const TimeBase &time) {
 
 Json release_json(const ReleaseEvent &event, const TimeBase &time) {
     Json out = header("release", time.realtime(event.boot_ns));
-    out["how"] = name_of(event.how);
+    out["how"] = event.owner_known ? Json(name_of(event.how)) : Json(nullptr);
     add_socket(out, event.sock);
-    add_task(out, event.owner, false);
-    out["held_ms"] = static_cast<double>(event.held_ns / 1000) / 1000.0;
+    if (event.owner_known) {
+        add_task(out, event.owner, false);
+        out["held_ms"] = static_cast<double>(event.held_ns / 1000) / 1000.0;
+    } else {
+        for (const char *key : {"pid", "comm", "uid", "cgroup_id", "held_ms"}) out[key] = nullptr;
+    }
     out["reason"] = name_of(event.reason);
     out["time_wait"] = event.time_wait();
     return out;
@@ -120,6 +124,7 @@ Json to_json(const StatsSnapshot &stats) {
     out["pending_overflow"] = stats.kernel.pending_overflow;
     out["decoded"] = stats.decoded;
     out["decode_errors"] = stats.decode_errors;
+    out["owners_forgotten"] = stats.owners_forgotten;
     return out;
 }
 

@@ -27,8 +27,9 @@ struct StatsSnapshot {
     std::int64_t realtime_ns = 0;
     double uptime_s = 0;
     CounterTotals kernel;
-    std::uint64_t decoded = 0;        // records user space turned into events
-    std::uint64_t decode_errors = 0;  // records rejected by the decoder
+    std::uint64_t decoded = 0;           // records user space turned into events
+    std::uint64_t decode_errors = 0;     // records rejected by the decoder
+    std::uint64_t owners_forgotten = 0;  // PortOwners::evicted(): releases left without owner
     bool final = false;
 };
 

@@ -11,7 +11,7 @@ constexpr const char *kRowFormat =
     "%-15s %-15s %-16s %-8s %-5s %-7s %-7s %-16s %-10s %-26s %-26s %s\n";
 
 std::string row(const std::string &time, std::string_view event, std::string_view how,
-                std::string_view syscall, const SocketInfo &sock, const TaskInfo &task,
+                std::string_view syscall, const SocketInfo &sock, const TaskInfo *task,
                 const std::string &detail) {
     std::string proto =
         std::string(name_of(sock.proto)) + (sock.family == Family::ipv4 ? "4" : "6");
@@ -19,8 +19,9 @@ std::string row(const std::string &time, std::string_view event, std::string_vie
     char buffer[512];
     std::snprintf(buffer, sizeof(buffer), kRowFormat, time.c_str(), std::string(event).c_str(),
                   std::string(how).c_str(), std::string(syscall).c_str(), proto.c_str(),
-                  std::to_string(task.pid).c_str(), std::to_string(task.tid).c_str(),
-                  printable(task.comm).c_str(), std::to_string(sock.netns).c_str(),
+                  task ? std::to_string(task->pid).c_str() : "-",
+                  task ? std::to_string(task->tid).c_str() : "-",
+                  task ? printable(task->comm).c_str() : "-", std::to_string(sock.netns).c_str(),
                   endpoint(sock.local_addr, sock.local_port).c_str(), remote.c_str(),
                   detail.c_str());
     return buffer;
@@ -34,15 +35,19 @@ std::string allocate_line(const AllocateEvent &event, const TimeBase &time) {
     std::string detail =
         event.failed() ? errno_name(event.error) : (event.ephemeral ? "ephemeral" : "");
     return row(clock_time(time.realtime(event.boot_ns)), event.failed() ? "FAILED" : "allocate",
-               name_of(event.how), name_of(event.syscall), event.sock, event.task, detail);
+               name_of(event.how), name_of(event.syscall), event.sock, &event.task, detail);
 }
 
 std::string release_line(const ReleaseEvent &event, const TimeBase &time) {
+    std::string reason(name_of(event.reason));
     char held[64];
-    std::snprintf(held, sizeof(held), "held %.3fms %s", event.held_ns / 1e6,
-                  std::string(name_of(event.reason)).c_str());
-    return row(clock_time(time.realtime(event.boot_ns)), "release", name_of(event.how), "-",
-               event.sock, event.owner, held);
+    if (event.owner_known)
+        std::snprintf(held, sizeof(held), "held %.3fms %s", event.held_ns / 1e6, reason.c_str());
+    else
+        std::snprintf(held, sizeof(held), "owner unknown %s", reason.c_str());
+    return row(clock_time(time.realtime(event.boot_ns)), "release",
+               event.owner_known ? name_of(event.how) : "-", "-", event.sock,
+               event.owner_known ? &event.owner : nullptr, held);
 }
 
 }  // namespace
