@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+/* hook_floor.bpf.c: trivial programs on the hooks portwatch uses, for
+ * scripts/bench-hook-floor.sh. Each one does (almost) nothing: the early exit
+ * or the single helper call a real program needs at the least, so that what a
+ * benchmark measures with them attached is the cost of the hooks themselves
+ * (tracepoint or cgroup/sockops dispatch), not of any work done in them.
+ *
+ * Loaded and attached by tests/bench/hook_floor.cpp, by program name. */
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define IPPROTO_UDP 17
+
+/* One slot per program that counts anything; user space never needs to read
+ * them, they only keep the early-exit branches from being optimized away. */
+enum floor_slot {
+    SLOT_SYS_EXIT,
+    SLOT_SET_STATE,
+    SLOT_DESTROY,
+    SLOT_SOCK_RELEASE,
+    SLOT_COUNT,
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, SLOT_COUNT);
+    __type(key, __u32);
+    __type(value, __u64);
+} floor_counts SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+    __u64 *value = bpf_map_lookup_elem(&floor_counts, &slot);
+    if (value)
+        *value += 1;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
+{
+#if defined(__TARGET_ARCH_x86)
+    long nr = regs->orig_ax;
+
+    /* x86_64: connect 42, sendto 44, sendmsg 46, bind 49, listen 50, sendmmsg 307 */
+    if (nr != 49 && nr != 50 && nr != 42 && nr != 44 && nr != 46 && nr != 307)
+        return 0;
+    if (ret >= 0)
+        return 0;
+    count(SLOT_SYS_EXIT);
+#endif
+    /* other architectures: attached, but returns at once */
+    return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(floor_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+    if (newstate != TCP_CLOSE)
+        return 0;
+    count(SLOT_SET_STATE);
+    return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(floor_destroy, struct sock *sk)
+{
+    if (sk->__sk_common.skc_cookie.counter == 0)
+        return 0;
+    count(SLOT_DESTROY);
+    return 0;
+}
+
+SEC("cgroup/sock_create")
+int floor_sock_create(struct bpf_sock *ctx)
+{
+    bpf_get_socket_cookie(ctx);
+    return 1;
+}
+
+SEC("cgroup/sock_release")
+int floor_sock_release(struct bpf_sock *ctx)
+{
+    if (ctx->protocol == IPPROTO_UDP)
+        count(SLOT_SOCK_RELEASE);
+    return 1;
+}
+
+SEC("sockops")
+int floor_sockops_noop(struct bpf_sock_ops *ops)
+{
+    return 1;
+}
+
+/* Asks for STATE_CB on outgoing TCP connections (and takes it back from
+ * accepted ones, which inherit their listener's flags), so the TCP state
+ * changes of every connect() also go through the sockops dispatch. */
+SEC("sockops")
+int floor_sockops_state(struct bpf_sock_ops *ops)
+{
+    switch (ops->op) {
+    case BPF_SOCK_OPS_TCP_CONNECT_CB:
+        bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+        break;
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+        bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
+        break;
+    }
+    return 1;
+}
