@@ -62,25 +62,6 @@ std::vector<AllocateEvent> of_how(const std::vector<AllocateEvent> &events, How 
     return out;
 }
 
-int bind_to(int fd, Family family, std::uint16_t port) {
-    socklen_t length;
-    sockaddr_storage addr = loopback(family, port, &length);
-    return bind(fd, reinterpret_cast<sockaddr *>(&addr), length);
-}
-
-int connect_to(int fd, Family family, std::uint16_t port) {
-    socklen_t length;
-    sockaddr_storage addr = loopback(family, port, &length);
-    return connect(fd, reinterpret_cast<sockaddr *>(&addr), length);
-}
-
-int listener_on(Family family, std::uint16_t port) {
-    int fd = make_socket(family, Proto::tcp);
-    EXPECT_EQ(bind_to(fd, family, port), 0) << std::strerror(errno);
-    EXPECT_EQ(listen(fd, 64), 0);
-    return fd;
-}
-
 constexpr std::uint16_t kServerPort = 7000;
 constexpr std::uint16_t kFixedPort = 5555;  // below the default range 32768-60999
 

@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <sched.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -177,6 +180,92 @@ std::function<bool(const std::vector<Event> &)> at_least(std::size_t allocated, 
         return allocations(events).size() >= allocated &&
                allocations(events, true).size() >= failed && releases(events).size() >= released;
     };
+}
+
+Monitor::Monitor(std::vector<std::string> args) {
+    int out[2], err[2];
+    EXPECT_EQ(pipe(out), 0);
+    EXPECT_EQ(pipe(err), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        std::vector<char *> argv{const_cast<char *>(PORTWATCH_BINARY)};
+        for (auto &arg : args) argv.push_back(arg.data());
+        argv.push_back(nullptr);
+        execv(PORTWATCH_BINARY, argv.data());
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+}
+
+Monitor::~Monitor() {
+    if (pid_ > 0 && !reaped_) {
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+    }
+    close(out_);
+    close(err_);
+}
+
+std::string Monitor::next_line(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
+            std::string line = buffer_.substr(0, newline);
+            buffer_.erase(0, newline + 1);
+            return line;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd pfd{out_, POLLIN, 0};
+        if (left.count() <= 0 || poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return "";
+        char chunk[4096];
+        ssize_t n = read(out_, chunk, sizeof(chunk));
+        if (n <= 0) return "";
+        buffer_.append(chunk, n);
+    }
+}
+
+std::string Monitor::all_stderr() {
+    std::string text;
+    char chunk[4096];
+    ssize_t n;
+    while ((n = read(err_, chunk, sizeof(chunk))) > 0) text.append(chunk, n);
+    return text;
+}
+
+void Monitor::signal(int sig) {
+    kill(pid_, sig);
+}
+
+int Monitor::wait_exit_code() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int bind_to(int fd, Family family, std::uint16_t port) {
+    socklen_t length;
+    sockaddr_storage addr = loopback(family, port, &length);
+    return bind(fd, reinterpret_cast<sockaddr *>(&addr), length);
+}
+
+int connect_to(int fd, Family family, std::uint16_t port) {
+    socklen_t length;
+    sockaddr_storage addr = loopback(family, port, &length);
+    return connect(fd, reinterpret_cast<sockaddr *>(&addr), length);
+}
+
+int listener_on(Family family, std::uint16_t port) {
+    int fd = make_socket(family, Proto::tcp);
+    EXPECT_EQ(bind_to(fd, family, port), 0) << std::strerror(errno);
+    EXPECT_EQ(listen(fd, 64), 0);
+    return fd;
 }
 
 }  // namespace portwatch::test

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -54,6 +55,33 @@ int make_socket(Family family, Proto proto);
 sockaddr_storage loopback(Family family, std::uint16_t port, socklen_t *length);
 std::uint16_t local_port_of(int fd);
 std::uint32_t current_tid();
+
+// The real `portwatch` binary (PORTWATCH_BINARY) run with `args`, its stdout and stderr
+// read through pipes. Killed (SIGKILL) if still running when destroyed.
+class Monitor {
+  public:
+    explicit Monitor(std::vector<std::string> args);
+    ~Monitor();
+    Monitor(const Monitor &) = delete;
+    Monitor &operator=(const Monitor &) = delete;
+
+    // Next stdout line, or "" after EOF or timeout.
+    std::string next_line(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    std::string all_stderr();
+    void signal(int sig);
+    int wait_exit_code();
+
+  private:
+    pid_t pid_ = -1;
+    int out_ = -1, err_ = -1;
+    bool reaped_ = false;
+    std::string buffer_;
+};
+
+// Socket helpers on the loopback address of `family`; they return what the call returned.
+int bind_to(int fd, Family family, std::uint16_t port);
+int connect_to(int fd, Family family, std::uint16_t port);
+int listener_on(Family family, std::uint16_t port);  // bound and listening (EXPECTs both)
 
 // Collects every event of one netns from a Capture.
 class EventLog {

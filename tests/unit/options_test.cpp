@@ -25,6 +25,9 @@ TEST(Options, MonitorDefaults) {
     EXPECT_EQ(cl.monitor.duration_s, 0);
     EXPECT_EQ(cl.monitor.stats_interval_s, 10);
     EXPECT_EQ(cl.monitor.ringbuf_mb, 8u);
+    EXPECT_EQ(cl.monitor.report_interval_s, 10);
+    EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.80);
+    EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.95);
     EXPECT_FALSE(cl.monitor.filters.pid);
     EXPECT_FALSE(cl.monitor.filters.comm);
     EXPECT_FALSE(cl.monitor.filters.netns);
@@ -122,6 +125,11 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--pid"}, "--pid"},
         {{"monitor", "--netns", "-3"}, "--netns: must be a number >= 1, not -3"},
         {{"monitor", "--max-tracked-sockets", "10"}, "--max-tracked-sockets: Value 10"},
+        {{"monitor", "--report-interval", "-1"}, "--report-interval: must be a number >= 0"},
+        {{"monitor", "--warn-ratio", "1.5"}, "--warn-ratio: Value 1.5"},
+        {{"monitor", "--critical-ratio", "0"}, "--critical-ratio: Value 0"},
+        {{"monitor", "--warn-ratio", "0.9", "--critical-ratio", "0.9"},
+         "--critical-ratio must be above --warn-ratio"},
     };
     for (const auto &c : cases) {
         std::string shown;
@@ -145,6 +153,15 @@ TEST(Options, RangeErrorsAreShort) {
         EXPECT_NE(cl.exit_code, 0) << flag;
         EXPECT_LT(cl.output.size(), 120u) << cl.output;
     }
+}
+
+TEST(Options, WarningThresholds) {
+    CommandLine cl = parse({"monitor", "--warn-ratio", "0.5", "--critical-ratio", "0.75",
+                            "--report-interval", "2.5"});
+    ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
+    EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.5);
+    EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.75);
+    EXPECT_DOUBLE_EQ(cl.monitor.report_interval_s, 2.5);
 }
 
 TEST(Options, Help) {

@@ -8,8 +8,10 @@
 #include <ctime>
 
 #include "capture/capture.h"
+#include "core/port_model.h"
 #include "core/reporter.h"
 #include "core/version.h"
+#include "system/netns_config.h"
 
 namespace portwatch {
 namespace {
@@ -43,15 +45,21 @@ std::string kernel_release() {
 
 class MonitorLoop {
   public:
-    MonitorLoop(const MonitorOptions &options, Capture &capture, Reporter &reporter)
+    MonitorLoop(const MonitorOptions &options, Capture &capture, Reporter &reporter,
+                PortModel &model)
         : options_(options),
           capture_(capture),
           reporter_(reporter),
+          model_(model),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
-          next_stats_ns_(started_ns_ + interval_ns()) {}
+          next_stats_ns_(started_ns_ + interval_ns()),
+          next_report_ns_(started_ns_ + report_interval_ns()) {}
 
     int run() {
-        auto deliver = [this](const Event &event) { reporter_.event(event); };
+        auto deliver = [this](const Event &event) {
+            reporter_.event(event);
+            for (const Warning &warning : model_.apply(event)) reporter_.warning(warning);
+        };
         while (!g_stop_signal && !duration_over()) {
             capture_.poll(kPollMs, deliver);
             reporter_.flush();
@@ -60,8 +68,10 @@ class MonitorLoop {
                 return 1;
             }
             maybe_report_stats();
+            maybe_report_usage();
         }
         capture_.poll(0, deliver);  // whatever is still in the ring buffer
+        reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
         reporter_.stats(snapshot(true));
         reporter_.flush();
         return 0;
@@ -72,6 +82,17 @@ class MonitorLoop {
 
     std::int64_t interval_ns() const {
         return options_.stats_interval_s > 0 ? std::int64_t(options_.stats_interval_s * 1e9) : 0;
+    }
+
+    std::int64_t report_interval_ns() const {
+        return options_.report_interval_s > 0 ? std::int64_t(options_.report_interval_s * 1e9) : 0;
+    }
+
+    void maybe_report_usage() {
+        if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
+        next_report_ns_ += report_interval_ns();
+        reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
+        reporter_.flush();
     }
 
     bool duration_over() const {
@@ -101,8 +122,10 @@ class MonitorLoop {
     const MonitorOptions &options_;
     Capture &capture_;
     Reporter &reporter_;
+    PortModel &model_;
     std::int64_t started_ns_;
     std::int64_t next_stats_ns_;
+    std::int64_t next_report_ns_;
 };
 
 }  // namespace
@@ -126,7 +149,17 @@ int run_monitor(const MonitorOptions &options) {
     reporter->ready(ready);
     reporter->flush();
 
-    return MonitorLoop(options, capture, *reporter).run();
+    NetnsConfigReader netns_reader;
+    // A namespace that cannot be read (gone, or no handle on it) is assumed to have the host's
+    // settings.
+    NetnsPortConfig host_config = netns_reader.read_current().value_or(NetnsPortConfig{});
+    ModelSettings settings;
+    settings.warn_ratio = options.warn_ratio;
+    settings.critical_ratio = options.critical_ratio;
+    PortModel model(settings, [&](std::uint32_t netns, std::uint32_t pid_hint) {
+        return netns_reader.read(netns, pid_hint).value_or(host_config);
+    });
+    return MonitorLoop(options, capture, *reporter, model).run();
 }
 
 }  // namespace portwatch

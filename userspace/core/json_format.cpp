@@ -1,5 +1,7 @@
 #include "json_format.h"
 
+#include <cmath>
+
 #include "names.h"
 
 namespace portwatch {
@@ -125,6 +127,112 @@ Json to_json(const StatsSnapshot &stats) {
     out["decoded"] = stats.decoded;
     out["decode_errors"] = stats.decode_errors;
     out["owners_forgotten"] = stats.owners_forgotten;
+    return out;
+}
+
+namespace {
+
+// value to `digits` decimals, so that JSON shows 0.7, not 0.7000000000000001
+double rounded(double value, int digits) {
+    double scale = std::pow(10.0, digits);
+    return std::round(value * scale) / scale;
+}
+
+Json top_processes_json(const std::vector<TopProcess> &top) {
+    Json out = Json::array();
+    for (const auto &process : top) {
+        Json entry;
+        entry["pid"] = process.pid;
+        add_comm(entry, process.comm);
+        entry["ports"] = process.ports;
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
+void add_scope(Json &out, const ScopeUsage &usage) {
+    const ScopeKey &key = usage.key;
+    bool destination = key.kind == ScopeKind::destination;
+    out["scope"] = name_of(key.kind);
+    out["netns"] = key.netns;
+    out["proto"] = name_of(usage.proto);
+    out["local_addr"] = destination ? json_address(key.local_addr) : Json(nullptr);
+    out["remote_addr"] = destination ? json_address(key.remote_addr) : Json(nullptr);
+    out["remote_port"] = destination ? Json(key.remote_port) : Json(nullptr);
+    out["in_use"] = usage.in_use;
+    out["capacity"] = usage.capacity;
+    out["utilization"] = rounded(usage.utilization, 4);
+    out["time_wait"] = usage.time_wait;
+    out["allocation_rate"] = rounded(usage.allocation_rate, 3);
+    out["eta_seconds"] = usage.eta_seconds ? Json(rounded(*usage.eta_seconds, 1)) : Json(nullptr);
+    out["top_processes"] = top_processes_json(usage.top_processes);
+}
+
+Json failure_json(const AllocateEvent &failure) {
+    Json out;
+    out["pid"] = failure.task.pid;
+    out["tid"] = failure.task.tid;
+    add_comm(out, failure.task.comm);
+    out["how"] = name_of(failure.how);
+    out["syscall"] = name_of(failure.syscall);
+    out["errno"] = failure.error;
+    out["error"] = errno_name(failure.error);
+    return out;
+}
+
+Json process_json(const ProcessUsage &usage) {
+    Json out;
+    out["pid"] = usage.pid;
+    add_comm(out, usage.comm);
+    out["cgroup_id"] = usage.cgroup_id;
+    out["netns"] = usage.netns;
+    Json held = {{"tcp", Json::object()}, {"udp", Json::object()}};
+    for (const auto &[kind, count] : usage.held)
+        if (count)
+            held[std::string(name_of(kind.first))][std::string(name_of(kind.second))] = count;
+    out["ports_held"] = std::move(held);
+    out["ports_held_total"] = usage.held_total();
+    out["allocations"] = usage.allocations;
+    out["failures"] = usage.failures;
+    out["allocation_rate"] = rounded(usage.allocation_rate, 3);
+    return out;
+}
+
+}  // namespace
+
+Json to_json(const Warning &warning, const TimeBase &time) {
+    Json out = header("warning", time.realtime(warning.boot_ns));
+    out["level"] = name_of(warning.level);
+    out["reason"] = warning.failure ? "allocate_failed" : "utilization";
+    add_scope(out, warning.usage);
+    if (warning.failure) out["failed"] = failure_json(*warning.failure);
+    return out;
+}
+
+Json to_json(const Report &report, const TimeBase &time) {
+    Json out = header("report", time.realtime(report.boot_ns));
+    out["interval_s"] = rounded(report.interval_s, 3);
+    Json namespaces = Json::array();
+    for (const auto &ns : report.netns) {
+        Json entry;
+        entry["netns"] = ns.netns;
+        entry["port_range"] = {{"low", ns.config.range.low}, {"high", ns.config.range.high}};
+        entry["reserved"] = ns.config.reserved_in_range();
+        entry["tcp_tw_reuse"] = ns.config.tw_reuse;
+        Json scopes = Json::array();
+        for (const auto &usage : ns.scopes) {
+            Json scope;
+            add_scope(scope, usage);
+            scope["level"] = name_of(usage.level);
+            scopes.push_back(std::move(scope));
+        }
+        entry["scopes"] = std::move(scopes);
+        namespaces.push_back(std::move(entry));
+    }
+    out["netns"] = std::move(namespaces);
+    Json processes = Json::array();
+    for (const auto &usage : report.processes) processes.push_back(process_json(usage));
+    out["processes"] = std::move(processes);
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "event.h"
+#include "port_model.h"
 #include "stats.h"
 #include "text.h"
 
@@ -14,6 +15,8 @@ using Json = nlohmann::ordered_json;
 Json to_json(const Event &event, const TimeBase &time);
 Json to_json(const ReadyInfo &ready);
 Json to_json(const StatsSnapshot &stats);
+Json to_json(const Warning &warning, const TimeBase &time);
+Json to_json(const Report &report, const TimeBase &time);
 
 // One line, newline included. Never throws on odd bytes: comm is escaped first.
 std::string json_line(const Json &object);

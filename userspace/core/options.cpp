@@ -63,6 +63,18 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string
         .add_option("--max-tracked-sockets", options.max_tracked_sockets,
                     "Sockets whose release is followed at once")
         ->check(CLI::Range(1024u, 1u << 24));
+    monitor
+        .add_option("--report-interval", options.report_interval_s,
+                    "Print a usage report every SECONDS (0: only at exit)")
+        ->check(number_at_least(0, "a number >= 0"));
+    monitor
+        .add_option("--warn-ratio", options.warn_ratio,
+                    "Utilization of a port scope that raises a warning (0-1)")
+        ->check(CLI::Range(0.01, 1.0));
+    monitor
+        .add_option("--critical-ratio", options.critical_ratio,
+                    "Utilization of a port scope that is critical (0-1, above --warn-ratio)")
+        ->check(CLI::Range(0.01, 1.0));
 }
 
 CommandLine exit_with(int code, std::string output) {
@@ -100,6 +112,9 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     if (!is_power_of_two(options.ringbuf_mb))
         return exit_with(2, "portwatch: --ringbuf-mb: must be a power of two, not " +
                                 std::to_string(options.ringbuf_mb) + " (see --help)\n");
+    if (options.critical_ratio <= options.warn_ratio)
+        return exit_with(2,
+                         "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n");
     options.format = json ? OutputFormat::json : OutputFormat::text;
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
     if (!family.empty()) options.filters.family = parse_family(family);

@@ -26,6 +26,9 @@ struct MonitorOptions {
     Filters filters;
     std::uint32_t ringbuf_mb = 8;
     std::uint32_t max_tracked_sockets = 1u << 16;
+    double report_interval_s = 10;  // 0: only the report at exit
+    double warn_ratio = 0.80;       // utilization of a scope that raises `warning`
+    double critical_ratio = 0.95;   // ... and `critical`
 };
 
 struct CommandLine {

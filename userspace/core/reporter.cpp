@@ -25,6 +25,8 @@ class JsonReporter : public StreamReporter {
     void ready(const ReadyInfo &ready) override { write(json_line(to_json(ready))); }
     void event(const Event &event) override { write(json_line(to_json(event, time_))); }
     void stats(const StatsSnapshot &stats) override { write(json_line(to_json(stats))); }
+    void warning(const Warning &warning) override { write(json_line(to_json(warning, time_))); }
+    void report(const Report &report) override { write(json_line(to_json(report, time_))); }
 };
 
 class TextReporter : public StreamReporter {
@@ -33,6 +35,8 @@ class TextReporter : public StreamReporter {
     void ready(const ReadyInfo &ready) override { write(text_line(ready) + text_header()); }
     void event(const Event &event) override { write(text_line(event, time_)); }
     void stats(const StatsSnapshot &stats) override { write(text_line(stats)); }
+    void warning(const Warning &warning) override { write(text_line(warning, time_)); }
+    void report(const Report &report) override { write(text_report(report, time_)); }
 };
 
 }  // namespace

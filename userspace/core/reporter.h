@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "event.h"
+#include "port_model.h"
 #include "stats.h"
 #include "text.h"
 
@@ -17,6 +18,8 @@ class Reporter {
     virtual void ready(const ReadyInfo &ready) = 0;
     virtual void event(const Event &event) = 0;
     virtual void stats(const StatsSnapshot &stats) = 0;
+    virtual void warning(const Warning &warning) = 0;
+    virtual void report(const Report &report) = 0;
     virtual void flush() = 0;
 };
 

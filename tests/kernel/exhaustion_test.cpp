@@ -1,0 +1,214 @@
+// `portwatch monitor --json` end to end while a test exhausts a narrow port range in its
+// own netns: the warnings come before the failure, name the process, count TIME_WAIT and
+// give the exact capacity; the final report agrees.
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "kernel_support.h"
+
+namespace portwatch::test {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::uint16_t kServerPort = 7000;  // outside the test range
+constexpr std::size_t kRangeSize = 10;       // even-sized: exact capacity (kernel-facts)
+const Sysctls kNarrowRangeNoTwReuse{{"net/ipv4/ip_local_port_range", "40000 40009"},
+                                    {"net/ipv4/tcp_tw_reuse", "0"}};
+
+// The monitor's lines about one netns, from its ready line to its exit.
+class MonitorLog {
+  public:
+    MonitorLog()
+        : monitor_({"monitor", "--json", "--stats-interval", "0", "--report-interval", "0"}) {
+        Json ready = Json::parse(monitor_.next_line());
+        EXPECT_EQ(ready["type"], "ready");
+    }
+
+    // Stops the monitor and returns the lines of `netns` (events, warnings) and its report.
+    std::vector<Json> stop_and_collect(std::uint32_t netns) {
+        monitor_.signal(SIGINT);
+        std::vector<Json> lines;
+        for (std::string line = monitor_.next_line(); !line.empty(); line = monitor_.next_line()) {
+            Json object = Json::parse(line);
+            if (object["type"] == "report") {
+                for (const auto &ns : object["netns"])
+                    if (ns["netns"] == netns) lines.push_back(ns);
+            } else if (object.value("netns", 0u) == netns) {
+                lines.push_back(object);
+            }
+        }
+        EXPECT_EQ(monitor_.wait_exit_code(), 0);
+        return lines;
+    }
+
+  private:
+    Monitor monitor_;
+};
+
+// Index of the first line with that type (and level, for warnings), or -1.
+int first(const std::vector<Json> &lines, const char *type, const char *level = nullptr) {
+    for (std::size_t i = 0; i < lines.size(); i++)
+        if (lines[i].value("type", "") == type && (!level || lines[i]["level"] == level))
+            return int(i);
+    return -1;
+}
+
+// The report entry of the netns (the one line without a type).
+const Json *report_of(const std::vector<Json> &lines) {
+    for (const auto &line : lines)
+        if (!line.contains("type")) return &line;
+    return nullptr;
+}
+
+const Json *scope_in(const Json &report, const char *scope, int remote_port = -1) {
+    for (const auto &entry : report["scopes"])
+        if (entry["scope"] == scope && (remote_port < 0 || entry["remote_port"] == remote_port))
+            return &entry;
+    return nullptr;
+}
+
+void expect_warned_before_failure(const std::vector<Json> &lines, const char *scope) {
+    int warning = first(lines, "warning", "warning");
+    int critical = first(lines, "warning", "critical");
+    int failed = first(lines, "allocate_failed");
+    ASSERT_GE(failed, 0) << "no allocate_failed line";
+    ASSERT_GE(warning, 0) << "no warning";
+    ASSERT_GE(critical, 0) << "no critical";
+    EXPECT_LT(warning, critical);
+    EXPECT_LT(critical, failed) << "critical must come before the failure";
+    EXPECT_EQ(lines[warning]["scope"], scope);
+    EXPECT_EQ(lines[critical]["scope"], scope);
+    EXPECT_EQ(lines[critical]["capacity"], kRangeSize);
+    // the failure itself raises a critical warning naming the process
+    bool named = false;
+    for (std::size_t i = failed; i < lines.size(); i++)
+        if (lines[i].value("type", "") == "warning" && lines[i].contains("failed"))
+            named = lines[i]["failed"]["pid"] == getpid() && lines[i]["scope"] == scope;
+    EXPECT_TRUE(named) << "no critical warning naming pid " << getpid();
+}
+
+using ExhaustionTest = KernelTest;
+
+// Active close: the client's port goes to TIME_WAIT and stays taken (tcp_tw_reuse=0).
+void connect_and_close(int server) {
+    int client = make_socket(Family::ipv4, Proto::tcp);
+    ASSERT_EQ(connect_to(client, Family::ipv4, kServerPort), 0) << std::strerror(errno);
+    int accepted = accept(server, nullptr, nullptr);
+    ASSERT_GE(accepted, 0);
+    close(client);
+    char byte;
+    ASSERT_EQ(read(accepted, &byte, 1), 0);
+    close(accepted);
+}
+
+TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
+    capture.reset();  // the monitor binary is under test
+    MonitorLog log;
+    Netns netns(kNarrowRangeNoTwReuse);
+    int error = 0;
+    std::size_t connected = 0;
+    netns.run([&] {
+        int server = listener_on(Family::ipv4, kServerPort);
+        for (; connected < kRangeSize; connected++) connect_and_close(server);
+        int extra = make_socket(Family::ipv4, Proto::tcp);
+        EXPECT_NE(connect_to(extra, Family::ipv4, kServerPort), 0);
+        error = errno;
+        close(extra);
+        close(server);
+    });
+    ASSERT_EQ(connected, kRangeSize);
+    ASSERT_EQ(error, EADDRNOTAVAIL);
+    auto lines = log.stop_and_collect(netns.inode());
+    expect_warned_before_failure(lines, "destination");
+    int critical = first(lines, "warning", "critical");
+    EXPECT_GE(lines[critical]["time_wait"].get<int>(), 8) << lines[critical].dump();
+
+    const Json *report = report_of(lines);
+    ASSERT_NE(report, nullptr);
+    EXPECT_EQ((*report)["port_range"]["low"], 40000);
+    EXPECT_EQ((*report)["tcp_tw_reuse"], 0);
+    const Json *scope = scope_in(*report, "destination", kServerPort);
+    ASSERT_NE(scope, nullptr);
+    EXPECT_EQ((*scope)["capacity"], kRangeSize);
+    EXPECT_EQ((*scope)["time_wait"], kRangeSize);
+    EXPECT_EQ((*scope)["in_use"], kRangeSize);
+}
+
+TEST_F(ExhaustionTest, TwoDestinationsHaveSeparateCapacities) {
+    capture.reset();
+    MonitorLog log;
+    Netns netns(kNarrowRangeNoTwReuse);
+    std::vector<int> open_sockets;
+    netns.run([&] {
+        int first_server = listener_on(Family::ipv4, kServerPort);
+        int second_server = listener_on(Family::ipv4, kServerPort + 1);
+        for (std::size_t i = 0; i < kRangeSize; i++) {
+            int fd = make_socket(Family::ipv4, Proto::tcp);
+            ASSERT_EQ(connect_to(fd, Family::ipv4, kServerPort), 0);
+            open_sockets.push_back(fd);
+        }
+        int other = make_socket(Family::ipv4, Proto::tcp);
+        EXPECT_EQ(connect_to(other, Family::ipv4, kServerPort + 1), 0)
+            << "a full first destination does not touch the second";
+        open_sockets.push_back(other);
+        for (int fd : open_sockets) close(fd);
+        close(first_server);
+        close(second_server);
+    });
+    auto lines = log.stop_and_collect(netns.inode());
+    int critical = first(lines, "warning", "critical");
+    ASSERT_GE(critical, 0);
+    EXPECT_EQ(lines[critical]["remote_port"], kServerPort);
+    for (const auto &line : lines) {
+        if (line.value("type", "") != "warning") continue;
+        EXPECT_EQ(line["remote_port"], kServerPort) << "only the first destination filled up";
+    }
+}
+
+// One socket more than the range holds, each trying `allocate` (0 on success), all
+// kept open until the last has tried: the errno of the last failure.
+int exhaust_range(const Netns &netns, Proto proto, const std::function<int(int)> &allocate) {
+    int error = 0;
+    netns.run([&] {
+        std::vector<int> fds;
+        for (std::size_t i = 0; i <= kRangeSize; i++) {
+            fds.push_back(make_socket(Family::ipv4, proto));
+            if (allocate(fds.back()) != 0) error = errno;
+        }
+        for (int fd : fds) close(fd);
+    });
+    return error;
+}
+
+TEST_F(ExhaustionTest, BindZeroExhaustsTheBindScope) {
+    capture.reset();
+    MonitorLog log;
+    Netns netns(kNarrowRangeNoTwReuse);
+    int error =
+        exhaust_range(netns, Proto::tcp, [](int fd) { return bind_to(fd, Family::ipv4, 0); });
+    ASSERT_EQ(error, EADDRINUSE);
+    expect_warned_before_failure(log.stop_and_collect(netns.inode()), "bind");
+}
+
+TEST_F(ExhaustionTest, UdpSendersExhaustTheUdpScope) {
+    capture.reset();
+    MonitorLog log;
+    Netns netns(kNarrowRangeNoTwReuse);
+    int error = exhaust_range(netns, Proto::udp, [](int fd) {
+        socklen_t length;
+        sockaddr_storage to = loopback(Family::ipv4, 9, &length);
+        return sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr *>(&to), length) < 0 ? -1 : 0;
+    });
+    ASSERT_EQ(error, EAGAIN);
+    expect_warned_before_failure(log.stop_and_collect(netns.inode()), "udp");
+}
+
+}  // namespace
+}  // namespace portwatch::test

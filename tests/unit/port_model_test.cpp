@@ -1,0 +1,367 @@
+#include "core/port_model.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/json_format.h"
+#include "core/text_format.h"
+#include "sample_events.h"
+
+namespace portwatch {
+namespace {
+
+using testing::ipv4;
+using testing::task;
+using testing::time_base;
+
+constexpr std::uint32_t kNetns = 4026532001u;
+constexpr std::uint64_t kSecond = 1'000'000'000;
+constexpr std::uint16_t kDestinationPort = 443;
+
+// A netns with a 10-port range; settings can be changed between reports.
+struct Host {
+    std::map<std::uint32_t, NetnsPortConfig> configs;
+    int reads = 0;
+
+    Host() { configs[kNetns] = config(40000, 40009); }
+
+    static NetnsPortConfig config(std::uint16_t low, std::uint16_t high,
+                                  std::vector<std::uint16_t> reserved = {}, int tw_reuse = 0) {
+        NetnsPortConfig c;
+        c.range = {low, high};
+        c.reserved = std::move(reserved);
+        c.tw_reuse = tw_reuse;
+        return c;
+    }
+
+    PortModel::ConfigSource source() {
+        return [this](std::uint32_t netns, std::uint32_t) {
+            reads++;
+            return configs[netns];
+        };
+    }
+};
+
+// Builds events with an increasing clock.
+struct Events {
+    std::uint64_t now = 100 * kSecond;
+    std::uint64_t next_cookie = 1;
+
+    AllocateEvent allocation(How how, Proto proto, std::uint16_t port, std::uint32_t pid = 1234,
+                             IpAddress remote = ipv4(192, 0, 2, 1)) {
+        AllocateEvent e;
+        e.boot_ns = now;
+        e.sock.cookie = next_cookie++;
+        e.sock.netns = kNetns;
+        e.sock.proto = proto;
+        e.sock.family = Family::ipv4;
+        e.sock.local_addr = ipv4(10, 0, 0, 1);
+        e.sock.local_port = port;
+        if (how == How::connect_autobind) {
+            e.sock.remote_addr = remote;
+            e.sock.remote_port = kDestinationPort;
+        }
+        e.task = task(pid == 1234 ? "curl" : "wget");
+        e.task.pid = e.task.tid = pid;
+        e.how = how;
+        e.syscall = how == How::connect_autobind ? Syscall::connect : Syscall::bind;
+        return e;
+    }
+    AllocateEvent connect(std::uint16_t port, std::uint32_t pid = 1234) {
+        return allocation(How::connect_autobind, Proto::tcp, port, pid);
+    }
+    AllocateEvent failed_connect() {
+        AllocateEvent e = connect(0);
+        e.sock.local_addr = IpAddress{};  // the kernel reset it
+        e.error = 99;                     // EADDRNOTAVAIL
+        return e;
+    }
+    ReleaseEvent release(const AllocateEvent &allocation, ReleaseReason reason) {
+        ReleaseEvent e;
+        e.boot_ns = now;
+        e.sock = allocation.sock;
+        e.owner = allocation.task;
+        e.how = allocation.how;
+        e.reason = reason;
+        return e;
+    }
+};
+
+class PortModelTest : public ::testing::Test {
+  protected:
+    Host host;
+    Events events;
+    PortModel model{ModelSettings{}, host.source()};
+    std::vector<Warning> warnings;
+
+    void apply(const Event &event) {
+        auto more = model.apply(event);
+        warnings.insert(warnings.end(), more.begin(), more.end());
+    }
+    std::vector<AllocateEvent> connects(int count, std::uint16_t first_port = 40000) {
+        std::vector<AllocateEvent> made;
+        for (int i = 0; i < count; i++) {
+            made.push_back(events.connect(std::uint16_t(first_port + i)));
+            apply(made.back());
+        }
+        return made;
+    }
+    ScopeUsage scope(ScopeKind kind) {
+        Report report = model.report(events.now);
+        for (const auto &ns : report.netns)
+            for (const auto &usage : ns.scopes)
+                if (usage.key.kind == kind) return usage;
+        ADD_FAILURE() << "no " << name_of(kind) << " scope in the report";
+        return {};
+    }
+    std::vector<WarningLevel> levels() const {
+        std::vector<WarningLevel> out;
+        for (const auto &warning : warnings) out.push_back(warning.level);
+        return out;
+    }
+};
+
+TEST_F(PortModelTest, DestinationCapacityIsTheRangeMinusReservedAndBindHeldPorts) {
+    host.configs[kNetns] = Host::config(40000, 40009, {40002, 50000});
+    apply(events.allocation(How::bind, Proto::tcp, 40005));  // inside the range: taken
+    apply(events.allocation(How::bind, Proto::tcp, 8080));   // outside: irrelevant
+    apply(events.connect(40001));
+    ScopeUsage usage = scope(ScopeKind::destination);
+    EXPECT_EQ(usage.capacity, 8u);  // 10 - reserved 40002 - bound 40005
+    EXPECT_EQ(usage.in_use, 1u);
+    EXPECT_DOUBLE_EQ(usage.utilization, 1.0 / 8.0);
+    EXPECT_EQ(usage.key.remote_port, kDestinationPort);
+    EXPECT_EQ(to_string(usage.key.local_addr), "10.0.0.1");
+}
+
+TEST_F(PortModelTest, BindScopeCountsBindHeldPortsInsideTheRange) {
+    apply(events.allocation(How::bind_ephemeral, Proto::tcp, 40003));
+    apply(events.allocation(How::listen_autobind, Proto::tcp, 40004));
+    apply(events.allocation(How::bind, Proto::tcp, 8080));
+    ScopeUsage usage = scope(ScopeKind::bind);
+    EXPECT_EQ(usage.in_use, 2u);
+    EXPECT_EQ(usage.capacity, 10u);
+}
+
+TEST_F(PortModelTest, UdpIsItsOwnScope) {
+    apply(events.allocation(How::sendto_autobind, Proto::udp, 40001));
+    apply(events.allocation(How::bind_ephemeral, Proto::udp, 40002));
+    apply(events.allocation(How::bind_ephemeral, Proto::tcp, 40003));
+    EXPECT_EQ(scope(ScopeKind::udp).in_use, 2u);
+    EXPECT_EQ(scope(ScopeKind::bind).in_use, 1u);
+}
+
+TEST_F(PortModelTest, ARangeChangedAtRunTimeIsFollowedAtTheNextReport) {
+    apply(events.allocation(How::bind, Proto::tcp, 40005));
+    apply(events.connect(40001));
+    EXPECT_EQ(scope(ScopeKind::destination).capacity, 9u);
+    host.configs[kNetns] = Host::config(41000, 41099);  // 40005 now outside the range
+    model.report(events.now);
+    EXPECT_EQ(scope(ScopeKind::destination).capacity, 100u);
+    EXPECT_EQ(scope(ScopeKind::bind).in_use, 0u);
+}
+
+TEST_F(PortModelTest, TimeWaitHoldsTheDestinationPortForSixtySecondsWithoutTwReuse) {
+    auto made = connects(2);
+    apply(events.release(made[0], ReleaseReason::time_wait));
+    apply(events.release(made[1], ReleaseReason::tcp_closed));
+    ScopeUsage usage = scope(ScopeKind::destination);
+    EXPECT_EQ(usage.in_use, 1u);
+    EXPECT_EQ(usage.time_wait, 1u);
+    events.now += 60 * kSecond;
+    usage = scope(ScopeKind::destination);
+    EXPECT_EQ(usage.in_use, 0u);
+    EXPECT_EQ(usage.time_wait, 0u);
+}
+
+TEST_F(PortModelTest, TimeWaitOnLoopbackIsReusableWithTheDefaultTwReuse) {
+    host.configs[kNetns] = Host::config(40000, 40009, {}, 2);
+    AllocateEvent loopback =
+        events.allocation(How::connect_autobind, Proto::tcp, 40000, 1234, ipv4(127, 0, 0, 1));
+    apply(loopback);
+    apply(events.release(loopback, ReleaseReason::time_wait));
+    ScopeUsage usage = scope(ScopeKind::destination);
+    EXPECT_EQ(usage.time_wait, 1u);
+    EXPECT_EQ(usage.in_use, 0u) << "tcp_tw_reuse=2 reuses TIME_WAIT towards loopback";
+
+    AllocateEvent remote = events.connect(40001);  // 192.0.2.1: not loopback
+    apply(remote);
+    apply(events.release(remote, ReleaseReason::time_wait));
+    Report report = model.report(events.now);
+    const ScopeUsage *towards_remote = nullptr;
+    for (const auto &candidate : report.netns[0].scopes)
+        if (candidate.key.remote_addr == ipv4(192, 0, 2, 1)) towards_remote = &candidate;
+    ASSERT_NE(towards_remote, nullptr);
+    EXPECT_EQ(towards_remote->in_use, 1u) << "not loopback: TIME_WAIT counts";
+}
+
+TEST_F(PortModelTest, WarningsRiseAndFallWithHysteresis) {
+    auto made = connects(8);  // 8/10: warning
+    EXPECT_EQ(levels(), (std::vector{WarningLevel::warning}));
+    apply(events.release(made[7], ReleaseReason::tcp_closed));  // 7/10 = 0.70 < 0.75: ok
+    EXPECT_EQ(levels(), (std::vector{WarningLevel::warning, WarningLevel::ok}));
+
+    warnings.clear();
+    connects(1, 40007);  // 8/10 again: warning
+    EXPECT_EQ(levels(), (std::vector{WarningLevel::warning}));
+    AllocateEvent last = events.connect(40008);
+    apply(last);
+    apply(events.connect(40009));  // 10/10: critical
+    EXPECT_EQ(levels().back(), WarningLevel::critical);
+    apply(events.release(last, ReleaseReason::tcp_closed));  // 0.90 >= 0.95 - 0.05: stays
+    EXPECT_EQ(levels().back(), WarningLevel::critical);
+    warnings.clear();
+    apply(events.release(made[0], ReleaseReason::tcp_closed));  // 0.80: warning
+    EXPECT_EQ(levels(), (std::vector{WarningLevel::warning}));
+}
+
+TEST_F(PortModelTest, AFailureIsCriticalAtOnceAndNamesTheProcess) {
+    connects(1);
+    ASSERT_TRUE(warnings.empty());
+    apply(events.failed_connect());
+    ASSERT_EQ(warnings.size(), 1u);
+    const Warning &warning = warnings[0];
+    EXPECT_EQ(warning.level, WarningLevel::critical);
+    ASSERT_TRUE(warning.failure.has_value());
+    EXPECT_EQ(warning.failure->task.pid, 1234u);
+    EXPECT_EQ(warning.usage.key.kind, ScopeKind::destination);
+    EXPECT_EQ(to_string(warning.usage.key.local_addr), "10.0.0.1") << "the known scope";
+    apply(events.failed_connect());
+    EXPECT_EQ(warnings.size(), 1u) << "already critical for a failure";
+}
+
+TEST_F(PortModelTest, AnExplicitPortConflictIsNotExhaustion) {
+    AllocateEvent conflict = events.allocation(How::bind, Proto::tcp, 8080);
+    conflict.error = 98;
+    apply(conflict);
+    EXPECT_TRUE(warnings.empty());
+    Report report = model.report(events.now);
+    ASSERT_EQ(report.processes.size(), 1u);
+    EXPECT_EQ(report.processes[0].failures, 1u);
+}
+
+TEST_F(PortModelTest, EtaFollowsTheFillRate) {
+    host.configs[kNetns] = Host::config(40000, 40099);  // 100 ports
+    for (int i = 0; i < 10; i++) {
+        apply(events.connect(std::uint16_t(40000 + i)));
+        events.now += kSecond;
+    }
+    ScopeUsage usage = scope(ScopeKind::destination);
+    ASSERT_TRUE(usage.eta_seconds.has_value());
+    EXPECT_NEAR(*usage.eta_seconds, 90.0, 90.0 * 0.15);  // 90 free at ~1 port/s
+    EXPECT_NEAR(usage.allocation_rate, 1.0, 0.15);
+}
+
+TEST_F(PortModelTest, NoEtaWhenNotFilling) {
+    auto made = connects(3);
+    events.now += 5 * kSecond;
+    for (const auto &allocation : made)
+        apply(events.release(allocation, ReleaseReason::tcp_closed));
+    EXPECT_FALSE(scope(ScopeKind::destination).eta_seconds.has_value());
+}
+
+TEST_F(PortModelTest, ReportsProcessesByPortsHeldAndResetsTheInterval) {
+    apply(events.connect(40000, 1));
+    apply(events.connect(40001, 2));
+    apply(events.connect(40002, 2));
+    apply(events.allocation(How::bind, Proto::udp, 5353, 2));
+    events.now += 2 * kSecond;
+    Report report = model.report(events.now);
+    ASSERT_EQ(report.processes.size(), 2u);
+    const ProcessUsage &top = report.processes[0];
+    EXPECT_EQ(top.pid, 2u);
+    EXPECT_EQ(top.held_total(), 3u);
+    EXPECT_EQ((top.held.at({Proto::tcp, How::connect_autobind})), 2u);
+    EXPECT_EQ((top.held.at({Proto::udp, How::bind})), 1u);
+    EXPECT_EQ(top.allocations, 3u);
+    EXPECT_NEAR(top.allocation_rate, 1.5, 1e-9);  // 3 in the 2 s interval
+
+    events.now += kSecond;
+    report = model.report(events.now);
+    EXPECT_EQ(report.processes[0].allocations, 0u) << "a new interval";
+    EXPECT_EQ(report.processes[0].held_total(), 3u) << "held ports stay";
+}
+
+TEST_F(PortModelTest, TopProcessesAreTheBiggestHolders) {
+    apply(events.connect(40000, 1));
+    apply(events.connect(40001, 2));
+    apply(events.connect(40002, 2));
+    ScopeUsage usage = scope(ScopeKind::destination);
+    ASSERT_EQ(usage.top_processes.size(), 2u);
+    EXPECT_EQ(usage.top_processes[0].pid, 2u);
+    EXPECT_EQ(usage.top_processes[0].ports, 2u);
+}
+
+TEST_F(PortModelTest, AReleaseOfAnUnseenSocketChangesNothing) {
+    connects(1);
+    AllocateEvent stranger = events.connect(40005);
+    apply(events.release(stranger, ReleaseReason::tcp_closed));
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 1u);
+    EXPECT_EQ(model.tracked_sockets(), 1u);
+}
+
+TEST_F(PortModelTest, ReadsEachNetnsOnceUntilTheReport) {
+    connects(5);
+    EXPECT_EQ(host.reads, 1);
+    model.report(events.now);
+    EXPECT_EQ(host.reads, 2);
+}
+
+TEST(NextLevel, HysteresisTable) {
+    ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
+    using L = WarningLevel;
+    struct Case {
+        L from;
+        double utilization;
+        L to;
+    } cases[] = {
+        {L::ok, 0.79, L::ok},
+        {L::ok, 0.80, L::warning},
+        {L::ok, 0.95, L::critical},
+        {L::warning, 0.76, L::warning},
+        {L::warning, 0.74, L::ok},
+        {L::warning, 0.96, L::critical},
+        {L::critical, 0.91, L::critical},
+        {L::critical, 0.89, L::warning},
+        {L::critical, 0.50, L::ok},
+    };
+    for (const auto &c : cases)
+        EXPECT_EQ(next_level(c.from, c.utilization, s), c.to)
+            << name_of(c.from) << " at " << c.utilization;
+}
+
+TEST_F(PortModelTest, GoldenWarningJson) {
+    connects(8);
+    ASSERT_EQ(warnings.size(), 1u);
+    std::string line = json_line(to_json(warnings[0], time_base()));
+    EXPECT_EQ(line,
+              "{\"type\":\"warning\",\"ts\":\"2026-11-21T10:01:35.123456Z\",\"level\":\"warning\","
+              "\"reason\":\"utilization\",\"scope\":\"destination\",\"netns\":4026532001,"
+              "\"proto\":\"tcp\",\"local_addr\":\"10.0.0.1\",\"remote_addr\":\"192.0.2.1\","
+              "\"remote_port\":443,\"in_use\":8,\"capacity\":10,\"utilization\":0.8,"
+              "\"time_wait\":0,\"allocation_rate\":8.0,\"eta_seconds\":null,"
+              "\"top_processes\":[{\"pid\":1234,\"comm\":\"curl\",\"ports\":8}]}\n");
+}
+
+TEST_F(PortModelTest, GoldenReportText) {
+    connects(2);
+    apply(events.allocation(How::bind, Proto::tcp, 8080, 2));
+    events.now += 10 * kSecond;
+    std::string text = text_report(model.report(events.now), time_base());
+    EXPECT_EQ(text,
+              "# report 10:01:45.123456 (interval 10.0s)\n"
+              "NETNS       RANGE       RSV  PROTO SCOPE                                          "
+              "IN_USE     CAP    UTIL     TW   RATE/s     ETA LEVEL\n"
+              "4026532001  40000-40009 0    tcp   10.0.0.1->192.0.2.1:443                        "
+              "     2      10   20.0%      0      0.2       - ok\n"
+              "4026532001  40000-40009 0    tcp   bind                                           "
+              "     0      10    0.0%      0      0.1       - ok\n"
+              "PID      COMM             NETNS         HELD  ALLOC  FAIL   RATE/s BY KIND\n"
+              "1234     curl             4026532001       2      2     0      0.2 "
+              "tcp/connect_autobind 2\n"
+              "2        wget             4026532001       1      1     0      0.1 tcp/bind 1\n");
+}
+
+}  // namespace
+}  // namespace portwatch

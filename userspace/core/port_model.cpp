@@ -1,0 +1,400 @@
+#include "port_model.h"
+
+#include <algorithm>
+#include <variant>
+
+namespace portwatch {
+namespace {
+
+constexpr std::uint64_t kSecondNs = 1'000'000'000;
+
+bool is_loopback(const IpAddress &addr) {
+    if (addr.family == Family::ipv4) return addr.bytes[0] == 127;
+    static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0,
+                                                             0, 0, 0, 0, 0, 0, 0, 1};
+    bool mapped_v4 = std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
+                                 [](std::uint8_t b) { return b == 0; }) &&
+                     addr.bytes[10] == 0xff && addr.bytes[11] == 0xff && addr.bytes[12] == 127;
+    return addr.bytes == kLoopback6 || mapped_v4;
+}
+
+template <typename Counts>
+std::size_t count_in_range(const Counts &ports, const PortRange &range) {
+    return std::count_if(ports.begin(), ports.end(),
+                         [&](const auto &entry) { return range.contains(entry.first); });
+}
+
+}  // namespace
+
+std::size_t ProcessUsage::held_total() const {
+    std::size_t total = 0;
+    for (const auto &[kind, count] : held) total += count;
+    return total;
+}
+
+WarningLevel next_level(WarningLevel current, double utilization, const ModelSettings &settings) {
+    WarningLevel target = utilization >= settings.critical_ratio ? WarningLevel::critical
+                          : utilization >= settings.warn_ratio   ? WarningLevel::warning
+                                                                 : WarningLevel::ok;
+    if (target >= current) return target;
+    if (current == WarningLevel::critical &&
+        utilization >= settings.critical_ratio - settings.hysteresis)
+        return WarningLevel::critical;
+    if (utilization >= settings.warn_ratio - settings.hysteresis) return WarningLevel::warning;
+    return target;
+}
+
+std::string_view name_of(ScopeKind kind) {
+    switch (kind) {
+        case ScopeKind::destination:
+            return "destination";
+        case ScopeKind::bind:
+            return "bind";
+        case ScopeKind::udp:
+            return "udp";
+    }
+    return "?";
+}
+
+std::string_view name_of(WarningLevel level) {
+    switch (level) {
+        case WarningLevel::ok:
+            return "ok";
+        case WarningLevel::warning:
+            return "warning";
+        case WarningLevel::critical:
+            return "critical";
+    }
+    return "?";
+}
+
+PortModel::PortModel(ModelSettings settings, ConfigSource config_source)
+    : settings_(settings), config_source_(std::move(config_source)) {}
+
+std::vector<Warning> PortModel::apply(const Event &event) {
+    std::uint64_t now = std::visit([](const auto &e) { return e.boot_ns; }, event);
+    if (!interval_started_) {
+        interval_start_ns_ = now;
+        interval_started_ = true;
+    }
+    std::vector<Warning> warnings;
+    expire_time_wait(now, warnings);
+    std::vector<Warning> more;
+    if (const auto *allocation = std::get_if<AllocateEvent>(&event))
+        more = allocation->failed() ? on_failure(*allocation) : on_allocate(*allocation);
+    else
+        more = on_release(std::get<ReleaseEvent>(event));
+    warnings.insert(warnings.end(), more.begin(), more.end());
+    return warnings;
+}
+
+PortModel::NetnsState &PortModel::netns_state(std::uint32_t netns, std::uint32_t pid_hint) {
+    auto found = netns_.find(netns);
+    if (found != netns_.end()) return found->second;
+    NetnsState &state = netns_[netns];
+    state.config = config_source_(netns, pid_hint);
+    return state;
+}
+
+ScopeKey PortModel::scope_of(const SocketInfo &sock, How how) const {
+    ScopeKey key;
+    key.netns = sock.netns;
+    key.local_addr.family = key.remote_addr.family = sock.family;
+    if (sock.proto == Proto::udp) {
+        key.kind = ScopeKind::udp;
+    } else if (how == How::connect_autobind || how == How::sendto_autobind) {
+        key.kind = ScopeKind::destination;
+        key.local_addr = sock.local_addr;
+        key.remote_addr = sock.remote_addr;
+        key.remote_port = sock.remote_port;
+    } else {
+        key.kind = ScopeKind::bind;
+    }
+    return key;
+}
+
+// A failed connect() has no source address any more (the kernel reset it); it belongs
+// to the fullest known scope towards that destination.
+std::optional<ScopeKey> PortModel::failure_scope(const AllocateEvent &failure) {
+    if (failure.how == How::bind)
+        return std::nullopt;  // one port taken: a conflict, not exhaustion
+    ScopeKey key = scope_of(failure.sock, failure.how);
+    if (key.kind != ScopeKind::destination) return key;
+    const ScopeKey *best = nullptr;
+    double best_utilization = -1;
+    for (const auto &[candidate, state] : scopes_) {
+        if (candidate.kind != ScopeKind::destination || candidate.netns != key.netns ||
+            candidate.remote_addr != key.remote_addr || candidate.remote_port != key.remote_port)
+            continue;
+        std::size_t cap = capacity(candidate);
+        double utilization = cap ? double(in_use(candidate, state)) / double(cap) : 1.0;
+        if (utilization > best_utilization) {
+            best = &candidate;
+            best_utilization = utilization;
+        }
+    }
+    return best ? *best : key;
+}
+
+PortModel::ScopeState &PortModel::scope_state(const ScopeKey &key, Proto proto) {
+    ScopeState &state = scopes_[key];
+    state.proto = proto;
+    return state;
+}
+
+void PortModel::hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
+                          int delta) {
+    if (scope.kind == ScopeKind::destination) return;  // connect() ports are counted per scope
+    auto &ports = proto == Proto::udp ? ns.udp_ports : ns.bind_ports;
+    auto &in_range = proto == Proto::udp ? ns.udp_in_range : ns.bind_in_range;
+    std::size_t &count = ports[port];
+    bool was_held = count > 0;
+    count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+    bool is_held = count > 0;
+    if (!is_held) ports.erase(port);
+    if (was_held != is_held && ns.config.range.contains(port)) in_range += is_held ? 1 : -1;
+}
+
+ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
+    ProcessUsage &usage = processes_[task.pid];
+    usage.pid = task.pid;
+    usage.comm = task.comm;
+    usage.cgroup_id = task.cgroup_id;
+    usage.netns = netns;
+    return usage;
+}
+
+std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
+    std::vector<Warning> warnings;
+    NetnsState &ns = netns_state(event.sock.netns, event.task.pid);
+    ScopeKey key = scope_of(event.sock, event.how);
+    ScopeState &state = scope_state(key, event.sock.proto);
+    ProcessUsage &owner = process(event.task, event.sock.netns);
+    owner.allocations++;
+
+    // Without a cookie its release cannot be matched: counted as an allocation, not as held.
+    std::uint64_t cookie = event.sock.cookie;
+    if (cookie != 0 && !sockets_.contains(cookie)) {
+        state.held++;
+        state.held_by_pid[event.task.pid]++;
+        owner.held[{event.sock.proto, event.how}]++;
+        hold_port(ns, key, event.sock.proto, event.sock.local_port, +1);
+        sockets_[cookie] = {event.sock, event.how, key, event.task.pid};
+    }
+    std::uint64_t second = event.boot_ns / kSecondNs;
+    if (state.allocations.empty() || state.allocations.back().first != second)
+        state.allocations.emplace_back(second, 0);
+    state.allocations.back().second++;
+    record_sample(state, key, event.boot_ns);
+    if (auto warning = evaluate(key, state, event.boot_ns)) warnings.push_back(*warning);
+    return warnings;
+}
+
+std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
+    netns_state(event.sock.netns, event.task.pid);
+    process(event.task, event.sock.netns).failures++;
+    auto key = failure_scope(event);
+    if (!key) return {};
+    ScopeState &state = scope_state(*key, event.sock.proto);
+    bool already = state.level == WarningLevel::critical && state.failure_reported;
+    state.level = WarningLevel::critical;
+    if (already) return {};
+    state.failure_reported = true;
+    Warning warning;
+    warning.boot_ns = event.boot_ns;
+    warning.level = WarningLevel::critical;
+    warning.usage = usage_of(*key, state, event.boot_ns);
+    warning.failure = event;
+    return {warning};
+}
+
+std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
+    std::vector<Warning> warnings;
+    auto found = sockets_.find(event.sock.cookie);
+    if (found == sockets_.end()) return warnings;  // allocated before we saw it
+    HeldSocket held = found->second;
+    sockets_.erase(found);
+
+    NetnsState &ns = netns_state(held.sock.netns, held.pid);
+    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    if (state.held) state.held--;
+    if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
+        if (--pid->second == 0) state.held_by_pid.erase(pid);
+    if (auto owner = processes_.find(held.pid); owner != processes_.end()) {
+        auto kind = owner->second.held.find({held.sock.proto, held.how});
+        if (kind != owner->second.held.end() && kind->second > 0) kind->second--;
+    }
+    if (event.time_wait() && held.sock.proto == Proto::tcp) {
+        state.time_wait++;  // the TIME_WAIT socket holds the port on (bind table included)
+        time_wait_.push_back(
+            {event.boot_ns + settings_.time_wait_ns, held.scope, held.sock.local_port});
+    } else {
+        hold_port(ns, held.scope, held.sock.proto, held.sock.local_port, -1);
+    }
+    record_sample(state, held.scope, event.boot_ns);
+    if (auto warning = evaluate(held.scope, state, event.boot_ns)) warnings.push_back(*warning);
+    return warnings;
+}
+
+void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings) {
+    while (!time_wait_.empty() && time_wait_.front().expires_ns <= now_ns) {
+        TimeWaitEntry entry = time_wait_.front();
+        time_wait_.pop_front();
+        ScopeState &state = scopes_[entry.scope];
+        if (state.time_wait) state.time_wait--;
+        hold_port(netns_[entry.scope.netns], entry.scope, state.proto, entry.port, -1);
+        record_sample(state, entry.scope, entry.expires_ns);
+        if (auto warning = evaluate(entry.scope, state, entry.expires_ns))
+            warnings.push_back(*warning);
+    }
+}
+
+bool PortModel::time_wait_counts(const ScopeKey &key) const {
+    if (key.kind != ScopeKind::destination) return true;
+    auto ns = netns_.find(key.netns);
+    int tw_reuse = ns == netns_.end() ? 2 : ns->second.config.tw_reuse;
+    if (tw_reuse == 1) return false;
+    return !(tw_reuse == 2 && is_loopback(key.remote_addr));
+}
+
+std::size_t PortModel::in_use(const ScopeKey &key, const ScopeState &state) const {
+    auto ns = netns_.find(key.netns);
+    if (ns == netns_.end()) return state.held;
+    switch (key.kind) {
+        case ScopeKind::destination:
+            return state.held + (time_wait_counts(key) ? state.time_wait : 0);
+        case ScopeKind::bind:
+            return ns->second.bind_in_range;
+        case ScopeKind::udp:
+            return ns->second.udp_in_range;
+    }
+    return state.held;
+}
+
+std::size_t PortModel::capacity(const ScopeKey &key) const {
+    auto ns = netns_.find(key.netns);
+    if (ns == netns_.end()) return 0;
+    std::size_t capacity = ns->second.config.capacity();
+    if (key.kind != ScopeKind::destination) return capacity;
+    // connect() skips every port a bind()-style socket holds (__inet_hash_connect)
+    std::size_t bound = 0;
+    for (const auto &[port, count] : ns->second.bind_ports)
+        if (ns->second.config.is_ephemeral(port)) bound++;
+    return capacity > bound ? capacity - bound : 0;
+}
+
+void PortModel::record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns) {
+    std::size_t value = in_use(key, state);
+    if (!state.in_use_samples.empty() &&
+        state.in_use_samples.back().first / kSecondNs == now_ns / kSecondNs)
+        state.in_use_samples.back().second = value;
+    else
+        state.in_use_samples.emplace_back(now_ns, value);
+    while (state.in_use_samples.size() > 1 &&
+           state.in_use_samples.front().first + settings_.rate_window_ns < now_ns)
+        state.in_use_samples.pop_front();
+    std::uint64_t now_s = now_ns / kSecondNs;
+    std::uint64_t window_s = settings_.rate_window_ns / kSecondNs;
+    while (!state.allocations.empty() && state.allocations.front().first + window_s < now_s)
+        state.allocations.pop_front();
+}
+
+ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
+                               std::uint64_t now_ns) const {
+    ScopeUsage usage;
+    usage.key = key;
+    usage.proto = state.proto;
+    usage.in_use = in_use(key, state);
+    usage.time_wait = state.time_wait;
+    usage.capacity = capacity(key);
+    usage.utilization = usage.capacity ? double(usage.in_use) / double(usage.capacity) : 1.0;
+    usage.level = state.level;
+
+    std::uint64_t allocations = 0;
+    for (const auto &[second, count] : state.allocations) allocations += count;
+    if (!state.allocations.empty()) {
+        double span_s = double(now_ns / kSecondNs - state.allocations.front().first + 1);
+        usage.allocation_rate = double(allocations) / span_s;
+    }
+    if (!state.in_use_samples.empty()) {
+        const auto &[first_ns, first_value] = state.in_use_samples.front();
+        double span_s = double(now_ns - first_ns) / 1e9;
+        double fill_per_s = span_s >= 1 ? (double(usage.in_use) - double(first_value)) / span_s : 0;
+        if (fill_per_s > 0 && usage.capacity >= usage.in_use)
+            usage.eta_seconds = double(usage.capacity - usage.in_use) / fill_per_s;
+    }
+    for (const auto &[pid, ports] : state.held_by_pid) {
+        auto owner = processes_.find(pid);
+        usage.top_processes.push_back(
+            {pid, owner == processes_.end() ? std::string() : owner->second.comm, ports});
+    }
+    std::sort(usage.top_processes.begin(), usage.top_processes.end(),
+              [](const TopProcess &a, const TopProcess &b) {
+                  return a.ports != b.ports ? a.ports > b.ports : a.pid < b.pid;
+              });
+    if (usage.top_processes.size() > settings_.top_n) usage.top_processes.resize(settings_.top_n);
+    return usage;
+}
+
+std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &state,
+                                           std::uint64_t now_ns) {
+    std::size_t cap = capacity(key);
+    double utilization = cap ? double(in_use(key, state)) / double(cap) : 1.0;
+    WarningLevel level = next_level(state.level, utilization, settings_);
+    if (level == state.level) return std::nullopt;
+    state.level = level;
+    if (level != WarningLevel::critical) state.failure_reported = false;
+    Warning warning;
+    warning.boot_ns = now_ns;
+    warning.level = level;
+    warning.usage = usage_of(key, state, now_ns);
+    return warning;
+}
+
+Report PortModel::report(std::uint64_t now_boot_ns) {
+    std::vector<Warning> ignored;  // level changes from expiry show in the next apply()
+    expire_time_wait(now_boot_ns, ignored);
+    Report report;
+    report.boot_ns = now_boot_ns;
+    report.interval_s = interval_started_ && now_boot_ns > interval_start_ns_
+                            ? double(now_boot_ns - interval_start_ns_) / 1e9
+                            : 0;
+    for (auto &[netns, state] : netns_) {
+        NetnsPortConfig fresh = config_source_(netns, 0);
+        if (!(fresh.range == state.config.range)) {
+            state.bind_in_range = count_in_range(state.bind_ports, fresh.range);
+            state.udp_in_range = count_in_range(state.udp_ports, fresh.range);
+        }
+        state.config = fresh;
+        report.netns.push_back({netns, state.config, {}});
+    }
+    for (const auto &[key, state] : scopes_) {
+        if (state.held == 0 && state.time_wait == 0 && state.level == WarningLevel::ok &&
+            state.allocations.empty())
+            continue;
+        for (auto &ns : report.netns)
+            if (ns.netns == key.netns) ns.scopes.push_back(usage_of(key, state, now_boot_ns));
+    }
+    for (auto &ns : report.netns)
+        std::stable_sort(
+            ns.scopes.begin(), ns.scopes.end(),
+            [](const ScopeUsage &a, const ScopeUsage &b) { return a.utilization > b.utilization; });
+    for (auto it = processes_.begin(); it != processes_.end();) {
+        ProcessUsage &usage = it->second;
+        usage.allocation_rate =
+            report.interval_s > 0 ? double(usage.allocations) / report.interval_s : 0;
+        if (usage.held_total() || usage.allocations || usage.failures)
+            report.processes.push_back(usage);
+        usage.allocations = usage.failures = 0;
+        it = usage.held_total() ? std::next(it) : processes_.erase(it);
+    }
+    std::stable_sort(report.processes.begin(), report.processes.end(),
+                     [](const ProcessUsage &a, const ProcessUsage &b) {
+                         return a.held_total() > b.held_total();
+                     });
+    interval_start_ns_ = now_boot_ns;
+    interval_started_ = true;
+    return report;
+}
+
+}  // namespace portwatch

@@ -1,0 +1,193 @@
+// The ports in use as the kernel's allocator sees them: who holds which port, in which
+// allocation scope, how full each scope is, how fast it fills and when it runs out.
+// Fed with events (each carries its own time); no clock, no kernel: the netns settings
+// come from an injected source.
+//
+// Scopes (../shared/product.md, ../shared/kernel-facts.md):
+//   destination  TCP connect() autobind, per (netns, source IP, destination IP, port):
+//                the range minus reserved ports minus bind()-held ports in it;
+//                TIME_WAIT counts unless the netns's tcp_tw_reuse lets connect() reuse it.
+//   bind         TCP bind(0) / listen() autobind, per netns: the range minus reserved ports,
+//                shared with every bind()-held port.
+//   udp          UDP autobind and bind, per netns, exclusive.
+#pragma once
+
+#include <compare>
+#include <tuple>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "event.h"
+#include "netns_ports.h"
+
+namespace portwatch {
+
+enum class ScopeKind { destination, bind, udp };
+enum class WarningLevel { ok, warning, critical };
+
+struct ScopeKey {
+    ScopeKind kind = ScopeKind::bind;
+    std::uint32_t netns = 0;
+    IpAddress local_addr;   // destination: the source address; others: unspecified
+    IpAddress remote_addr;  // destination only
+    std::uint16_t remote_port = 0;
+
+    auto operator<=>(const ScopeKey &other) const {
+        return std::tie(kind, netns, local_addr.family, local_addr.bytes, remote_addr.family,
+                        remote_addr.bytes, remote_port) <=>
+               std::tie(other.kind, other.netns, other.local_addr.family, other.local_addr.bytes,
+                        other.remote_addr.family, other.remote_addr.bytes, other.remote_port);
+    }
+    bool operator==(const ScopeKey &) const = default;
+};
+
+struct TopProcess {
+    std::uint32_t pid = 0;
+    std::string comm;
+    std::size_t ports = 0;
+};
+
+struct ScopeUsage {
+    ScopeKey key;
+    Proto proto = Proto::tcp;
+    std::size_t in_use = 0;     // what the allocator cannot hand out, TIME_WAIT included if counted
+    std::size_t time_wait = 0;  // TIME_WAIT ports in this scope (counted or not)
+    std::size_t capacity = 0;
+    double utilization = 0;             // in_use / capacity (1 when capacity is 0)
+    double allocation_rate = 0;         // allocations per second over the rate window
+    std::optional<double> eta_seconds;  // at the current fill rate; none when not filling
+    std::vector<TopProcess> top_processes;
+    WarningLevel level = WarningLevel::ok;
+};
+
+struct Warning {
+    std::uint64_t boot_ns = 0;
+    WarningLevel level = WarningLevel::ok;
+    ScopeUsage usage;
+    std::optional<AllocateEvent> failure;  // the failed allocation that raised it
+};
+
+struct ProcessUsage {
+    std::uint32_t pid = 0;
+    std::string comm;
+    std::uint64_t cgroup_id = 0;
+    std::uint32_t netns = 0;
+    std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
+    std::uint64_t allocations = 0;                      // in the report interval
+    std::uint64_t failures = 0;                         // in the report interval
+    double allocation_rate = 0;  // allocations per second in the report interval
+
+    std::size_t held_total() const;
+};
+
+struct NetnsReport {
+    std::uint32_t netns = 0;
+    NetnsPortConfig config;
+    std::vector<ScopeUsage> scopes;  // fullest first
+};
+
+struct Report {
+    std::uint64_t boot_ns = 0;
+    double interval_s = 0;
+    std::vector<NetnsReport> netns;
+    std::vector<ProcessUsage> processes;  // most ports held first
+};
+
+struct ModelSettings {
+    double warn_ratio = 0.80;
+    double critical_ratio = 0.95;
+    double hysteresis = 0.05;  // a level is left only this far below its threshold
+    std::size_t top_n = 5;
+    std::uint64_t rate_window_ns = 60'000'000'000;
+    std::uint64_t time_wait_ns = 60'000'000'000;  // TCP_TIMEWAIT_LEN
+};
+
+class PortModel {
+  public:
+    // The settings of a netns; pid_hint is a process seen in it.
+    using ConfigSource =
+        std::function<NetnsPortConfig(std::uint32_t netns, std::uint32_t pid_hint)>;
+
+    PortModel(ModelSettings settings, ConfigSource config_source);
+
+    // Applies one event (its boot_ns is "now") and returns the warnings whose level changed.
+    std::vector<Warning> apply(const Event &event);
+    // The state at `now`; starts a new report interval. Re-reads every netns's settings.
+    Report report(std::uint64_t now_boot_ns);
+
+    std::size_t tracked_sockets() const { return sockets_.size(); }
+
+  private:
+    struct HeldSocket {
+        SocketInfo sock;
+        How how = How::bind;
+        ScopeKey scope;
+        std::uint32_t pid = 0;
+    };
+    struct TimeWaitEntry {
+        std::uint64_t expires_ns = 0;
+        ScopeKey scope;
+        std::uint16_t port = 0;
+    };
+    struct ScopeState {
+        Proto proto = Proto::tcp;
+        std::size_t held = 0;
+        std::size_t time_wait = 0;
+        std::unordered_map<std::uint32_t, std::size_t> held_by_pid;
+        std::deque<std::pair<std::uint64_t, std::size_t>> in_use_samples;  // one per second
+        std::deque<std::pair<std::uint64_t, std::uint64_t>> allocations;   // per second
+        WarningLevel level = WarningLevel::ok;
+        bool failure_reported = false;
+    };
+    struct NetnsState {
+        NetnsPortConfig config;
+        // Ports held per protocol's bind table, with how many sockets hold each, and how
+        // many distinct ones lie in the range (kept in step, recounted when the range moves).
+        std::unordered_map<std::uint16_t, std::size_t> bind_ports;  // TCP bind scope
+        std::unordered_map<std::uint16_t, std::size_t> udp_ports;
+        std::size_t bind_in_range = 0;
+        std::size_t udp_in_range = 0;
+    };
+    NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
+    ScopeKey scope_of(const SocketInfo &sock, How how) const;
+    std::optional<ScopeKey> failure_scope(const AllocateEvent &failure);
+    void hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
+                   int delta);
+
+    std::vector<Warning> on_allocate(const AllocateEvent &event);
+    std::vector<Warning> on_failure(const AllocateEvent &event);
+    std::vector<Warning> on_release(const ReleaseEvent &event);
+    void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
+
+    ScopeState &scope_state(const ScopeKey &key, Proto proto);
+    std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
+    std::size_t capacity(const ScopeKey &key) const;
+    bool time_wait_counts(const ScopeKey &key) const;
+    ScopeUsage usage_of(const ScopeKey &key, const ScopeState &state, std::uint64_t now_ns) const;
+    void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
+    std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
+    ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+
+    ModelSettings settings_;
+    ConfigSource config_source_;
+    std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
+    std::deque<TimeWaitEntry> time_wait_;                    // in expiry order
+    std::map<ScopeKey, ScopeState> scopes_;
+    std::map<std::uint32_t, NetnsState> netns_;
+    std::map<std::uint32_t, ProcessUsage> processes_;  // by pid
+    std::uint64_t interval_start_ns_ = 0;
+    bool interval_started_ = false;
+};
+
+WarningLevel next_level(WarningLevel current, double utilization, const ModelSettings &settings);
+std::string_view name_of(ScopeKind kind);
+std::string_view name_of(WarningLevel level);
+
+}  // namespace portwatch

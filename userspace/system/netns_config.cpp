@@ -1,0 +1,233 @@
+#include "system/netns_config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+namespace portwatch {
+namespace {
+
+constexpr const char *kPortRangePath = "/proc/sys/net/ipv4/ip_local_port_range";
+constexpr const char *kReservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports";
+constexpr const char *kTwReusePath = "/proc/sys/net/ipv4/tcp_tw_reuse";
+
+struct SysctlTexts {
+    std::string port_range;
+    std::string reserved_ports;
+    std::string tw_reuse;
+};
+
+std::string errno_text(const std::string &what) {
+    return what + ": " + std::strerror(errno);
+}
+
+bool read_whole_file(const char *path, std::string &text, std::string &error) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error = errno_text(path);
+        return false;
+    }
+    text.clear();
+    char chunk[4096];
+    ssize_t n;
+    while ((n = ::read(fd, chunk, sizeof(chunk))) > 0) text.append(chunk, n);
+    if (n < 0) error = errno_text(path);
+    close(fd);
+    return n == 0;
+}
+
+// Returns "" or why not.
+std::string read_sysctl_texts(SysctlTexts &texts) {
+    std::string error;
+    if (read_whole_file(kPortRangePath, texts.port_range, error) &&
+        read_whole_file(kReservedPortsPath, texts.reserved_ports, error) &&
+        read_whole_file(kTwReusePath, texts.tw_reuse, error))
+        return "";
+    return error;
+}
+
+std::string shown(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return "'" + text + "'";
+}
+
+std::optional<NetnsPortConfig> parse_sysctl_texts(const SysctlTexts &texts, std::string &error) {
+    auto range = parse_port_range(texts.port_range);
+    auto reserved = parse_reserved_ports(texts.reserved_ports);
+    auto tw_reuse = parse_tw_reuse(texts.tw_reuse);
+    if (!range)
+        error = "cannot parse ip_local_port_range " + shown(texts.port_range);
+    else if (!reserved)
+        error = "cannot parse ip_local_reserved_ports " + shown(texts.reserved_ports);
+    else if (!tw_reuse)
+        error = "cannot parse tcp_tw_reuse " + shown(texts.tw_reuse);
+    else
+        return NetnsPortConfig{*range, std::move(*reserved), *tw_reuse};
+    return std::nullopt;
+}
+
+// The calling thread's namespace.
+std::optional<NetnsPortConfig> read_own_netns(std::string &error) {
+    SysctlTexts texts;
+    error = read_sysctl_texts(texts);
+    if (!error.empty()) return std::nullopt;
+    return parse_sysctl_texts(texts, error);
+}
+
+bool is_number(const char *name) {
+    return *name && std::all_of(name, name + std::strlen(name),
+                                [](unsigned char c) { return std::isdigit(c); });
+}
+
+// The first fd >= 0 that `try_entry` returns for an entry of `directory` (numeric names
+// only if `numeric_only`), or -1.
+int first_in_directory(const std::string &directory, bool numeric_only,
+                       const std::function<int(const std::string &)> &try_entry) {
+    DIR *stream = opendir(directory.c_str());
+    if (!stream) return -1;
+    int fd = -1;
+    while (dirent *entry = readdir(stream)) {
+        std::string_view name = entry->d_name;
+        if (name == "." || name == ".." || (numeric_only && !is_number(entry->d_name))) continue;
+        fd = try_entry(directory + "/" + entry->d_name);
+        if (fd >= 0) break;
+    }
+    closedir(stream);
+    return fd;
+}
+
+}  // namespace
+
+NetnsConfigReader::NetnsConfigReader(std::size_t max_cached)
+    : max_cached_(std::max<std::size_t>(max_cached, 1)) {
+    // Every namespace file lives on the one nsfs; matching its device too means a stray
+    // regular file (say an unmounted /run/netns entry) cannot match by inode alone.
+    struct stat own {};
+    if (stat("/proc/thread-self/ns/net", &own) == 0) nsfs_device_ = own.st_dev;
+}
+
+NetnsConfigReader::~NetnsConfigReader() {
+    for (const auto &[inode, fd] : fds_) close(fd);
+}
+
+std::optional<NetnsPortConfig> NetnsConfigReader::read(std::uint32_t netns_inode,
+                                                       std::uint32_t pid_hint) {
+    int fd = find_netns(netns_inode, pid_hint);
+    if (fd < 0)
+        return outcome(std::nullopt,
+                       "no network namespace with inode " + std::to_string(netns_inode) + " found");
+    return read_inside(fd);
+}
+
+std::optional<NetnsPortConfig> NetnsConfigReader::read_current() {
+    std::string error;
+    auto config = read_own_netns(error);
+    return outcome(std::move(config), std::move(error));
+}
+
+// A cached fd pins its namespace, so its inode cannot have been reused by another one:
+// the cache is trusted, and checked before the hint, which would cost system calls.
+int NetnsConfigReader::find_netns(std::uint32_t inode, std::uint32_t pid_hint) {
+    if (auto cached = fds_.find(inode); cached != fds_.end()) return cached->second;
+    int fd = -1;
+    if (pid_hint != 0) fd = open_if_netns("/proc/" + std::to_string(pid_hint) + "/ns/net", inode);
+    if (fd < 0) fd = search_run_netns(inode);
+    if (fd < 0) fd = search_processes(inode);
+    // A namespace may have only non-leader threads in it (like a worker that called setns).
+    if (fd < 0) fd = search_threads(inode);
+    // Last and dearest: a namespace that only an open fd keeps alive (no task inside).
+    if (fd < 0) fd = search_open_fds(inode);
+    return fd < 0 ? -1 : remember(inode, fd);
+}
+
+// stat() first because it is cheap for the many paths that do not match; the inode is
+// checked again on the opened fd since the task may have moved or exited in between.
+int NetnsConfigReader::open_if_netns(const std::string &path, std::uint32_t inode) const {
+    auto is_it = [&](const struct stat &st) {
+        return st.st_ino == inode && st.st_dev == nsfs_device_;
+    };
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0 || !is_it(st)) return -1;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) == 0 && is_it(st)) return fd;
+    close(fd);
+    return -1;
+}
+
+int NetnsConfigReader::search_run_netns(std::uint32_t inode) const {
+    return first_in_directory("/run/netns", false,
+                              [&](const std::string &path) { return open_if_netns(path, inode); });
+}
+
+int NetnsConfigReader::search_processes(std::uint32_t inode) const {
+    return first_in_directory("/proc", true, [&](const std::string &process) {
+        return open_if_netns(process + "/ns/net", inode);
+    });
+}
+
+int NetnsConfigReader::search_threads(std::uint32_t inode) const {
+    return first_in_directory("/proc", true, [&](const std::string &process) {
+        return first_in_directory(process + "/task", true, [&](const std::string &thread) {
+            return open_if_netns(thread + "/ns/net", inode);
+        });
+    });
+}
+
+int NetnsConfigReader::search_open_fds(std::uint32_t inode) const {
+    return first_in_directory("/proc", true, [&](const std::string &process) {
+        return first_in_directory(process + "/fd", true,
+                                  [&](const std::string &fd) { return open_if_netns(fd, inode); });
+    });
+}
+
+int NetnsConfigReader::remember(std::uint32_t inode, int fd) {
+    while (fds_.size() >= max_cached_) forget_oldest();
+    fds_.emplace(inode, fd);
+    oldest_first_.push_back(inode);
+    return fd;
+}
+
+void NetnsConfigReader::forget_oldest() {
+    std::uint32_t inode = oldest_first_.front();
+    oldest_first_.pop_front();
+    close(fds_.at(inode));
+    fds_.erase(inode);
+}
+
+// The namespace is per thread: only the short-lived reader thread joins it.
+std::optional<NetnsPortConfig> NetnsConfigReader::read_inside(int netns_fd) {
+    std::optional<NetnsPortConfig> config;
+    std::string error;
+    try {
+        std::thread reader([&] {
+            if (setns(netns_fd, CLONE_NEWNET) != 0)
+                error = errno_text("setns");
+            else
+                config = read_own_netns(error);
+        });
+        reader.join();
+    } catch (const std::system_error &thread_error) {
+        error = std::string("cannot start the reader thread: ") + thread_error.what();
+    }
+    return outcome(std::move(config), std::move(error));
+}
+
+std::optional<NetnsPortConfig> NetnsConfigReader::outcome(std::optional<NetnsPortConfig> config,
+                                                          std::string error) {
+    last_error_ = config ? std::string() : std::move(error);
+    return config;
+}
+
+}  // namespace portwatch

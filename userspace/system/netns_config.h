@@ -1,0 +1,62 @@
+// Reads the port sysctls of any network namespace on this machine, found by its inode.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "core/netns_ports.h"
+
+namespace portwatch {
+
+// /proc/sys/net shows the namespace of the thread that reads it, so another namespace is
+// read from a short-lived thread that joins it with setns(); the caller's thread never
+// changes namespace. Needs root (setns, other processes' /proc/PID/ns/net).
+// Not thread-safe: one reader per thread, or a lock around it.
+class NetnsConfigReader {
+  public:
+    static constexpr std::size_t kDefaultMaxCached = 1024;
+
+    explicit NetnsConfigReader(std::size_t max_cached = kDefaultMaxCached);
+    ~NetnsConfigReader();
+    NetnsConfigReader(const NetnsConfigReader &) = delete;
+    NetnsConfigReader &operator=(const NetnsConfigReader &) = delete;
+
+    // The namespace whose inode is `netns_inode` (the N of `net:[N]`). `pid_hint`, if not 0,
+    // is a process likely to be in it. A namespace is found only while something names it:
+    // a cached fd, /run/netns, a process or thread inside it, or an open fd of any process.
+    std::optional<NetnsPortConfig> read(std::uint32_t netns_inode, std::uint32_t pid_hint = 0);
+    // The calling thread's own namespace.
+    std::optional<NetnsPortConfig> read_current();
+
+    // Why the last read failed ("" after a success).
+    const std::string &last_error() const { return last_error_; }
+    std::size_t cached() const { return fds_.size(); }
+
+  private:
+    int find_netns(std::uint32_t inode, std::uint32_t pid_hint);
+    int open_if_netns(const std::string &path, std::uint32_t inode) const;
+    int search_run_netns(std::uint32_t inode) const;
+    int search_processes(std::uint32_t inode) const;
+    int search_threads(std::uint32_t inode) const;
+    int search_open_fds(std::uint32_t inode) const;
+    int remember(std::uint32_t inode, int fd);
+    void forget_oldest();
+
+    std::optional<NetnsPortConfig> read_inside(int netns_fd);
+    std::optional<NetnsPortConfig> outcome(std::optional<NetnsPortConfig> config,
+                                           std::string error);
+
+    std::size_t max_cached_;
+    dev_t nsfs_device_ = 0;
+    std::unordered_map<std::uint32_t, int> fds_;
+    std::deque<std::uint32_t> oldest_first_;
+    std::string last_error_;
+};
+
+}  // namespace portwatch
