@@ -156,8 +156,8 @@ TEST(Options, RangeErrorsAreShort) {
 }
 
 TEST(Options, WarningThresholds) {
-    CommandLine cl = parse({"monitor", "--warn-ratio", "0.5", "--critical-ratio", "0.75",
-                            "--report-interval", "2.5"});
+    CommandLine cl = parse(
+        {"monitor", "--warn-ratio", "0.5", "--critical-ratio", "0.75", "--report-interval", "2.5"});
     ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
     EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.5);
     EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.75);
