@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <functional>
+#include <future>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -208,6 +210,50 @@ TEST_F(ExhaustionTest, UdpSendersExhaustTheUdpScope) {
     });
     ASSERT_EQ(error, EAGAIN);
     expect_warned_before_failure(log.stop_and_collect(netns.inode()), "udp");
+}
+
+TEST_F(ExhaustionTest, SocketsOpenedBeforeTheMonitorAreInItsFirstReport) {
+    capture.reset();
+    Netns netns(kNarrowRangeNoTwReuse);
+    std::vector<int> fds;
+    std::uint16_t client_port = 0;
+    // A thread stays inside, as a process would: that is how the monitor finds the netns.
+    std::promise<void> opened, monitored;
+    std::thread resident([&] {
+        netns.run([&] {
+            fds.push_back(listener_on(Family::ipv4, kServerPort));
+            fds.push_back(make_socket(Family::ipv4, Proto::tcp));
+            EXPECT_EQ(connect_to(fds.back(), Family::ipv4, kServerPort), 0);
+            client_port = local_port_of(fds.back());
+            fds.push_back(accept(fds[0], nullptr, nullptr));
+            fds.push_back(make_socket(Family::ipv4, Proto::udp));
+            EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
+            opened.set_value();
+            monitored.get_future().wait();
+        });
+    });
+    opened.get_future().wait();
+    std::vector<Json> lines;
+    {
+        MonitorLog log;  // started after the sockets
+        lines = log.stop_and_collect(netns.inode());
+    }
+    monitored.set_value();
+    resident.join();
+    for (int fd : fds) close(fd);
+
+    EXPECT_EQ(first(lines, "allocate"), -1) << "no event: the sockets predate the monitor";
+    const Json *report = report_of(lines);
+    ASSERT_NE(report, nullptr);
+    const Json *destination = scope_in(*report, "destination", kServerPort);
+    ASSERT_NE(destination, nullptr) << report->dump();
+    EXPECT_EQ((*destination)["in_use"], 1) << "the client; the accepted socket holds no port";
+    EXPECT_EQ((*destination)["capacity"], kRangeSize);
+    EXPECT_EQ((*destination)["top_processes"][0]["pid"], getpid());
+    const Json *udp = scope_in(*report, "udp");
+    ASSERT_NE(udp, nullptr);
+    EXPECT_EQ((*udp)["in_use"], 1);
+    EXPECT_TRUE(client_port >= 40000 && client_port <= 40009) << client_port;
 }
 
 }  // namespace

@@ -308,6 +308,96 @@ TEST_F(PortModelTest, ReadsEachNetnsOnceUntilTheReport) {
     EXPECT_EQ(host.reads, 2);
 }
 
+KernelSocket table_socket(std::uint64_t cookie, Proto proto, std::uint8_t state,
+                          std::uint16_t local_port, std::uint16_t remote_port = 0,
+                          std::uint32_t owner_pid = 0) {
+    KernelSocket socket;
+    socket.sock.cookie = cookie;
+    socket.sock.netns = kNetns;
+    socket.sock.proto = proto;
+    socket.sock.family = Family::ipv4;
+    socket.sock.local_addr = ipv4(10, 0, 0, 1);
+    socket.sock.local_port = local_port;
+    if (remote_port) {
+        socket.sock.remote_addr = ipv4(192, 0, 2, 1);
+        socket.sock.remote_port = remote_port;
+    }
+    socket.state = state;
+    if (owner_pid) {
+        socket.owner = task("nginx");
+        socket.owner->pid = owner_pid;
+    }
+    return socket;
+}
+
+TEST_F(PortModelTest, TheTablesGiveTheBaseline) {
+    std::vector<KernelSocket> table = {
+        table_socket(101, Proto::tcp, kTcpListen, 40005, 0, 77),         // bind-held, in range
+        table_socket(102, Proto::tcp, kTcpEstablished, 40001, 443, 77),  // a connect()
+        table_socket(103, Proto::tcp, kTcpEstablished, 40005, 50000),    // accepted: no port
+        table_socket(104, Proto::tcp, kTcpTimeWait, 40002, 443),         // client TIME_WAIT
+        table_socket(105, Proto::udp, kTcpClose, 40003, 0, 78),
+    };
+    table[3].time_wait_left_ms = 5000;
+    model.reconcile(kNetns, table, events.now);
+
+    const ReconcileTotals &totals = model.reconcile_totals();
+    EXPECT_EQ(totals.added, 3u);
+    EXPECT_EQ(totals.time_wait, 1u);
+    ScopeUsage destination = scope(ScopeKind::destination);
+    EXPECT_EQ(destination.in_use, 2u);  // the live connect and the TIME_WAIT (tw_reuse 0)
+    EXPECT_EQ(destination.time_wait, 1u);
+    EXPECT_EQ(destination.capacity, 9u);  // 40005 is held by the listener
+    EXPECT_EQ(scope(ScopeKind::bind).in_use, 1u);
+    EXPECT_EQ(scope(ScopeKind::udp).in_use, 1u);
+    Report report = model.report(events.now);
+    ASSERT_FALSE(report.processes.empty());
+    EXPECT_EQ(report.processes[0].pid, 77u);
+    EXPECT_EQ(report.processes[0].held_total(), 2u);
+
+    events.now += 5 * kSecond;  // the TIME_WAIT the tables reported expires
+    EXPECT_EQ(scope(ScopeKind::destination).time_wait, 0u);
+}
+
+TEST_F(PortModelTest, ReconcilingDropsWhatIsGoneButNotWhatIsNew) {
+    AllocateEvent old_one = events.connect(40000);
+    apply(old_one);
+    events.now += 5 * kSecond;
+    AllocateEvent new_one = events.connect(40001);
+    apply(new_one);
+    // read before new_one's socket existed; old_one's socket has gone without an event
+    model.reconcile(kNetns, {}, events.now - kSecond);
+    EXPECT_EQ(model.reconcile_totals().removed, 1u);
+    EXPECT_EQ(model.tracked_sockets(), 1u);
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 1u);
+}
+
+TEST_F(PortModelTest, ReconcilingDoesNotBringBackARecentRelease) {
+    AllocateEvent allocation = events.connect(40000);
+    apply(allocation);
+    events.now += kSecond;
+    apply(events.release(allocation, ReleaseReason::tcp_closed));
+    // tables read just before the release still list the socket
+    model.reconcile(kNetns,
+                    {table_socket(allocation.sock.cookie, Proto::tcp, kTcpEstablished, 40000, 443)},
+                    events.now - 1);
+    EXPECT_EQ(model.reconcile_totals().added, 0u);
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 0u);
+}
+
+TEST_F(PortModelTest, ReconcilingKeepsAFreshTimeWaitTheTablesMissed) {
+    AllocateEvent allocation = events.connect(40000);
+    apply(allocation);
+    events.now += 5 * kSecond;
+    apply(events.release(allocation, ReleaseReason::time_wait));
+    model.reconcile(kNetns, {}, events.now - 1);  // read before the hand-off to TIME_WAIT
+    EXPECT_EQ(scope(ScopeKind::destination).time_wait, 1u);
+    events.now += 10 * kSecond;
+    model.reconcile(kNetns, {}, events.now);  // settled: the tables are right, it is gone
+    EXPECT_EQ(scope(ScopeKind::destination).time_wait, 0u);
+    EXPECT_EQ(model.reconcile_totals().time_wait, 1u);
+}
+
 TEST(NextLevel, HysteresisTable) {
     ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
     using L = WarningLevel;

@@ -6,12 +6,14 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 #include "capture/capture.h"
 #include "core/port_model.h"
 #include "core/reporter.h"
 #include "core/version.h"
 #include "system/netns_config.h"
+#include "system/socket_tables.h"
 
 namespace portwatch {
 namespace {
@@ -43,14 +45,50 @@ std::string kernel_release() {
     return uname(&names) == 0 ? names.release : "unknown";
 }
 
+bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
+    if (filters.proto && socket.sock.proto != *filters.proto) return false;
+    if (filters.family && socket.sock.family != *filters.family) return false;
+    if (!filters.pid && !filters.comm) return true;
+    if (!socket.owner) return false;
+    if (filters.pid && socket.owner->pid != *filters.pid) return false;
+    return !filters.comm || socket.owner->comm == *filters.comm;
+}
+
+// Brings the model in line with the kernel's socket tables of every namespace it knows or
+// can find: the baseline at start, the reconciliation before every report.
+void reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
+                           const Filters &filters) {
+    std::set<std::uint32_t> namespaces;
+    if (filters.netns) {
+        namespaces.insert(*filters.netns);
+    } else {
+        for (std::uint32_t netns : netns_reader.all_namespaces()) namespaces.insert(netns);
+        for (std::uint32_t netns : model.namespaces()) namespaces.insert(netns);
+    }
+    std::string error;
+    SocketOwners owners = socket_owners(error);
+    for (std::uint32_t netns : namespaces) {
+        int fd = netns_reader.handle(netns);
+        if (fd < 0) continue;  // gone since: its sockets went with it
+        std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
+        auto table = dump_sockets(fd, netns, error);
+        if (!table) continue;
+        std::vector<KernelSocket> kept;
+        for (auto &socket : with_owners(std::move(*table), owners))
+            if (table_socket_passes(filters, socket)) kept.push_back(std::move(socket));
+        model.reconcile(netns, kept, std::uint64_t(read_at));
+    }
+}
+
 class MonitorLoop {
   public:
     MonitorLoop(const MonitorOptions &options, Capture &capture, Reporter &reporter,
-                PortModel &model)
+                PortModel &model, NetnsConfigReader &netns_reader)
         : options_(options),
           capture_(capture),
           reporter_(reporter),
           model_(model),
+          netns_reader_(netns_reader),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
           next_stats_ns_(started_ns_ + interval_ns()),
           next_report_ns_(started_ns_ + report_interval_ns()) {}
@@ -71,7 +109,7 @@ class MonitorLoop {
             maybe_report_usage();
         }
         capture_.poll(0, deliver);  // whatever is still in the ring buffer
-        reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
+        report_usage();
         reporter_.stats(snapshot(true));
         reporter_.flush();
         return 0;
@@ -91,8 +129,13 @@ class MonitorLoop {
     void maybe_report_usage() {
         if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
         next_report_ns_ += report_interval_ns();
-        reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
+        report_usage();
         reporter_.flush();
+    }
+
+    void report_usage() {
+        reconcile_with_tables(model_, netns_reader_, options_.filters);
+        reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
     }
 
     bool duration_over() const {
@@ -115,6 +158,7 @@ class MonitorLoop {
         stats.decoded = capture_.decoded();
         stats.decode_errors = capture_.decode_errors();
         stats.owners_forgotten = capture_.owners_forgotten();
+        stats.reconcile = model_.reconcile_totals();
         stats.final = final;
         return stats;
     }
@@ -123,6 +167,7 @@ class MonitorLoop {
     Capture &capture_;
     Reporter &reporter_;
     PortModel &model_;
+    NetnsConfigReader &netns_reader_;
     std::int64_t started_ns_;
     std::int64_t next_stats_ns_;
     std::int64_t next_report_ns_;
@@ -159,7 +204,10 @@ int run_monitor(const MonitorOptions &options) {
     PortModel model(settings, [&](std::uint32_t netns, std::uint32_t pid_hint) {
         return netns_reader.read(netns, pid_hint).value_or(host_config);
     });
-    return MonitorLoop(options, capture, *reporter, model).run();
+    // The baseline: sockets that exist before the first event. The BPF programs are
+    // attached already, so nothing allocated from now on is missed either.
+    reconcile_with_tables(model, netns_reader, options.filters);
+    return MonitorLoop(options, capture, *reporter, model, netns_reader).run();
 }
 
 }  // namespace portwatch

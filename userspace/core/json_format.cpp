@@ -127,6 +127,10 @@ Json to_json(const StatsSnapshot &stats) {
     out["decoded"] = stats.decoded;
     out["decode_errors"] = stats.decode_errors;
     out["owners_forgotten"] = stats.owners_forgotten;
+    out["reconciliation"] = {{"runs", stats.reconcile.runs},
+                             {"added", stats.reconcile.added},
+                             {"removed", stats.reconcile.removed},
+                             {"time_wait", stats.reconcile.time_wait}};
     return out;
 }
 

@@ -164,23 +164,38 @@ ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
     return usage;
 }
 
+void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
+    NetnsState &ns = netns_state(held.sock.netns, held.pid);
+    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    state.held++;
+    state.held_by_pid[held.pid]++;
+    process(owner, held.sock.netns).held[{held.sock.proto, held.how}]++;
+    hold_port(ns, held.scope, held.sock.proto, held.sock.local_port, +1);
+    sockets_[held.sock.cookie] = held;
+}
+
+// Undoes hold() except for the port itself, which a TIME_WAIT socket may keep.
+void PortModel::forget(const HeldSocket &held) {
+    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    if (state.held) state.held--;
+    if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
+        if (--pid->second == 0) state.held_by_pid.erase(pid);
+    if (auto owner = processes_.find(held.pid); owner != processes_.end()) {
+        auto kind = owner->second.held.find({held.sock.proto, held.how});
+        if (kind != owner->second.held.end() && kind->second > 0) kind->second--;
+    }
+}
+
 std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     std::vector<Warning> warnings;
-    NetnsState &ns = netns_state(event.sock.netns, event.task.pid);
+    netns_state(event.sock.netns, event.task.pid);
     ScopeKey key = scope_of(event.sock, event.how);
     ScopeState &state = scope_state(key, event.sock.proto);
-    ProcessUsage &owner = process(event.task, event.sock.netns);
-    owner.allocations++;
-
+    process(event.task, event.sock.netns).allocations++;
     // Without a cookie its release cannot be matched: counted as an allocation, not as held.
     std::uint64_t cookie = event.sock.cookie;
-    if (cookie != 0 && !sockets_.contains(cookie)) {
-        state.held++;
-        state.held_by_pid[event.task.pid]++;
-        owner.held[{event.sock.proto, event.how}]++;
-        hold_port(ns, key, event.sock.proto, event.sock.local_port, +1);
-        sockets_[cookie] = {event.sock, event.how, key, event.task.pid};
-    }
+    if (cookie != 0 && !sockets_.contains(cookie))
+        hold({event.sock, event.how, key, event.task.pid, event.boot_ns}, event.task);
     std::uint64_t second = event.boot_ns / kSecondNs;
     if (state.allocations.empty() || state.allocations.back().first != second)
         state.allocations.emplace_back(second, 0);
@@ -210,36 +225,36 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
 
 std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     std::vector<Warning> warnings;
+    recently_released_[event.sock.cookie] = event.boot_ns;
     auto found = sockets_.find(event.sock.cookie);
     if (found == sockets_.end()) return warnings;  // allocated before we saw it
     HeldSocket held = found->second;
     sockets_.erase(found);
-
-    NetnsState &ns = netns_state(held.sock.netns, held.pid);
+    forget(held);
+    if (event.time_wait() && held.sock.proto == Proto::tcp)
+        add_time_wait(held.scope, held.sock.proto, held.sock.local_port, held.sock.cookie,
+                      event.boot_ns, event.boot_ns + settings_.time_wait_ns);
+    else
+        hold_port(netns_state(held.sock.netns, 0), held.scope, held.sock.proto,
+                  held.sock.local_port, -1);
     ScopeState &state = scope_state(held.scope, held.sock.proto);
-    if (state.held) state.held--;
-    if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
-        if (--pid->second == 0) state.held_by_pid.erase(pid);
-    if (auto owner = processes_.find(held.pid); owner != processes_.end()) {
-        auto kind = owner->second.held.find({held.sock.proto, held.how});
-        if (kind != owner->second.held.end() && kind->second > 0) kind->second--;
-    }
-    if (event.time_wait() && held.sock.proto == Proto::tcp) {
-        state.time_wait++;  // the TIME_WAIT socket holds the port on (bind table included)
-        time_wait_.push_back(
-            {event.boot_ns + settings_.time_wait_ns, held.scope, held.sock.local_port});
-    } else {
-        hold_port(ns, held.scope, held.sock.proto, held.sock.local_port, -1);
-    }
     record_sample(state, held.scope, event.boot_ns);
     if (auto warning = evaluate(held.scope, state, event.boot_ns)) warnings.push_back(*warning);
     return warnings;
 }
 
+// The TIME_WAIT socket holds the port on (in the bind table too), until it expires.
+void PortModel::add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port,
+                              std::uint64_t cookie, std::uint64_t added_ns,
+                              std::uint64_t expires_ns) {
+    scope_state(scope, proto).time_wait++;
+    time_wait_.emplace(expires_ns, TimeWaitEntry{expires_ns, scope, port, cookie, added_ns});
+}
+
 void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings) {
-    while (!time_wait_.empty() && time_wait_.front().expires_ns <= now_ns) {
-        TimeWaitEntry entry = time_wait_.front();
-        time_wait_.pop_front();
+    while (!time_wait_.empty() && time_wait_.begin()->first <= now_ns) {
+        TimeWaitEntry entry = time_wait_.begin()->second;
+        time_wait_.erase(time_wait_.begin());
         ScopeState &state = scopes_[entry.scope];
         if (state.time_wait) state.time_wait--;
         hold_port(netns_[entry.scope.netns], entry.scope, state.proto, entry.port, -1);
@@ -349,6 +364,111 @@ std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &stat
     warning.level = level;
     warning.usage = usage_of(key, state, now_ns);
     return warning;
+}
+
+// What a socket in the tables holds, as far as they tell: a listener, or a port in the
+// range (a connect() autobind, or a bind(0) we cannot tell from it), or a fixed port.
+// An accepted socket shares its listener's port and holds none of its own.
+std::optional<PortModel::HeldSocket> PortModel::from_table(
+    const KernelSocket &socket, const std::set<std::uint16_t> &listening) const {
+    const SocketInfo &sock = socket.sock;
+    if (sock.local_port == 0 || sock.cookie == 0) return std::nullopt;
+    How how = How::bind;
+    if (sock.proto == Proto::tcp && socket.state != kTcpListen) {
+        if (listening.contains(sock.local_port)) return std::nullopt;
+        auto ns = netns_.find(sock.netns);
+        bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
+        if (ephemeral && sock.has_remote()) how = How::connect_autobind;
+    }
+    std::uint32_t pid = socket.owner ? socket.owner->pid : 0;
+    return HeldSocket{sock, how, scope_of(sock, how), pid, 0};
+}
+
+std::set<std::uint64_t> PortModel::drop_time_wait_of(std::uint32_t netns,
+                                                     std::uint64_t settled_before) {
+    std::set<std::uint64_t> kept;
+    for (auto it = time_wait_.begin(); it != time_wait_.end();) {
+        const TimeWaitEntry &entry = it->second;
+        if (entry.scope.netns != netns) {
+            ++it;
+            continue;
+        }
+        if (entry.added_ns >= settled_before) {
+            kept.insert(entry.cookie);
+            ++it;
+            continue;
+        }
+        ScopeState &state = scopes_[entry.scope];
+        if (state.time_wait) state.time_wait--;
+        hold_port(netns_[netns], entry.scope, state.proto, entry.port, -1);
+        it = time_wait_.erase(it);
+    }
+    return kept;
+}
+
+void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
+                          std::uint64_t read_at_ns) {
+    reconcile_totals_.runs++;
+    netns_state(netns, 0);
+    std::uint64_t settled_before =
+        read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
+    std::erase_if(recently_released_,
+                  [&](const auto &entry) { return entry.second < settled_before; });
+    std::set<std::uint16_t> listening;
+    std::set<std::uint64_t> live, waiting;
+    for (const auto &socket : table) {
+        if (socket.sock.proto == Proto::tcp && socket.state == kTcpListen)
+            listening.insert(socket.sock.local_port);
+        (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp ? waiting : live)
+            .insert(socket.sock.cookie);
+    }
+
+    for (auto it = sockets_.begin(); it != sockets_.end();) {
+        const HeldSocket &held = it->second;
+        bool gone =
+            held.sock.netns == netns && !live.contains(it->first) && held.since_ns < settled_before;
+        if (!gone) {
+            ++it;
+            continue;
+        }
+        forget(held);
+        hold_port(netns_[netns], held.scope, held.sock.proto, held.sock.local_port, -1);
+        it = sockets_.erase(it);
+        reconcile_totals_.removed++;
+    }
+
+    std::set<std::uint64_t> old_waiting;
+    for (const auto &[expiry, entry] : time_wait_)
+        if (entry.scope.netns == netns && entry.added_ns < settled_before)
+            old_waiting.insert(entry.cookie);
+    std::set<std::uint64_t> kept_waiting = drop_time_wait_of(netns, settled_before);
+    for (const auto &socket : table) {
+        std::uint64_t cookie = socket.sock.cookie;
+        if (sockets_.contains(cookie) || recently_released_.contains(cookie) ||
+            kept_waiting.contains(cookie))
+            continue;
+        auto held = from_table(socket, listening);
+        if (!held) continue;
+        if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
+            add_time_wait(held->scope, Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
+                          read_at_ns + std::uint64_t(socket.time_wait_left_ms) * 1'000'000);
+            hold_port(netns_[netns], held->scope, Proto::tcp, socket.sock.local_port, +1);
+            if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
+            continue;
+        }
+        held->since_ns = read_at_ns;
+        TaskInfo owner = socket.owner.value_or(TaskInfo{});
+        hold(*held, owner);
+        reconcile_totals_.added++;
+    }
+    for (std::uint64_t cookie : old_waiting)
+        if (!waiting.contains(cookie)) reconcile_totals_.time_wait++;
+}
+
+std::vector<std::uint32_t> PortModel::namespaces() const {
+    std::vector<std::uint32_t> out;
+    for (const auto &[netns, state] : netns_) out.push_back(netns);
+    return out;
 }
 
 Report PortModel::report(std::uint64_t now_boot_ns) {

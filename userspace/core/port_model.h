@@ -20,12 +20,15 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "event.h"
+#include "kernel_socket.h"
 #include "netns_ports.h"
+#include "stats.h"
 
 namespace portwatch {
 
@@ -107,6 +110,9 @@ struct ModelSettings {
     std::size_t top_n = 5;
     std::uint64_t rate_window_ns = 60'000'000'000;
     std::uint64_t time_wait_ns = 60'000'000'000;  // TCP_TIMEWAIT_LEN
+    // Events may still be on their way when the tables are read: sockets allocated or
+    // released this recently are left as the events say.
+    std::uint64_t reconcile_grace_ns = 2'000'000'000;
 };
 
 class PortModel {
@@ -122,7 +128,15 @@ class PortModel {
     // The state at `now`; starts a new report interval. Re-reads every netns's settings.
     Report report(std::uint64_t now_boot_ns);
 
+    // Makes one netns's picture match its socket tables, read at `read_at_ns`: adds the
+    // sockets no event showed (the baseline at start; ports allocated while events were
+    // lost), drops the ones that are gone, and replaces its TIME_WAIT entries.
+    void reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
+                   std::uint64_t read_at_ns);
+
     std::size_t tracked_sockets() const { return sockets_.size(); }
+    std::vector<std::uint32_t> namespaces() const;
+    const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
 
   private:
     struct HeldSocket {
@@ -130,11 +144,14 @@ class PortModel {
         How how = How::bind;
         ScopeKey scope;
         std::uint32_t pid = 0;
+        std::uint64_t since_ns = 0;
     };
     struct TimeWaitEntry {
         std::uint64_t expires_ns = 0;
         ScopeKey scope;
         std::uint16_t port = 0;
+        std::uint64_t cookie = 0;
+        std::uint64_t added_ns = 0;
     };
     struct ScopeState {
         Proto proto = Proto::tcp;
@@ -161,6 +178,15 @@ class PortModel {
     void hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
                    int delta);
 
+    void hold(const HeldSocket &held, const TaskInfo &owner);
+    void forget(const HeldSocket &held);
+    void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
+                       std::uint64_t added_ns, std::uint64_t expires_ns);
+    // Drops the netns's TIME_WAIT entries added before `settled_before`; returns the
+    // cookies of the ones kept.
+    std::set<std::uint64_t> drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
+    std::optional<HeldSocket> from_table(const KernelSocket &socket,
+                                         const std::set<std::uint16_t> &listening) const;
     std::vector<Warning> on_allocate(const AllocateEvent &event);
     std::vector<Warning> on_failure(const AllocateEvent &event);
     std::vector<Warning> on_release(const ReleaseEvent &event);
@@ -178,10 +204,12 @@ class PortModel {
     ModelSettings settings_;
     ConfigSource config_source_;
     std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
-    std::deque<TimeWaitEntry> time_wait_;                    // in expiry order
+    std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
-    std::map<std::uint32_t, ProcessUsage> processes_;  // by pid
+    std::map<std::uint32_t, ProcessUsage> processes_;                     // by pid
+    std::unordered_map<std::uint64_t, std::uint64_t> recently_released_;  // cookie -> when
+    ReconcileTotals reconcile_totals_;
     std::uint64_t interval_start_ns_ = 0;
     bool interval_started_ = false;
 };

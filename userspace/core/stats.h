@@ -23,6 +23,14 @@ struct CounterTotals {
     std::uint64_t lost_total() const;
 };
 
+// How much the kernel's socket tables corrected the event-built picture, in total.
+struct ReconcileTotals {
+    std::uint64_t runs = 0;
+    std::uint64_t added = 0;      // sockets the tables had and the events had not shown
+    std::uint64_t removed = 0;    // sockets the events left held that the tables no longer had
+    std::uint64_t time_wait = 0;  // TIME_WAIT entries added or dropped
+};
+
 struct StatsSnapshot {
     std::int64_t realtime_ns = 0;
     double uptime_s = 0;
@@ -30,6 +38,7 @@ struct StatsSnapshot {
     std::uint64_t decoded = 0;           // records user space turned into events
     std::uint64_t decode_errors = 0;     // records rejected by the decoder
     std::uint64_t owners_forgotten = 0;  // PortOwners::evicted(): releases left without owner
+    ReconcileTotals reconcile;           // corrections from the kernel's socket tables
     bool final = false;
 };
 

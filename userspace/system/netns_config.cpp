@@ -90,29 +90,57 @@ bool is_number(const char *name) {
                                 [](unsigned char c) { return std::isdigit(c); });
 }
 
-// The first fd >= 0 that `try_entry` returns for an entry of `directory` (numeric names
-// only if `numeric_only`), or -1.
-int first_in_directory(const std::string &directory, bool numeric_only,
-                       const std::function<int(const std::string &)> &try_entry) {
+// true from `visit` stops a walk, which then returns true.
+using PathVisitor = std::function<bool(const std::string &path)>;
+
+// Visits the entries of `directory` (numeric names only if `numeric_only`).
+bool visit_directory(const std::string &directory, bool numeric_only, const PathVisitor &visit) {
     DIR *stream = opendir(directory.c_str());
-    if (!stream) return -1;
-    int fd = -1;
+    if (!stream) return false;
+    bool stopped = false;
     while (dirent *entry = readdir(stream)) {
         std::string_view name = entry->d_name;
         if (name == "." || name == ".." || (numeric_only && !is_number(entry->d_name))) continue;
-        fd = try_entry(directory + "/" + entry->d_name);
-        if (fd >= 0) break;
+        stopped = visit(directory + "/" + entry->d_name);
+        if (stopped) break;
     }
     closedir(stream);
-    return fd;
+    return stopped;
+}
+
+// The places that name a network namespace, each walked by one function; visit() is given
+// paths that are probably (not surely) namespace files.
+bool visit_run_netns(const PathVisitor &visit) {
+    return visit_directory("/run/netns", false, visit);
+}
+
+bool visit_process_netns(const PathVisitor &visit) {
+    return visit_directory("/proc", true,
+                           [&](const std::string &process) { return visit(process + "/ns/net"); });
+}
+
+bool visit_thread_netns(const PathVisitor &visit) {
+    return visit_directory("/proc", true, [&](const std::string &process) {
+        return visit_directory(process + "/task", true, [&](const std::string &thread) {
+            return visit(thread + "/ns/net");
+        });
+    });
+}
+
+bool visit_open_fds(const PathVisitor &visit) {
+    return visit_directory("/proc", true, [&](const std::string &process) {
+        return visit_directory(process + "/fd", true, visit);
+    });
+}
+
+std::string not_found(std::uint32_t netns_inode) {
+    return "no network namespace with inode " + std::to_string(netns_inode) + " found";
 }
 
 }  // namespace
 
 NetnsConfigReader::NetnsConfigReader(std::size_t max_cached)
     : max_cached_(std::max<std::size_t>(max_cached, 1)) {
-    // Every namespace file lives on the one nsfs; matching its device too means a stray
-    // regular file (say an unmounted /run/netns entry) cannot match by inode alone.
     struct stat own {};
     if (stat("/proc/thread-self/ns/net", &own) == 0) nsfs_device_ = own.st_dev;
 }
@@ -123,10 +151,8 @@ NetnsConfigReader::~NetnsConfigReader() {
 
 std::optional<NetnsPortConfig> NetnsConfigReader::read(std::uint32_t netns_inode,
                                                        std::uint32_t pid_hint) {
-    int fd = find_netns(netns_inode, pid_hint);
-    if (fd < 0)
-        return outcome(std::nullopt,
-                       "no network namespace with inode " + std::to_string(netns_inode) + " found");
+    int fd = handle(netns_inode, pid_hint);
+    if (fd < 0) return std::nullopt;
     return read_inside(fd);
 }
 
@@ -136,60 +162,63 @@ std::optional<NetnsPortConfig> NetnsConfigReader::read_current() {
     return outcome(std::move(config), std::move(error));
 }
 
+int NetnsConfigReader::handle(std::uint32_t netns_inode, std::uint32_t pid_hint) {
+    int fd = find_netns(netns_inode, pid_hint);
+    last_error_ = fd < 0 ? not_found(netns_inode) : std::string();
+    return fd;
+}
+
+std::vector<std::uint32_t> NetnsConfigReader::all_namespaces() const {
+    std::vector<std::uint32_t> inodes;
+    auto collect = [&](const std::string &path) {
+        if (auto inode = netns_inode_at(path)) inodes.push_back(*inode);
+        return false;
+    };
+    visit_run_netns(collect);
+    visit_process_netns(collect);
+    visit_thread_netns(collect);
+    std::sort(inodes.begin(), inodes.end());
+    inodes.erase(std::unique(inodes.begin(), inodes.end()), inodes.end());
+    return inodes;
+}
+
 // A cached fd pins its namespace, so its inode cannot have been reused by another one:
 // the cache is trusted, and checked before the hint, which would cost system calls.
 int NetnsConfigReader::find_netns(std::uint32_t inode, std::uint32_t pid_hint) {
     if (auto cached = fds_.find(inode); cached != fds_.end()) return cached->second;
     int fd = -1;
-    if (pid_hint != 0) fd = open_if_netns("/proc/" + std::to_string(pid_hint) + "/ns/net", inode);
-    if (fd < 0) fd = search_run_netns(inode);
-    if (fd < 0) fd = search_processes(inode);
-    // A namespace may have only non-leader threads in it (like a worker that called setns).
-    if (fd < 0) fd = search_threads(inode);
-    // Last and dearest: a namespace that only an open fd keeps alive (no task inside).
-    if (fd < 0) fd = search_open_fds(inode);
-    return fd < 0 ? -1 : remember(inode, fd);
+    auto opened = [&](const std::string &path) {
+        fd = open_if_netns(path, inode);
+        return fd >= 0;
+    };
+    bool found = (pid_hint != 0 && opened("/proc/" + std::to_string(pid_hint) + "/ns/net")) ||
+                 visit_run_netns(opened) || visit_process_netns(opened) ||
+                 // A namespace may have only non-leader threads in it (like a worker that
+                 // called setns).
+                 visit_thread_netns(opened) ||
+                 // Last and dearest: a namespace that only an open fd keeps alive (no task in it).
+                 visit_open_fds(opened);
+    return found ? remember(inode, fd) : -1;
+}
+
+// Every namespace file lives on the one nsfs; matching its device too means a stray
+// regular file (say an unmounted /run/netns entry) cannot match by inode alone.
+std::optional<std::uint32_t> NetnsConfigReader::netns_inode_at(const std::string &path) const {
+    struct stat st {};
+    if (stat(path.c_str(), &st) != 0 || st.st_dev != nsfs_device_) return std::nullopt;
+    return static_cast<std::uint32_t>(st.st_ino);
 }
 
 // stat() first because it is cheap for the many paths that do not match; the inode is
 // checked again on the opened fd since the task may have moved or exited in between.
 int NetnsConfigReader::open_if_netns(const std::string &path, std::uint32_t inode) const {
-    auto is_it = [&](const struct stat &st) {
-        return st.st_ino == inode && st.st_dev == nsfs_device_;
-    };
-    struct stat st {};
-    if (stat(path.c_str(), &st) != 0 || !is_it(st)) return -1;
+    if (netns_inode_at(path) != inode) return -1;
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    if (fstat(fd, &st) == 0 && is_it(st)) return fd;
+    struct stat st {};
+    if (fstat(fd, &st) == 0 && st.st_ino == inode && st.st_dev == nsfs_device_) return fd;
     close(fd);
     return -1;
-}
-
-int NetnsConfigReader::search_run_netns(std::uint32_t inode) const {
-    return first_in_directory("/run/netns", false,
-                              [&](const std::string &path) { return open_if_netns(path, inode); });
-}
-
-int NetnsConfigReader::search_processes(std::uint32_t inode) const {
-    return first_in_directory("/proc", true, [&](const std::string &process) {
-        return open_if_netns(process + "/ns/net", inode);
-    });
-}
-
-int NetnsConfigReader::search_threads(std::uint32_t inode) const {
-    return first_in_directory("/proc", true, [&](const std::string &process) {
-        return first_in_directory(process + "/task", true, [&](const std::string &thread) {
-            return open_if_netns(thread + "/ns/net", inode);
-        });
-    });
-}
-
-int NetnsConfigReader::search_open_fds(std::uint32_t inode) const {
-    return first_in_directory("/proc", true, [&](const std::string &process) {
-        return first_in_directory(process + "/fd", true,
-                                  [&](const std::string &fd) { return open_if_netns(fd, inode); });
-    });
 }
 
 int NetnsConfigReader::remember(std::uint32_t inode, int fd) {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/netns_ports.h"
 
@@ -34,17 +35,21 @@ class NetnsConfigReader {
     // The calling thread's own namespace.
     std::optional<NetnsPortConfig> read_current();
 
-    // Why the last read failed ("" after a success).
+    // An fd on the namespace read() would read, or -1 (last_error() says why). The reader
+    // owns it: valid until the reader is destroyed or evicts it for max_cached newer ones.
+    int handle(std::uint32_t netns_inode, std::uint32_t pid_hint = 0);
+    // Inodes (unique, sorted) of the namespaces of /run/netns and of every process and
+    // thread. A namespace that only an open fd keeps alive is not among them.
+    std::vector<std::uint32_t> all_namespaces() const;
+
+    // Why the last read() or handle() failed ("" after a success).
     const std::string &last_error() const { return last_error_; }
     std::size_t cached() const { return fds_.size(); }
 
   private:
     int find_netns(std::uint32_t inode, std::uint32_t pid_hint);
+    std::optional<std::uint32_t> netns_inode_at(const std::string &path) const;
     int open_if_netns(const std::string &path, std::uint32_t inode) const;
-    int search_run_netns(std::uint32_t inode) const;
-    int search_processes(std::uint32_t inode) const;
-    int search_threads(std::uint32_t inode) const;
-    int search_open_fds(std::uint32_t inode) const;
     int remember(std::uint32_t inode, int fd);
     void forget_oldest();
 

@@ -1,0 +1,330 @@
+#include "system/socket_tables.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+namespace portwatch {
+namespace {
+
+// More than the 32 KiB netlink_dump() ever fills at once, so no message is cut (MSG_TRUNC
+// is checked all the same).
+constexpr std::size_t kReceiveBytes = 64 * 1024;
+
+struct Table {
+    std::uint8_t family;    // AF_INET or AF_INET6
+    std::uint8_t protocol;  // IPPROTO_TCP or IPPROTO_UDP
+    const char *name;
+};
+
+// A dual-stack (IPv4-mapped) socket is an AF_INET6 socket: it is listed by the IPv6 tables.
+constexpr Table kTables[] = {{AF_INET, IPPROTO_TCP, "tcp/ipv4"},
+                             {AF_INET6, IPPROTO_TCP, "tcp/ipv6"},
+                             {AF_INET, IPPROTO_UDP, "udp/ipv4"},
+                             {AF_INET6, IPPROTO_UDP, "udp/ipv6"}};
+
+struct DumpRequest {
+    nlmsghdr header;
+    inet_diag_req_v2 body;
+};
+static_assert(sizeof(DumpRequest) == NLMSG_LENGTH(sizeof(inet_diag_req_v2)));
+
+enum class Progress { more, done, failed };
+
+std::string errno_text(const std::string &what) {
+    return what + ": " + std::strerror(errno);
+}
+
+// A netlink socket belongs to the network namespace of the thread that creates it, and
+// inet_diag lists the sockets of that namespace (sock_net() of the netlink socket). So a
+// short-lived thread joins the namespace to create it; the caller's thread never moves.
+// Its user namespace stays the caller's, in which idiag_uid is given.
+int diag_socket_inside(int netns_fd, std::string &error) {
+    int fd = -1;
+    try {
+        std::thread creator([&] {
+            if (setns(netns_fd, CLONE_NEWNET) != 0)
+                error = errno_text("setns");
+            else if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
+                error = errno_text("sock_diag socket");
+        });
+        creator.join();
+    } catch (const std::system_error &thread_error) {
+        error = std::string("cannot start the netns thread: ") + thread_error.what();
+    }
+    return fd;
+}
+
+bool request_dump(int fd, const Table &table, std::uint32_t seq, std::string &error) {
+    DumpRequest request{};
+    request.header.nlmsg_len = sizeof(request);
+    request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    request.header.nlmsg_seq = seq;
+    request.body.sdiag_family = table.family;
+    request.body.sdiag_protocol = table.protocol;
+    request.body.idiag_states = ~0u;  // every state (one bit per TCP state)
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    ssize_t sent = sendto(fd, &request, sizeof(request), 0, reinterpret_cast<sockaddr *>(&kernel),
+                          sizeof(kernel));
+    if (sent == static_cast<ssize_t>(sizeof(request))) return true;
+    error = errno_text(std::string("sock_diag ") + table.name + " request");
+    return false;
+}
+
+IpAddress address(Family family, const __be32 (&words)[4]) {
+    IpAddress ip;
+    ip.family = family;
+    std::memcpy(ip.bytes.data(), words, family == Family::ipv4 ? 4 : 16);
+    return ip;
+}
+
+// sock_diag_save_cookie() stores sock_gen_cookie()'s u64 as cookie[0] = low 32 bits,
+// cookie[1] = high 32 bits, each in host order.
+std::uint64_t cookie(const inet_diag_sockid &id) {
+    return static_cast<std::uint64_t>(id.idiag_cookie[1]) << 32 | id.idiag_cookie[0];
+}
+
+KernelSocket decode(const inet_diag_msg &message, Proto proto, std::uint32_t netns_inode) {
+    KernelSocket socket;
+    SocketInfo &sock = socket.sock;
+    sock.cookie = cookie(message.id);
+    sock.netns = netns_inode;
+    sock.proto = proto;
+    sock.family = message.idiag_family == AF_INET6 ? Family::ipv6 : Family::ipv4;
+    sock.local_addr = address(sock.family, message.id.idiag_src);
+    sock.local_port = ntohs(message.id.idiag_sport);
+    sock.remote_addr = address(sock.family, message.id.idiag_dst);
+    sock.remote_port = ntohs(message.id.idiag_dport);
+    socket.state = message.idiag_state;
+    socket.inode = message.idiag_inode;
+    socket.uid = message.idiag_uid;
+    if (message.idiag_state == kTcpTimeWait) socket.time_wait_left_ms = message.idiag_expires;
+    return socket;
+}
+
+// A dump ends with NLMSG_DONE, whose payload is an int: 0 or the -errno that ended the dump
+// early (netlink_dump_done()).
+Progress end_of_dump(const char *payload, std::size_t length, std::string &error) {
+    int result = 0;
+    if (length >= sizeof(result)) std::memcpy(&result, payload, sizeof(result));
+    if (result >= 0) return Progress::done;
+    error = std::string("sock_diag dump: ") + std::strerror(-result);
+    return Progress::failed;
+}
+
+Progress error_message(const char *payload, std::size_t length, std::string &error) {
+    nlmsgerr failure{};
+    if (length < sizeof(failure)) {
+        error = "sock_diag: truncated error message";
+        return Progress::failed;
+    }
+    std::memcpy(&failure, payload, sizeof(failure));
+    if (failure.error == 0) return Progress::done;  // an acknowledgement
+    error = std::string("sock_diag: ") + std::strerror(-failure.error);
+    return Progress::failed;
+}
+
+// The answer to one table's request, being read.
+struct TableDump {
+    const Table &table;
+    std::uint32_t seq;
+    std::uint32_t netns_inode;
+    std::vector<KernelSocket> &sockets;
+    std::string &error;
+};
+
+Progress take_message(const nlmsghdr &header, const char *payload, std::size_t length,
+                      TableDump &dump) {
+    if (header.nlmsg_type == NLMSG_DONE) return end_of_dump(payload, length, dump.error);
+    if (header.nlmsg_type == NLMSG_ERROR) return error_message(payload, length, dump.error);
+    if (header.nlmsg_type != SOCK_DIAG_BY_FAMILY) return Progress::more;
+    inet_diag_msg message;
+    if (length < sizeof(message)) {
+        dump.error = "sock_diag: truncated socket message";
+        return Progress::failed;
+    }
+    std::memcpy(&message, payload, sizeof(message));
+    if (message.idiag_family != AF_INET && message.idiag_family != AF_INET6) return Progress::more;
+    Proto proto = dump.table.protocol == IPPROTO_TCP ? Proto::tcp : Proto::udp;
+    dump.sockets.push_back(decode(message, proto, dump.netns_inode));
+    return Progress::more;
+}
+
+// The messages of one received datagram, each checked to lie within it.
+Progress take_messages(const char *data, std::size_t length, TableDump &dump) {
+    while (length >= NLMSG_HDRLEN) {
+        nlmsghdr header;
+        std::memcpy(&header, data, sizeof(header));
+        if (header.nlmsg_len < NLMSG_HDRLEN || header.nlmsg_len > length) {
+            dump.error = "sock_diag: malformed message";
+            return Progress::failed;
+        }
+        if (header.nlmsg_seq == dump.seq) {
+            Progress progress =
+                take_message(header, data + NLMSG_HDRLEN, header.nlmsg_len - NLMSG_HDRLEN, dump);
+            if (progress != Progress::more) return progress;
+        }
+        std::size_t step = std::min<std::size_t>(NLMSG_ALIGN(header.nlmsg_len), length);
+        data += step;
+        length -= step;
+    }
+    return Progress::more;
+}
+
+// Sends the request for one table and reads its answer, in as many parts as it comes.
+bool dump_table(int fd, TableDump dump) {
+    if (!request_dump(fd, dump.table, dump.seq, dump.error)) return false;
+    std::vector<char> buffer(kReceiveBytes);
+    Progress progress = Progress::more;
+    while (progress == Progress::more) {
+        ssize_t length = recv(fd, buffer.data(), buffer.size(), MSG_TRUNC);
+        if (length < 0 && errno == EINTR) continue;
+        if (length < 0) {
+            dump.error = errno_text(std::string("sock_diag ") + dump.table.name + " receive");
+            return false;
+        }
+        if (static_cast<std::size_t>(length) > buffer.size()) {
+            dump.error = "sock_diag: message larger than the receive buffer";
+            return false;
+        }
+        progress = take_messages(buffer.data(), length, dump);
+    }
+    return progress == Progress::done;
+}
+
+bool is_number(std::string_view name) {
+    return !name.empty() &&
+           std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+template <typename Number>
+std::optional<Number> number_in(std::string_view text) {
+    Number value{};
+    auto [end, failure] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (failure != std::errc() || end == text.data()) return std::nullopt;
+    return value;
+}
+
+// N of a `socket:[N]` link, the only kind of fd that is a socket.
+std::optional<std::uint64_t> socket_inode(int fd_directory, const char *name) {
+    char target[64];
+    ssize_t length = readlinkat(fd_directory, name, target, sizeof(target));
+    if (length <= 0 || static_cast<std::size_t>(length) >= sizeof(target)) return std::nullopt;
+    std::string_view link(target, length);
+    constexpr std::string_view kPrefix = "socket:[";
+    if (!link.starts_with(kPrefix) || !link.ends_with(']')) return std::nullopt;
+    return number_in<std::uint64_t>(link.substr(kPrefix.size()));
+}
+
+std::optional<std::string> read_small_file(int directory, const std::string &path) {
+    int fd = openat(directory, path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    char chunk[4096];
+    ssize_t length = read(fd, chunk, sizeof(chunk));
+    close(fd);
+    if (length < 0) return std::nullopt;
+    return std::string(chunk, length);
+}
+
+// The real uid: the first of the four numbers of status's "Uid:" line.
+std::optional<std::uint32_t> real_uid(std::string_view status) {
+    constexpr std::string_view kUid = "\nUid:";
+    auto at = status.find(kUid);
+    if (at == std::string_view::npos) return std::nullopt;
+    std::string_view rest = status.substr(at + kUid.size());
+    rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+    return number_in<std::uint32_t>(rest);
+}
+
+// The process behind /proc/`pid`, or std::nullopt if it has gone.
+std::optional<TaskInfo> task_of(int proc, const std::string &pid) {
+    auto comm = read_small_file(proc, pid + "/comm");
+    auto status = read_small_file(proc, pid + "/status");
+    if (!comm || !status) return std::nullopt;
+    auto uid = real_uid(*status);
+    auto number = number_in<std::uint32_t>(pid);
+    if (!uid || !number) return std::nullopt;
+    if (!comm->empty() && comm->back() == '\n') comm->pop_back();
+    return TaskInfo{*number, *number, *uid, 0, std::move(*comm)};
+}
+
+void add_sockets_of(int proc, const std::string &pid, SocketOwners &owners) {
+    int fd_directory = openat(proc, (pid + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_directory < 0) return;  // gone, or not ours to see
+    DIR *fds = fdopendir(fd_directory);
+    if (!fds) {
+        close(fd_directory);
+        return;
+    }
+    std::optional<TaskInfo> owner;  // read once, at its first socket nobody else holds
+    while (dirent *entry = readdir(fds)) {
+        if (!is_number(entry->d_name)) continue;
+        auto inode = socket_inode(fd_directory, entry->d_name);
+        if (!inode || owners.contains(*inode)) continue;
+        if (!owner) owner = task_of(proc, pid);
+        if (!owner) break;
+        owners.emplace(*inode, *owner);
+    }
+    closedir(fds);
+}
+
+}  // namespace
+
+std::optional<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
+                                                      std::string &error) {
+    int fd = diag_socket_inside(netns_fd, error);
+    if (fd < 0) return std::nullopt;
+    std::vector<KernelSocket> sockets;
+    std::uint32_t seq = 0;
+    bool dumped = std::all_of(std::begin(kTables), std::end(kTables), [&](const Table &table) {
+        return dump_table(fd, {table, ++seq, netns_inode, sockets, error});
+    });
+    close(fd);
+    if (!dumped) return std::nullopt;
+    error.clear();
+    return sockets;
+}
+
+SocketOwners socket_owners(std::string &error) {
+    SocketOwners owners;
+    DIR *proc = opendir("/proc");
+    if (!proc) {
+        error = errno_text("/proc");
+        return owners;
+    }
+    error.clear();
+    while (dirent *entry = readdir(proc))
+        if (is_number(entry->d_name)) add_sockets_of(dirfd(proc), entry->d_name, owners);
+    closedir(proc);
+    return owners;
+}
+
+std::vector<KernelSocket> with_owners(std::vector<KernelSocket> sockets,
+                                      const SocketOwners &owners) {
+    for (KernelSocket &socket : sockets) {
+        if (socket.inode == 0) continue;
+        if (auto found = owners.find(socket.inode); found != owners.end())
+            socket.owner = found->second;
+    }
+    return sockets;
+}
+
+}  // namespace portwatch

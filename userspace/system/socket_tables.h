@@ -1,0 +1,34 @@
+// The kernel's socket tables of one network namespace (sock_diag), and the processes that
+// hold those sockets (/proc/*/fd).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event.h"
+#include "core/kernel_socket.h"
+
+namespace portwatch {
+
+// Socket inode -> a process with an fd on that socket.
+using SocketOwners = std::unordered_map<std::uint64_t, TaskInfo>;
+
+// Every TCP socket (in any state, TIME_WAIT included) and every UDP socket, IPv4 and IPv6,
+// of the namespace `netns_fd` refers to; `netns_inode` (its inode) is copied into each.
+// std::nullopt and a short `error` on failure. Needs CAP_SYS_ADMIN (setns); the calling
+// thread stays in its namespace.
+std::optional<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
+                                                      std::string &error);
+
+// The owners of the sockets every process holds (the first process found for a socket
+// shared by several), from /proc/*/fd. Empty and `error` set if /proc cannot be read.
+SocketOwners socket_owners(std::string &error);
+
+// `sockets` with `owner` set, for those `owners` knows (TIME_WAIT sockets have no inode).
+std::vector<KernelSocket> with_owners(std::vector<KernelSocket> sockets,
+                                      const SocketOwners &owners);
+
+}  // namespace portwatch
