@@ -55,9 +55,11 @@ bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
 }
 
 // Brings the model in line with the kernel's socket tables of every namespace it knows or
-// can find: the baseline at start, the reconciliation before every report.
-void reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
-                           const Filters &filters) {
+// can find: the baseline at start, the reconciliation before every report. Returns the
+// wall time it took, in ms.
+double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
+                             const Filters &filters) {
+    std::int64_t started = clock_ns(CLOCK_MONOTONIC);
     std::set<std::uint32_t> namespaces;
     if (filters.netns) {
         namespaces.insert(*filters.netns);
@@ -78,13 +80,16 @@ void reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
             if (table_socket_passes(filters, socket)) kept.push_back(std::move(socket));
         model.reconcile(netns, kept, std::uint64_t(read_at));
     }
+    return double(clock_ns(CLOCK_MONOTONIC) - started) / 1e6;
 }
 
 class MonitorLoop {
   public:
     MonitorLoop(const MonitorOptions &options, Capture &capture, Reporter &reporter,
-                PortModel &model, NetnsConfigReader &netns_reader)
-        : options_(options),
+                PortModel &model, NetnsConfigReader &netns_reader, double baseline_ms)
+        : baseline_ms_(baseline_ms),
+          last_reconcile_ms_(baseline_ms),
+          options_(options),
           capture_(capture),
           reporter_(reporter),
           model_(model),
@@ -134,7 +139,7 @@ class MonitorLoop {
     }
 
     void report_usage() {
-        reconcile_with_tables(model_, netns_reader_, options_.filters);
+        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
         reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
     }
 
@@ -159,10 +164,14 @@ class MonitorLoop {
         stats.decode_errors = capture_.decode_errors();
         stats.owners_forgotten = capture_.owners_forgotten();
         stats.reconcile = model_.reconcile_totals();
+        stats.reconcile.baseline_ms = baseline_ms_;
+        stats.reconcile.last_ms = last_reconcile_ms_;
         stats.final = final;
         return stats;
     }
 
+    double baseline_ms_;
+    double last_reconcile_ms_;
     const MonitorOptions &options_;
     Capture &capture_;
     Reporter &reporter_;
@@ -206,8 +215,8 @@ int run_monitor(const MonitorOptions &options) {
     });
     // The baseline: sockets that exist before the first event. The BPF programs are
     // attached already, so nothing allocated from now on is missed either.
-    reconcile_with_tables(model, netns_reader, options.filters);
-    return MonitorLoop(options, capture, *reporter, model, netns_reader).run();
+    double baseline_ms = reconcile_with_tables(model, netns_reader, options.filters);
+    return MonitorLoop(options, capture, *reporter, model, netns_reader, baseline_ms).run();
 }
 
 }  // namespace portwatch

@@ -7,6 +7,12 @@
 namespace portwatch {
 namespace {
 
+// value to `digits` decimals, so that JSON shows 0.7, not 0.7000000000000001
+double rounded(double value, int digits) {
+    double scale = std::pow(10.0, digits);
+    return std::round(value * scale) / scale;
+}
+
 Json json_address(const IpAddress &addr) {
     return to_string(addr);
 }
@@ -130,17 +136,13 @@ Json to_json(const StatsSnapshot &stats) {
     out["reconciliation"] = {{"runs", stats.reconcile.runs},
                              {"added", stats.reconcile.added},
                              {"removed", stats.reconcile.removed},
-                             {"time_wait", stats.reconcile.time_wait}};
+                             {"time_wait", stats.reconcile.time_wait},
+                             {"baseline_ms", rounded(stats.reconcile.baseline_ms, 1)},
+                             {"last_ms", rounded(stats.reconcile.last_ms, 1)}};
     return out;
 }
 
 namespace {
-
-// value to `digits` decimals, so that JSON shows 0.7, not 0.7000000000000001
-double rounded(double value, int digits) {
-    double scale = std::pow(10.0, digits);
-    return std::round(value * scale) / scale;
-}
 
 Json top_processes_json(const std::vector<TopProcess> &top) {
     Json out = Json::array();

@@ -29,6 +29,8 @@ struct ReconcileTotals {
     std::uint64_t added = 0;      // sockets the tables had and the events had not shown
     std::uint64_t removed = 0;    // sockets the events left held that the tables no longer had
     std::uint64_t time_wait = 0;  // TIME_WAIT entries added or dropped
+    double baseline_ms = 0;       // wall time of the pass at start (set by the app)
+    double last_ms = 0;           // ... of the latest pass
 };
 
 struct StatsSnapshot {
