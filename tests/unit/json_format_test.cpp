@@ -186,6 +186,8 @@ TEST(JsonFormat, Stats) {
     stats.kernel.lost[PW_RECORD_RELEASE][PW_HOW_LISTEN_AUTOBIND] = 1;
     stats.kernel.untracked = 6;
     stats.kernel.pending_overflow = 8;
+    stats.owners_forgotten = 9;
+    stats.reconcile = {3, 40, 5, 6, 123.456, 7.04};
 
     Json j = parse_line(json_line(to_json(stats)));
     expect_header(j, "stats");
@@ -197,6 +199,10 @@ TEST(JsonFormat, Stats) {
     EXPECT_EQ(j["pending_overflow"], 8);
     EXPECT_EQ(j["decoded"], 11);
     EXPECT_EQ(j["decode_errors"], 2);
+    EXPECT_EQ(j["owners_forgotten"], 9);
+    EXPECT_EQ(j["reconciliation"],
+              Json::parse(R"({"runs":3,"added":40,"removed":5,"time_wait":6,"baseline_ms":123.5,)"
+                          R"("last_ms":7.0})"));
 
     const Json &events = j["events"];
     EXPECT_EQ(keys_of(events),
