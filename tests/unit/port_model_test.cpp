@@ -398,6 +398,20 @@ TEST_F(PortModelTest, ReconcilingKeepsAFreshTimeWaitTheTablesMissed) {
     EXPECT_EQ(model.reconcile_totals().time_wait, 1u);
 }
 
+TEST_F(PortModelTest, ANetnsWithNothingLeftIsForgotten) {
+    AllocateEvent allocation = events.connect(40000);
+    apply(allocation);
+    apply(events.release(allocation, ReleaseReason::tcp_closed));
+    model.report(events.now);
+    EXPECT_EQ(model.namespaces().size(), 1u) << "allocated within the rate window";
+    events.now += 61 * kSecond;
+    model.report(events.now);
+    EXPECT_TRUE(model.namespaces().empty());
+    apply(events.connect(40001));  // seen again: read again
+    EXPECT_EQ(model.namespaces().size(), 1u);
+    EXPECT_EQ(host.reads, 4);
+}
+
 TEST(NextLevel, HysteresisTable) {
     ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
     using L = WarningLevel;

@@ -141,6 +141,7 @@ class MonitorLoop {
     void report_usage() {
         last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
         reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
+        netns_reader_.keep_only(model_.namespaces());
     }
 
     bool duration_over() const {

@@ -514,7 +514,30 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
                      });
     interval_start_ns_ = now_boot_ns;
     interval_started_ = true;
+    forget_idle(now_boot_ns);
     return report;
+}
+
+// A scope with nothing held, nothing in TIME_WAIT and no allocation in the rate window is
+// dropped, and a netns left without scopes or processes with it (a container that is gone):
+// on a host with churn, nothing else would ever shrink these maps.
+void PortModel::forget_idle(std::uint64_t now_ns) {
+    std::uint64_t window_start_s =
+        (now_ns - std::min(now_ns, settings_.rate_window_ns)) / kSecondNs;
+    std::erase_if(scopes_, [&](const auto &entry) {
+        const ScopeState &state = entry.second;
+        bool recent =
+            !state.allocations.empty() && state.allocations.back().first >= window_start_s;
+        return state.held == 0 && state.time_wait == 0 && !recent &&
+               state.level == WarningLevel::ok;
+    });
+    std::set<std::uint32_t> busy;
+    for (const auto &[key, state] : scopes_) busy.insert(key.netns);
+    for (const auto &[pid, usage] : processes_) busy.insert(usage.netns);
+    std::erase_if(netns_, [&](const auto &entry) {
+        const NetnsState &ns = entry.second;
+        return !busy.contains(entry.first) && ns.bind_ports.empty() && ns.udp_ports.empty();
+    });
 }
 
 }  // namespace portwatch

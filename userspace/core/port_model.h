@@ -200,6 +200,7 @@ class PortModel {
     void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
     std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
     ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+    void forget_idle(std::uint64_t now_ns);
 
     ModelSettings settings_;
     ConfigSource config_source_;

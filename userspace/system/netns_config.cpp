@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <unordered_set>
 #include <functional>
 #include <string_view>
 #include <system_error>
@@ -226,6 +227,19 @@ int NetnsConfigReader::remember(std::uint32_t inode, int fd) {
     fds_.emplace(inode, fd);
     oldest_first_.push_back(inode);
     return fd;
+}
+
+void NetnsConfigReader::keep_only(const std::vector<std::uint32_t> &inodes) {
+    std::unordered_set<std::uint32_t> keep(inodes.begin(), inodes.end());
+    for (auto it = fds_.begin(); it != fds_.end();) {
+        if (keep.contains(it->first)) {
+            ++it;
+            continue;
+        }
+        close(it->second);
+        std::erase(oldest_first_, it->first);
+        it = fds_.erase(it);
+    }
 }
 
 void NetnsConfigReader::forget_oldest() {

@@ -45,6 +45,8 @@ class NetnsConfigReader {
     // Why the last read() or handle() failed ("" after a success).
     const std::string &last_error() const { return last_error_; }
     std::size_t cached() const { return fds_.size(); }
+    // Closes the cached fds of every other namespace: a cached fd keeps a namespace alive.
+    void keep_only(const std::vector<std::uint32_t> &inodes);
 
   private:
     int find_netns(std::uint32_t inode, std::uint32_t pid_hint);
