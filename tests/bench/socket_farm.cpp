@@ -21,8 +21,9 @@
 //   --sockets N        how many TCP sockets to hold (4 <= N <= 2000000; default 100000)
 //   --new-netns        first move into a fresh network namespace (needs CAP_SYS_ADMIN), bring
 //                      its loopback up and set its net.ipv4.ip_local_port_range to
-//                      "10000 65001" (different parities, as the kernel prefers); the workers are forked afterwards and share it. Without
-//                      it the caller's namespace and port range are used as they are.
+//                      "10000 65001" (ends of different parity, as the kernel prefers); the
+//                      workers are forked afterwards and share it. Without it the caller's
+//                      namespace and port range are used as they are.
 //   --ready-file PATH  write the JSON line to PATH once all sockets are up
 
 #include <arpa/inet.h>
