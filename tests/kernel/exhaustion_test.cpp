@@ -54,10 +54,12 @@ class MonitorLog {
     Monitor monitor_;
 };
 
-// Index of the first line with that type (and level, for warnings), or -1.
-int first(const std::vector<Json> &lines, const char *type, const char *level = nullptr) {
+// Index of the first line with that type (and level and scope, for warnings), or -1.
+int first(const std::vector<Json> &lines, const char *type, const char *level = nullptr,
+          const char *scope = nullptr) {
     for (std::size_t i = 0; i < lines.size(); i++)
-        if (lines[i].value("type", "") == type && (!level || lines[i]["level"] == level))
+        if (lines[i].value("type", "") == type && (!level || lines[i]["level"] == level) &&
+            (!scope || lines[i]["scope"] == scope))
             return int(i);
     return -1;
 }
@@ -77,11 +79,14 @@ const Json *scope_in(const Json &report, const char *scope, int remote_port = -1
 }
 
 void expect_warned_before_failure(const std::vector<Json> &lines, const char *scope) {
-    int warning = first(lines, "warning", "warning");
-    int critical = first(lines, "warning", "critical");
+    int warning = first(lines, "warning", "warning", scope);
+    int critical = first(lines, "warning", "critical", scope);
     int failed = first(lines, "allocate_failed");
     ASSERT_GE(failed, 0) << "no allocate_failed line";
-    ASSERT_GE(warning, 0) << "no warning";
+    std::string warnings;
+    for (const auto &line : lines)
+        if (line.value("type", "") == "warning") warnings += line.dump() + "\n";
+    ASSERT_GE(warning, 0) << "no warning; the warnings:\n" << warnings;
     ASSERT_GE(critical, 0) << "no critical";
     EXPECT_LT(warning, critical);
     EXPECT_LT(critical, failed) << "critical must come before the failure";
@@ -129,7 +134,7 @@ TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
     ASSERT_EQ(error, EADDRNOTAVAIL);
     auto lines = log.stop_and_collect(netns.inode());
     expect_warned_before_failure(lines, "destination");
-    int critical = first(lines, "warning", "critical");
+    int critical = first(lines, "warning", "critical", "destination");
     EXPECT_GE(lines[critical]["time_wait"].get<int>(), 8) << lines[critical].dump();
 
     const Json *report = report_of(lines);
@@ -139,7 +144,7 @@ TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
     const Json *scope = scope_in(*report, "destination", kServerPort);
     ASSERT_NE(scope, nullptr);
     EXPECT_EQ((*scope)["capacity"], kRangeSize);
-    EXPECT_EQ((*scope)["time_wait"], kRangeSize);
+    EXPECT_EQ((*scope)["time_wait"], kRangeSize) << report->dump();
     EXPECT_EQ((*scope)["in_use"], kRangeSize);
 }
 
@@ -165,11 +170,11 @@ TEST_F(ExhaustionTest, TwoDestinationsHaveSeparateCapacities) {
         close(second_server);
     });
     auto lines = log.stop_and_collect(netns.inode());
-    int critical = first(lines, "warning", "critical");
+    int critical = first(lines, "warning", "critical", "destination");
     ASSERT_GE(critical, 0);
     EXPECT_EQ(lines[critical]["remote_port"], kServerPort);
     for (const auto &line : lines) {
-        if (line.value("type", "") != "warning") continue;
+        if (line.value("type", "") != "warning" || line["scope"] != "destination") continue;
         EXPECT_EQ(line["remote_port"], kServerPort) << "only the first destination filled up";
     }
 }

@@ -115,9 +115,18 @@ class PortModelTest : public ::testing::Test {
         ADD_FAILURE() << "no " << name_of(kind) << " scope in the report";
         return {};
     }
-    std::vector<WarningLevel> levels() const {
+    // The level changes of one kind of scope (connects fill the bind scope too: every TCP
+    // port counts against bind(0)).
+    std::vector<WarningLevel> levels(ScopeKind kind = ScopeKind::destination) const {
         std::vector<WarningLevel> out;
-        for (const auto &warning : warnings) out.push_back(warning.level);
+        for (const auto &warning : warnings)
+            if (warning.usage.key.kind == kind) out.push_back(warning.level);
+        return out;
+    }
+    static std::vector<Warning> of_kind(const std::vector<Warning> &all, ScopeKind kind) {
+        std::vector<Warning> out;
+        for (const auto &warning : all)
+            if (warning.usage.key.kind == kind) out.push_back(warning);
         return out;
     }
 };
@@ -135,13 +144,18 @@ TEST_F(PortModelTest, DestinationCapacityIsTheRangeMinusReservedAndBindHeldPorts
     EXPECT_EQ(to_string(usage.key.local_addr), "10.0.0.1");
 }
 
-TEST_F(PortModelTest, BindScopeCountsBindHeldPortsInsideTheRange) {
+TEST_F(PortModelTest, BindScopeCountsEveryTcpPortInsideTheRange) {
+    host.configs[kNetns] = Host::config(40000, 40009, {40006});
     apply(events.allocation(How::bind_ephemeral, Proto::tcp, 40003));
     apply(events.allocation(How::listen_autobind, Proto::tcp, 40004));
-    apply(events.allocation(How::bind, Proto::tcp, 8080));
+    apply(events.allocation(How::bind, Proto::tcp, 8080));   // outside the range
+    apply(events.allocation(How::bind, Proto::tcp, 40006));  // reserved: not in the range's count
+    apply(events.connect(40001));  // connect()-held ports block bind(0) too
     ScopeUsage usage = scope(ScopeKind::bind);
-    EXPECT_EQ(usage.in_use, 2u);
-    EXPECT_EQ(usage.capacity, 10u);
+    EXPECT_EQ(usage.in_use, 3u);
+    EXPECT_EQ(usage.capacity, 9u);
+    EXPECT_EQ(scope(ScopeKind::destination).capacity, 7u)
+        << "minus reserved 40006 and the bind-held 40003, 40004; the connect port is in use";
 }
 
 TEST_F(PortModelTest, UdpIsItsOwnScope) {
@@ -348,7 +362,8 @@ TEST_F(PortModelTest, TheTablesGiveTheBaseline) {
     EXPECT_EQ(destination.in_use, 2u);  // the live connect and the TIME_WAIT (tw_reuse 0)
     EXPECT_EQ(destination.time_wait, 1u);
     EXPECT_EQ(destination.capacity, 9u);  // 40005 is held by the listener
-    EXPECT_EQ(scope(ScopeKind::bind).in_use, 1u);
+    // bind(0) skips every TCP port held: the listener's, the client's, the TIME_WAIT one
+    EXPECT_EQ(scope(ScopeKind::bind).in_use, 3u);
     EXPECT_EQ(scope(ScopeKind::udp).in_use, 1u);
     Report report = model.report(events.now);
     ASSERT_FALSE(report.processes.empty());
@@ -412,6 +427,114 @@ TEST_F(PortModelTest, ANetnsWithNothingLeftIsForgotten) {
     EXPECT_EQ(host.reads, 4);
 }
 
+TEST_F(PortModelTest, OnlyExhaustionErrorsRaiseWarnings) {
+    connects(1);
+    AllocateEvent unreachable = events.failed_connect();
+    unreachable.error = 101;  // ENETUNREACH: the route, not the range
+    apply(unreachable);
+    AllocateEvent refused_by_policy = events.allocation(How::bind_ephemeral, Proto::tcp, 0);
+    refused_by_policy.error = 1;  // EPERM from a cgroup hook
+    apply(refused_by_policy);
+    EXPECT_TRUE(warnings.empty());
+    EXPECT_EQ(model.report(events.now).processes[0].failures, 2u);
+}
+
+TEST_F(PortModelTest, Ipv4MappedConnectsShareTheIpv4Destination) {
+    apply(events.connect(40000));
+    AllocateEvent mapped = events.connect(40001);
+    mapped.sock.family = Family::ipv6;
+    for (auto *addr : {&mapped.sock.local_addr, &mapped.sock.remote_addr}) {
+        IpAddress v4 = *addr;
+        addr->family = Family::ipv6;
+        addr->bytes = {};
+        addr->bytes[10] = addr->bytes[11] = 0xff;
+        std::copy(v4.bytes.begin(), v4.bytes.begin() + 4, addr->bytes.begin() + 12);
+    }
+    apply(mapped);
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 2u);
+}
+
+TEST_F(PortModelTest, BindAndUdpScopesIgnoreTheFamily) {
+    AllocateEvent v6 = events.allocation(How::bind_ephemeral, Proto::tcp, 40001);
+    v6.sock.family = Family::ipv6;
+    apply(v6);
+    apply(events.allocation(How::bind_ephemeral, Proto::tcp, 40002));
+    Report report = model.report(events.now);
+    ASSERT_EQ(report.netns[0].scopes.size(), 1u);
+    EXPECT_EQ(report.netns[0].scopes[0].in_use, 2u);
+}
+
+TEST_F(PortModelTest, AFailureTowardsAnUnseenDestinationWarnsWithoutKeepingAScope) {
+    apply(events.failed_connect());
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_EQ(warnings[0].level, WarningLevel::critical);
+    EXPECT_TRUE(model.report(events.now).netns[0].scopes.empty());
+}
+
+TEST_F(PortModelTest, ReconcilingReEvaluatesTheLevels) {
+    auto made = connects(10);
+    ASSERT_EQ(levels().back(), WarningLevel::critical);
+    events.now += 5 * kSecond;
+    model.reconcile(kNetns, {}, events.now);  // they all went without events
+    auto changed = of_kind(model.take_warnings(), ScopeKind::destination);
+    ASSERT_EQ(changed.size(), 1u);
+    EXPECT_EQ(changed[0].level, WarningLevel::ok);
+    EXPECT_TRUE(model.take_warnings().empty()) << "taken once";
+}
+
+TEST_F(PortModelTest, TimeWaitExpiringAtReportTimeIsAWarningToo) {
+    auto made = connects(8);
+    for (const auto &allocation : made) apply(events.release(allocation, ReleaseReason::time_wait));
+    ASSERT_EQ(levels(), (std::vector{WarningLevel::warning}));
+    EXPECT_EQ(levels(ScopeKind::bind), (std::vector{WarningLevel::warning}))
+        << "the same ports count against bind(0)";
+    events.now += 61 * kSecond;
+    model.report(events.now);
+    auto changed = of_kind(model.take_warnings(), ScopeKind::destination);
+    ASSERT_EQ(changed.size(), 1u);
+    EXPECT_EQ(changed[0].level, WarningLevel::ok);
+}
+
+TEST_F(PortModelTest, AnEventReplacesWhatTheTablesGuessed) {
+    model.reconcile(kNetns, {table_socket(7, Proto::tcp, kTcpEstablished, 40001, 443)}, events.now);
+    AllocateEvent late = events.connect(40001);  // its event was still in the ring buffer
+    late.sock.cookie = 7;
+    apply(late);
+    Report report = model.report(events.now);
+    ASSERT_EQ(report.processes.size(), 1u) << "no ownerless pid 0 left";
+    EXPECT_EQ(report.processes[0].pid, 1234u);
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 1u);
+}
+
+TEST_F(PortModelTest, FilteredOutSocketsAreNotAddedButStillDecideWhatIsGone) {
+    AllocateEvent ours = events.connect(40000);
+    apply(ours);
+    events.now += 5 * kSecond;
+    std::vector<KernelSocket> table = {
+        table_socket(ours.sock.cookie, Proto::tcp, kTcpEstablished, 40000, 443),
+        table_socket(900, Proto::tcp, kTcpEstablished, 40001, 443, 99)};  // another process
+    model.reconcile(kNetns, table, events.now,
+                    [](const KernelSocket &s) { return s.owner && s.owner->pid == 1234; });
+    EXPECT_EQ(model.reconcile_totals().removed, 0u) << "ours is in the table, owner or not";
+    EXPECT_EQ(model.reconcile_totals().added, 0u);
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 1u);
+}
+
+TEST_F(PortModelTest, TablesReadBeforeTheEventsDoNotCountTimeWaitTwice) {
+    // the baseline saw the TIME_WAIT socket; its allocate and release events come after
+    KernelSocket waiting = table_socket(7, Proto::tcp, kTcpTimeWait, 40001, 443);
+    waiting.time_wait_left_ms = 59'000;
+    model.reconcile(kNetns, {waiting}, events.now);
+    AllocateEvent late = events.connect(40001);
+    late.sock.cookie = 7;
+    apply(late);
+    apply(events.release(late, ReleaseReason::time_wait));
+    ScopeUsage usage = scope(ScopeKind::destination);
+    EXPECT_EQ(usage.time_wait, 1u);
+    EXPECT_EQ(usage.in_use, 1u);
+    EXPECT_EQ(scope(ScopeKind::bind).in_use, 1u) << "one port, held once";
+}
+
 TEST(NextLevel, HysteresisTable) {
     ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
     using L = WarningLevel;
@@ -437,8 +560,9 @@ TEST(NextLevel, HysteresisTable) {
 
 TEST_F(PortModelTest, GoldenWarningJson) {
     connects(8);
-    ASSERT_EQ(warnings.size(), 1u);
-    std::string line = json_line(to_json(warnings[0], time_base()));
+    auto destination = of_kind(warnings, ScopeKind::destination);
+    ASSERT_EQ(destination.size(), 1u);
+    std::string line = json_line(to_json(destination[0], time_base()));
     EXPECT_EQ(line,
               "{\"type\":\"warning\",\"ts\":\"2026-11-21T10:01:35.123456Z\",\"level\":\"warning\","
               "\"reason\":\"utilization\",\"scope\":\"destination\",\"netns\":4026532001,"
@@ -460,7 +584,7 @@ TEST_F(PortModelTest, GoldenReportText) {
               "4026532001  40000-40009 0    tcp   10.0.0.1->192.0.2.1:443                        "
               "     2      10   20.0%      0      0.2       - ok\n"
               "4026532001  40000-40009 0    tcp   bind                                           "
-              "     0      10    0.0%      0      0.1       - ok\n"
+              "     2      10   20.0%      0      0.1       - ok\n"
               "PID      COMM             NETNS         HELD  ALLOC  FAIL   RATE/s BY KIND\n"
               "1234     curl             4026532001       2      2     0      0.2 "
               "tcp/connect_autobind 2\n"

@@ -75,10 +75,9 @@ double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
         std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
         auto table = dump_sockets(fd, netns, error);
         if (!table) continue;
-        std::vector<KernelSocket> kept;
-        for (auto &socket : with_owners(std::move(*table), owners))
-            if (table_socket_passes(filters, socket)) kept.push_back(std::move(socket));
-        model.reconcile(netns, kept, std::uint64_t(read_at));
+        model.reconcile(
+            netns, with_owners(std::move(*table), owners), std::uint64_t(read_at),
+            [&](const KernelSocket &socket) { return table_socket_passes(filters, socket); });
     }
     return double(clock_ns(CLOCK_MONOTONIC) - started) / 1e6;
 }
@@ -140,7 +139,9 @@ class MonitorLoop {
 
     void report_usage() {
         last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
-        reporter_.report(model_.report(clock_ns(CLOCK_BOOTTIME)));
+        Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
+        for (const Warning &warning : model_.take_warnings()) reporter_.warning(warning);
+        reporter_.report(report);
         netns_reader_.keep_only(model_.namespaces());
     }
 
@@ -195,15 +196,6 @@ int run_monitor(const MonitorOptions &options) {
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
     auto reporter = make_reporter(options.format, stdout, time);
 
-    ReadyInfo ready;
-    ready.realtime_ns = clock_ns(CLOCK_REALTIME);
-    ready.version = kPortwatchVersion;
-    ready.kernel_release = kernel_release();
-    ready.hooks = capture.hooks();
-    ready.agent_pid = static_cast<std::uint32_t>(getpid());
-    reporter->ready(ready);
-    reporter->flush();
-
     NetnsConfigReader netns_reader;
     // A namespace that cannot be read (gone, or no handle on it) is assumed to have the host's
     // settings.
@@ -214,9 +206,19 @@ int run_monitor(const MonitorOptions &options) {
     PortModel model(settings, [&](std::uint32_t netns, std::uint32_t pid_hint) {
         return netns_reader.read(netns, pid_hint).value_or(host_config);
     });
-    // The baseline: sockets that exist before the first event. The BPF programs are
-    // attached already, so nothing allocated from now on is missed either.
+    // The baseline: the sockets that exist already. The BPF programs are attached, so what
+    // is allocated meanwhile waits in the ring buffer; `ready` says both are in place.
     double baseline_ms = reconcile_with_tables(model, netns_reader, options.filters);
+
+    ReadyInfo ready;
+    ready.realtime_ns = clock_ns(CLOCK_REALTIME);
+    ready.version = kPortwatchVersion;
+    ready.kernel_release = kernel_release();
+    ready.hooks = capture.hooks();
+    ready.agent_pid = static_cast<std::uint32_t>(getpid());
+    reporter->ready(ready);
+    for (const Warning &warning : model.take_warnings()) reporter->warning(warning);
+    reporter->flush();
     return MonitorLoop(options, capture, *reporter, model, netns_reader, baseline_ms).run();
 }
 

@@ -1,6 +1,7 @@
 #include "port_model.h"
 
 #include <algorithm>
+#include <utility>
 #include <variant>
 
 namespace portwatch {
@@ -16,12 +17,6 @@ bool is_loopback(const IpAddress &addr) {
                                  [](std::uint8_t b) { return b == 0; }) &&
                      addr.bytes[10] == 0xff && addr.bytes[11] == 0xff && addr.bytes[12] == 127;
     return addr.bytes == kLoopback6 || mapped_v4;
-}
-
-template <typename Counts>
-std::size_t count_in_range(const Counts &ports, const PortRange &range) {
-    return std::count_if(ports.begin(), ports.end(),
-                         [&](const auto &entry) { return range.contains(entry.first); });
 }
 
 }  // namespace
@@ -79,6 +74,7 @@ std::vector<Warning> PortModel::apply(const Event &event) {
     }
     std::vector<Warning> warnings;
     expire_time_wait(now, warnings);
+    housekeeping(now);
     std::vector<Warning> more;
     if (const auto *allocation = std::get_if<AllocateEvent>(&event))
         more = allocation->failed() ? on_failure(*allocation) : on_allocate(*allocation);
@@ -96,16 +92,28 @@ PortModel::NetnsState &PortModel::netns_state(std::uint32_t netns, std::uint32_t
     return state;
 }
 
+// ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
+static IpAddress unmapped(const IpAddress &addr) {
+    bool mapped = addr.family == Family::ipv6 &&
+                  std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
+                              [](std::uint8_t b) { return b == 0; }) &&
+                  addr.bytes[10] == 0xff && addr.bytes[11] == 0xff;
+    if (!mapped) return addr;
+    IpAddress v4;
+    std::copy(addr.bytes.begin() + 12, addr.bytes.end(), v4.bytes.begin());
+    return v4;
+}
+
+// bind and udp scopes are one per netns, whatever the family (one port table).
 ScopeKey PortModel::scope_of(const SocketInfo &sock, How how) const {
     ScopeKey key;
     key.netns = sock.netns;
-    key.local_addr.family = key.remote_addr.family = sock.family;
     if (sock.proto == Proto::udp) {
         key.kind = ScopeKind::udp;
     } else if (how == How::connect_autobind || how == How::sendto_autobind) {
         key.kind = ScopeKind::destination;
-        key.local_addr = sock.local_addr;
-        key.remote_addr = sock.remote_addr;
+        key.local_addr = unmapped(sock.local_addr);
+        key.remote_addr = unmapped(sock.remote_addr);
         key.remote_port = sock.remote_port;
     } else {
         key.kind = ScopeKind::bind;
@@ -142,17 +150,30 @@ PortModel::ScopeState &PortModel::scope_state(const ScopeKey &key, Proto proto) 
     return state;
 }
 
-void PortModel::hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
-                          int delta) {
-    if (scope.kind == ScopeKind::destination) return;  // connect() ports are counted per scope
-    auto &ports = proto == Proto::udp ? ns.udp_ports : ns.bind_ports;
-    auto &in_range = proto == Proto::udp ? ns.udp_in_range : ns.bind_in_range;
-    std::size_t &count = ports[port];
+void PortModel::PortCounts::add(std::uint16_t port, int delta, const NetnsPortConfig &config) {
+    std::size_t &count = holders[port];
     bool was_held = count > 0;
     count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
     bool is_held = count > 0;
-    if (!is_held) ports.erase(port);
-    if (was_held != is_held && ns.config.range.contains(port)) in_range += is_held ? 1 : -1;
+    if (!is_held) holders.erase(port);
+    if (was_held != is_held && config.is_ephemeral(port)) ephemeral += is_held ? 1 : -1;
+}
+
+void PortModel::PortCounts::recount(const NetnsPortConfig &config) {
+    ephemeral = std::count_if(holders.begin(), holders.end(),
+                              [&](const auto &entry) { return config.is_ephemeral(entry.first); });
+}
+
+// inet_csk_find_open_port() (bind(0), listen()) skips a port any TCP socket holds;
+// __inet_hash_connect() skips the ones bind()-style sockets hold.
+void PortModel::hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
+                          int delta) {
+    if (proto == Proto::udp) {
+        ns.udp.add(port, delta, ns.config);
+        return;
+    }
+    ns.tcp_any.add(port, delta, ns.config);
+    if (scope.kind != ScopeKind::destination) ns.tcp_bind.add(port, delta, ns.config);
 }
 
 ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
@@ -194,6 +215,12 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     process(event.task, event.sock.netns).allocations++;
     // Without a cookie its release cannot be matched: counted as an allocation, not as held.
     std::uint64_t cookie = event.sock.cookie;
+    if (auto known = sockets_.find(cookie); known != sockets_.end() && known->second.from_table) {
+        forget(known->second);  // the event knows better who and how
+        hold_port(netns_state(event.sock.netns, 0), known->second.scope, known->second.sock.proto,
+                  known->second.sock.local_port, -1);
+        sockets_.erase(known);
+    }
     if (cookie != 0 && !sockets_.contains(cookie))
         hold({event.sock, event.how, key, event.task.pid, event.boot_ns}, event.task);
     std::uint64_t second = event.boot_ns / kSecondNs;
@@ -202,14 +229,34 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     state.allocations.back().second++;
     record_sample(state, key, event.boot_ns);
     if (auto warning = evaluate(key, state, event.boot_ns)) warnings.push_back(*warning);
+    evaluate_bind_scope(key, event.sock.proto, event.boot_ns, warnings);
     return warnings;
+}
+
+// The errors the product table names for a full range; anything else (ENETUNREACH, EACCES
+// from a cgroup hook, EINVAL...) is a failure of that process, not of the range.
+static bool is_exhaustion(const AllocateEvent &event) {
+    constexpr int kEaddrinuse = 98, kEaddrnotavail = 99, kEagain = 11;
+    if (event.sock.proto == Proto::udp) return event.error == kEagain || event.error == kEaddrinuse;
+    if (event.how == How::connect_autobind || event.how == How::sendto_autobind)
+        return event.error == kEaddrnotavail;
+    return event.error == kEaddrinuse;
 }
 
 std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
     process(event.task, event.sock.netns).failures++;
     auto key = failure_scope(event);
-    if (!key) return {};
+    if (!key || !is_exhaustion(event)) return {};
+    if (!scopes_.contains(*key)) {
+        // no allocation towards it was ever seen: warn, but keep no scope that nothing
+        // would ever bring back to ok
+        ScopeState passing;
+        passing.proto = event.sock.proto;
+        passing.level = WarningLevel::critical;
+        return {Warning{event.boot_ns, WarningLevel::critical,
+                        usage_of(*key, passing, event.boot_ns), event}};
+    }
     ScopeState &state = scope_state(*key, event.sock.proto);
     bool already = state.level == WarningLevel::critical && state.failure_reported;
     state.level = WarningLevel::critical;
@@ -231,7 +278,10 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     HeldSocket held = found->second;
     sockets_.erase(found);
     forget(held);
-    if (event.time_wait() && held.sock.proto == Proto::tcp)
+    // The tables may have shown this TIME_WAIT socket before its events were read (the
+    // baseline runs while the first events wait in the ring buffer): that entry stays.
+    bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
+    if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
         add_time_wait(held.scope, held.sock.proto, held.sock.local_port, held.sock.cookie,
                       event.boot_ns, event.boot_ns + settings_.time_wait_ns);
     else
@@ -240,7 +290,20 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     ScopeState &state = scope_state(held.scope, held.sock.proto);
     record_sample(state, held.scope, event.boot_ns);
     if (auto warning = evaluate(held.scope, state, event.boot_ns)) warnings.push_back(*warning);
+    evaluate_bind_scope(held.scope, held.sock.proto, event.boot_ns, warnings);
     return warnings;
+}
+
+// Every TCP port counts against bind(0)/listen(), whatever scope it was allocated in.
+void PortModel::evaluate_bind_scope(const ScopeKey &changed, Proto proto, std::uint64_t now_ns,
+                                    std::vector<Warning> &warnings) {
+    if (proto != Proto::tcp || changed.kind == ScopeKind::bind) return;
+    ScopeKey key;
+    key.kind = ScopeKind::bind;
+    key.netns = changed.netns;
+    ScopeState &state = scope_state(key, Proto::tcp);
+    record_sample(state, key, now_ns);
+    if (auto warning = evaluate(key, state, now_ns)) warnings.push_back(*warning);
 }
 
 // The TIME_WAIT socket holds the port on (in the bind table too), until it expires.
@@ -249,12 +312,14 @@ void PortModel::add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t 
                               std::uint64_t expires_ns) {
     scope_state(scope, proto).time_wait++;
     time_wait_.emplace(expires_ns, TimeWaitEntry{expires_ns, scope, port, cookie, added_ns});
+    time_wait_cookies_.insert(cookie);
 }
 
 void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings) {
     while (!time_wait_.empty() && time_wait_.begin()->first <= now_ns) {
         TimeWaitEntry entry = time_wait_.begin()->second;
         time_wait_.erase(time_wait_.begin());
+        time_wait_cookies_.erase(entry.cookie);
         ScopeState &state = scopes_[entry.scope];
         if (state.time_wait) state.time_wait--;
         hold_port(netns_[entry.scope.netns], entry.scope, state.proto, entry.port, -1);
@@ -279,9 +344,9 @@ std::size_t PortModel::in_use(const ScopeKey &key, const ScopeState &state) cons
         case ScopeKind::destination:
             return state.held + (time_wait_counts(key) ? state.time_wait : 0);
         case ScopeKind::bind:
-            return ns->second.bind_in_range;
+            return ns->second.tcp_any.ephemeral;
         case ScopeKind::udp:
-            return ns->second.udp_in_range;
+            return ns->second.udp.ephemeral;
     }
     return state.held;
 }
@@ -291,10 +356,7 @@ std::size_t PortModel::capacity(const ScopeKey &key) const {
     if (ns == netns_.end()) return 0;
     std::size_t capacity = ns->second.config.capacity();
     if (key.kind != ScopeKind::destination) return capacity;
-    // connect() skips every port a bind()-style socket holds (__inet_hash_connect)
-    std::size_t bound = 0;
-    for (const auto &[port, count] : ns->second.bind_ports)
-        if (ns->second.config.is_ephemeral(port)) bound++;
+    std::size_t bound = ns->second.tcp_bind.ephemeral;
     return capacity > bound ? capacity - bound : 0;
 }
 
@@ -327,11 +389,12 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
 
     std::uint64_t allocations = 0;
     for (const auto &[second, count] : state.allocations) allocations += count;
-    if (!state.allocations.empty()) {
-        double span_s = double(now_ns / kSecondNs - state.allocations.front().first + 1);
+    std::uint64_t now_s = now_ns / kSecondNs;
+    if (!state.allocations.empty() && now_s >= state.allocations.front().first) {
+        double span_s = double(now_s - state.allocations.front().first + 1);
         usage.allocation_rate = double(allocations) / span_s;
     }
-    if (!state.in_use_samples.empty()) {
+    if (!state.in_use_samples.empty() && now_ns > state.in_use_samples.front().first) {
         const auto &[first_ns, first_value] = state.in_use_samples.front();
         double span_s = double(now_ns - first_ns) / 1e9;
         double fill_per_s = span_s >= 1 ? (double(usage.in_use) - double(first_value)) / span_s : 0;
@@ -401,13 +464,36 @@ std::set<std::uint64_t> PortModel::drop_time_wait_of(std::uint32_t netns,
         ScopeState &state = scopes_[entry.scope];
         if (state.time_wait) state.time_wait--;
         hold_port(netns_[netns], entry.scope, state.proto, entry.port, -1);
+        time_wait_cookies_.erase(entry.cookie);
         it = time_wait_.erase(it);
     }
     return kept;
 }
 
+std::vector<Warning> PortModel::take_warnings() {
+    return std::exchange(pending_warnings_, {});
+}
+
+void PortModel::evaluate_netns(std::uint32_t netns, std::uint64_t now_ns) {
+    for (auto &[key, state] : scopes_) {
+        if (key.netns != netns) continue;
+        record_sample(state, key, now_ns);
+        if (auto warning = evaluate(key, state, now_ns)) pending_warnings_.push_back(*warning);
+    }
+}
+
+void PortModel::housekeeping(std::uint64_t now_ns) {
+    if (now_ns < last_housekeeping_ns_ + settings_.rate_window_ns / 6) return;
+    last_housekeeping_ns_ = now_ns;
+    std::uint64_t settled_before = now_ns - std::min(now_ns, settings_.reconcile_grace_ns);
+    std::erase_if(recently_released_,
+                  [&](const auto &entry) { return entry.second < settled_before; });
+    forget_idle(now_ns);
+}
+
 void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
-                          std::uint64_t read_at_ns) {
+                          std::uint64_t read_at_ns,
+                          const std::function<bool(const KernelSocket &)> &admit) {
     reconcile_totals_.runs++;
     netns_state(netns, 0);
     std::uint64_t settled_before =
@@ -445,7 +531,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
     for (const auto &socket : table) {
         std::uint64_t cookie = socket.sock.cookie;
         if (sockets_.contains(cookie) || recently_released_.contains(cookie) ||
-            kept_waiting.contains(cookie))
+            kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
         auto held = from_table(socket, listening);
         if (!held) continue;
@@ -457,12 +543,14 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
             continue;
         }
         held->since_ns = read_at_ns;
+        held->from_table = true;
         TaskInfo owner = socket.owner.value_or(TaskInfo{});
         hold(*held, owner);
         reconcile_totals_.added++;
     }
     for (std::uint64_t cookie : old_waiting)
         if (!waiting.contains(cookie)) reconcile_totals_.time_wait++;
+    evaluate_netns(netns, read_at_ns);
 }
 
 std::vector<std::uint32_t> PortModel::namespaces() const {
@@ -472,8 +560,7 @@ std::vector<std::uint32_t> PortModel::namespaces() const {
 }
 
 Report PortModel::report(std::uint64_t now_boot_ns) {
-    std::vector<Warning> ignored;  // level changes from expiry show in the next apply()
-    expire_time_wait(now_boot_ns, ignored);
+    expire_time_wait(now_boot_ns, pending_warnings_);
     Report report;
     report.boot_ns = now_boot_ns;
     report.interval_s = interval_started_ && now_boot_ns > interval_start_ns_
@@ -481,15 +568,13 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
                             : 0;
     for (auto &[netns, state] : netns_) {
         NetnsPortConfig fresh = config_source_(netns, 0);
-        if (!(fresh.range == state.config.range)) {
-            state.bind_in_range = count_in_range(state.bind_ports, fresh.range);
-            state.udp_in_range = count_in_range(state.udp_ports, fresh.range);
-        }
         state.config = fresh;
+        for (PortCounts *counts : {&state.tcp_any, &state.tcp_bind, &state.udp})
+            counts->recount(state.config);
         report.netns.push_back({netns, state.config, {}});
     }
     for (const auto &[key, state] : scopes_) {
-        if (state.held == 0 && state.time_wait == 0 && state.level == WarningLevel::ok &&
+        if (in_use(key, state) == 0 && state.time_wait == 0 && state.level == WarningLevel::ok &&
             state.allocations.empty())
             continue;
         for (auto &ns : report.netns)
@@ -526,6 +611,7 @@ void PortModel::forget_idle(std::uint64_t now_ns) {
         (now_ns - std::min(now_ns, settings_.rate_window_ns)) / kSecondNs;
     std::erase_if(scopes_, [&](const auto &entry) {
         const ScopeState &state = entry.second;
+        if (in_use(entry.first, state) > 0) return false;
         bool recent =
             !state.allocations.empty() && state.allocations.back().first >= window_start_s;
         return state.held == 0 && state.time_wait == 0 && !recent &&
@@ -536,7 +622,7 @@ void PortModel::forget_idle(std::uint64_t now_ns) {
     for (const auto &[pid, usage] : processes_) busy.insert(usage.netns);
     std::erase_if(netns_, [&](const auto &entry) {
         const NetnsState &ns = entry.second;
-        return !busy.contains(entry.first) && ns.bind_ports.empty() && ns.udp_ports.empty();
+        return !busy.contains(entry.first) && ns.tcp_any.holders.empty() && ns.udp.holders.empty();
     });
 }
 

@@ -23,6 +23,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "event.h"
@@ -131,8 +132,13 @@ class PortModel {
     // Makes one netns's picture match its socket tables, read at `read_at_ns`: adds the
     // sockets no event showed (the baseline at start; ports allocated while events were
     // lost), drops the ones that are gone, and replaces its TIME_WAIT entries.
+    // `admit` says which sockets the user wants counted (the monitor's filters); what is
+    // gone is decided on the whole table.
     void reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
-                   std::uint64_t read_at_ns);
+                   std::uint64_t read_at_ns,
+                   const std::function<bool(const KernelSocket &)> &admit = {});
+    // Level changes found outside apply() (reconcile, TIME_WAIT expiry at report time).
+    std::vector<Warning> take_warnings();
 
     std::size_t tracked_sockets() const { return sockets_.size(); }
     std::vector<std::uint32_t> namespaces() const;
@@ -145,6 +151,7 @@ class PortModel {
         ScopeKey scope;
         std::uint32_t pid = 0;
         std::uint64_t since_ns = 0;
+        bool from_table = false;  // no event showed it: replaced by the event if one comes
     };
     struct TimeWaitEntry {
         std::uint64_t expires_ns = 0;
@@ -163,14 +170,21 @@ class PortModel {
         WarningLevel level = WarningLevel::ok;
         bool failure_reported = false;
     };
+    // Ports held, with how many sockets (TIME_WAIT included) hold each, and how many
+    // distinct ones an automatic choice could otherwise have handed out (inside the range,
+    // not reserved): kept in step, recounted when the settings change.
+    struct PortCounts {
+        std::unordered_map<std::uint16_t, std::size_t> holders;
+        std::size_t ephemeral = 0;
+
+        void add(std::uint16_t port, int delta, const NetnsPortConfig &config);
+        void recount(const NetnsPortConfig &config);
+    };
     struct NetnsState {
         NetnsPortConfig config;
-        // Ports held per protocol's bind table, with how many sockets hold each, and how
-        // many distinct ones lie in the range (kept in step, recounted when the range moves).
-        std::unordered_map<std::uint16_t, std::size_t> bind_ports;  // TCP bind scope
-        std::unordered_map<std::uint16_t, std::size_t> udp_ports;
-        std::size_t bind_in_range = 0;
-        std::size_t udp_in_range = 0;
+        PortCounts tcp_any;   // every TCP port: bind(0)/listen() skip them all
+        PortCounts tcp_bind;  // bind()-style TCP ports: connect() skips these
+        PortCounts udp;
     };
     NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
     ScopeKey scope_of(const SocketInfo &sock, How how) const;
@@ -201,16 +215,23 @@ class PortModel {
     std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
     ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
     void forget_idle(std::uint64_t now_ns);
+    void housekeeping(std::uint64_t now_ns);
+    void evaluate_netns(std::uint32_t netns, std::uint64_t now_ns);
+    void evaluate_bind_scope(const ScopeKey &changed, Proto proto, std::uint64_t now_ns,
+                             std::vector<Warning> &warnings);
 
     ModelSettings settings_;
     ConfigSource config_source_;
     std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
     std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
+    std::unordered_set<std::uint64_t> time_wait_cookies_;    // the cookies in time_wait_
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
     std::map<std::uint32_t, ProcessUsage> processes_;                     // by pid
     std::unordered_map<std::uint64_t, std::uint64_t> recently_released_;  // cookie -> when
     ReconcileTotals reconcile_totals_;
+    std::vector<Warning> pending_warnings_;
+    std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
     bool interval_started_ = false;
 };

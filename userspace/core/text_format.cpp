@@ -95,9 +95,10 @@ std::string text_line(const StatsSnapshot &stats) {
 namespace {
 
 std::string format(const char *pattern, auto... args) {
-    char buffer[512];
-    std::snprintf(buffer, sizeof(buffer), pattern, args...);
-    return buffer;
+    int length = std::snprintf(nullptr, 0, pattern, args...);
+    std::string text(length > 0 ? std::size_t(length) : 0, '\0');
+    std::snprintf(text.data(), text.size() + 1, pattern, args...);
+    return text;
 }
 
 std::string scope_name(const ScopeUsage &usage) {
