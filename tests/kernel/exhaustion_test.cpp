@@ -5,7 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <future>
 #include <thread>
@@ -259,6 +262,72 @@ TEST_F(ExhaustionTest, SocketsOpenedBeforeTheMonitorAreInItsFirstReport) {
     ASSERT_NE(udp, nullptr);
     EXPECT_EQ((*udp)["in_use"], 1);
     EXPECT_TRUE(client_port >= 40000 && client_port <= 40009) << client_port;
+}
+
+// `ss` run from inside the netns (the child of a thread inherits its netns): the local
+// ports of the ESTABLISHED TCP sockets it lists.
+std::vector<int> established_ports_by_ss() {
+    std::vector<int> ports;
+    FILE *ss = popen("ss -Htan state established 2>/dev/null", "r");
+    if (!ss) return ports;
+    char line[512];
+    while (std::fgets(line, sizeof(line), ss)) {
+        std::string text(line);
+        auto colon = text.find(':');  // "0 0 127.0.0.1:40003 127.0.0.1:7000"
+        if (colon != std::string::npos) ports.push_back(std::atoi(text.c_str() + colon + 1));
+    }
+    pclose(ss);
+    return ports;
+}
+
+TEST_F(ExhaustionTest, SnapshotCountsWhatSsShows) {
+    capture.reset();  // snapshot uses no BPF
+    Netns netns(kNarrowRangeNoTwReuse);
+    std::vector<int> fds, ss_ports;
+    std::promise<void> opened, done;
+    std::thread resident([&] {
+        netns.run([&] {
+            fds.push_back(listener_on(Family::ipv4, kServerPort));
+            for (int i = 0; i < 3; i++) {
+                fds.push_back(make_socket(Family::ipv4, Proto::tcp));
+                EXPECT_EQ(connect_to(fds.back(), Family::ipv4, kServerPort), 0);
+                fds.push_back(accept(fds[0], nullptr, nullptr));
+            }
+            fds.push_back(make_socket(Family::ipv4, Proto::udp));
+            EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
+            ss_ports = established_ports_by_ss();
+            opened.set_value();
+            done.get_future().wait();
+        });
+    });
+    opened.get_future().wait();
+    Monitor snapshot({"snapshot", "--json", "--netns", std::to_string(netns.inode())});
+    Json report;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        Json object = Json::parse(line);
+        if (object["type"] == "report") report = object;
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0);
+    done.set_value();
+    resident.join();
+    for (int fd : fds) close(fd);
+
+    // ss shows 6 established sockets: 3 clients on ports in the range, 3 accepted on 7000
+    ASSERT_EQ(ss_ports.size(), 6u);
+    std::size_t clients = std::count_if(ss_ports.begin(), ss_ports.end(),
+                                        [](int port) { return port != kServerPort; });
+    ASSERT_FALSE(report.is_null());
+    ASSERT_EQ(report["netns"].size(), 1u);
+    const Json *destination = scope_in(report["netns"][0], "destination", kServerPort);
+    ASSERT_NE(destination, nullptr) << report.dump();
+    EXPECT_EQ((*destination)["in_use"], clients);
+    EXPECT_EQ((*destination)["capacity"], kRangeSize);
+    const Json *udp = scope_in(report["netns"][0], "udp");
+    ASSERT_NE(udp, nullptr);
+    EXPECT_EQ((*udp)["in_use"], 1);
+    ASSERT_EQ(report["processes"].size(), 1u);
+    EXPECT_EQ(report["processes"][0]["pid"], getpid());
+    EXPECT_EQ(report["processes"][0]["ports_held_total"], clients + 2) << "+ listener, UDP";
 }
 
 }  // namespace

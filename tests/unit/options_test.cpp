@@ -164,6 +164,18 @@ TEST(Options, WarningThresholds) {
     EXPECT_DOUBLE_EQ(cl.monitor.report_interval_s, 2.5);
 }
 
+TEST(Options, SnapshotTakesFiltersAndThresholdsButNotMonitorFlags) {
+    CommandLine cl = parse({"snapshot", "--json", "--netns", "4026531840", "--warn-ratio", "0.5"});
+    ASSERT_EQ(cl.action, CommandLine::Action::snapshot) << cl.output;
+    EXPECT_EQ(cl.monitor.format, OutputFormat::json);
+    EXPECT_EQ(cl.monitor.filters.netns, 4026531840u);
+    EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.5);
+    CommandLine bad = parse({"snapshot", "--duration", "3"});
+    EXPECT_EQ(bad.action, CommandLine::Action::exit);
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(bad.output.find("--duration"), std::string::npos) << bad.output;
+}
+
 TEST(Options, Help) {
     CommandLine cl = parse({"--help"});
     EXPECT_EQ(cl.action, CommandLine::Action::exit);

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "app/monitor.h"
+#include "app/snapshot.h"
 #include "capture/capture.h"
 #include "core/options.h"
 
@@ -15,6 +16,7 @@ int main(int argc, char **argv) {
         return command.exit_code;
     }
     try {
+        if (command.action == CommandLine::Action::snapshot) return run_snapshot(command.monitor);
         return run_monitor(command.monitor);
     } catch (const CaptureError &error) {
         std::fprintf(stderr, "portwatch: %s\n", error.what());

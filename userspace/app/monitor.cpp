@@ -12,8 +12,8 @@
 #include "core/port_model.h"
 #include "core/reporter.h"
 #include "core/version.h"
+#include "app/host_tables.h"
 #include "system/netns_config.h"
-#include "system/socket_tables.h"
 
 namespace portwatch {
 namespace {
@@ -34,52 +34,9 @@ void install_stop_handlers() {
     std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
 }
 
-std::int64_t clock_ns(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
-    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 std::string kernel_release() {
     utsname names{};
     return uname(&names) == 0 ? names.release : "unknown";
-}
-
-bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
-    if (filters.proto && socket.sock.proto != *filters.proto) return false;
-    if (filters.family && socket.sock.family != *filters.family) return false;
-    if (!filters.pid && !filters.comm) return true;
-    if (!socket.owner) return false;
-    if (filters.pid && socket.owner->pid != *filters.pid) return false;
-    return !filters.comm || socket.owner->comm == *filters.comm;
-}
-
-// Brings the model in line with the kernel's socket tables of every namespace it knows or
-// can find: the baseline at start, the reconciliation before every report. Returns the
-// wall time it took, in ms.
-double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
-                             const Filters &filters) {
-    std::int64_t started = clock_ns(CLOCK_MONOTONIC);
-    std::set<std::uint32_t> namespaces;
-    if (filters.netns) {
-        namespaces.insert(*filters.netns);
-    } else {
-        for (std::uint32_t netns : netns_reader.all_namespaces()) namespaces.insert(netns);
-        for (std::uint32_t netns : model.namespaces()) namespaces.insert(netns);
-    }
-    std::string error;
-    SocketOwners owners = socket_owners(error);
-    for (std::uint32_t netns : namespaces) {
-        int fd = netns_reader.handle(netns);
-        if (fd < 0) continue;  // gone since: its sockets went with it
-        std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
-        auto table = dump_sockets(fd, netns, error);
-        if (!table) continue;
-        model.reconcile(
-            netns, with_owners(std::move(*table), owners), std::uint64_t(read_at),
-            [&](const KernelSocket &socket) { return table_socket_passes(filters, socket); });
-    }
-    return double(clock_ns(CLOCK_MONOTONIC) - started) / 1e6;
 }
 
 class MonitorLoop {
@@ -197,15 +154,7 @@ int run_monitor(const MonitorOptions &options) {
     auto reporter = make_reporter(options.format, stdout, time);
 
     NetnsConfigReader netns_reader;
-    // A namespace that cannot be read (gone, or no handle on it) is assumed to have the host's
-    // settings.
-    NetnsPortConfig host_config = netns_reader.read_current().value_or(NetnsPortConfig{});
-    ModelSettings settings;
-    settings.warn_ratio = options.warn_ratio;
-    settings.critical_ratio = options.critical_ratio;
-    PortModel model(settings, [&](std::uint32_t netns, std::uint32_t pid_hint) {
-        return netns_reader.read(netns, pid_hint).value_or(host_config);
-    });
+    PortModel model = make_port_model(options, netns_reader);
     // The baseline: the sockets that exist already. The BPF programs are attached, so what
     // is allocated meanwhile waits in the ring buffer; `ready` says both are in place.
     double baseline_ms = reconcile_with_tables(model, netns_reader, options.filters);

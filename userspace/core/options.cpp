@@ -34,9 +34,37 @@ bool is_power_of_two(std::uint32_t value) {
     return value != 0 && (value & (value - 1)) == 0;
 }
 
-void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string &proto,
-                         std::string &family, bool &json) {
-    monitor.add_flag("--json", json, "One JSON object per line (NDJSON) instead of text columns");
+void add_output_option(CLI::App &command, bool &json) {
+    command.add_flag("--json", json, "One JSON object per line (NDJSON) instead of text columns");
+}
+
+void add_filter_options(CLI::App &command, MonitorOptions &options, std::string &proto,
+                        std::string &family) {
+    command.add_option("--pid", options.filters.pid, "Only this process (tgid)")
+        ->check(number_at_least(1, "a number >= 1"));
+    command.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
+        ->check(CLI::Validator(validate_comm, "COMM"));
+    command
+        .add_option("--netns", options.filters.netns,
+                    "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
+        ->check(number_at_least(1, "a number >= 1"));
+    command.add_option("--proto", proto, "Only tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
+    command.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
+        ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
+}
+
+void add_threshold_options(CLI::App &command, MonitorOptions &options) {
+    command
+        .add_option("--warn-ratio", options.warn_ratio,
+                    "Utilization of a port scope that raises a warning (0-1)")
+        ->check(CLI::Range(0.01, 1.0));
+    command
+        .add_option("--critical-ratio", options.critical_ratio,
+                    "Utilization of a port scope that is critical (0-1, above --warn-ratio)")
+        ->check(CLI::Range(0.01, 1.0));
+}
+
+void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
     monitor
         .add_option("--duration", options.duration_s,
                     "Stop after SECONDS (0: until SIGINT/SIGTERM)")
@@ -45,17 +73,6 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string
         .add_option("--stats-interval", options.stats_interval_s,
                     "Print a stats line every SECONDS (0: only at exit)")
         ->check(number_at_least(0, "a number >= 0"));
-    monitor.add_option("--pid", options.filters.pid, "Only this process (tgid)")
-        ->check(number_at_least(1, "a number >= 1"));
-    monitor.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
-        ->check(CLI::Validator(validate_comm, "COMM"));
-    monitor
-        .add_option("--netns", options.filters.netns,
-                    "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
-        ->check(number_at_least(1, "a number >= 1"));
-    monitor.add_option("--proto", proto, "Only tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
-    monitor.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
-        ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
     monitor
         .add_option("--ringbuf-mb", options.ringbuf_mb, "Ring buffer size in MiB (power of two)")
         ->check(CLI::Range(1, 1024));
@@ -67,14 +84,6 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, std::string
         .add_option("--report-interval", options.report_interval_s,
                     "Print a usage report every SECONDS (0: only at exit)")
         ->check(number_at_least(0, "a number >= 0"));
-    monitor
-        .add_option("--warn-ratio", options.warn_ratio,
-                    "Utilization of a port scope that raises a warning (0-1)")
-        ->check(CLI::Range(0.01, 1.0));
-    monitor
-        .add_option("--critical-ratio", options.critical_ratio,
-                    "Utilization of a port scope that is critical (0-1, above --warn-ratio)")
-        ->check(CLI::Range(0.01, 1.0));
 }
 
 CommandLine exit_with(int code, std::string output) {
@@ -96,7 +105,14 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     std::string proto, family;
     bool json = false;
     CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
-    add_monitor_options(*monitor, options, proto, family, json);
+    CLI::App *snapshot = app.add_subcommand(
+        "snapshot", "The ports in use now, from the kernel's socket tables (no tracing)");
+    for (CLI::App *command : {monitor, snapshot}) {
+        add_output_option(*command, json);
+        add_filter_options(*command, options, proto, family);
+        add_threshold_options(*command, options);
+    }
+    add_monitor_options(*monitor, options);
 
     try {
         app.parse(argc, argv);
@@ -119,7 +135,8 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
     if (!family.empty()) options.filters.family = parse_family(family);
     CommandLine result;
-    result.action = CommandLine::Action::monitor;
+    result.action =
+        snapshot->parsed() ? CommandLine::Action::snapshot : CommandLine::Action::monitor;
     result.monitor = options;
     return result;
 }

@@ -32,7 +32,7 @@ struct MonitorOptions {
 };
 
 struct CommandLine {
-    enum class Action { monitor, exit };
+    enum class Action { monitor, snapshot, exit };
     Action action = Action::exit;
     MonitorOptions monitor;
     int exit_code = 0;

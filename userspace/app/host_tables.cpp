@@ -1,0 +1,65 @@
+#include "app/host_tables.h"
+
+#include <ctime>
+#include <set>
+#include <string>
+
+#include "system/socket_tables.h"
+
+namespace portwatch {
+namespace {
+
+bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
+    if (filters.proto && socket.sock.proto != *filters.proto) return false;
+    if (filters.family && socket.sock.family != *filters.family) return false;
+    if (!filters.pid && !filters.comm) return true;
+    if (!socket.owner) return false;
+    if (filters.pid && socket.owner->pid != *filters.pid) return false;
+    return !filters.comm || socket.owner->comm == *filters.comm;
+}
+
+}  // namespace
+
+double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
+                             const Filters &filters) {
+    std::int64_t started = clock_ns(CLOCK_MONOTONIC);
+    std::set<std::uint32_t> namespaces;
+    if (filters.netns) {
+        namespaces.insert(*filters.netns);
+    } else {
+        for (std::uint32_t netns : netns_reader.all_namespaces()) namespaces.insert(netns);
+        for (std::uint32_t netns : model.namespaces()) namespaces.insert(netns);
+    }
+    std::string error;
+    SocketOwners owners = socket_owners(error);
+    for (std::uint32_t netns : namespaces) {
+        int fd = netns_reader.handle(netns);
+        if (fd < 0) continue;  // gone since: its sockets went with it
+        std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
+        auto table = dump_sockets(fd, netns, error);
+        if (!table) continue;
+        model.reconcile(
+            netns, with_owners(std::move(*table), owners), std::uint64_t(read_at),
+            [&](const KernelSocket &socket) { return table_socket_passes(filters, socket); });
+    }
+    return double(clock_ns(CLOCK_MONOTONIC) - started) / 1e6;
+}
+
+PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netns_reader) {
+    NetnsPortConfig host_config = netns_reader.read_current().value_or(NetnsPortConfig{});
+    ModelSettings settings;
+    settings.warn_ratio = options.warn_ratio;
+    settings.critical_ratio = options.critical_ratio;
+    return PortModel(settings,
+                     [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
+                         return netns_reader.read(netns, pid_hint).value_or(host_config);
+                     });
+}
+
+std::int64_t clock_ns(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+}  // namespace portwatch

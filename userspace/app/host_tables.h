@@ -1,0 +1,22 @@
+// The port model of this host from the kernel's socket tables: shared by `monitor` (the
+// baseline and every reconciliation) and `snapshot` (one pass, no tracing).
+#pragma once
+
+#include "core/options.h"
+#include "core/port_model.h"
+#include "system/netns_config.h"
+
+namespace portwatch {
+
+std::int64_t clock_ns(clockid_t clock);
+
+// A model whose netns settings come from `netns_reader`; a namespace that cannot be read
+// (gone, or no handle on it) is assumed to have the host's settings.
+PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netns_reader);
+
+// Brings the model in line with the socket tables of every namespace it knows or can find
+// (only --netns's, if given). Returns the wall time it took, in ms.
+double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
+                             const Filters &filters);
+
+}  // namespace portwatch

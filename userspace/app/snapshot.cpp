@@ -1,0 +1,31 @@
+#include "app/snapshot.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "app/host_tables.h"
+#include "core/reporter.h"
+
+namespace portwatch {
+
+int run_snapshot(const MonitorOptions &options) {
+    if (geteuid() != 0) {
+        std::fprintf(stderr,
+                     "portwatch: snapshot needs root (CAP_SYS_ADMIN to enter each network "
+                     "namespace, and to read every process's sockets)\n");
+        return 1;
+    }
+    NetnsConfigReader netns_reader;
+    PortModel model = make_port_model(options, netns_reader);
+    reconcile_with_tables(model, netns_reader, options.filters);
+    TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
+    auto reporter = make_reporter(options.format, stdout, time);
+    Report report = model.report(clock_ns(CLOCK_BOOTTIME));
+    for (const Warning &warning : model.take_warnings()) reporter->warning(warning);
+    reporter->report(report);
+    reporter->flush();
+    return std::ferror(stdout) ? 1 : 0;
+}
+
+}  // namespace portwatch
