@@ -5,10 +5,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstdio>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -110,6 +113,39 @@ TEST_F(MonitorCliTest, DurationStopsByItself) {
         last = line;
     EXPECT_EQ(monitor.wait_exit_code(), 0);
     EXPECT_EQ(Json::parse(last)["type"], "stats");
+}
+
+TEST_F(MonitorCliTest, CheckListsTheHooksAndSaysTheMonitorCanRun) {
+    Monitor check({"check", "--json"});
+    Json result = Json::parse(check.next_line());
+    EXPECT_EQ(check.wait_exit_code(), 0);
+    EXPECT_EQ(result["type"], "check");
+    EXPECT_EQ(result["monitor"], true);
+    EXPECT_EQ(result["hooks"].size(), 6u);
+    for (const auto &finding : result["checks"]) EXPECT_EQ(finding["ok"], true) << finding.dump();
+}
+
+TEST_F(MonitorCliTest, CheckWithoutPrivilegesSaysWhyAndExitsNonZero) {
+    // A copy nobody can run, wherever the build tree is (CI may clone under /root).
+    char dir[] = "/tmp/portwatch-check-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string binary = std::string(dir) + "/portwatch";
+    ASSERT_EQ(chmod(dir, 0755), 0);
+    ASSERT_EQ(std::system(("cp " + std::string(PORTWATCH_BINARY) + " " + binary).c_str()), 0);
+    // setpriv (util-linux) drops to nobody with no capabilities
+    std::string command = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all " +
+                          binary + " check 2>&1 >/dev/null; echo exit=$?";
+    FILE *shell = popen(command.c_str(), "r");
+    ASSERT_NE(shell, nullptr);
+    std::string output;
+    char chunk[512];
+    while (std::fgets(chunk, sizeof(chunk), shell)) output += chunk;
+    pclose(shell);
+    std::system(("rm -rf " + std::string(dir)).c_str());
+    EXPECT_NE(output.find("portwatch: monitor cannot run: "), std::string::npos) << output;
+    EXPECT_NE(output.find("Operation not permitted"), std::string::npos) << output;
+    EXPECT_NE(output.find("exit=1"), std::string::npos) << output;
+    EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 2) << "one line, then exit=";
 }
 
 TEST(MonitorCliErrors, BadFlagsGiveOneLineAndNonZeroExit) {

@@ -176,6 +176,12 @@ TEST(Options, SnapshotTakesFiltersAndThresholdsButNotMonitorFlags) {
     EXPECT_NE(bad.output.find("--duration"), std::string::npos) << bad.output;
 }
 
+TEST(Options, CheckTakesOnlyJson) {
+    EXPECT_EQ(parse({"check"}).action, CommandLine::Action::check);
+    EXPECT_EQ(parse({"check", "--json"}).monitor.format, OutputFormat::json);
+    EXPECT_NE(parse({"check", "--pid", "1"}).exit_code, 0);
+}
+
 TEST(Options, Help) {
     CommandLine cl = parse({"--help"});
     EXPECT_EQ(cl.action, CommandLine::Action::exit);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "app/check.h"
 #include "app/monitor.h"
 #include "app/snapshot.h"
 #include "capture/capture.h"
@@ -17,6 +18,7 @@ int main(int argc, char **argv) {
     }
     try {
         if (command.action == CommandLine::Action::snapshot) return run_snapshot(command.monitor);
+        if (command.action == CommandLine::Action::check) return run_check(command.monitor);
         return run_monitor(command.monitor);
     } catch (const CaptureError &error) {
         std::fprintf(stderr, "portwatch: %s\n", error.what());

@@ -107,6 +107,9 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
     CLI::App *snapshot = app.add_subcommand(
         "snapshot", "The ports in use now, from the kernel's socket tables (no tracing)");
+    CLI::App *check = app.add_subcommand(
+        "check", "What this kernel and these privileges allow; exit 1 if monitor cannot run");
+    add_output_option(*check, json);
     for (CLI::App *command : {monitor, snapshot}) {
         add_output_option(*command, json);
         add_filter_options(*command, options, proto, family);
@@ -135,8 +138,9 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
     if (!family.empty()) options.filters.family = parse_family(family);
     CommandLine result;
-    result.action =
-        snapshot->parsed() ? CommandLine::Action::snapshot : CommandLine::Action::monitor;
+    result.action = snapshot->parsed() ? CommandLine::Action::snapshot
+                    : check->parsed()  ? CommandLine::Action::check
+                                       : CommandLine::Action::monitor;
     result.monitor = options;
     return result;
 }

@@ -32,7 +32,7 @@ struct MonitorOptions {
 };
 
 struct CommandLine {
-    enum class Action { monitor, snapshot, exit };
+    enum class Action { monitor, snapshot, check, exit };
     Action action = Action::exit;
     MonitorOptions monitor;
     int exit_code = 0;

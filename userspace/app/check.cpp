@@ -1,0 +1,105 @@
+#include "app/check.h"
+
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "capture/capture.h"
+#include "core/json_format.h"
+#include "core/version.h"
+#include "system/netns_config.h"
+#include "system/socket_tables.h"
+
+namespace portwatch {
+namespace {
+
+struct Finding {
+    std::string name;
+    bool ok = false;
+    std::string detail;
+};
+
+// Loads and attaches the real programs, as `monitor` would, and detaches them again.
+Finding check_bpf(const MonitorOptions &options, std::vector<std::string> &hooks) {
+    try {
+        Capture capture(
+            CaptureConfig{options.filters, options.ringbuf_mb, options.max_tracked_sockets});
+        hooks = capture.hooks();
+        return {"bpf", true, std::to_string(hooks.size()) + " programs load and attach"};
+    } catch (const CaptureError &error) {
+        return {"bpf", false, error.what()};
+    }
+}
+
+// What `snapshot` and the monitor's baseline need: sock_diag inside a network namespace.
+Finding check_socket_tables() {
+    struct stat own {};
+    if (stat("/proc/self/ns/net", &own) != 0)
+        return {"socket_tables", false, "no /proc/self/ns/net"};
+    NetnsConfigReader reader;
+    int fd = reader.handle(std::uint32_t(own.st_ino));
+    if (fd < 0) return {"socket_tables", false, reader.last_error()};
+    std::string error;
+    auto table = dump_sockets(fd, std::uint32_t(own.st_ino), error);
+    if (!table) return {"socket_tables", false, error};
+    return {"socket_tables", true,
+            "sock_diag: " + std::to_string(table->size()) + " sockets in this namespace, " +
+                std::to_string(reader.all_namespaces().size()) + " network namespace(s) visible"};
+}
+
+std::string kernel_release() {
+    utsname names{};
+    return uname(&names) == 0 ? names.release : "unknown";
+}
+
+void print_text(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,
+                bool can_monitor) {
+    std::printf("portwatch %s check, kernel %s\n", kPortwatchVersion, kernel_release().c_str());
+    for (const auto &finding : findings)
+        std::printf("%-5s %-14s %s\n", finding.ok ? "ok" : "FAIL", finding.name.c_str(),
+                    finding.detail.c_str());
+    std::string hook_list;
+    for (const auto &hook : hooks) hook_list += (hook_list.empty() ? "" : ", ") + hook;
+    if (!hooks.empty()) std::printf("hooks: %s\n", hook_list.c_str());
+    std::printf("monitor: %s\n", can_monitor ? "can run" : "cannot run");
+}
+
+void print_json(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,
+                bool can_monitor) {
+    Json out;
+    out["type"] = "check";
+    out["version"] = kPortwatchVersion;
+    out["kernel"] = kernel_release();
+    Json checks = Json::array();
+    for (const auto &finding : findings)
+        checks.push_back({{"name", finding.name}, {"ok", finding.ok}, {"detail", finding.detail}});
+    out["checks"] = std::move(checks);
+    out["hooks"] = hooks;
+    out["monitor"] = can_monitor;
+    std::fputs(json_line(out).c_str(), stdout);
+}
+
+}  // namespace
+
+int run_check(const MonitorOptions &options) {
+    std::vector<std::string> hooks;
+    std::vector<Finding> findings = {
+        {"root", geteuid() == 0, "effective uid " + std::to_string(geteuid())},
+        check_bpf(options, hooks),
+        check_socket_tables()};
+    bool can_monitor = findings[1].ok;
+    if (options.format == OutputFormat::json)
+        print_json(findings, hooks, can_monitor);
+    else
+        print_text(findings, hooks, can_monitor);
+    std::fflush(stdout);
+    if (!can_monitor)
+        std::fprintf(stderr, "portwatch: monitor cannot run: %s\n", findings[1].detail.c_str());
+    return can_monitor ? 0 : 1;
+}
+
+}  // namespace portwatch
