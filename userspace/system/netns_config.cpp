@@ -1,8 +1,9 @@
 #include "system/netns_config.h"
 
+#include "system/netns_thread.h"
+
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 #include <unordered_set>
 #include <functional>
 #include <string_view>
-#include <system_error>
-#include <thread>
 
 namespace portwatch {
 namespace {
@@ -28,10 +27,6 @@ struct SysctlTexts {
     std::string reserved_ports;
     std::string tw_reuse;
 };
-
-std::string errno_text(const std::string &what) {
-    return what + ": " + std::strerror(errno);
-}
 
 bool read_whole_file(const char *path, std::string &text, std::string &error) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -249,22 +244,11 @@ void NetnsConfigReader::forget_oldest() {
     fds_.erase(inode);
 }
 
-// The namespace is per thread: only the short-lived reader thread joins it.
 std::optional<NetnsPortConfig> NetnsConfigReader::read_inside(int netns_fd) {
     std::optional<NetnsPortConfig> config;
-    std::string error;
-    try {
-        std::thread reader([&] {
-            if (setns(netns_fd, CLONE_NEWNET) != 0)
-                error = errno_text("setns");
-            else
-                config = read_own_netns(error);
-        });
-        reader.join();
-    } catch (const std::system_error &thread_error) {
-        error = std::string("cannot start the reader thread: ") + thread_error.what();
-    }
-    return outcome(std::move(config), std::move(error));
+    std::string read_error;
+    std::string error = run_in_netns(netns_fd, [&] { config = read_own_netns(read_error); });
+    return outcome(std::move(config), error.empty() ? std::move(read_error) : std::move(error));
 }
 
 std::optional<NetnsPortConfig> NetnsConfigReader::outcome(std::optional<NetnsPortConfig> config,

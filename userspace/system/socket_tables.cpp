@@ -1,5 +1,7 @@
 #include "system/socket_tables.h"
 
+#include "system/netns_thread.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -7,7 +9,6 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,8 +18,6 @@
 #include <charconv>
 #include <cstring>
 #include <string_view>
-#include <system_error>
-#include <thread>
 
 namespace portwatch {
 namespace {
@@ -47,27 +46,17 @@ static_assert(sizeof(DumpRequest) == NLMSG_LENGTH(sizeof(inet_diag_req_v2)));
 
 enum class Progress { more, done, failed };
 
-std::string errno_text(const std::string &what) {
-    return what + ": " + std::strerror(errno);
-}
-
-// A netlink socket belongs to the network namespace of the thread that creates it, and
-// inet_diag lists the sockets of that namespace (sock_net() of the netlink socket). So a
-// short-lived thread joins the namespace to create it; the caller's thread never moves.
-// Its user namespace stays the caller's, in which idiag_uid is given.
+// inet_diag lists the sockets of the netlink socket's own namespace (sock_net()), so it is
+// created inside the namespace. Its user namespace stays the caller's, in which idiag_uid
+// is given.
 int diag_socket_inside(int netns_fd, std::string &error) {
     int fd = -1;
-    try {
-        std::thread creator([&] {
-            if (setns(netns_fd, CLONE_NEWNET) != 0)
-                error = errno_text("setns");
-            else if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
-                error = errno_text("sock_diag socket");
-        });
-        creator.join();
-    } catch (const std::system_error &thread_error) {
-        error = std::string("cannot start the netns thread: ") + thread_error.what();
-    }
+    std::string socket_error;
+    error = run_in_netns(netns_fd, [&] {
+        fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (fd < 0) socket_error = errno_text("sock_diag socket");
+    });
+    if (error.empty()) error = socket_error;
     return fd;
 }
 

@@ -1,0 +1,18 @@
+// Work that must happen inside another network namespace: /proc/sys/net and a new
+// netlink socket both belong to the namespace of the *thread* that uses or creates them.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace portwatch {
+
+// Runs `body` on a short-lived thread that joined the namespace `netns_fd`
+// (setns(CLONE_NEWNET)) and waits for it; the calling thread never changes namespace.
+// Returns "" or why `body` could not run.
+std::string run_in_netns(int netns_fd, const std::function<void()> &body);
+
+// "what: strerror(errno)".
+std::string errno_text(const std::string &what);
+
+}  // namespace portwatch
