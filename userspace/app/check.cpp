@@ -1,7 +1,8 @@
 #include "app/check.h"
 
+#include "app/host_tables.h"
+
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,8 +27,7 @@ struct Finding {
 // Loads and attaches the real programs, as `monitor` would, and detaches them again.
 Finding check_bpf(const MonitorOptions &options, std::vector<std::string> &hooks) {
     try {
-        Capture capture(
-            CaptureConfig{options.filters, options.ringbuf_mb, options.max_tracked_sockets});
+        Capture capture(CaptureConfig::of(options));
         hooks = capture.hooks();
         return {"bpf", true, std::to_string(hooks.size()) + " programs load and attach"};
     } catch (const CaptureError &error) {
@@ -49,11 +49,6 @@ Finding check_socket_tables() {
     return {"socket_tables", true,
             "sock_diag: " + std::to_string(table->size()) + " sockets in this namespace, " +
                 std::to_string(reader.all_namespaces().size()) + " network namespace(s) visible"};
-}
-
-std::string kernel_release() {
-    utsname names{};
-    return uname(&names) == 0 ? names.release : "unknown";
 }
 
 void print_text(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,

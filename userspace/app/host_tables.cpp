@@ -1,5 +1,7 @@
 #include "app/host_tables.h"
 
+#include <sys/utsname.h>
+
 #include <ctime>
 #include <set>
 #include <string>
@@ -54,6 +56,11 @@ PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netn
                      [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
                          return netns_reader.read(netns, pid_hint).value_or(host_config);
                      });
+}
+
+std::string kernel_release() {
+    utsname names{};
+    return uname(&names) == 0 ? names.release : "unknown";
 }
 
 std::int64_t clock_ns(clockid_t clock) {

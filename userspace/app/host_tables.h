@@ -1,6 +1,10 @@
-// The port model of this host from the kernel's socket tables: shared by `monitor` (the
-// baseline and every reconciliation) and `snapshot` (one pass, no tracing).
+// What the subcommands read from this host: its clocks, its kernel release, and the port
+// model from the kernel's socket tables (`monitor`: the baseline and every reconciliation;
+// `snapshot`: one pass, no tracing).
 #pragma once
+
+#include <ctime>
+#include <string>
 
 #include "core/options.h"
 #include "core/port_model.h"
@@ -9,6 +13,7 @@
 namespace portwatch {
 
 std::int64_t clock_ns(clockid_t clock);
+std::string kernel_release();  // uname -r, or "unknown"
 
 // A model whose netns settings come from `netns_reader`; a namespace that cannot be read
 // (gone, or no handle on it) is assumed to have the host's settings.

@@ -1,6 +1,5 @@
 #include "monitor.h"
 
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -32,11 +31,6 @@ void install_stop_handlers() {
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
-}
-
-std::string kernel_release() {
-    utsname names{};
-    return uname(&names) == 0 ? names.release : "unknown";
 }
 
 class MonitorLoop {
@@ -145,8 +139,7 @@ class MonitorLoop {
 
 int run_monitor(const MonitorOptions &options) {
     install_stop_handlers();
-    CaptureConfig config{options.filters, options.ringbuf_mb, options.max_tracked_sockets};
-    Capture capture(config);
+    Capture capture(CaptureConfig::of(options));
 
     static char output_buffer[1 << 20];
     std::setvbuf(stdout, output_buffer, _IOFBF, sizeof(output_buffer));

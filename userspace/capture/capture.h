@@ -26,6 +26,10 @@ struct CaptureConfig {
     Filters filters;
     std::uint32_t ringbuf_mb = MonitorOptions{}.ringbuf_mb;
     std::uint32_t max_tracked_sockets = MonitorOptions{}.max_tracked_sockets;
+
+    static CaptureConfig of(const MonitorOptions &options) {
+        return {options.filters, options.ringbuf_mb, options.max_tracked_sockets};
+    }
 };
 
 class CaptureError : public std::runtime_error {
