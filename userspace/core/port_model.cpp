@@ -9,14 +9,24 @@ namespace {
 
 constexpr std::uint64_t kSecondNs = 1'000'000'000;
 
+// ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
+IpAddress unmapped(const IpAddress &addr) {
+    bool mapped = addr.family == Family::ipv6 &&
+                  std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
+                              [](std::uint8_t b) { return b == 0; }) &&
+                  addr.bytes[10] == 0xff && addr.bytes[11] == 0xff;
+    if (!mapped) return addr;
+    IpAddress v4;
+    std::copy(addr.bytes.begin() + 12, addr.bytes.end(), v4.bytes.begin());
+    return v4;
+}
+
 bool is_loopback(const IpAddress &addr) {
-    if (addr.family == Family::ipv4) return addr.bytes[0] == 127;
+    IpAddress plain = unmapped(addr);
+    if (plain.family == Family::ipv4) return plain.bytes[0] == 127;
     static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0,
                                                              0, 0, 0, 0, 0, 0, 0, 1};
-    bool mapped_v4 = std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
-                                 [](std::uint8_t b) { return b == 0; }) &&
-                     addr.bytes[10] == 0xff && addr.bytes[11] == 0xff && addr.bytes[12] == 127;
-    return addr.bytes == kLoopback6 || mapped_v4;
+    return plain.bytes == kLoopback6;
 }
 
 }  // namespace
@@ -90,18 +100,6 @@ PortModel::NetnsState &PortModel::netns_state(std::uint32_t netns, std::uint32_t
     NetnsState &state = netns_[netns];
     state.config = config_source_(netns, pid_hint);
     return state;
-}
-
-// ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
-static IpAddress unmapped(const IpAddress &addr) {
-    bool mapped = addr.family == Family::ipv6 &&
-                  std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
-                              [](std::uint8_t b) { return b == 0; }) &&
-                  addr.bytes[10] == 0xff && addr.bytes[11] == 0xff;
-    if (!mapped) return addr;
-    IpAddress v4;
-    std::copy(addr.bytes.begin() + 12, addr.bytes.end(), v4.bytes.begin());
-    return v4;
 }
 
 // bind and udp scopes are one per netns, whatever the family (one port table).
@@ -574,9 +572,7 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
         report.netns.push_back({netns, state.config, {}});
     }
     for (const auto &[key, state] : scopes_) {
-        if (in_use(key, state) == 0 && state.time_wait == 0 && state.level == WarningLevel::ok &&
-            state.allocations.empty())
-            continue;
+        if (quiet(key, state, 0)) continue;
         for (auto &ns : report.netns)
             if (ns.netns == key.netns) ns.scopes.push_back(usage_of(key, state, now_boot_ns));
     }
@@ -606,16 +602,18 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
 // A scope with nothing held, nothing in TIME_WAIT and no allocation in the rate window is
 // dropped, and a netns left without scopes or processes with it (a container that is gone):
 // on a host with churn, nothing else would ever shrink these maps.
+// Nothing to show: no port counted, no TIME_WAIT, level ok, no allocation since `since_s`.
+bool PortModel::quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const {
+    bool allocated = !state.allocations.empty() && state.allocations.back().first >= since_s;
+    return in_use(key, state) == 0 && state.time_wait == 0 && state.level == WarningLevel::ok &&
+           !allocated;
+}
+
 void PortModel::forget_idle(std::uint64_t now_ns) {
     std::uint64_t window_start_s =
         (now_ns - std::min(now_ns, settings_.rate_window_ns)) / kSecondNs;
     std::erase_if(scopes_, [&](const auto &entry) {
-        const ScopeState &state = entry.second;
-        if (in_use(entry.first, state) > 0) return false;
-        bool recent =
-            !state.allocations.empty() && state.allocations.back().first >= window_start_s;
-        return state.held == 0 && state.time_wait == 0 && !recent &&
-               state.level == WarningLevel::ok;
+        return entry.second.held == 0 && quiet(entry.first, entry.second, window_start_s);
     });
     std::set<std::uint32_t> busy;
     for (const auto &[key, state] : scopes_) busy.insert(key.netns);

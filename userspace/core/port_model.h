@@ -214,6 +214,7 @@ class PortModel {
     void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
     std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
     ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+    bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
     void housekeeping(std::uint64_t now_ns);
     void evaluate_netns(std::uint32_t netns, std::uint64_t now_ns);
