@@ -39,40 +39,24 @@
 # Must run as root (the monitor loads BPF programs; the farm makes a network namespace).
 set -euo pipefail
 
+BENCH_NAME=bench-baseline
+# shellcheck source=lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
 rounds=${ROUNDS:-3}
 sockets=${SOCKETS:-100000}
 settle=${SETTLE:-1}
 build_dir=${BUILD_DIR:-build}
 
-die() {
-    echo "bench-baseline: $*" >&2
-    exit 1
-}
-
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$rounds')"
-[[ $sockets =~ ^[1-9][0-9]*$ ]] || die "SOCKETS must be a positive integer (got '$sockets')"
+require_positive_integer ROUNDS "$rounds"
+require_positive_integer SOCKETS "$sockets"
 [[ $settle =~ ^[0-9]+([.][0-9]+)?$ ]] || die "SETTLE must be a number of seconds (got '$settle')"
-[[ $(id -u) -eq 0 ]] || die "must run as root (portwatch loads BPF programs)"
-for tool in python3 ss nsenter; do
-    command -v "$tool" >/dev/null || die "$tool is required"
-done
+require_root "portwatch loads BPF programs"
+require_tools python3 ss nsenter
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 or newer is required (EPOCHREALTIME)"
 
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo_root"
-
-# ---- build (incremental; an existing build directory is reused as configured) ----------------
-if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-    echo "== configuring $build_dir"
-    cmake -S . -B "$build_dir" >/dev/null
-fi
-echo "== building portwatch, socket_farm in $build_dir"
-if ! make -C "$build_dir" -j2 portwatch socket_farm >/dev/null; then
-    # A build directory configured before socket_farm existed does not know the target yet.
-    cmake -S . -B "$build_dir" >/dev/null
-    make -C "$build_dir" -j2 portwatch socket_farm >/dev/null ||
-        die "build failed (run: make -C $build_dir portwatch socket_farm)"
-fi
+bench_enter_repo
+bench_build "$build_dir" portwatch socket_farm
 portwatch=$build_dir/portwatch
 farm=$build_dir/tests/socket_farm
 [[ -x $portwatch ]] || die "$portwatch was not built"
@@ -83,26 +67,10 @@ if ! grep -q baseline_ms userspace/core/json_format.cpp 2>/dev/null; then
 fi
 
 # ---- temporary data and cleanup ------------------------------------------------------------
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-baseline.XXXXXX")
+bench_make_tmp
 launcher_pid=""
 monitor_pid=""
 farm_pid=""
-
-# stop_process PID SIGNAL TENTHS: signal, wait up to TENTHS/10 s, then SIGKILL; reaps it.
-stop_process() {
-    local pid=$1 signal=$2 tenths=$3
-    kill -0 "$pid" 2>/dev/null || {
-        wait "$pid" 2>/dev/null || true
-        return 0
-    }
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for ((i = 0; i < tenths; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local status=$?
@@ -110,14 +78,10 @@ cleanup() {
     if [[ -n $monitor_pid ]] && kill -0 "$monitor_pid" 2>/dev/null; then
         kill -INT "$monitor_pid" 2>/dev/null || true
     fi
-    [[ -z $launcher_pid ]] || stop_process "$launcher_pid" TERM 100
+    [[ -z $launcher_pid ]] || stop_process "$launcher_pid" TERM 100 || true
     [[ -z $monitor_pid ]] || kill -KILL "$monitor_pid" 2>/dev/null || true
-    [[ -z $farm_pid ]] || stop_process "$farm_pid" TERM 300
-    if [[ ${KEEP:-0} == 1 ]]; then
-        echo "data kept in $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    [[ -z $farm_pid ]] || stop_process "$farm_pid" TERM 300 || true
+    bench_remove_tmp
     exit "$status"
 }
 trap cleanup EXIT

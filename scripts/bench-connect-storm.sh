@@ -19,65 +19,38 @@
 # Must run as root (the monitor loads BPF programs).
 set -euo pipefail
 
-# SECONDS is bash's own elapsed-time counter: take the caller's value from the environment the
-# process was started with, not from the (always set, always ticking) shell variable.
-bench_seconds=$(tr '\0' '\n' </proc/$$/environ | sed -n 's/^SECONDS=//p' | head -n1)
-bench_seconds=${bench_seconds:-5}
+BENCH_NAME=bench-connect-storm
+# shellcheck source=lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
+bench_seconds=$(bench_env_seconds 5)
 rounds=${ROUNDS:-5}
 build_dir=${BUILD_DIR:-build}
 min_ratio=${MIN_RATIO:-0.95}
 pin_cpu=${PIN_CPU:-0}
 
-die() {
-    echo "bench-connect-storm: $*" >&2
-    exit 1
-}
+require_positive_integer ROUNDS "$rounds"
+require_positive_seconds SECONDS "$bench_seconds"
+require_pin_cpu "$pin_cpu"
+require_root "portwatch loads BPF programs"
+require_tools python3
 
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$rounds')"
-if [[ ! $bench_seconds =~ ^[0-9]+([.][0-9]+)?$ ]] || [[ $bench_seconds =~ ^0+([.]0*)?$ ]]; then
-    die "SECONDS must be a positive number (got '$bench_seconds')"
-fi
-[[ $pin_cpu == none || $pin_cpu =~ ^[0-9]+$ ]] || die "PIN_CPU must be a CPU number or none"
-[[ $(id -u) -eq 0 ]] || die "must run as root (portwatch loads BPF programs)"
-command -v python3 >/dev/null || die "python3 is required"
-
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo_root"
-
-# ---- build (incremental; an existing build directory is reused as configured) ----------------
-if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-    echo "== configuring $build_dir"
-    cmake -S . -B "$build_dir" >/dev/null
-fi
-echo "== building portwatch, connect_storm in $build_dir"
-make -C "$build_dir" -j2 portwatch connect_storm >/dev/null ||
-    die "build failed (run: make -C $build_dir portwatch connect_storm)"
+bench_enter_repo
+bench_build "$build_dir" portwatch connect_storm
 portwatch=$build_dir/portwatch
 storm=$build_dir/tests/connect_storm
 [[ -x $portwatch ]] || die "$portwatch was not built"
 [[ -x $storm ]] || die "$storm was not built (is PORTWATCH_TESTS off in $build_dir?)"
 
 # ---- temporary data and cleanup ------------------------------------------------------------
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-connect-storm.XXXXXX")
+bench_make_tmp
 monitor_pid=""
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [[ -n $monitor_pid ]] && kill -0 "$monitor_pid" 2>/dev/null; then
-        kill -INT "$monitor_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$monitor_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$monitor_pid" 2>/dev/null || true
-        wait "$monitor_pid" 2>/dev/null || true
-    fi
-    if [[ ${KEEP:-0} == 1 ]]; then
-        echo "data kept in $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    [[ -z $monitor_pid ]] || stop_process "$monitor_pid" INT 50 || true
+    bench_remove_tmp
     exit "$status"
 }
 trap cleanup EXIT
@@ -86,19 +59,9 @@ trap 'exit 143' TERM
 
 clk_tck=$(getconf CLK_TCK)
 
-# The storm's two threads share one pinned CPU by default. Unpinned, on a small (virtual)
-# machine the rate depends mostly on where the scheduler happens to put the client and the
-# accept thread (same CPU: fast; cross-CPU wakeups: slow), which swamps the monitor's effect.
 # The monitor itself is not pinned; its CPU use is reported separately.
-if [[ $pin_cpu == none ]]; then
-    storm_cmd=("$storm")
-    placement="storm not pinned"
-else
-    command -v taskset >/dev/null || die "taskset (util-linux) is required for PIN_CPU=$pin_cpu"
-    taskset -c "$pin_cpu" true 2>/dev/null || die "cannot pin to CPU $pin_cpu (PIN_CPU)"
-    storm_cmd=(taskset -c "$pin_cpu" "$storm")
-    placement="storm pinned to CPU $pin_cpu (PIN_CPU=none: not pinned), monitor not pinned"
-fi
+storm_command "$pin_cpu" "$storm"
+placement+=", monitor not pinned"
 
 # "utime stime" of a process, in clock ticks
 cpu_ticks() {
@@ -137,17 +100,7 @@ run_monitored() {
     monitor_pid=$!
 
     # The ready line is written (and flushed) once the BPF programs are attached.
-    local waited=0
-    until [[ -s $log ]] && head -n1 "$log" | grep -q '"type":"ready"'; do
-        if ! kill -0 "$monitor_pid" 2>/dev/null; then
-            local status=0
-            wait "$monitor_pid" || status=$?
-            monitor_pid=""
-            die "portwatch monitor exited (status $status) before its ready line: $(cat "$err")"
-        fi
-        ((waited++ < 300)) || die "portwatch monitor printed no ready line within 30 s: $(cat "$err")"
-        sleep 0.1
-    done
+    wait_for_first_line "$monitor_pid" "$log" "$err" '"type":"ready"' "portwatch monitor"
 
     local ticks_before ticks_after
     ticks_before=$(cpu_ticks "$monitor_pid")
@@ -155,20 +108,10 @@ run_monitored() {
     ticks_after=$(cpu_ticks "$monitor_pid")
     echo "$ticks_before $ticks_after $clk_tck" >"$tmp/monitor-cpu-$n.txt"
 
-    kill -INT "$monitor_pid"
-    for _ in $(seq 150); do
-        kill -0 "$monitor_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$monitor_pid" 2>/dev/null; then
-        kill -KILL "$monitor_pid" 2>/dev/null || true
-        wait "$monitor_pid" 2>/dev/null || true
-        monitor_pid=""
-        die "portwatch monitor did not exit within 15 s of SIGINT"
-    fi
     local status=0
-    wait "$monitor_pid" || status=$?
+    stop_process "$monitor_pid" INT 150 || status=$?
     monitor_pid=""
+    [[ $status -ne 137 ]] || die "portwatch monitor did not exit within 15 s of SIGINT"
     [[ $status -eq 0 ]] || die "portwatch monitor exited with status $status: $(cat "$err")"
 }
 

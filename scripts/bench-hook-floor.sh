@@ -27,38 +27,23 @@
 # Must run as root (BPF programs are loaded and attached to the cgroup2 root).
 set -euo pipefail
 
-# SECONDS is bash's own elapsed-time counter: take the caller's value from the environment the
-# process was started with, not from the (always set, always ticking) shell variable.
-bench_seconds=$(tr '\0' '\n' </proc/$$/environ | sed -n 's/^SECONDS=//p' | head -n1)
-bench_seconds=${bench_seconds:-4}
+BENCH_NAME=bench-hook-floor
+# shellcheck source=lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+
+bench_seconds=$(bench_env_seconds 4)
 rounds=${ROUNDS:-5}
 build_dir=${BUILD_DIR:-build}
 pin_cpu=${PIN_CPU:-0}
 
-die() {
-    echo "bench-hook-floor: $*" >&2
-    exit 1
-}
+require_positive_integer ROUNDS "$rounds"
+require_positive_seconds SECONDS "$bench_seconds"
+require_pin_cpu "$pin_cpu"
+require_root "hook_floor loads BPF programs"
+require_tools python3
 
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$rounds')"
-if [[ ! $bench_seconds =~ ^[0-9]+([.][0-9]+)?$ ]] || [[ $bench_seconds =~ ^0+([.]0*)?$ ]]; then
-    die "SECONDS must be a positive number (got '$bench_seconds')"
-fi
-[[ $pin_cpu == none || $pin_cpu =~ ^[0-9]+$ ]] || die "PIN_CPU must be a CPU number or none"
-[[ $(id -u) -eq 0 ]] || die "must run as root (hook_floor loads BPF programs)"
-command -v python3 >/dev/null || die "python3 is required"
-
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo_root"
-
-# ---- build (incremental; an existing build directory is reused as configured) ----------------
-if [[ ! -f $build_dir/CMakeCache.txt ]]; then
-    echo "== configuring $build_dir"
-    cmake -S . -B "$build_dir" >/dev/null
-fi
-echo "== building connect_storm, hook_floor in $build_dir"
-make -C "$build_dir" -j2 connect_storm hook_floor >/dev/null ||
-    die "build failed (run: make -C $build_dir connect_storm hook_floor)"
+bench_enter_repo
+bench_build "$build_dir" connect_storm hook_floor
 storm=$build_dir/tests/connect_storm
 loader=$build_dir/tests/hook_floor
 [[ -x $storm ]] || die "$storm was not built (is PORTWATCH_TESTS off in $build_dir?)"
@@ -78,23 +63,14 @@ declare -A programs=(
 )
 
 # ---- temporary data and cleanup ------------------------------------------------------------
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/bench-hook-floor.XXXXXX")
+bench_make_tmp
 loader_pid=""
 
 # stop_loader: SIGINT, wait up to 15 s, then SIGKILL. Returns the loader's exit status.
 stop_loader() {
     local status=0
     [[ -n $loader_pid ]] || return 0
-    kill -INT "$loader_pid" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "$loader_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$loader_pid" 2>/dev/null; then
-        kill -KILL "$loader_pid" 2>/dev/null || true
-        status=137
-    fi
-    wait "$loader_pid" 2>/dev/null || status=$?
+    stop_process "$loader_pid" INT 150 || status=$?
     loader_pid=""
     return "$status"
 }
@@ -103,29 +79,15 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     stop_loader || true
-    if [[ ${KEEP:-0} == 1 ]]; then
-        echo "data kept in $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    bench_remove_tmp
     exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The storm's two threads share one pinned CPU by default (see bench-connect-storm.sh: unpinned,
-# on a small VM the rate depends mostly on where the scheduler puts the two threads). The loader
-# is not pinned; it only sleeps while the storm runs.
-if [[ $pin_cpu == none ]]; then
-    storm_cmd=("$storm")
-    placement="storm not pinned"
-else
-    command -v taskset >/dev/null || die "taskset (util-linux) is required for PIN_CPU=$pin_cpu"
-    taskset -c "$pin_cpu" true 2>/dev/null || die "cannot pin to CPU $pin_cpu (PIN_CPU)"
-    storm_cmd=(taskset -c "$pin_cpu" "$storm")
-    placement="storm pinned to CPU $pin_cpu (PIN_CPU=none: not pinned)"
-fi
+# The loader is not pinned; it only sleeps while the storm runs.
+storm_command "$pin_cpu" "$storm"
 
 # start_loader CONDITION N INDEX: attach the condition's programs (if any), wait for the ready
 # line.
@@ -137,17 +99,7 @@ start_loader() {
     local out=$tmp/loader-$n-$index.out err=$tmp/loader-$n-$index.err
     "$loader" "${progs[@]}" >"$out" 2>"$err" &
     loader_pid=$!
-    local waited=0
-    until [[ -s $out ]] && head -n1 "$out" | grep -qx 'ready'; do
-        if ! kill -0 "$loader_pid" 2>/dev/null; then
-            local status=0
-            wait "$loader_pid" || status=$?
-            loader_pid=""
-            die "hook_floor ${progs[*]} exited (status $status) before its ready line: $(cat "$err")"
-        fi
-        ((waited++ < 300)) || die "hook_floor printed no ready line within 30 s: $(cat "$err")"
-        sleep 0.1
-    done
+    wait_for_first_line "$loader_pid" "$out" "$err" '^ready$' "hook_floor ${progs[*]}"
 }
 
 # run_condition CONDITION N: one storm run, in a fresh network namespace, with the condition's
