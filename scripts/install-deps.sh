@@ -8,7 +8,9 @@ packages=(
   clang llvm                         # BPF programs (clang 14 on Debian 12)
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev    # command line, JSON
+  libcpp-httplib-dev                 # the Prometheus endpoint
   libgtest-dev libgmock-dev          # tests
+  prometheus tmux                    # tests: promtool and a real scrape; portwatch top
   python3 iproute2 procps            # benchmark script, debugging
 )
 

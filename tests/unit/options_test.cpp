@@ -128,6 +128,12 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--report-interval", "-1"}, "--report-interval: must be a number >= 0"},
         {{"monitor", "--warn-ratio", "1.5"}, "--warn-ratio: Value 1.5"},
         {{"monitor", "--critical-ratio", "0"}, "--critical-ratio: Value 0"},
+        {{"monitor", "--metrics-listen", "localhost:9464"}, "--metrics-listen: 'localhost:9464'"},
+        {{"monitor", "--metrics-listen", "::1:9464"}, "IPv6 in brackets"},
+        {{"monitor", "--metrics-listen", "127.0.0.1:99999"}, "'99999' is not a port number"},
+        {{"monitor", "--metrics-listen", "127.0.0.1:"}, "'' is not a port number"},
+        {{"monitor", "--metrics-top", "0"}, "--metrics-top: Value 0"},
+        {{"snapshot", "--metrics-listen", "9464"}, "--metrics-listen"},
         {{"monitor", "--warn-ratio", "0.9", "--critical-ratio", "0.9"},
          "--critical-ratio must be above --warn-ratio"},
     };
@@ -180,6 +186,32 @@ TEST(Options, CheckTakesOnlyJson) {
     EXPECT_EQ(parse({"check"}).action, CommandLine::Action::check);
     EXPECT_EQ(parse({"check", "--json"}).monitor.format, OutputFormat::json);
     EXPECT_NE(parse({"check", "--pid", "1"}).exit_code, 0);
+}
+
+TEST(Options, MetricsListenDefaultsToLoopback) {
+    EXPECT_FALSE(parse({"monitor"}).monitor.metrics_listen);
+    EXPECT_EQ(parse({"monitor"}).monitor.metrics_top, 10u);
+    struct Case {
+        const char *arg, *host;
+        std::uint16_t port;
+        const char *text;
+    };
+    const Case cases[] = {
+        {"9464", "127.0.0.1", 9464, "127.0.0.1:9464"},
+        {":9464", "127.0.0.1", 9464, "127.0.0.1:9464"},
+        {"0.0.0.0:80", "0.0.0.0", 80, "0.0.0.0:80"},
+        {"[::1]:9464", "::1", 9464, "[::1]:9464"},
+        {"[::]:0", "::", 0, "[::]:0"},
+    };
+    for (const Case &c : cases) {
+        CommandLine command = parse({"monitor", "--metrics-listen", c.arg, "--metrics-top", "3"});
+        ASSERT_EQ(command.action, CommandLine::Action::monitor) << c.arg << command.output;
+        ASSERT_TRUE(command.monitor.metrics_listen) << c.arg;
+        EXPECT_EQ(command.monitor.metrics_listen->host, c.host);
+        EXPECT_EQ(command.monitor.metrics_listen->port, c.port);
+        EXPECT_EQ(command.monitor.metrics_listen->text(), c.text);
+        EXPECT_EQ(command.monitor.metrics_top, 3u);
+    }
 }
 
 TEST(Options, Help) {

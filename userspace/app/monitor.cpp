@@ -5,13 +5,18 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <set>
+#include <string>
+#include <utility>
 
 #include "capture/capture.h"
+#include "core/metrics.h"
 #include "core/port_model.h"
 #include "core/reporter.h"
 #include "core/version.h"
 #include "app/host_tables.h"
+#include "system/metrics_server.h"
 #include "system/netns_config.h"
 
 namespace portwatch {
@@ -36,8 +41,11 @@ void install_stop_handlers() {
 class MonitorLoop {
   public:
     MonitorLoop(const MonitorOptions &options, Capture &capture, Reporter &reporter,
-                PortModel &model, NetnsConfigReader &netns_reader, double baseline_ms)
-        : baseline_ms_(baseline_ms),
+                PortModel &model, NetnsConfigReader &netns_reader, double baseline_ms,
+                MetricsServer *metrics, std::string kernel_release)
+        : metrics_(metrics),
+          kernel_release_(std::move(kernel_release)),
+          baseline_ms_(baseline_ms),
           last_reconcile_ms_(baseline_ms),
           options_(options),
           capture_(capture),
@@ -46,12 +54,16 @@ class MonitorLoop {
           netns_reader_(netns_reader),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
           next_stats_ns_(started_ns_ + interval_ns()),
-          next_report_ns_(started_ns_ + report_interval_ns()) {}
+          next_report_ns_(started_ns_ + report_interval_ns()),
+          next_metrics_ns_(started_ns_) {}
 
     int run() {
+        for (const Warning &warning : model_.take_warnings()) warn(warning);
+        reporter_.flush();
         auto deliver = [this](const Event &event) {
             reporter_.event(event);
-            for (const Warning &warning : model_.apply(event)) reporter_.warning(warning);
+            if (metrics_) counters_.count(event);
+            for (const Warning &warning : model_.apply(event)) warn(warning);
         };
         while (!g_stop_signal && !duration_over()) {
             capture_.poll(kPollMs, deliver);
@@ -62,6 +74,7 @@ class MonitorLoop {
             }
             maybe_report_stats();
             maybe_report_usage();
+            maybe_publish_metrics();
         }
         capture_.poll(0, deliver);  // whatever is still in the ring buffer
         report_usage();
@@ -72,6 +85,29 @@ class MonitorLoop {
 
   private:
     static constexpr int kPollMs = 100;
+    static constexpr std::int64_t kMetricsIntervalNs = 1'000'000'000;
+
+    void warn(const Warning &warning) {
+        reporter_.warning(warning);
+        if (metrics_) counters_.count(warning);
+    }
+
+    void maybe_publish_metrics() {
+        if (!metrics_ || clock_ns(CLOCK_MONOTONIC) < next_metrics_ns_) return;
+        next_metrics_ns_ = clock_ns(CLOCK_MONOTONIC) + kMetricsIntervalNs;
+        Report usage = model_.current(clock_ns(CLOCK_BOOTTIME));
+        for (const Warning &warning : model_.take_warnings()) warn(warning);
+        StatsSnapshot stats = snapshot(false);
+        MetricsInput input;
+        input.version = kPortwatchVersion;
+        input.kernel_release = kernel_release_;
+        input.usage = &usage;
+        input.stats = &stats;
+        input.counters = &counters_;
+        input.tracked_sockets = model_.tracked_sockets();
+        input.top_n = options_.metrics_top;
+        metrics_->publish(render_prometheus(input));
+    }
 
     std::int64_t interval_ns() const {
         return options_.stats_interval_s > 0 ? std::int64_t(options_.stats_interval_s * 1e9) : 0;
@@ -91,7 +127,7 @@ class MonitorLoop {
     void report_usage() {
         last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
         Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
-        for (const Warning &warning : model_.take_warnings()) reporter_.warning(warning);
+        for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.report(report);
         netns_reader_.keep_only(model_.namespaces());
     }
@@ -123,6 +159,9 @@ class MonitorLoop {
         return stats;
     }
 
+    MetricsServer *metrics_;
+    EventCounters counters_;
+    std::string kernel_release_;
     double baseline_ms_;
     double last_reconcile_ms_;
     const MonitorOptions &options_;
@@ -133,6 +172,7 @@ class MonitorLoop {
     std::int64_t started_ns_;
     std::int64_t next_stats_ns_;
     std::int64_t next_report_ns_;
+    std::int64_t next_metrics_ns_;
 };
 
 }  // namespace
@@ -151,6 +191,8 @@ int run_monitor(const MonitorOptions &options) {
     // The baseline: the sockets that exist already. The BPF programs are attached, so what
     // is allocated meanwhile waits in the ring buffer; `ready` says both are in place.
     double baseline_ms = reconcile_with_tables(model, netns_reader, options.filters);
+    std::unique_ptr<MetricsServer> metrics;
+    if (options.metrics_listen) metrics = std::make_unique<MetricsServer>(*options.metrics_listen);
 
     ReadyInfo ready;
     ready.realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -158,10 +200,12 @@ int run_monitor(const MonitorOptions &options) {
     ready.kernel_release = kernel_release();
     ready.hooks = capture.hooks();
     ready.agent_pid = static_cast<std::uint32_t>(getpid());
+    if (metrics) ready.metrics_address = metrics->bound().text();
     reporter->ready(ready);
-    for (const Warning &warning : model.take_warnings()) reporter->warning(warning);
     reporter->flush();
-    return MonitorLoop(options, capture, *reporter, model, netns_reader, baseline_ms).run();
+    return MonitorLoop(options, capture, *reporter, model, netns_reader, baseline_ms, metrics.get(),
+                       ready.kernel_release)
+        .run();
 }
 
 }  // namespace portwatch

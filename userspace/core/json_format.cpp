@@ -107,6 +107,7 @@ Json to_json(const ReadyInfo &ready) {
     out["abi_version"] = PW_ABI_VERSION;
     out["pid"] = ready.agent_pid;
     out["hooks"] = ready.hooks;
+    out["metrics"] = ready.metrics_address.empty() ? Json(nullptr) : Json(ready.metrics_address);
     return out;
 }
 

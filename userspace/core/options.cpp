@@ -1,6 +1,9 @@
 #include "options.h"
 
+#include <arpa/inet.h>
+
 #include <CLI/CLI.hpp>
+#include <charconv>
 
 #include "names.h"
 #include "version.h"
@@ -86,6 +89,27 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
         ->check(number_at_least(0, "a number >= 0"));
 }
 
+CLI::Validator listen_address() {
+    return CLI::Validator(
+        [](const std::string &text) {
+            std::string error;
+            return parse_listen_address(text, error) ? std::string() : error;
+        },
+        "ADDR:PORT");
+}
+
+void add_metrics_options(CLI::App &monitor, MonitorOptions &options, std::string &listen) {
+    monitor
+        .add_option("--metrics-listen", listen,
+                    "Serve Prometheus /metrics and /healthz on [ADDR:]PORT (default address "
+                    "127.0.0.1; port 0 picks a free one)")
+        ->check(listen_address());
+    monitor
+        .add_option("--metrics-top", options.metrics_top,
+                    "Destination scopes and processes that get their own series")
+        ->check(CLI::Range(1, 1000));
+}
+
 CommandLine exit_with(int code, std::string output) {
     CommandLine result;
     result.action = CommandLine::Action::exit;
@@ -96,13 +120,49 @@ CommandLine exit_with(int code, std::string output) {
 
 }  // namespace
 
+std::string ListenAddress::text() const {
+    bool ipv6 = host.find(':') != std::string::npos;
+    return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<ListenAddress> parse_listen_address(const std::string &text, std::string &error) {
+    ListenAddress address;
+    std::string port = text;
+    std::size_t colon = text.rfind(':');
+    if (colon != std::string::npos) {
+        address.host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (address.host.size() >= 2 && address.host.front() == '[' && address.host.back() == ']')
+            address.host = address.host.substr(1, address.host.size() - 2);
+        else if (address.host.find(':') != std::string::npos)
+            address.host.clear();  // an IPv6 address needs brackets: [::1]:9464
+        else if (address.host.empty())
+            address.host = "127.0.0.1";
+    }
+    unsigned char buffer[16];
+    bool numeric = inet_pton(AF_INET, address.host.c_str(), buffer) == 1 ||
+                   inet_pton(AF_INET6, address.host.c_str(), buffer) == 1;
+    if (!numeric) {
+        error = "'" + text + "' is not [ADDR:]PORT with a numeric address (IPv6 in brackets)";
+        return std::nullopt;
+    }
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc() || end != port.data() + port.size() || port.empty() || value > 65535) {
+        error = "'" + port + "' is not a port number (0-65535)";
+        return std::nullopt;
+    }
+    address.port = static_cast<std::uint16_t>(value);
+    return address;
+}
+
 CommandLine parse_command_line(int argc, const char *const *argv) {
     CLI::App app{"portwatch: every local port the kernel hands out, who got it and how",
                  "portwatch"};
     app.set_version_flag("--version", kPortwatchVersion);
     app.require_subcommand(1);
     MonitorOptions options;
-    std::string proto, family;
+    std::string proto, family, metrics_listen;
     bool json = false;
     CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
     CLI::App *snapshot = app.add_subcommand(
@@ -116,6 +176,7 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
         add_threshold_options(*command, options);
     }
     add_monitor_options(*monitor, options);
+    add_metrics_options(*monitor, options, metrics_listen);
 
     try {
         app.parse(argc, argv);
@@ -135,6 +196,10 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
         return exit_with(2,
                          "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n");
     options.format = json ? OutputFormat::json : OutputFormat::text;
+    if (!metrics_listen.empty()) {
+        std::string unused;
+        options.metrics_listen = parse_listen_address(metrics_listen, unused);
+    }
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
     if (!family.empty()) options.filters.family = parse_family(family);
     CommandLine result;

@@ -2,6 +2,7 @@
 // caller decides what to print and how to exit.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +20,17 @@ struct Filters {
     std::optional<Family> family;
 };
 
+// Where the Prometheus endpoint listens. A numeric address; loopback unless named.
+struct ListenAddress {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;  // 0: any free port (the ready line says which)
+
+    std::string text() const;  // "127.0.0.1:9464", "[::1]:9464"
+};
+
+// "9464", ":9464", "0.0.0.0:9464", "[::1]:9464"; nullopt with `error` set otherwise.
+std::optional<ListenAddress> parse_listen_address(const std::string &text, std::string &error);
+
 struct MonitorOptions {
     OutputFormat format = OutputFormat::text;
     double duration_s = 0;         // 0: until SIGINT/SIGTERM
@@ -26,9 +38,11 @@ struct MonitorOptions {
     Filters filters;
     std::uint32_t ringbuf_mb = 8;
     std::uint32_t max_tracked_sockets = 1u << 16;
-    double report_interval_s = 10;  // 0: only the report at exit
-    double warn_ratio = 0.80;       // utilization of a scope that raises `warning`
-    double critical_ratio = 0.95;   // ... and `critical`
+    double report_interval_s = 10;                // 0: only the report at exit
+    double warn_ratio = 0.80;                     // utilization of a scope that raises `warning`
+    double critical_ratio = 0.95;                 // ... and `critical`
+    std::optional<ListenAddress> metrics_listen;  // serve /metrics and /healthz there
+    std::size_t metrics_top = 10;                 // destination scopes and processes given series
 };
 
 struct CommandLine {

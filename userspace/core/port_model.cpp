@@ -558,19 +558,31 @@ std::vector<std::uint32_t> PortModel::namespaces() const {
 }
 
 Report PortModel::report(std::uint64_t now_boot_ns) {
+    for (auto &[netns, state] : netns_) {
+        state.config = config_source_(netns, 0);
+        for (PortCounts *counts : {&state.tcp_any, &state.tcp_bind, &state.udp})
+            counts->recount(state.config);
+    }
+    Report report = current(now_boot_ns);
+    for (auto it = processes_.begin(); it != processes_.end();) {
+        ProcessUsage &usage = it->second;
+        usage.allocations = usage.failures = 0;
+        it = usage.held_total() ? std::next(it) : processes_.erase(it);
+    }
+    interval_start_ns_ = now_boot_ns;
+    interval_started_ = true;
+    forget_idle(now_boot_ns);
+    return report;
+}
+
+Report PortModel::current(std::uint64_t now_boot_ns) {
     expire_time_wait(now_boot_ns, pending_warnings_);
     Report report;
     report.boot_ns = now_boot_ns;
     report.interval_s = interval_started_ && now_boot_ns > interval_start_ns_
                             ? double(now_boot_ns - interval_start_ns_) / 1e9
                             : 0;
-    for (auto &[netns, state] : netns_) {
-        NetnsPortConfig fresh = config_source_(netns, 0);
-        state.config = fresh;
-        for (PortCounts *counts : {&state.tcp_any, &state.tcp_bind, &state.udp})
-            counts->recount(state.config);
-        report.netns.push_back({netns, state.config, {}});
-    }
+    for (const auto &[netns, state] : netns_) report.netns.push_back({netns, state.config, {}});
     for (const auto &[key, state] : scopes_) {
         if (quiet(key, state, 0)) continue;
         for (auto &ns : report.netns)
@@ -580,22 +592,16 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
         std::stable_sort(
             ns.scopes.begin(), ns.scopes.end(),
             [](const ScopeUsage &a, const ScopeUsage &b) { return a.utilization > b.utilization; });
-    for (auto it = processes_.begin(); it != processes_.end();) {
-        ProcessUsage &usage = it->second;
-        usage.allocation_rate =
+    for (const auto &[pid, usage] : processes_) {
+        if (!usage.held_total() && !usage.allocations && !usage.failures) continue;
+        report.processes.push_back(usage);
+        report.processes.back().allocation_rate =
             report.interval_s > 0 ? double(usage.allocations) / report.interval_s : 0;
-        if (usage.held_total() || usage.allocations || usage.failures)
-            report.processes.push_back(usage);
-        usage.allocations = usage.failures = 0;
-        it = usage.held_total() ? std::next(it) : processes_.erase(it);
     }
     std::stable_sort(report.processes.begin(), report.processes.end(),
                      [](const ProcessUsage &a, const ProcessUsage &b) {
                          return a.held_total() > b.held_total();
                      });
-    interval_start_ns_ = now_boot_ns;
-    interval_started_ = true;
-    forget_idle(now_boot_ns);
     return report;
 }
 

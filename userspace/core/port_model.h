@@ -128,6 +128,9 @@ class PortModel {
     std::vector<Warning> apply(const Event &event);
     // The state at `now`; starts a new report interval. Re-reads every netns's settings.
     Report report(std::uint64_t now_boot_ns);
+    // The same picture without starting a new interval or re-reading the settings: for
+    // views refreshed more often than the report (metrics, top).
+    Report current(std::uint64_t now_boot_ns);
 
     // Makes one netns's picture match its socket tables, read at `read_at_ns`: adds the
     // sockets no event showed (the baseline at start; ports allocated while events were

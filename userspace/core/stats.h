@@ -50,6 +50,7 @@ struct ReadyInfo {
     std::string kernel_release;
     std::vector<std::string> hooks;
     std::uint32_t agent_pid = 0;
+    std::string metrics_address;  // where /metrics is served; empty without --metrics-listen
 };
 
 }  // namespace portwatch

@@ -69,7 +69,9 @@ std::string text_line(const ReadyInfo &ready) {
     std::string hooks;
     for (const auto &hook : ready.hooks) hooks += (hooks.empty() ? "" : ", ") + hook;
     return "# portwatch " + ready.version + " ready (kernel " + ready.kernel_release +
-           "); hooks: " + hooks + "\n";
+           "); hooks: " + hooks +
+           (ready.metrics_address.empty() ? "" : "; metrics on http://" + ready.metrics_address) +
+           "\n";
 }
 
 std::string text_line(const StatsSnapshot &stats) {
