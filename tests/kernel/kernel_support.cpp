@@ -182,7 +182,7 @@ std::function<bool(const std::vector<Event> &)> at_least(std::size_t allocated, 
     };
 }
 
-Monitor::Monitor(std::vector<std::string> args) {
+Monitor::Monitor(std::vector<std::string> args, const Netns *netns, std::string program) {
     int out[2], err[2];
     EXPECT_EQ(pipe(out), 0);
     EXPECT_EQ(pipe(err), 0);
@@ -190,10 +190,11 @@ Monitor::Monitor(std::vector<std::string> args) {
     if (pid_ == 0) {
         dup2(out[1], STDOUT_FILENO);
         dup2(err[1], STDERR_FILENO);
-        std::vector<char *> argv{const_cast<char *>(PORTWATCH_BINARY)};
+        if (netns && setns(netns->fd(), CLONE_NEWNET) != 0) _exit(126);
+        std::vector<char *> argv{program.data()};
         for (auto &arg : args) argv.push_back(arg.data());
         argv.push_back(nullptr);
-        execv(PORTWATCH_BINARY, argv.data());
+        execv(program.c_str(), argv.data());
         _exit(127);
     }
     close(out[1]);

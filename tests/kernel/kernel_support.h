@@ -42,6 +42,7 @@ class Netns {
     Netns &operator=(const Netns &) = delete;
 
     std::uint32_t inode() const { return inode_; }
+    int fd() const { return fd_; }
     // Runs `body` on a new thread that has joined this namespace (netns is per thread).
     void run(const std::function<void()> &body) const;
 
@@ -57,10 +58,12 @@ std::uint16_t local_port_of(int fd);
 std::uint32_t current_tid();
 
 // The real `portwatch` binary (PORTWATCH_BINARY) run with `args`, its stdout and stderr
-// read through pipes. Killed (SIGKILL) if still running when destroyed.
+// read through pipes; in the test's netns unless `netns` is given. Killed (SIGKILL) if
+// still running when destroyed. `program` runs another binary the same way.
 class Monitor {
   public:
-    explicit Monitor(std::vector<std::string> args);
+    explicit Monitor(std::vector<std::string> args, const Netns *netns = nullptr,
+                     std::string program = PORTWATCH_BINARY);
     ~Monitor();
     Monitor(const Monitor &) = delete;
     Monitor &operator=(const Monitor &) = delete;

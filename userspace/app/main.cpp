@@ -8,6 +8,7 @@
 #include "app/snapshot.h"
 #include "capture/capture.h"
 #include "core/options.h"
+#include "system/metrics_server.h"
 
 int main(int argc, char **argv) {
     using namespace portwatch;
@@ -21,6 +22,8 @@ int main(int argc, char **argv) {
         if (command.action == CommandLine::Action::check) return run_check(command.monitor);
         return run_monitor(command.monitor);
     } catch (const CaptureError &error) {
+        std::fprintf(stderr, "portwatch: %s\n", error.what());
+    } catch (const MetricsServerError &error) {
         std::fprintf(stderr, "portwatch: %s\n", error.what());
     } catch (const std::exception &error) {
         std::fprintf(stderr, "portwatch: unexpected error: %s\n", error.what());

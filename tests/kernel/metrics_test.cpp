@@ -1,0 +1,252 @@
+// `portwatch monitor --metrics-listen` end to end: the exposition counts exactly the
+// sockets a test made in its own netns, passes `promtool check metrics`, and a real
+// Prometheus server scraping the agent gets the series.
+#include <httplib.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kernel_support.h"
+
+namespace portwatch::test {
+namespace {
+
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+const Sysctls kNarrowRange{{"net/ipv4/ip_local_port_range", "40000 40009"}};
+constexpr const char *kPromtool = "/usr/bin/promtool";
+constexpr const char *kPrometheus = "/usr/bin/prometheus";
+
+// The value of the sample line that starts with `series` ("name{labels}"), if present.
+std::optional<double> sample(const std::string &exposition, const std::string &series) {
+    std::istringstream lines(exposition);
+    for (std::string line; std::getline(lines, line);)
+        if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    return std::nullopt;
+}
+
+struct HttpReply {
+    int status = 0;
+    std::string body;
+};
+
+HttpReply http_get(const std::string &host, int port, const std::string &path) {
+    httplib::Client client(host, port);
+    client.set_connection_timeout(2);
+    auto result = client.Get(path.c_str());
+    if (!result) return {};
+    return {result->status, result->body};
+}
+
+// Polls until `ready` holds for the reply or `timeout` passes; returns the last reply.
+template <typename Ready>
+HttpReply poll_get(const std::string &host, int port, const std::string &path, Ready ready,
+                   std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    HttpReply reply;
+    while (std::chrono::steady_clock::now() < deadline) {
+        reply = http_get(host, port, path);
+        if (ready(reply)) break;
+        std::this_thread::sleep_for(250ms);
+    }
+    return reply;
+}
+
+int run_promtool_on(const std::string &exposition, std::string &output) {
+    fs::path file = fs::temp_directory_path() / ("portwatch-metrics-" + std::to_string(getpid()));
+    std::ofstream(file) << exposition;
+    std::string command = std::string(kPromtool) + " check metrics < " + file.string() + " 2>&1";
+    FILE *pipe = popen(command.c_str(), "r");
+    char buffer[4096];
+    while (pipe && std::fgets(buffer, sizeof(buffer), pipe)) output += buffer;
+    int status = pipe ? pclose(pipe) : -1;
+    fs::remove(file);
+    return status;
+}
+
+// TCP bind(0) twice and UDP bind(0) once, held open; then a bind() to the first TCP
+// port again, which fails with EADDRINUSE. Returns the fds and the ports getsockname() gave.
+struct Allocated {
+    std::vector<int> fds;
+    std::vector<std::uint16_t> tcp_ports;
+    std::uint16_t udp_port = 0;
+};
+
+Allocated allocate_and_fail_once(const Netns &netns) {
+    Allocated allocated;
+    netns.run([&] {
+        for (int i = 0; i < 2; ++i) {
+            int fd = make_socket(Family::ipv4, Proto::tcp);
+            EXPECT_EQ(bind_to(fd, Family::ipv4, 0), 0);
+            allocated.fds.push_back(fd);
+            allocated.tcp_ports.push_back(local_port_of(fd));
+        }
+        int udp = make_socket(Family::ipv4, Proto::udp);
+        EXPECT_EQ(bind_to(udp, Family::ipv4, 0), 0);
+        allocated.fds.push_back(udp);
+        allocated.udp_port = local_port_of(udp);
+        int clash = make_socket(Family::ipv4, Proto::tcp);
+        EXPECT_EQ(bind_to(clash, Family::ipv4, allocated.tcp_ports[0]), -1);
+        EXPECT_EQ(errno, EADDRINUSE);
+        close(clash);
+    });
+    return allocated;
+}
+
+// The monitor, filtered to one netns, serving metrics on a free loopback port.
+struct MetricsMonitor {
+    explicit MetricsMonitor(std::uint32_t netns, const Netns *in = nullptr,
+                            const std::string &listen = "0")
+        : monitor({"monitor", "--json", "--netns", std::to_string(netns), "--metrics-listen",
+                   listen, "--stats-interval", "0", "--report-interval", "0"},
+                  in) {
+        std::string line = monitor.next_line();
+        EXPECT_FALSE(line.empty()) << monitor.all_stderr();
+        if (line.empty()) return;
+        Json ready = Json::parse(line);
+        EXPECT_EQ(ready["type"], "ready");
+        std::string address = ready["metrics"];
+        port = std::stoi(address.substr(address.rfind(':') + 1));
+    }
+
+    Monitor monitor;
+    int port = 0;
+};
+
+using MetricsTest = KernelTest;
+
+TEST_F(MetricsTest, ExpositionCountsTheNetnsSocketsAndPassesPromtool) {
+    capture.reset();
+    Netns netns(kNarrowRange);
+    MetricsMonitor agent(netns.inode());
+    ASSERT_GT(agent.port, 0);
+    Allocated allocated = allocate_and_fail_once(netns);
+
+    const std::string failures =
+        "portwatch_allocation_failures_total{how=\"bind\",proto=\"tcp\",errno=\"EADDRINUSE\"}";
+    HttpReply reply = poll_get(
+        "127.0.0.1", agent.port, "/metrics",
+        [&](const HttpReply &r) { return sample(r.body, failures).has_value(); }, 10s);
+    ASSERT_EQ(reply.status, 200);
+    const std::string &text = reply.body;
+    EXPECT_EQ(sample(text, failures), 1);
+    EXPECT_EQ(sample(text,
+                     "portwatch_allocations_total{how=\"bind_ephemeral\",proto=\"tcp\","
+                     "family=\"ipv4\"}"),
+              2);
+    EXPECT_EQ(sample(text,
+                     "portwatch_allocations_total{how=\"bind_ephemeral\",proto=\"udp\","
+                     "family=\"ipv4\"}"),
+              1);
+    std::string ns = std::to_string(netns.inode());
+    EXPECT_EQ(sample(text, "portwatch_scope_ports_in_use{netns=\"" + ns +
+                               "\",scope=\"bind\",proto=\"tcp\"}"),
+              2);
+    EXPECT_EQ(sample(text, "portwatch_scope_ports_in_use{netns=\"" + ns +
+                               "\",scope=\"udp\",proto=\"udp\"}"),
+              1);
+    EXPECT_EQ(sample(text, "portwatch_scope_ports_capacity{netns=\"" + ns +
+                               "\",scope=\"udp\",proto=\"udp\"}"),
+              10);
+    EXPECT_EQ(sample(text, "portwatch_process_ports_held{pid=\"" + std::to_string(getpid()) +
+                               "\",comm=\"kernel_tests\",netns=\"" + ns + "\"}"),
+              3);
+    EXPECT_EQ(sample(text, "portwatch_events_lost_total{type=\"allocate\"}"), 0);
+
+    std::string promtool_output;
+    EXPECT_EQ(run_promtool_on(text, promtool_output), 0) << promtool_output << text;
+
+    HttpReply health = http_get("127.0.0.1", agent.port, "/healthz");
+    EXPECT_EQ(health.status, 200);
+    EXPECT_EQ(health.body, "ok\n");
+    EXPECT_EQ(http_get("127.0.0.1", agent.port, "/nothing").status, 404);
+
+    for (int fd : allocated.fds) close(fd);
+    agent.monitor.signal(SIGTERM);
+    EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+}
+
+TEST_F(MetricsTest, APortInUseStopsTheMonitorWithOneLine) {
+    capture.reset();
+    int holder = make_socket(Family::ipv4, Proto::tcp);
+    ASSERT_EQ(bind_to(holder, Family::ipv4, 0), 0);
+    ASSERT_EQ(listen(holder, 1), 0);
+    std::string taken = "127.0.0.1:" + std::to_string(local_port_of(holder));
+
+    Monitor monitor({"monitor", "--json", "--metrics-listen", taken});
+    EXPECT_EQ(monitor.next_line(), "");  // no ready line
+    EXPECT_EQ(monitor.wait_exit_code(), 1);
+    EXPECT_EQ(monitor.all_stderr(), "portwatch: cannot listen on " + taken +
+                                        " for --metrics-listen: Address already in use\n");
+    close(holder);
+}
+
+// A real Prometheus server and the agent share one netns (loopback); the sockets counted
+// are made in another.
+TEST_F(MetricsTest, PrometheusScrapesTheSeries) {
+    capture.reset();
+    ASSERT_TRUE(fs::exists(kPrometheus)) << "install-deps.sh installs Debian's prometheus";
+    Netns scraping, work;
+    MetricsMonitor agent(work.inode(), &scraping, "127.0.0.1:9464");
+    ASSERT_EQ(agent.port, 9464);
+
+    fs::path dir = fs::temp_directory_path() / ("portwatch-prometheus-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    std::ofstream(dir / "prometheus.yml") << "global:\n  scrape_interval: 1s\n"
+                                             "scrape_configs:\n  - job_name: portwatch\n"
+                                             "    static_configs:\n"
+                                             "      - targets: ['127.0.0.1:9464']\n";
+    Monitor prometheus({"--config.file=" + (dir / "prometheus.yml").string(),
+                        "--storage.tsdb.path=" + (dir / "data").string(),
+                        "--web.listen-address=127.0.0.1:9090", "--log.level=warn"},
+                       &scraping, kPrometheus);
+
+    Allocated allocated = allocate_and_fail_once(work);
+    auto query = [&](const std::string &promql) {
+        std::optional<double> value;
+        scraping.run([&] {
+            HttpReply reply = poll_get(
+                "127.0.0.1", 9090,
+                "/api/v1/query?query=" + httplib::detail::encode_query_param(promql),
+                [](const HttpReply &r) {
+                    return r.status == 200 && !Json::parse(r.body)["data"]["result"].empty();
+                },
+                40s);
+            if (reply.status != 200) return;
+            Json result = Json::parse(reply.body)["data"]["result"];
+            if (!result.empty()) value = std::stod(result[0]["value"][1].get<std::string>());
+        });
+        return value;
+    };
+    EXPECT_EQ(query("up{job=\"portwatch\"} == 1"), 1);
+    EXPECT_EQ(query("portwatch_allocation_failures_total{errno=\"EADDRINUSE\"} > 0"), 1);
+    EXPECT_EQ(query("sum(portwatch_allocations_total{how=\"bind_ephemeral\"}) >= 3"), 3);
+    EXPECT_EQ(query("portwatch_scope_ports_in_use{scope=\"udp\",netns=\"" +
+                    std::to_string(work.inode()) + "\"}"),
+              1);
+
+    for (int fd : allocated.fds) close(fd);
+    prometheus.signal(SIGTERM);
+    prometheus.wait_exit_code();
+    agent.monitor.signal(SIGTERM);
+    EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+    fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace portwatch::test
