@@ -63,7 +63,7 @@ class Metrics : public ::testing::Test {
         input.usage = &usage;
         input.stats = &stats;
         input.counters = &counters;
-        input.tracked_sockets = 42;
+        stats.tracked_sockets = 42;
         input.top_n = top_n;
         return render_prometheus(input);
     }

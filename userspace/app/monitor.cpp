@@ -1,211 +1,67 @@
 #include "monitor.h"
 
-#include <unistd.h>
-
-#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <memory>
-#include <set>
 #include <string>
-#include <utility>
 
-#include "capture/capture.h"
-#include "core/metrics.h"
-#include "core/port_model.h"
-#include "core/reporter.h"
-#include "core/version.h"
 #include "app/host_tables.h"
+#include "app/live_run.h"
+#include "core/metrics.h"
+#include "core/version.h"
 #include "system/metrics_server.h"
-#include "system/netns_config.h"
 
 namespace portwatch {
 namespace {
 
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-void on_stop_signal(int signal) {
-    g_stop_signal = signal;
-}
-
-// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it.
-void install_stop_handlers() {
-    struct sigaction action {};
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, nullptr);
-    sigaction(SIGTERM, &action, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
-}
-
-class MonitorLoop {
+// Counts what the loop sees and publishes the exposition on every refresh.
+class MetricsView : public LiveView {
   public:
-    MonitorLoop(const MonitorOptions &options, Capture &capture, Reporter &reporter,
-                PortModel &model, NetnsConfigReader &netns_reader, double baseline_ms,
-                MetricsServer *metrics, std::string kernel_release)
-        : metrics_(metrics),
-          kernel_release_(std::move(kernel_release)),
-          baseline_ms_(baseline_ms),
-          last_reconcile_ms_(baseline_ms),
-          options_(options),
-          capture_(capture),
-          reporter_(reporter),
-          model_(model),
-          netns_reader_(netns_reader),
-          started_ns_(clock_ns(CLOCK_MONOTONIC)),
-          next_stats_ns_(started_ns_ + interval_ns()),
-          next_report_ns_(started_ns_ + report_interval_ns()),
-          next_metrics_ns_(started_ns_) {}
+    MetricsView(const ListenAddress &address, std::size_t top_n)
+        : server_(address), top_n_(top_n), kernel_release_(kernel_release()) {}
 
-    int run() {
-        for (const Warning &warning : model_.take_warnings()) warn(warning);
-        reporter_.flush();
-        auto deliver = [this](const Event &event) {
-            reporter_.event(event);
-            if (metrics_) counters_.count(event);
-            for (const Warning &warning : model_.apply(event)) warn(warning);
-        };
-        while (!g_stop_signal && !duration_over()) {
-            capture_.poll(kPollMs, deliver);
-            reporter_.flush();
-            if (std::ferror(stdout)) {
-                std::fprintf(stderr, "portwatch: cannot write to standard output; stopping\n");
-                return 1;
-            }
-            maybe_report_stats();
-            maybe_report_usage();
-            maybe_publish_metrics();
-        }
-        capture_.poll(0, deliver);  // whatever is still in the ring buffer
-        report_usage();
-        reporter_.stats(snapshot(true));
-        reporter_.flush();
-        return 0;
-    }
+    std::string address() const { return server_.bound().text(); }
 
-  private:
-    static constexpr int kPollMs = 100;
-    static constexpr std::int64_t kMetricsIntervalNs = 1'000'000'000;
+    void event(const Event &event) override { counters_.count(event); }
+    void warning(const Warning &warning) override { counters_.count(warning); }
 
-    void warn(const Warning &warning) {
-        reporter_.warning(warning);
-        if (metrics_) counters_.count(warning);
-    }
-
-    void maybe_publish_metrics() {
-        if (!metrics_ || clock_ns(CLOCK_MONOTONIC) < next_metrics_ns_) return;
-        next_metrics_ns_ = clock_ns(CLOCK_MONOTONIC) + kMetricsIntervalNs;
-        Report usage = model_.current(clock_ns(CLOCK_BOOTTIME));
-        for (const Warning &warning : model_.take_warnings()) warn(warning);
-        StatsSnapshot stats = snapshot(false);
+    void refresh(const Report &current, const StatsSnapshot &stats) override {
         MetricsInput input;
         input.version = kPortwatchVersion;
         input.kernel_release = kernel_release_;
-        input.usage = &usage;
+        input.usage = &current;
         input.stats = &stats;
         input.counters = &counters_;
-        input.tracked_sockets = model_.tracked_sockets();
-        input.top_n = options_.metrics_top;
-        metrics_->publish(render_prometheus(input));
+        input.top_n = top_n_;
+        server_.publish(render_prometheus(input));
     }
 
-    std::int64_t interval_ns() const {
-        return options_.stats_interval_s > 0 ? std::int64_t(options_.stats_interval_s * 1e9) : 0;
-    }
-
-    std::int64_t report_interval_ns() const {
-        return options_.report_interval_s > 0 ? std::int64_t(options_.report_interval_s * 1e9) : 0;
-    }
-
-    void maybe_report_usage() {
-        if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
-        next_report_ns_ += report_interval_ns();
-        report_usage();
-        reporter_.flush();
-    }
-
-    void report_usage() {
-        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
-        Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
-        for (const Warning &warning : model_.take_warnings()) warn(warning);
-        reporter_.report(report);
-        netns_reader_.keep_only(model_.namespaces());
-    }
-
-    bool duration_over() const {
-        return options_.duration_s > 0 &&
-               clock_ns(CLOCK_MONOTONIC) - started_ns_ >= std::int64_t(options_.duration_s * 1e9);
-    }
-
-    void maybe_report_stats() {
-        if (interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_stats_ns_) return;
-        next_stats_ns_ += interval_ns();
-        reporter_.stats(snapshot(false));
-        reporter_.flush();
-    }
-
-    StatsSnapshot snapshot(bool final) const {
-        StatsSnapshot stats;
-        stats.realtime_ns = clock_ns(CLOCK_REALTIME);
-        stats.uptime_s = (clock_ns(CLOCK_MONOTONIC) - started_ns_) / 1e9;
-        stats.kernel = capture_.counters();
-        stats.decoded = capture_.decoded();
-        stats.decode_errors = capture_.decode_errors();
-        stats.owners_forgotten = capture_.owners_forgotten();
-        stats.reconcile = model_.reconcile_totals();
-        stats.reconcile.baseline_ms = baseline_ms_;
-        stats.reconcile.last_ms = last_reconcile_ms_;
-        stats.final = final;
-        return stats;
-    }
-
-    MetricsServer *metrics_;
+  private:
+    MetricsServer server_;
     EventCounters counters_;
+    std::size_t top_n_;
     std::string kernel_release_;
-    double baseline_ms_;
-    double last_reconcile_ms_;
-    const MonitorOptions &options_;
-    Capture &capture_;
-    Reporter &reporter_;
-    PortModel &model_;
-    NetnsConfigReader &netns_reader_;
-    std::int64_t started_ns_;
-    std::int64_t next_stats_ns_;
-    std::int64_t next_report_ns_;
-    std::int64_t next_metrics_ns_;
 };
 
 }  // namespace
 
 int run_monitor(const MonitorOptions &options) {
-    install_stop_handlers();
-    Capture capture(CaptureConfig::of(options));
-
     static char output_buffer[1 << 20];
     std::setvbuf(stdout, output_buffer, _IOFBF, sizeof(output_buffer));
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
     auto reporter = make_reporter(options.format, stdout, time);
 
-    NetnsConfigReader netns_reader;
-    PortModel model = make_port_model(options, netns_reader);
-    // The baseline: the sockets that exist already. The BPF programs are attached, so what
-    // is allocated meanwhile waits in the ring buffer; `ready` says both are in place.
-    double baseline_ms = reconcile_with_tables(model, netns_reader, options.filters);
-    std::unique_ptr<MetricsServer> metrics;
-    if (options.metrics_listen) metrics = std::make_unique<MetricsServer>(*options.metrics_listen);
-
-    ReadyInfo ready;
-    ready.realtime_ns = clock_ns(CLOCK_REALTIME);
-    ready.version = kPortwatchVersion;
-    ready.kernel_release = kernel_release();
-    ready.hooks = capture.hooks();
-    ready.agent_pid = static_cast<std::uint32_t>(getpid());
-    if (metrics) ready.metrics_address = metrics->bound().text();
-    reporter->ready(ready);
-    reporter->flush();
-    return MonitorLoop(options, capture, *reporter, model, netns_reader, baseline_ms, metrics.get(),
-                       ready.kernel_release)
-        .run();
+    LiveRun run;
+    run.options = options;
+    run.reporter = reporter.get();
+    // Bound before the BPF programs load: a port in use fails fast and attaches nothing.
+    std::unique_ptr<MetricsView> metrics;
+    if (options.metrics_listen) {
+        metrics = std::make_unique<MetricsView>(*options.metrics_listen, options.metrics_top);
+        run.views.push_back(metrics.get());
+        run.metrics_address = metrics->address();
+    }
+    return run_live(run);
 }
 
 }  // namespace portwatch

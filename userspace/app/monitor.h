@@ -4,8 +4,9 @@
 
 namespace portwatch {
 
-// `portwatch monitor`: runs until --duration or SIGINT/SIGTERM, then flushes a
-// final stats line. Returns the process exit code. Throws CaptureError.
+// `portwatch monitor`: lines (text or JSON) on stdout, and Prometheus metrics with
+// --metrics-listen, until --duration or SIGINT/SIGTERM; then a final report and stats.
+// Returns the process exit code. Throws CaptureError, MetricsServerError.
 int run_monitor(const MonitorOptions &options);
 
 }  // namespace portwatch

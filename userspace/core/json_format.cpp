@@ -134,6 +134,7 @@ Json to_json(const StatsSnapshot &stats) {
     out["decoded"] = stats.decoded;
     out["decode_errors"] = stats.decode_errors;
     out["owners_forgotten"] = stats.owners_forgotten;
+    out["tracked_sockets"] = stats.tracked_sockets;
     out["reconciliation"] = {{"runs", stats.reconcile.runs},
                              {"added", stats.reconcile.added},
                              {"removed", stats.reconcile.removed},

@@ -261,7 +261,7 @@ void write_agent_stats(Exposition &out, const MetricsInput &input) {
     out.sample({{"pass", "baseline"}}, stats.reconcile.baseline_ms / 1e3);
     out.sample({{"pass", "last"}}, stats.reconcile.last_ms / 1e3);
     out.family("portwatch_tracked_sockets", "gauge", "Sockets whose ports the model holds");
-    out.sample({}, double(input.tracked_sockets));
+    out.sample({}, double(stats.tracked_sockets));
     out.family("portwatch_uptime_seconds", "gauge", "Seconds since the agent attached");
     out.sample({}, stats.uptime_s);
 }

@@ -38,7 +38,6 @@ struct MetricsInput {
     const Report *usage = nullptr;  // PortModel::current()
     const StatsSnapshot *stats = nullptr;
     const EventCounters *counters = nullptr;
-    std::size_t tracked_sockets = 0;
     std::size_t top_n = 10;  // destination scopes and processes exported
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -41,6 +42,7 @@ struct StatsSnapshot {
     std::uint64_t decode_errors = 0;     // records rejected by the decoder
     std::uint64_t owners_forgotten = 0;  // PortOwners::evicted(): releases left without owner
     ReconcileTotals reconcile;           // corrections from the kernel's socket tables
+    std::size_t tracked_sockets = 0;     // sockets whose ports the model holds
     bool final = false;
 };
 

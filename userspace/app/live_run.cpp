@@ -1,0 +1,193 @@
+#include "live_run.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "capture/capture.h"
+#include "core/port_model.h"
+#include "core/reporter.h"
+#include "core/version.h"
+#include "app/host_tables.h"
+#include "system/netns_config.h"
+
+namespace portwatch {
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int signal) {
+    g_stop_signal = signal;
+}
+
+// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it.
+void install_stop_handlers() {
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
+}
+
+class MonitorLoop {
+  public:
+    MonitorLoop(const LiveRun &run, Capture &capture, PortModel &model,
+                NetnsConfigReader &netns_reader, double baseline_ms)
+        : views_(run.views),
+          baseline_ms_(baseline_ms),
+          last_reconcile_ms_(baseline_ms),
+          options_(run.options),
+          capture_(capture),
+          reporter_(*run.reporter),
+          model_(model),
+          netns_reader_(netns_reader),
+          started_ns_(clock_ns(CLOCK_MONOTONIC)),
+          next_stats_ns_(started_ns_ + interval_ns()),
+          next_report_ns_(started_ns_ + report_interval_ns()),
+          next_refresh_ns_(started_ns_) {}
+
+    int run() {
+        for (const Warning &warning : model_.take_warnings()) warn(warning);
+        reporter_.flush();
+        auto deliver = [this](const Event &event) {
+            reporter_.event(event);
+            for (LiveView *view : views_) view->event(event);
+            for (const Warning &warning : model_.apply(event)) warn(warning);
+        };
+        while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
+            capture_.poll(kPollMs, deliver);
+            reporter_.flush();
+            if (std::ferror(stdout)) {
+                std::fprintf(stderr, "portwatch: cannot write to standard output; stopping\n");
+                return 1;
+            }
+            maybe_report_stats();
+            maybe_report_usage();
+            maybe_refresh_views();
+        }
+        capture_.poll(0, deliver);  // whatever is still in the ring buffer
+        report_usage();
+        reporter_.stats(snapshot(true));
+        reporter_.flush();
+        return 0;
+    }
+
+  private:
+    static constexpr int kPollMs = 100;
+    static constexpr std::int64_t kRefreshNs = 1'000'000'000;
+
+    void warn(const Warning &warning) {
+        reporter_.warning(warning);
+        for (LiveView *view : views_) view->warning(warning);
+    }
+
+    bool view_wants_stop() {
+        bool stop = false;
+        for (LiveView *view : views_) stop = view->wants_stop() || stop;
+        return stop;
+    }
+
+    void maybe_refresh_views() {
+        if (views_.empty() || clock_ns(CLOCK_MONOTONIC) < next_refresh_ns_) return;
+        next_refresh_ns_ = clock_ns(CLOCK_MONOTONIC) + kRefreshNs;
+        Report current = model_.current(clock_ns(CLOCK_BOOTTIME));
+        for (const Warning &warning : model_.take_warnings()) warn(warning);
+        reporter_.flush();
+        StatsSnapshot stats = snapshot(false);
+        for (LiveView *view : views_) view->refresh(current, stats);
+    }
+
+    std::int64_t interval_ns() const {
+        return options_.stats_interval_s > 0 ? std::int64_t(options_.stats_interval_s * 1e9) : 0;
+    }
+
+    std::int64_t report_interval_ns() const {
+        return options_.report_interval_s > 0 ? std::int64_t(options_.report_interval_s * 1e9) : 0;
+    }
+
+    void maybe_report_usage() {
+        if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
+        next_report_ns_ += report_interval_ns();
+        report_usage();
+        reporter_.flush();
+    }
+
+    void report_usage() {
+        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
+        Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
+        for (const Warning &warning : model_.take_warnings()) warn(warning);
+        reporter_.report(report);
+        netns_reader_.keep_only(model_.namespaces());
+    }
+
+    bool duration_over() const {
+        return options_.duration_s > 0 &&
+               clock_ns(CLOCK_MONOTONIC) - started_ns_ >= std::int64_t(options_.duration_s * 1e9);
+    }
+
+    void maybe_report_stats() {
+        if (interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_stats_ns_) return;
+        next_stats_ns_ += interval_ns();
+        reporter_.stats(snapshot(false));
+        reporter_.flush();
+    }
+
+    StatsSnapshot snapshot(bool final) const {
+        StatsSnapshot stats;
+        stats.realtime_ns = clock_ns(CLOCK_REALTIME);
+        stats.uptime_s = (clock_ns(CLOCK_MONOTONIC) - started_ns_) / 1e9;
+        stats.kernel = capture_.counters();
+        stats.decoded = capture_.decoded();
+        stats.decode_errors = capture_.decode_errors();
+        stats.owners_forgotten = capture_.owners_forgotten();
+        stats.reconcile = model_.reconcile_totals();
+        stats.reconcile.baseline_ms = baseline_ms_;
+        stats.reconcile.last_ms = last_reconcile_ms_;
+        stats.tracked_sockets = model_.tracked_sockets();
+        stats.final = final;
+        return stats;
+    }
+
+    std::vector<LiveView *> views_;
+    double baseline_ms_;
+    double last_reconcile_ms_;
+    const MonitorOptions &options_;
+    Capture &capture_;
+    Reporter &reporter_;
+    PortModel &model_;
+    NetnsConfigReader &netns_reader_;
+    std::int64_t started_ns_;
+    std::int64_t next_stats_ns_;
+    std::int64_t next_report_ns_;
+    std::int64_t next_refresh_ns_;
+};
+
+}  // namespace
+
+int run_live(const LiveRun &run) {
+    install_stop_handlers();
+    Capture capture(CaptureConfig::of(run.options));
+
+    NetnsConfigReader netns_reader;
+    PortModel model = make_port_model(run.options, netns_reader);
+    // The baseline: the sockets that exist already. The BPF programs are attached, so what
+    // is allocated meanwhile waits in the ring buffer; `ready` says both are in place.
+    double baseline_ms = reconcile_with_tables(model, netns_reader, run.options.filters);
+
+    ReadyInfo ready;
+    ready.realtime_ns = clock_ns(CLOCK_REALTIME);
+    ready.version = kPortwatchVersion;
+    ready.kernel_release = kernel_release();
+    ready.hooks = capture.hooks();
+    ready.agent_pid = static_cast<std::uint32_t>(getpid());
+    ready.metrics_address = run.metrics_address;
+    run.reporter->ready(ready);
+    run.reporter->flush();
+    return MonitorLoop(run, capture, model, netns_reader, baseline_ms).run();
+}
+
+}  // namespace portwatch

@@ -1,0 +1,38 @@
+// The tracing loop `monitor` and `top` share: attach, take the baseline from the socket
+// tables, then feed every event to the model and the reporter, reconcile and report every
+// --report-interval, and refresh the live views once a second, until --duration, SIGINT,
+// SIGTERM or a view asks to stop. Then a last poll, a final report and stats.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/options.h"
+#include "core/port_model.h"
+#include "core/reporter.h"
+#include "core/stats.h"
+
+namespace portwatch {
+
+// Something refreshed once a second from the live model: the metrics endpoint, top's screen.
+class LiveView {
+  public:
+    virtual ~LiveView() = default;
+    virtual void event(const Event &) {}
+    virtual void warning(const Warning &) {}
+    virtual void refresh(const Report &current, const StatsSnapshot &stats) = 0;
+    // Asked every loop turn (100 ms): true ends the run as SIGINT does.
+    virtual bool wants_stop() { return false; }
+};
+
+struct LiveRun {
+    MonitorOptions options;
+    Reporter *reporter = nullptr;
+    std::vector<LiveView *> views;
+    std::string metrics_address;  // for the ready line
+};
+
+// Returns the process exit code. Throws CaptureError.
+int run_live(const LiveRun &run);
+
+}  // namespace portwatch
