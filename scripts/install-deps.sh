@@ -9,6 +9,7 @@ packages=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev    # command line, JSON
   libcpp-httplib-dev                 # the Prometheus endpoint
+  libncurses-dev                     # portwatch top
   libgtest-dev libgmock-dev          # tests
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top
   python3 iproute2 procps            # benchmark script, debugging

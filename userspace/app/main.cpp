@@ -6,6 +6,7 @@
 #include "app/check.h"
 #include "app/monitor.h"
 #include "app/snapshot.h"
+#include "app/top.h"
 #include "capture/capture.h"
 #include "core/options.h"
 #include "system/metrics_server.h"
@@ -20,6 +21,7 @@ int main(int argc, char **argv) {
     try {
         if (command.action == CommandLine::Action::snapshot) return run_snapshot(command.monitor);
         if (command.action == CommandLine::Action::check) return run_check(command.monitor);
+        if (command.action == CommandLine::Action::top) return run_top(command.monitor);
         return run_monitor(command.monitor);
     } catch (const CaptureError &error) {
         std::fprintf(stderr, "portwatch: %s\n", error.what());

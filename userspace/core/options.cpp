@@ -167,11 +167,13 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
     CLI::App *snapshot = app.add_subcommand(
         "snapshot", "The ports in use now, from the kernel's socket tables (no tracing)");
+    CLI::App *top = app.add_subcommand(
+        "top", "A live terminal view: fullest scopes, processes holding most ports, failures");
     CLI::App *check = app.add_subcommand(
         "check", "What this kernel and these privileges allow; exit 1 if monitor cannot run");
     add_output_option(*check, json);
-    for (CLI::App *command : {monitor, snapshot}) {
-        add_output_option(*command, json);
+    for (CLI::App *command : {monitor, snapshot}) add_output_option(*command, json);
+    for (CLI::App *command : {monitor, snapshot, top}) {
         add_filter_options(*command, options, proto, family);
         add_threshold_options(*command, options);
     }
@@ -204,6 +206,7 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     if (!family.empty()) options.filters.family = parse_family(family);
     CommandLine result;
     result.action = snapshot->parsed() ? CommandLine::Action::snapshot
+                    : top->parsed()    ? CommandLine::Action::top
                     : check->parsed()  ? CommandLine::Action::check
                                        : CommandLine::Action::monitor;
     result.monitor = options;

@@ -46,7 +46,7 @@ struct MonitorOptions {
 };
 
 struct CommandLine {
-    enum class Action { monitor, snapshot, check, exit };
+    enum class Action { monitor, snapshot, top, check, exit };
     Action action = Action::exit;
     MonitorOptions monitor;
     int exit_code = 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,14 @@ SafeText utf8_or_escaped(std::string_view raw);
 std::string printable(std::string_view raw);
 
 std::string hex_bytes(std::string_view raw);
+
+// snprintf into a std::string.
+std::string format_text(const char *pattern, auto... args) {
+    int length = std::snprintf(nullptr, 0, pattern, args...);
+    std::string text(length > 0 ? std::size_t(length) : 0, '\0');
+    std::snprintf(text.data(), text.size() + 1, pattern, args...);
+    return text;
+}
 
 std::string to_string(const IpAddress &addr);  // "10.0.0.1", "::1", "::ffff:1.2.3.4"
 

@@ -27,10 +27,6 @@ std::string row(const std::string &time, std::string_view event, std::string_vie
     return buffer;
 }
 
-std::string clock_time(std::int64_t realtime_ns) {
-    return rfc3339_utc(realtime_ns).substr(11, 15);  // HH:MM:SS.uuuuuu
-}
-
 std::string allocate_line(const AllocateEvent &event, const TimeBase &time) {
     std::string detail =
         event.failed() ? errno_name(event.error) : (event.ephemeral ? "ephemeral" : "");
@@ -51,6 +47,20 @@ std::string release_line(const ReleaseEvent &event, const TimeBase &time) {
 }
 
 }  // namespace
+
+std::string clock_time(std::int64_t realtime_ns) {
+    return rfc3339_utc(realtime_ns).substr(11, 15);  // HH:MM:SS.uuuuuu
+}
+
+std::string scope_name(const ScopeUsage &usage) {
+    const ScopeKey &key = usage.key;
+    if (key.kind != ScopeKind::destination) return std::string(name_of(key.kind));
+    return to_string(key.local_addr) + "->" + endpoint(key.remote_addr, key.remote_port);
+}
+
+std::string eta_text(const std::optional<double> &eta) {
+    return eta ? format_text("%.0fs", *eta) : std::string("-");
+}
 
 std::string text_header() {
     char buffer[256];
@@ -96,28 +106,11 @@ std::string text_line(const StatsSnapshot &stats) {
 
 namespace {
 
-std::string format(const char *pattern, auto... args) {
-    int length = std::snprintf(nullptr, 0, pattern, args...);
-    std::string text(length > 0 ? std::size_t(length) : 0, '\0');
-    std::snprintf(text.data(), text.size() + 1, pattern, args...);
-    return text;
-}
-
-std::string scope_name(const ScopeUsage &usage) {
-    const ScopeKey &key = usage.key;
-    if (key.kind != ScopeKind::destination) return std::string(name_of(key.kind));
-    return to_string(key.local_addr) + "->" + endpoint(key.remote_addr, key.remote_port);
-}
-
-std::string eta_text(const std::optional<double> &eta) {
-    return eta ? format("%.0fs", *eta) : std::string("-");
-}
-
 std::string top_text(const std::vector<TopProcess> &top) {
     std::string text;
     for (const auto &process : top)
-        text += format("%s%s[%u] %zu", text.empty() ? "" : ", ", printable(process.comm).c_str(),
-                       process.pid, process.ports);
+        text += format_text("%s%s[%u] %zu", text.empty() ? "" : ", ",
+                            printable(process.comm).c_str(), process.pid, process.ports);
     return text.empty() ? "-" : text;
 }
 
@@ -125,9 +118,9 @@ std::string held_text(const ProcessUsage &usage) {
     std::string text;
     for (const auto &[kind, count] : usage.held)
         if (count)
-            text += format("%s%s/%s %zu", text.empty() ? "" : ", ",
-                           std::string(name_of(kind.first)).c_str(),
-                           std::string(name_of(kind.second)).c_str(), count);
+            text += format_text("%s%s/%s %zu", text.empty() ? "" : ", ",
+                                std::string(name_of(kind.first)).c_str(),
+                                std::string(name_of(kind.second)).c_str(), count);
     return text.empty() ? "-" : text;
 }
 
@@ -135,7 +128,7 @@ std::string held_text(const ProcessUsage &usage) {
 
 std::string text_line(const Warning &warning, const TimeBase &time) {
     const ScopeUsage &usage = warning.usage;
-    std::string line = format(
+    std::string line = format_text(
         "# %s %s %s %s netns %u: %zu/%zu in use (%.1f%%), %zu TIME_WAIT, eta %s; top: %s",
         clock_time(time.realtime(warning.boot_ns)).c_str(),
         std::string(name_of(warning.level)).c_str(), std::string(name_of(usage.proto)).c_str(),
@@ -143,34 +136,36 @@ std::string text_line(const Warning &warning, const TimeBase &time) {
         usage.utilization * 100, usage.time_wait, eta_text(usage.eta_seconds).c_str(),
         top_text(usage.top_processes).c_str());
     if (warning.failure)
-        line += format("; FAILED %s[%u] %s", printable(warning.failure->task.comm).c_str(),
-                       warning.failure->task.pid, errno_name(warning.failure->error).c_str());
+        line += format_text("; FAILED %s[%u] %s", printable(warning.failure->task.comm).c_str(),
+                            warning.failure->task.pid, errno_name(warning.failure->error).c_str());
     return line + "\n";
 }
 
 std::string text_report(const Report &report, const TimeBase &time) {
-    std::string text = format("# report %s (interval %.1fs)\n",
-                              clock_time(time.realtime(report.boot_ns)).c_str(), report.interval_s);
-    text +=
-        format("%-11s %-11s %-4s %-5s %-45s %7s %7s %7s %6s %8s %7s %s\n", "NETNS", "RANGE", "RSV",
-               "PROTO", "SCOPE", "IN_USE", "CAP", "UTIL", "TW", "RATE/s", "ETA", "LEVEL");
+    std::string text =
+        format_text("# report %s (interval %.1fs)\n",
+                    clock_time(time.realtime(report.boot_ns)).c_str(), report.interval_s);
+    text += format_text("%-11s %-11s %-4s %-5s %-45s %7s %7s %7s %6s %8s %7s %s\n", "NETNS",
+                        "RANGE", "RSV", "PROTO", "SCOPE", "IN_USE", "CAP", "UTIL", "TW", "RATE/s",
+                        "ETA", "LEVEL");
     for (const auto &ns : report.netns) {
-        std::string range = format("%u-%u", ns.config.range.low, ns.config.range.high);
+        std::string range = format_text("%u-%u", ns.config.range.low, ns.config.range.high);
         for (const auto &usage : ns.scopes)
-            text += format("%-11u %-11s %-4zu %-5s %-45s %7zu %7zu %6.1f%% %6zu %8.1f %7s %s\n",
-                           ns.netns, range.c_str(), ns.config.reserved_in_range(),
-                           std::string(name_of(usage.proto)).c_str(), scope_name(usage).c_str(),
-                           usage.in_use, usage.capacity, usage.utilization * 100, usage.time_wait,
-                           usage.allocation_rate, eta_text(usage.eta_seconds).c_str(),
-                           std::string(name_of(usage.level)).c_str());
+            text += format_text(
+                "%-11u %-11s %-4zu %-5s %-45s %7zu %7zu %6.1f%% %6zu %8.1f %7s %s\n", ns.netns,
+                range.c_str(), ns.config.reserved_in_range(),
+                std::string(name_of(usage.proto)).c_str(), scope_name(usage).c_str(), usage.in_use,
+                usage.capacity, usage.utilization * 100, usage.time_wait, usage.allocation_rate,
+                eta_text(usage.eta_seconds).c_str(), std::string(name_of(usage.level)).c_str());
     }
-    text += format("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD", "ALLOC",
-                   "FAIL", "RATE/s", "BY KIND");
+    text += format_text("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD",
+                        "ALLOC", "FAIL", "RATE/s", "BY KIND");
     for (const auto &usage : report.processes)
-        text += format("%-8u %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", usage.pid,
-                       printable(usage.comm).c_str(), usage.netns, usage.held_total(),
-                       (unsigned long long)usage.allocations, (unsigned long long)usage.failures,
-                       usage.allocation_rate, held_text(usage).c_str());
+        text +=
+            format_text("%-8u %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", usage.pid,
+                        printable(usage.comm).c_str(), usage.netns, usage.held_total(),
+                        (unsigned long long)usage.allocations, (unsigned long long)usage.failures,
+                        usage.allocation_rate, held_text(usage).c_str());
     return text;
 }
 
