@@ -134,6 +134,8 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--metrics-listen", "127.0.0.1:"}, "'' is not a port number"},
         {{"monitor", "--metrics-top", "0"}, "--metrics-top: Value 0"},
         {{"snapshot", "--metrics-listen", "9464"}, "--metrics-listen"},
+        {{"top", "--json"}, "--json"},
+        {{"top", "--duration", "5"}, "--duration"},
         {{"monitor", "--warn-ratio", "0.9", "--critical-ratio", "0.9"},
          "--critical-ratio must be above --warn-ratio"},
     };
@@ -212,6 +214,16 @@ TEST(Options, MetricsListenDefaultsToLoopback) {
         EXPECT_EQ(command.monitor.metrics_listen->text(), c.text);
         EXPECT_EQ(command.monitor.metrics_top, 3u);
     }
+}
+
+TEST(Options, TopTakesFiltersAndThresholds) {
+    CommandLine command = parse({"top", "--netns", "4026531840", "--proto", "tcp", "--warn-ratio",
+                                 "0.5", "--critical-ratio", "0.7"});
+    ASSERT_EQ(command.action, CommandLine::Action::top) << command.output;
+    EXPECT_EQ(command.monitor.filters.netns, 4026531840u);
+    EXPECT_EQ(command.monitor.filters.proto, Proto::tcp);
+    EXPECT_EQ(command.monitor.warn_ratio, 0.5);
+    EXPECT_EQ(command.monitor.critical_ratio, 0.7);
 }
 
 TEST(Options, Help) {
