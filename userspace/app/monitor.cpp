@@ -12,6 +12,7 @@
 #include "core/reporter.h"
 #include "core/version.h"
 #include "app/host_tables.h"
+#include "system/cgroup_paths.h"
 #include "system/netns_config.h"
 
 namespace portwatch {
@@ -44,14 +45,17 @@ class MonitorLoop {
           reporter_(reporter),
           model_(model),
           netns_reader_(netns_reader),
+          cgroups_(read_cgroup2_mount()),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
           next_stats_ns_(started_ns_ + interval_ns()),
           next_report_ns_(started_ns_ + report_interval_ns()) {}
 
     int run() {
         auto deliver = [this](const Event &event) {
-            reporter_.event(event);
-            for (const Warning &warning : model_.apply(event)) reporter_.warning(warning);
+            Event annotated = event;
+            cgroups_.annotate(annotated);
+            reporter_.event(annotated);
+            for (const Warning &warning : model_.apply(annotated)) reporter_.warning(warning);
         };
         while (!g_stop_signal && !duration_over()) {
             capture_.poll(kPollMs, deliver);
@@ -130,6 +134,7 @@ class MonitorLoop {
     Reporter &reporter_;
     PortModel &model_;
     NetnsConfigReader &netns_reader_;
+    CgroupPaths cgroups_;
     std::int64_t started_ns_;
     std::int64_t next_stats_ns_;
     std::int64_t next_report_ns_;
