@@ -1,7 +1,6 @@
 // Container attribution end to end: a process in a docker-named cgroup and one in the root
 // cgroup each bind a port in a network namespace of their own; the real `portwatch monitor`
 // and `portwatch snapshot` name the cgroup of each, and the container of the first only.
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,21 +47,19 @@ BoundPort bind_in_own_netns() {
 }
 
 // A child process that waits, so that it can be moved to a cgroup first; then binds a UDP
-// port in a network namespace of its own and holds it until told to exit.
+// port in a network namespace of its own and holds it until told to exit. Commands go over a
+// socket pair: a child that died early makes send() fail instead of raising SIGPIPE.
 class PortHolder {
   public:
     PortHolder() {
-        EXPECT_EQ(pipe2(commands_, O_CLOEXEC), 0);
-        EXPECT_EQ(pipe2(results_, O_CLOEXEC), 0);
+        EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel_), 0);
         pid_ = fork();
-        if (pid_ == 0) serve();
-        close(commands_[0]);
-        close(results_[1]);
+        if (pid_ == 0) serve(channel_[1]);
+        close(channel_[1]);
     }
     ~PortHolder() {
         exit_and_wait();
-        close(commands_[1]);
-        close(results_[0]);
+        close(channel_[0]);
     }
     PortHolder(const PortHolder &) = delete;
     PortHolder &operator=(const PortHolder &) = delete;
@@ -71,33 +68,31 @@ class PortHolder {
 
     BoundPort bind_port() {
         BoundPort bound;
-        EXPECT_EQ(write(commands_[1], "b", 1), 1);
-        EXPECT_EQ(read(results_[0], &bound, sizeof(bound)), ssize_t(sizeof(bound)));
+        EXPECT_EQ(send(channel_[0], "b", 1, MSG_NOSIGNAL), 1);
+        EXPECT_EQ(recv(channel_[0], &bound, sizeof(bound), MSG_WAITALL), ssize_t(sizeof(bound)));
         return bound;
     }
 
     void exit_and_wait() {
         if (reaped_) return;
-        EXPECT_EQ(write(commands_[1], "x", 1), 1);
+        send(channel_[0], "x", 1, MSG_NOSIGNAL);
         waitpid(pid_, nullptr, 0);
         reaped_ = true;
     }
 
   private:
-    [[noreturn]] void serve() {
-        close(commands_[1]);
-        close(results_[0]);
+    [[noreturn]] static void serve(int channel) {
         char command = 0;
-        BoundPort bound;
-        if (read(commands_[0], &command, 1) == 1 && command == 'b') bound = bind_in_own_netns();
-        if (write(results_[1], &bound, sizeof(bound)) == sizeof(bound))
-            (void)!read(commands_[0], &command, 1);
+        if (read(channel, &command, 1) == 1 && command == 'b') {
+            BoundPort bound = bind_in_own_netns();
+            if (write(channel, &bound, sizeof(bound)) == sizeof(bound))
+                (void)!read(channel, &command, 1);  // until told to exit
+        }
         _exit(0);
     }
 
     pid_t pid_ = -1;
-    int commands_[2] = {-1, -1};
-    int results_[2] = {-1, -1};
+    int channel_[2] = {-1, -1};
     bool reaped_ = false;
 };
 
