@@ -16,7 +16,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
+
+#include "system/cgroup_paths.h"
 
 namespace portwatch::test {
 
@@ -97,6 +100,70 @@ void Netns::run(const std::function<void()> &body) const {
         body();
     });
     worker.join();
+}
+
+namespace {
+
+void write_pid(const std::string &procs_file, pid_t pid) {
+    std::ofstream file(procs_file);
+    file << pid;
+    file.close();
+    EXPECT_TRUE(file.good()) << "cannot move " << pid << " to " << procs_file << ": "
+                             << std::strerror(errno);
+}
+
+// rmdir fails with EBUSY until the last process inside has been reaped.
+bool remove_directory_soon(const std::string &directory) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (rmdir(directory.c_str()) != 0) {
+        if (errno != EBUSY || std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+}
+
+}  // namespace
+
+TestCgroup::TestCgroup(const std::string &path) : mount_(mount()), path_(path) {
+    if (mount_.empty()) return;
+    std::istringstream components(path);
+    std::string directory = mount_, component;
+    while (std::getline(components, component, '/')) {
+        if (component.empty()) continue;
+        directory += "/" + component;
+        if (mkdir(directory.c_str(), 0755) == 0)
+            made_.push_back(directory);
+        else if (errno != EEXIST)
+            ADD_FAILURE() << "mkdir " << directory << ": " << std::strerror(errno);
+    }
+}
+
+std::uint64_t TestCgroup::id() const {
+    return cgroup_id_at(mount_, path_);
+}
+
+void TestCgroup::add(pid_t pid) const {
+    write_pid(mount_ + path_ + "/cgroup.procs", pid);
+}
+
+void TestCgroup::remove() {
+    for (auto directory = made_.rbegin(); directory != made_.rend(); ++directory) {
+        std::ifstream procs(*directory + "/cgroup.procs");
+        for (pid_t pid; procs >> pid;) move_to_root(pid);
+        EXPECT_TRUE(remove_directory_soon(*directory))
+            << "rmdir " << *directory << ": " << std::strerror(errno);
+    }
+    made_.clear();
+}
+
+std::string TestCgroup::mount() {
+    auto mount = read_cgroup2_mount();
+    if (!mount) ADD_FAILURE() << "cgroup2 is not mounted";
+    return mount.value_or("");
+}
+
+void TestCgroup::move_to_root(pid_t pid) {
+    write_pid(mount() + "/cgroup.procs", pid);
 }
 
 int make_socket(Family family, Proto proto) {

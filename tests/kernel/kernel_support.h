@@ -51,6 +51,30 @@ class Netns {
     std::uint32_t inode_ = 0;
 };
 
+// A cgroup made for a test under the cgroup2 mount, parents included, at `path` below its
+// root (e.g. "/portwatch-test.slice/docker-<id>.scope"). Removed with the parents it made
+// when destroyed, after moving whatever is still inside to the root cgroup.
+class TestCgroup {
+  public:
+    explicit TestCgroup(const std::string &path);
+    ~TestCgroup() { remove(); }
+    TestCgroup(const TestCgroup &) = delete;
+    TestCgroup &operator=(const TestCgroup &) = delete;
+
+    const std::string &path() const { return path_; }
+    std::uint64_t id() const;  // the inode of its directory: what BPF reports as cgroup id
+    void add(pid_t pid) const;
+    void remove();
+
+    static std::string mount();  // where cgroup2 is mounted ("" and a failure if nowhere)
+    static void move_to_root(pid_t pid);
+
+  private:
+    std::string mount_;
+    std::string path_;
+    std::vector<std::string> made_;  // absolute directories, outermost first
+};
+
 // Socket helpers (abort the test thread's assertions via gtest macros).
 int make_socket(Family family, Proto proto);
 sockaddr_storage loopback(Family family, std::uint16_t port, socklen_t *length);

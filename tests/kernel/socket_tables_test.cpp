@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "kernel_support.h"
+#include "system/cgroup_paths.h"
 #include "system/netns_config.h"
 #include "system/socket_tables.h"
 
@@ -63,6 +64,15 @@ std::string own_comm() {
     std::string comm;
     std::getline(file, comm);
     return comm;
+}
+
+// The "0::" line of /proc/self/cgroup, read here without the code under test.
+std::string own_cgroup_path() {
+    std::ifstream file("/proc/self/cgroup");
+    for (std::string line; std::getline(file, line);)
+        if (line.rfind("0::", 0) == 0) return line.substr(3);
+    ADD_FAILURE() << "no cgroup v2 line in /proc/self/cgroup";
+    return "";
 }
 
 IpAddress ip(Family family, const char *text) {
@@ -250,7 +260,10 @@ TEST_F(SocketTablesTest, OwnersAreTheProcessesHoldingTheSockets) {
     EXPECT_EQ(owner->second.pid, pid);
     EXPECT_EQ(owner->second.tid, pid);
     EXPECT_EQ(owner->second.uid, getuid());
-    EXPECT_EQ(owner->second.cgroup_id, 0u);
+    std::string own_cgroup = own_cgroup_path();
+    EXPECT_EQ(owner->second.cgroup_path, own_cgroup);
+    EXPECT_EQ(owner->second.cgroup_id, cgroup_id_at(TestCgroup::mount(), own_cgroup));
+    EXPECT_NE(owner->second.cgroup_id, 0u);
     EXPECT_EQ(owner->second.comm, own_comm());
 
     NetnsConfigReader reader;

@@ -57,6 +57,9 @@ TEST(JsonFormat, Allocate) {
     EXPECT_FALSE(j.contains("comm_hex"));
     EXPECT_EQ(j["uid"], 1000);
     EXPECT_EQ(j["cgroup_id"], 7777);
+    EXPECT_TRUE(j["cgroup"].is_null()) << "no path known";
+    EXPECT_TRUE(j["container_id"].is_null());
+    EXPECT_TRUE(j["container_runtime"].is_null());
     EXPECT_EQ(j["netns"], 4026531840u);
     EXPECT_EQ(j["local_addr"], "10.0.0.1");
     EXPECT_EQ(j["local_port"], 43210);
@@ -94,10 +97,59 @@ TEST(JsonFormat, AllocateFailedNamesTheErrno) {
 }
 
 TEST(JsonFormat, AllocateHasTheContractFields) {
-    expect_has_keys(
-        event_line(connect_allocate()),
-        {"how", "syscall", "proto", "family", "pid", "tid", "comm", "uid", "cgroup_id", "netns",
-         "local_addr", "local_port", "remote_addr", "remote_port", "ephemeral"});
+    expect_has_keys(event_line(connect_allocate()),
+                    {"how", "syscall", "proto", "family", "pid", "tid", "comm", "uid", "cgroup_id",
+                     "cgroup", "container_id", "container_runtime", "netns", "local_addr",
+                     "local_port", "remote_addr", "remote_port", "ephemeral"});
+}
+
+TEST(JsonFormat, AllocateInAContainerNamesIt) {
+    AllocateEvent e = connect_allocate();
+    e.task.cgroup_path = kDockerCgroup;
+    Json j = event_line(e);
+    EXPECT_EQ(j["cgroup_id"], 7777);
+    EXPECT_EQ(j["cgroup"], kDockerCgroup);
+    EXPECT_FALSE(j.contains("cgroup_hex"));
+    EXPECT_EQ(j["container_id"], kContainerId);
+    EXPECT_EQ(j["container_runtime"], "docker");
+    auto keys = keys_of(j);
+    auto at = std::find(keys.begin(), keys.end(), "cgroup_id");
+    ASSERT_LE(at + 4, keys.end());
+    EXPECT_EQ(
+        std::vector<std::string>(at, at + 4),
+        (std::vector<std::string>{"cgroup_id", "cgroup", "container_id", "container_runtime"}));
+}
+
+TEST(JsonFormat, HostCgroupHasAPathButNoContainer) {
+    for (const char *path : {"/", "/user.slice/user-1000.slice/session-3.scope"}) {
+        AllocateEvent e = failed_bind(EADDRINUSE);
+        e.task.cgroup_path = path;
+        Json j = event_line(e);
+        EXPECT_EQ(j["cgroup"], path);
+        EXPECT_TRUE(j["container_id"].is_null()) << path;
+        EXPECT_TRUE(j["container_runtime"].is_null()) << path;
+    }
+}
+
+TEST(JsonFormat, CgroupThatIsNotUtf8IsEscapedAndGivenInHex) {
+    AllocateEvent e = connect_allocate();
+    e.task.cgroup_path = "/odd\xff\n.slice";
+    std::string line = json_line(to_json(e, time_base()));
+    expect_one_line(line);
+    Json j;
+    ASSERT_NO_THROW(j = Json::parse(line));
+    EXPECT_EQ(j["cgroup"], "/odd\\xff\n.slice");
+    EXPECT_EQ(j["cgroup_hex"], "2f6f6464ff0a2e736c696365");
+    EXPECT_TRUE(j["container_id"].is_null());
+}
+
+TEST(JsonFormat, ReleaseCarriesTheOwnersContainer) {
+    ReleaseEvent e = ipv6_release(ReleaseReason::socket_closed);
+    e.owner.cgroup_path = kDockerCgroup;
+    Json j = event_line(e);
+    EXPECT_EQ(j["cgroup"], kDockerCgroup);
+    EXPECT_EQ(j["container_id"], kContainerId);
+    EXPECT_EQ(j["container_runtime"], "docker");
 }
 
 TEST(JsonFormat, Release) {
@@ -124,7 +176,8 @@ TEST(JsonFormat, ReleaseWithUnknownOwnerHasNulls) {
     e.owner_known = false;
     Json j = event_line(e);
     expect_header(j, "release");
-    for (const char *key : {"how", "pid", "comm", "uid", "cgroup_id", "held_ms"})
+    for (const char *key : {"how", "pid", "comm", "uid", "cgroup_id", "cgroup", "container_id",
+                            "container_runtime", "held_ms"})
         EXPECT_TRUE(j.contains(key) && j[key].is_null()) << key;
     EXPECT_EQ(j["local_port"], 8080);
     EXPECT_EQ(j["sock_cookie"], 99);

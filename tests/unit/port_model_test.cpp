@@ -12,6 +12,8 @@ namespace portwatch {
 namespace {
 
 using testing::ipv4;
+using testing::kContainerId;
+using testing::kDockerCgroup;
 using testing::task;
 using testing::time_base;
 
@@ -504,6 +506,40 @@ TEST_F(PortModelTest, AnEventReplacesWhatTheTablesGuessed) {
     ASSERT_EQ(report.processes.size(), 1u) << "no ownerless pid 0 left";
     EXPECT_EQ(report.processes[0].pid, 1234u);
     EXPECT_EQ(scope(ScopeKind::destination).in_use, 1u);
+}
+
+TEST_F(PortModelTest, ProcessesKeepTheirCgroup) {
+    AllocateEvent contained = events.connect(40000);
+    contained.task.cgroup_path = kDockerCgroup;
+    apply(contained);
+    // An owner found in the tables whose cgroup could not be read does not unlearn it.
+    KernelSocket listener = table_socket(500, Proto::tcp, kTcpListen, 8080, 0, 1234);
+    listener.owner->cgroup_id = 0;
+    listener.owner->cgroup_path = "";
+    KernelSocket connected = table_socket(contained.sock.cookie, Proto::tcp, kTcpEstablished, 40000,
+                                          kDestinationPort, 1234);
+    events.now += 3 * kSecond;
+    model.reconcile(kNetns, {listener, connected}, events.now);
+
+    Report report = model.report(events.now);
+    ASSERT_EQ(report.processes.size(), 1u);
+    EXPECT_EQ(report.processes[0].held_total(), 2u);
+    EXPECT_EQ(report.processes[0].cgroup_id, 7777u);
+    EXPECT_EQ(report.processes[0].cgroup_path, kDockerCgroup);
+    Json process = to_json(report, time_base())["processes"][0];
+    EXPECT_EQ(process["cgroup_id"], 7777u);
+    EXPECT_EQ(process["cgroup"], kDockerCgroup);
+    EXPECT_EQ(process["container_id"], kContainerId);
+    EXPECT_EQ(process["container_runtime"], "docker");
+    EXPECT_NE(text_report(report, time_base()).find(" container=4a37f6d3bf5d\n"),
+              std::string::npos);
+}
+
+TEST_F(PortModelTest, ProcessesWithoutCgroupHaveNulls) {
+    apply(events.connect(40000));
+    Json process = to_json(model.report(events.now), time_base())["processes"][0];
+    for (const char *key : {"cgroup", "container_id", "container_runtime"})
+        EXPECT_TRUE(process.contains(key) && process[key].is_null()) << key;
 }
 
 TEST_F(PortModelTest, FilteredOutSocketsAreNotAddedButStillDecideWhatIsGone) {

@@ -63,6 +63,11 @@ inline TaskInfo task(std::string comm) {
     return t;
 }
 
+inline constexpr const char *kContainerId =
+    "4a37f6d3bf5dcb638ef7247564bea98d9724a0ba2eb0c6dd64efc5404c360646";
+inline const std::string kDockerCgroup =
+    std::string("/system.slice/docker-") + kContainerId + ".scope";
+
 // TCP connect() from 10.0.0.1:43210 to 192.168.1.2:443, autobound.
 inline AllocateEvent connect_allocate(std::string comm = "curl") {
     AllocateEvent e;

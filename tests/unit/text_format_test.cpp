@@ -27,6 +27,36 @@ TEST(TextFormat, Allocate) {
     EXPECT_EQ(line.find("FAILED"), std::string::npos);
 }
 
+TEST(TextFormat, ContainerGoesLastAsItsShortId) {
+    AllocateEvent allocate = connect_allocate();
+    allocate.task.cgroup_path = kDockerCgroup;
+    std::string line = text_line(allocate, time_base());
+    expect_one_line(line);
+    expect_contains(line, {" curl ", " 192.168.1.2:443 ", " ephemeral container=4a37f6d3bf5d\n"});
+
+    AllocateEvent fixed = connect_allocate();
+    fixed.ephemeral = false;
+    fixed.task.cgroup_path = kDockerCgroup;
+    std::string padded_remote = " 192.168.1.2:443 " + std::string(11, ' ');
+    expect_contains(text_line(fixed, time_base()),
+                    {(padded_remote + "container=4a37f6d3bf5d\n").c_str()});
+
+    ReleaseEvent release = ipv6_release(ReleaseReason::time_wait);
+    release.owner.cgroup_path = kDockerCgroup;
+    expect_contains(text_line(release, time_base()),
+                    {"held 2500.123ms time_wait container=4a37f6d3bf5d\n"});
+}
+
+TEST(TextFormat, NoContainerNoMention) {
+    AllocateEvent e = connect_allocate();
+    for (const char *path : {"", "/", "/user.slice/user-1000.slice/session-3.scope"}) {
+        e.task.cgroup_path = path;
+        std::string line = text_line(e, time_base());
+        EXPECT_EQ(line.find("container"), std::string::npos) << line;
+        EXPECT_TRUE(line.ends_with(" ephemeral\n")) << line;
+    }
+}
+
 TEST(TextFormat, FailedAllocationShowsTheErrnoName) {
     std::string line = text_line(failed_bind(EADDRNOTAVAIL), time_base());
     expect_one_line(line);
@@ -73,9 +103,11 @@ TEST(TextFormat, WidestRowStillEndsTheLine) {
     e.sock.local_addr = e.sock.remote_addr = wide;
     e.sock.local_port = e.sock.remote_port = 65535;
     e.held_ns = UINT64_MAX;
+    e.owner.cgroup_path = kDockerCgroup;
     std::string line = text_line(e, time_base());
     expect_one_line(line);
-    expect_contains(line, {"socket_closed\n", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"});
+    expect_contains(line, {"socket_closed container=4a37f6d3bf5d\n",
+                           "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"});
 }
 
 TEST(TextFormat, HeaderNamesTheColumns) {

@@ -126,7 +126,9 @@ TEST_F(TopScreen, CutsLinesWithoutSplittingACharacter) {
     for (std::size_t cols = 9; cols <= 16; ++cols)
         for (const std::string &line : texts(40, cols)) {
             EXPECT_LE(line.size(), cols);
-            if (!line.empty()) EXPECT_NE(static_cast<unsigned char>(line.back()), 0xc3) << cols;
+            if (!line.empty()) {
+                EXPECT_NE(static_cast<unsigned char>(line.back()), 0xc3) << cols;
+            }
         }
 }
 

@@ -12,6 +12,7 @@
 #include "core/reporter.h"
 #include "core/version.h"
 #include "app/host_tables.h"
+#include "system/cgroup_paths.h"
 #include "system/netns_config.h"
 
 namespace portwatch {
@@ -38,6 +39,7 @@ class MonitorLoop {
     MonitorLoop(const LiveRun &run, Capture &capture, PortModel &model,
                 NetnsConfigReader &netns_reader, double baseline_ms)
         : views_(run.views),
+          cgroups_(read_cgroup2_mount()),
           baseline_ms_(baseline_ms),
           last_reconcile_ms_(baseline_ms),
           options_(run.options),
@@ -53,7 +55,8 @@ class MonitorLoop {
     int run() {
         for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.flush();
-        auto deliver = [this](const Event &event) {
+        auto deliver = [this](Event &event) {
+            cgroups_.annotate(event);
             reporter_.event(event);
             for (LiveView *view : views_) view->event(event);
             for (const Warning &warning : model_.apply(event)) warn(warning);
@@ -153,6 +156,7 @@ class MonitorLoop {
     }
 
     std::vector<LiveView *> views_;
+    CgroupPaths cgroups_;
     double baseline_ms_;
     double last_reconcile_ms_;
     const MonitorOptions &options_;

@@ -39,7 +39,8 @@ class CaptureError : public std::runtime_error {
 
 class Capture {
   public:
-    using EventHandler = std::function<void(const Event &)>;
+    // The event is the handler's to complete (the cgroup path) before it passes it on.
+    using EventHandler = std::function<void(Event &)>;
 
     explicit Capture(const CaptureConfig &config);  // throws CaptureError, one clear sentence
     ~Capture();

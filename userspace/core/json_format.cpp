@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "containers.h"
 #include "names.h"
 
 namespace portwatch {
@@ -17,10 +18,26 @@ Json json_address(const IpAddress &addr) {
     return to_string(addr);
 }
 
+// `key` as valid UTF-8, and `<key>_hex` with the exact bytes when that changed anything.
+void add_raw_text(Json &out, const std::string &key, const std::string &raw) {
+    SafeText safe = utf8_or_escaped(raw);
+    out[key] = safe.text;
+    if (safe.altered) out[key + "_hex"] = hex_bytes(raw);
+}
+
 void add_comm(Json &out, const std::string &raw) {
-    SafeText comm = utf8_or_escaped(raw);
-    out["comm"] = comm.text;
-    if (comm.altered) out["comm_hex"] = hex_bytes(raw);  // the exact bytes, nothing lost
+    add_raw_text(out, "comm", raw);
+}
+
+// The cgroup path (null when unknown) and the container it shows (null when none).
+void add_cgroup(Json &out, const std::string &path) {
+    if (path.empty())
+        out["cgroup"] = nullptr;
+    else
+        add_raw_text(out, "cgroup", path);
+    std::optional<Container> container = container_of(path);
+    out["container_id"] = container ? Json(container->id) : Json(nullptr);
+    out["container_runtime"] = container ? Json(container->runtime) : Json(nullptr);
 }
 
 void add_task(Json &out, const TaskInfo &task, bool with_tid) {
@@ -29,6 +46,7 @@ void add_task(Json &out, const TaskInfo &task, bool with_tid) {
     add_comm(out, task.comm);
     out["uid"] = task.uid;
     out["cgroup_id"] = task.cgroup_id;
+    add_cgroup(out, task.cgroup_path);
 }
 
 void add_socket(Json &out, const SocketInfo &sock) {
@@ -72,7 +90,9 @@ Json release_json(const ReleaseEvent &event, const TimeBase &time) {
         add_task(out, event.owner, false);
         out["held_ms"] = static_cast<double>(event.held_ns / 1000) / 1000.0;
     } else {
-        for (const char *key : {"pid", "comm", "uid", "cgroup_id", "held_ms"}) out[key] = nullptr;
+        for (const char *key : {"pid", "comm", "uid", "cgroup_id", "cgroup", "container_id",
+                                "container_runtime", "held_ms"})
+            out[key] = nullptr;
     }
     out["reason"] = name_of(event.reason);
     out["time_wait"] = event.time_wait();
@@ -193,6 +213,7 @@ Json process_json(const ProcessUsage &usage) {
     out["pid"] = usage.pid;
     add_comm(out, usage.comm);
     out["cgroup_id"] = usage.cgroup_id;
+    add_cgroup(out, usage.cgroup_path);
     out["netns"] = usage.netns;
     Json held = {{"tcp", Json::object()}, {"udp", Json::object()}};
     for (const auto &[kind, count] : usage.held)

@@ -178,7 +178,9 @@ ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
     ProcessUsage &usage = processes_[task.pid];
     usage.pid = task.pid;
     usage.comm = task.comm;
-    usage.cgroup_id = task.cgroup_id;
+    // A socket-table owner may know no cgroup: it does not unlearn what an event said.
+    if (task.cgroup_id) usage.cgroup_id = task.cgroup_id;
+    if (!task.cgroup_path.empty()) usage.cgroup_path = task.cgroup_path;
     usage.netns = netns;
     return usage;
 }

@@ -82,6 +82,7 @@ struct ProcessUsage {
     std::uint32_t pid = 0;
     std::string comm;
     std::uint64_t cgroup_id = 0;
+    std::string cgroup_path;  // as TaskInfo's: "" when unknown
     std::uint32_t netns = 0;
     std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
     std::uint64_t allocations = 0;                      // in the report interval

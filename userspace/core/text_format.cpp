@@ -2,10 +2,24 @@
 
 #include <cstdio>
 
+#include "containers.h"
 #include "names.h"
 
 namespace portwatch {
 namespace {
+
+// "container=<12 digits>" for a process whose cgroup shows a container, "" otherwise: it goes
+// last on a line, so the columns stay where they were.
+std::string container_label(const std::string &cgroup_path) {
+    std::optional<Container> container = container_of(cgroup_path);
+    if (!container) return "";
+    return "container=" + std::string(short_container_id(container->id));
+}
+
+std::string joined(const std::string &text, const std::string &more) {
+    if (text.empty() || more.empty()) return text + more;
+    return text + " " + more;
+}
 
 constexpr const char *kRowFormat =
     "%-15s %-15s %-16s %-8s %-5s %-7s %-7s %-16s %-10s %-26s %-26s %s\n";
@@ -23,7 +37,7 @@ std::string row(const std::string &time, std::string_view event, std::string_vie
                   task ? std::to_string(task->tid).c_str() : "-",
                   task ? printable(task->comm).c_str() : "-", std::to_string(sock.netns).c_str(),
                   endpoint(sock.local_addr, sock.local_port).c_str(), remote.c_str(),
-                  detail.c_str());
+                  joined(detail, task ? container_label(task->cgroup_path) : "").c_str());
     return buffer;
 }
 
@@ -161,11 +175,11 @@ std::string text_report(const Report &report, const TimeBase &time) {
     text += format_text("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD",
                         "ALLOC", "FAIL", "RATE/s", "BY KIND");
     for (const auto &usage : report.processes)
-        text +=
-            format_text("%-8u %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", usage.pid,
-                        printable(usage.comm).c_str(), usage.netns, usage.held_total(),
-                        (unsigned long long)usage.allocations, (unsigned long long)usage.failures,
-                        usage.allocation_rate, held_text(usage).c_str());
+        text += format_text("%-8u %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", usage.pid,
+                       printable(usage.comm).c_str(), usage.netns, usage.held_total(),
+                       (unsigned long long)usage.allocations, (unsigned long long)usage.failures,
+                       usage.allocation_rate,
+                       joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
     return text;
 }
 

@@ -1,5 +1,7 @@
 #include "system/socket_tables.h"
 
+#include "core/containers.h"
+#include "system/cgroup_paths.h"
 #include "system/netns_thread.h"
 
 #include <arpa/inet.h>
@@ -223,14 +225,19 @@ std::optional<std::uint64_t> socket_inode(int fd_directory, const char *name) {
     return number_in<std::uint64_t>(link.substr(kPrefix.size()));
 }
 
+// Up to 64 KiB: /proc/PID/cgroup lists every hierarchy of a hybrid host, a few KiB at most.
 std::optional<std::string> read_small_file(int directory, const std::string &path) {
+    constexpr std::size_t kMaxBytes = 64 * 1024;
     int fd = openat(directory, path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
+    std::string text;
     char chunk[4096];
-    ssize_t length = read(fd, chunk, sizeof(chunk));
+    ssize_t length;
+    while (text.size() < kMaxBytes && (length = read(fd, chunk, sizeof(chunk))) > 0)
+        text.append(chunk, length);
     close(fd);
     if (length < 0) return std::nullopt;
-    return std::string(chunk, length);
+    return text;
 }
 
 // The real uid: the first of the four numbers of status's "Uid:" line.
@@ -243,8 +250,19 @@ std::optional<std::uint32_t> real_uid(std::string_view status) {
     return number_in<std::uint32_t>(rest);
 }
 
+// Its cgroup v2 path, and the id when `cgroup2_mount` is known ("" if not).
+void add_cgroup(TaskInfo &task, int proc, const std::string &pid,
+                const std::string &cgroup2_mount) {
+    auto text = read_small_file(proc, pid + "/cgroup");
+    auto path = text ? cgroup2_path_in(*text) : std::nullopt;
+    if (!path) return;
+    if (!cgroup2_mount.empty()) task.cgroup_id = cgroup_id_at(cgroup2_mount, *path);
+    task.cgroup_path = std::move(*path);
+}
+
 // The process behind /proc/`pid`, or std::nullopt if it has gone.
-std::optional<TaskInfo> task_of(int proc, const std::string &pid) {
+std::optional<TaskInfo> task_of(int proc, const std::string &pid,
+                                const std::string &cgroup2_mount) {
     auto comm = read_small_file(proc, pid + "/comm");
     auto status = read_small_file(proc, pid + "/status");
     if (!comm || !status) return std::nullopt;
@@ -252,10 +270,16 @@ std::optional<TaskInfo> task_of(int proc, const std::string &pid) {
     auto number = number_in<std::uint32_t>(pid);
     if (!uid || !number) return std::nullopt;
     if (!comm->empty() && comm->back() == '\n') comm->pop_back();
-    return TaskInfo{*number, *number, *uid, 0, std::move(*comm)};
+    TaskInfo task;
+    task.pid = task.tid = *number;
+    task.uid = *uid;
+    task.comm = std::move(*comm);
+    add_cgroup(task, proc, pid, cgroup2_mount);
+    return task;
 }
 
-void add_sockets_of(int proc, const std::string &pid, SocketOwners &owners) {
+void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2_mount,
+                    SocketOwners &owners) {
     int fd_directory = openat(proc, (pid + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_directory < 0) return;  // gone, or not ours to see
     DIR *fds = fdopendir(fd_directory);
@@ -268,7 +292,7 @@ void add_sockets_of(int proc, const std::string &pid, SocketOwners &owners) {
         if (!is_number(entry->d_name)) continue;
         auto inode = socket_inode(fd_directory, entry->d_name);
         if (!inode || owners.contains(*inode)) continue;
-        if (!owner) owner = task_of(proc, pid);
+        if (!owner) owner = task_of(proc, pid, cgroup2_mount);
         if (!owner) break;
         owners.emplace(*inode, *owner);
     }
@@ -300,8 +324,10 @@ SocketOwners socket_owners(std::string &error) {
         return owners;
     }
     error.clear();
+    std::string cgroup2_mount = read_cgroup2_mount().value_or("");
     while (dirent *entry = readdir(proc))
-        if (is_number(entry->d_name)) add_sockets_of(dirfd(proc), entry->d_name, owners);
+        if (is_number(entry->d_name))
+            add_sockets_of(dirfd(proc), entry->d_name, cgroup2_mount, owners);
     closedir(proc);
     return owners;
 }

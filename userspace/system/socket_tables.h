@@ -24,7 +24,8 @@ std::optional<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_
                                                       std::string &error);
 
 // The owners of the sockets every process holds (the first process found for a socket
-// shared by several), from /proc/*/fd. Empty and `error` set if /proc cannot be read.
+// shared by several), from /proc/*/fd, with their cgroup (/proc/PID/cgroup). Empty and `error`
+// set if /proc cannot be read.
 SocketOwners socket_owners(std::string &error);
 
 // `sockets` with `owner` set, for those `owners` knows (TIME_WAIT sockets have no inode).
