@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -19,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/containers.h"
 #include "kernel_support.h"
 
 namespace portwatch::test {
@@ -163,9 +165,14 @@ TEST_F(MetricsTest, ExpositionCountsTheNetnsSocketsAndPassesPromtool) {
     EXPECT_EQ(sample(text, "portwatch_scope_ports_capacity{netns=\"" + ns +
                                "\",scope=\"udp\",proto=\"udp\"}"),
               10);
+    std::ifstream self_cgroup("/proc/self/cgroup");
+    std::string cgroup =
+        cgroup2_path_in(std::string(std::istreambuf_iterator<char>(self_cgroup), {})).value_or("");
     EXPECT_EQ(sample(text, "portwatch_process_ports_held{pid=\"" + std::to_string(getpid()) +
-                               "\",comm=\"kernel_tests\",netns=\"" + ns + "\"}"),
-              3);
+                               "\",comm=\"kernel_tests\",netns=\"" + ns + "\",cgroup=\"" + cgroup +
+                               "\",container_id=\"\",container_runtime=\"\"}"),
+              3)
+        << text;
     EXPECT_EQ(sample(text, "portwatch_events_lost_total{type=\"allocate\"}"), 0);
 
     std::string promtool_output;

@@ -51,6 +51,7 @@ ProcessUsage process(std::uint32_t pid, std::string comm, std::size_t ports) {
     usage.comm = std::move(comm);
     usage.netns = 4026531840u;
     usage.held[{Proto::tcp, How::connect_autobind}] = ports;
+    usage.cgroup_path = "/system.slice/" + usage.comm + ".service";
     return usage;
 }
 
@@ -165,7 +166,8 @@ TEST_F(Metrics, OnlyTheTopProcessesWithPortsGetSeries) {
     auto held = samples(render(3), "portwatch_process_ports_held");
     ASSERT_EQ(held.size(), 3u);
     EXPECT_EQ(held[0],
-              "portwatch_process_ports_held{pid=\"1\",comm=\"p1\",netns=\"4026531840\"} 9");
+              "portwatch_process_ports_held{pid=\"1\",comm=\"p1\",netns=\"4026531840\","
+              "cgroup=\"/system.slice/p1.service\",container_id=\"\",container_runtime=\"\"} 9");
     EXPECT_EQ(samples(render(10), "portwatch_process_ports_held").size(), 4u);  // never `idle`
 }
 
@@ -174,13 +176,26 @@ TEST_F(Metrics, ProcessesWithoutAKnownOwnerAreNotAttributed) {
     EXPECT_TRUE(samples(render(), "portwatch_process_ports_held").empty());
 }
 
+TEST_F(Metrics, ProcessesInAContainerNameIt) {
+    const std::string id(64, 'a');
+    ProcessUsage in_docker = process(5, "redis", 2);
+    in_docker.cgroup_path = "/system.slice/docker-" + id + ".scope";
+    usage.processes.push_back(in_docker);
+    EXPECT_EQ(samples(render(), "portwatch_process_ports_held"),
+              std::vector<std::string>{"portwatch_process_ports_held{pid=\"5\",comm=\"redis\","
+                                       "netns=\"4026531840\",cgroup=\"/system.slice/docker-" +
+                                       id + ".scope\",container_id=\"" + id +
+                                       "\",container_runtime=\"docker\"} 2"});
+}
+
 TEST_F(Metrics, LabelValuesAreEscapedAndValidUtf8) {
     usage.processes.push_back(process(7, std::string("a\"b\\c\nd\xff"), 1));
     auto held = samples(render(), "portwatch_process_ports_held");
     ASSERT_EQ(held.size(), 1u);
     EXPECT_EQ(held[0],
               "portwatch_process_ports_held{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\\\\xff\","
-              "netns=\"4026531840\"} 1");
+              "netns=\"4026531840\",cgroup=\"/system.slice/a\\\"b\\\\c\\nd\\\\xff.service\","
+              "container_id=\"\",container_runtime=\"\"} 1");
 }
 
 TEST_F(Metrics, CountersFollowTheEvents) {

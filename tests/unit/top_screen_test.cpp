@@ -61,6 +61,7 @@ TEST_F(TopScreen, SectionsInOrderWithTheFullestScopeFirst) {
     report.netns.push_back({7, {}, {bind_scope(7, 10), bind_scope(7, 96)}});
     report.netns.push_back({8, {}, {bind_scope(8, 50)}});
     report.processes.push_back(process(42, "nginx", 3, 1));
+    report.processes.back().cgroup_path = "/docker/" + std::string(64, 'b');
     stats.tracked_sockets = 4;
     auto lines = texts(40);
     EXPECT_EQ(lines[0].rfind("portwatch top  10:00:00 UTC  namespaces 2  sockets 4", 0), 0u)
@@ -72,8 +73,9 @@ TEST_F(TopScreen, SectionsInOrderWithTheFullestScopeFirst) {
     EXPECT_EQ(lines[scopes + 2].rfind("critical  96.0%       96      100", 0), 0u)
         << lines[scopes + 2];
     EXPECT_NE(lines[scopes + 3].find(" 8  "), std::string::npos) << lines[scopes + 3];
-    EXPECT_EQ(lines[processes + 2].rfind(
-                  "42       nginx            7                4      3      1      0.0      0", 0),
+    EXPECT_EQ(lines[processes + 2].rfind("42       nginx            7                4      3      "
+                                         "1      0.0      0  docker bbbbbbbbbbbb",
+                                         0),
               0u)
         << lines[processes + 2];
     EXPECT_EQ(lines[recent + 2], "  none");

@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "containers.h"
 #include "names.h"
 #include "text.h"
 
@@ -165,9 +166,13 @@ void write_processes(Exposition &out, const MetricsInput &input) {
     for (const ProcessUsage &process : input.usage->processes) {
         if (written == input.top_n || process.held_total() == 0) break;
         if (process.pid == 0) continue;  // sockets from the tables whose owner was not found
+        std::optional<Container> container = container_of(process.cgroup_path);
         out.sample({{"pid", std::to_string(process.pid)},
                     {"comm", process.comm},
-                    {"netns", std::to_string(process.netns)}},
+                    {"netns", std::to_string(process.netns)},
+                    {"cgroup", process.cgroup_path},
+                    {"container_id", container ? container->id : ""},
+                    {"container_runtime", container ? container->runtime : ""}},
                    double(process.held_total()));
         ++written;
     }

@@ -176,10 +176,10 @@ std::string text_report(const Report &report, const TimeBase &time) {
                         "ALLOC", "FAIL", "RATE/s", "BY KIND");
     for (const auto &usage : report.processes)
         text += format_text("%-8u %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", usage.pid,
-                       printable(usage.comm).c_str(), usage.netns, usage.held_total(),
-                       (unsigned long long)usage.allocations, (unsigned long long)usage.failures,
-                       usage.allocation_rate,
-                       joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
+                            printable(usage.comm).c_str(), usage.netns, usage.held_total(),
+                            (unsigned long long)usage.allocations,
+                            (unsigned long long)usage.failures, usage.allocation_rate,
+                            joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
     return text;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "containers.h"
 #include "names.h"
 #include "text_format.h"
 
@@ -12,7 +13,7 @@ using Style = ScreenLine::Style;
 
 constexpr std::size_t kSectionOverhead = 3;  // blank line, title, column heading
 constexpr const char *kScopeColumns = "%-8s %6s %8s %8s %6s %8s %7s %-11s %-5s %s";
-constexpr const char *kProcessColumns = "%-8s %-16s %-11s %6s %6s %6s %8s %6s";
+constexpr const char *kProcessColumns = "%-8s %-16s %-11s %6s %6s %6s %8s %6s  %s";
 constexpr const char *kFailureColumns = "%-8s %-8s %-16s %-14s %-16s %-8s %-11s %s";
 
 Style style_of(WarningLevel level) {
@@ -56,6 +57,12 @@ std::size_t held_of(const ProcessUsage &process, Proto proto) {
     return total;
 }
 
+std::string container_text(const ProcessUsage &process) {
+    std::optional<Container> container = container_of(process.cgroup_path);
+    if (!container) return "-";
+    return container->runtime + " " + std::string(short_container_id(container->id));
+}
+
 ScreenLine process_line(const ProcessUsage &process) {
     return {format_text(kProcessColumns, std::to_string(process.pid).c_str(),
                         printable(process.comm).c_str(), std::to_string(process.netns).c_str(),
@@ -63,7 +70,7 @@ ScreenLine process_line(const ProcessUsage &process) {
                         std::to_string(held_of(process, Proto::tcp)).c_str(),
                         std::to_string(held_of(process, Proto::udp)).c_str(),
                         format_text("%.1f", process.allocation_rate).c_str(),
-                        std::to_string(process.failures).c_str())};
+                        std::to_string(process.failures).c_str(), container_text(process).c_str())};
 }
 
 ScreenLine failure_line(const AllocateEvent &failure, const TimeBase &time) {
@@ -162,7 +169,7 @@ std::vector<ScreenLine> render_top(const TopInput &input, std::size_t rows, std:
             std::move(scopes), budget.scopes);
     section(lines, "PROCESSES HOLDING MOST PORTS",
             format_text(kProcessColumns, "PID", "COMM", "NETNS", "PORTS", "TCP", "UDP", "ALLOC/s",
-                        "FAILS"),
+                        "FAILS", "CONTAINER"),
             std::move(processes), budget.processes);
     section(lines, "RECENT FAILURES",
             format_text(kFailureColumns, "TIME", "PID", "COMM", "ERROR", "HOW", "SYSCALL", "NETNS",
