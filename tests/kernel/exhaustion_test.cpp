@@ -280,6 +280,47 @@ std::vector<int> established_ports_by_ss() {
     return ports;
 }
 
+// Without root, snapshot still reads its own netns (tables and settings); the sockets of
+// other users' processes are counted, without an owner.
+TEST_F(ExhaustionTest, SnapshotWithoutPrivilegesCountsItsOwnNetns) {
+    capture.reset();
+    Netns netns(kNarrowRangeNoTwReuse);
+    std::vector<int> fds;
+    netns.run([&] {
+        fds.push_back(listener_on(Family::ipv4, kServerPort));
+        for (int i = 0; i < 2; i++) {
+            fds.push_back(make_socket(Family::ipv4, Proto::tcp));
+            EXPECT_EQ(connect_to(fds.back(), Family::ipv4, kServerPort), 0);
+        }
+        fds.push_back(make_socket(Family::ipv4, Proto::udp));
+        EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
+    });
+    BinaryForNobody binary;
+    Monitor snapshot(binary.setpriv_args({"snapshot", "--json"}), &netns, "/usr/bin/setpriv");
+    Json report;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        Json object = Json::parse(line);
+        if (object["type"] == "report") report = object;
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0);
+    EXPECT_NE(snapshot.all_stderr().find("portwatch: not root: only the network namespaces"),
+              std::string::npos);
+    for (int fd : fds) close(fd);
+
+    ASSERT_FALSE(report.is_null());
+    ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
+    EXPECT_EQ(report["netns"][0]["netns"], netns.inode());
+    EXPECT_EQ(report["netns"][0]["port_range"]["low"], 40000) << "the netns's own range";
+    const Json *destination = scope_in(report["netns"][0], "destination", kServerPort);
+    ASSERT_NE(destination, nullptr) << report.dump();
+    EXPECT_EQ((*destination)["in_use"], 2);
+    EXPECT_EQ((*destination)["capacity"], kRangeSize);
+    const Json *udp = scope_in(report["netns"][0], "udp");
+    ASSERT_NE(udp, nullptr);
+    EXPECT_EQ((*udp)["in_use"], 1);
+    for (const auto &process : report["processes"]) EXPECT_NE(process["pid"], getpid());
+}
+
 TEST_F(ExhaustionTest, SnapshotCountsWhatSsShows) {
     capture.reset();  // snapshot uses no BPF
     Netns netns(kNarrowRangeNoTwReuse);

@@ -270,6 +270,26 @@ Monitor::Monitor(std::vector<std::string> args, const Netns *netns, std::string 
     err_ = err[0];
 }
 
+BinaryForNobody::BinaryForNobody() {
+    char dir[] = "/tmp/portwatch-nobody-XXXXXX";
+    EXPECT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/portwatch";
+    EXPECT_EQ(chmod(dir, 0755), 0);
+    EXPECT_EQ(std::system(("cp " + std::string(PORTWATCH_BINARY) + " " + path_).c_str()), 0);
+}
+
+BinaryForNobody::~BinaryForNobody() {
+    std::system(("rm -rf " + dir_).c_str());
+}
+
+std::vector<std::string> BinaryForNobody::setpriv_args(const std::vector<std::string> &args) const {
+    std::vector<std::string> all{"--reuid=65534", "--regid=65534", "--clear-groups",
+                                 "--inh-caps=-all", path_};
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
+}
+
 Monitor::~Monitor() {
     if (pid_ > 0 && !reaped_) {
         kill(pid_, SIGKILL);

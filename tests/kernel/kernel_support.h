@@ -105,6 +105,23 @@ class Monitor {
     std::string buffer_;
 };
 
+// A copy of the portwatch binary any user can run (the build tree may be under /root, which
+// nobody can reach), removed when destroyed; and the setpriv arguments that run it as nobody
+// with no capabilities.
+class BinaryForNobody {
+  public:
+    BinaryForNobody();
+    ~BinaryForNobody();
+    BinaryForNobody(const BinaryForNobody &) = delete;
+    BinaryForNobody &operator=(const BinaryForNobody &) = delete;
+
+    const std::string &path() const { return path_; }
+    std::vector<std::string> setpriv_args(const std::vector<std::string> &args) const;
+
+  private:
+    std::string dir_, path_;
+};
+
 // Socket helpers on the loopback address of `family`; they return what the call returned.
 int bind_to(int fd, Family family, std::uint16_t port);
 int connect_to(int fd, Family family, std::uint16_t port);

@@ -1,6 +1,7 @@
 #include "system/netns_thread.h"
 
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -9,7 +10,24 @@
 
 namespace portwatch {
 
+namespace {
+
+// setns() needs CAP_SYS_ADMIN even into the namespace the thread is already in; an
+// unprivileged `snapshot` still reads its own.
+bool is_current_netns(int netns_fd) {
+    struct stat target {
+    }, current{};
+    return fstat(netns_fd, &target) == 0 && stat("/proc/thread-self/ns/net", &current) == 0 &&
+           target.st_ino == current.st_ino && target.st_dev == current.st_dev;
+}
+
+}  // namespace
+
 std::string run_in_netns(int netns_fd, const std::function<void()> &body) {
+    if (is_current_netns(netns_fd)) {
+        body();
+        return "";
+    }
     std::string error;
     try {
         std::thread inside([&] {
