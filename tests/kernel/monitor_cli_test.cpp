@@ -121,6 +121,7 @@ TEST_F(MonitorCliTest, CheckListsTheHooksAndSaysTheMonitorCanRun) {
     EXPECT_EQ(check.wait_exit_code(), 0);
     EXPECT_EQ(result["type"], "check");
     EXPECT_EQ(result["monitor"], true);
+    EXPECT_EQ(result["snapshot"], "all");
     EXPECT_EQ(result["hooks"].size(), 6u);
     for (const auto &finding : result["checks"]) EXPECT_EQ(finding["ok"], true) << finding.dump();
 }
@@ -134,6 +135,14 @@ TEST_F(MonitorCliTest, CheckWithoutPrivilegesSaysWhyAndExitsNonZero) {
     EXPECT_NE(output.find("portwatch: monitor cannot run: "), std::string::npos) << output;
     EXPECT_NE(output.find("Operation not permitted"), std::string::npos) << output;
     EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 1) << "one line";
+    EXPECT_NE(check.next_line(), "");  // the findings on stdout ...
+    std::string findings;
+    for (std::string line = check.next_line(); !line.empty(); line = check.next_line())
+        findings += line + "\n";
+    EXPECT_NE(findings.find("snapshot: can run, this network namespace and this user's "
+                            "processes only (not root)"),
+              std::string::npos)
+        << findings;
 }
 
 TEST(MonitorCliErrors, BadFlagsGiveOneLineAndNonZeroExit) {

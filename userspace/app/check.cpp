@@ -51,8 +51,14 @@ Finding check_socket_tables() {
                 std::to_string(reader.all_namespaces().size()) + " network namespace(s) visible"};
 }
 
+// How much `snapshot` sees: everything as root, else only its own netns and processes.
+std::string snapshot_reach(bool tables_readable) {
+    if (!tables_readable) return "none";
+    return geteuid() == 0 ? "all" : "own_netns";
+}
+
 void print_text(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,
-                bool can_monitor) {
+                bool can_monitor, const std::string &snapshot) {
     std::printf("portwatch %s check, kernel %s\n", kPortwatchVersion, kernel_release().c_str());
     for (const auto &finding : findings)
         std::printf("%-5s %-14s %s\n", finding.ok ? "ok" : "FAIL", finding.name.c_str(),
@@ -61,10 +67,15 @@ void print_text(const std::vector<Finding> &findings, const std::vector<std::str
     for (const auto &hook : hooks) hook_list += (hook_list.empty() ? "" : ", ") + hook;
     if (!hooks.empty()) std::printf("hooks: %s\n", hook_list.c_str());
     std::printf("monitor: %s\n", can_monitor ? "can run" : "cannot run");
+    std::printf("snapshot: %s\n", snapshot == "all" ? "can run, every network namespace"
+                                  : snapshot == "own_netns"
+                                      ? "can run, this network namespace and this user's "
+                                        "processes only (not root)"
+                                      : "cannot run");
 }
 
 void print_json(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,
-                bool can_monitor) {
+                bool can_monitor, const std::string &snapshot) {
     Json out;
     out["type"] = "check";
     out["version"] = kPortwatchVersion;
@@ -75,6 +86,7 @@ void print_json(const std::vector<Finding> &findings, const std::vector<std::str
     out["checks"] = std::move(checks);
     out["hooks"] = hooks;
     out["monitor"] = can_monitor;
+    out["snapshot"] = snapshot;
     std::fputs(json_line(out).c_str(), stdout);
 }
 
@@ -87,10 +99,11 @@ int run_check(const MonitorOptions &options) {
         check_bpf(options, hooks),
         check_socket_tables()};
     bool can_monitor = findings[1].ok;
+    std::string snapshot = snapshot_reach(findings[2].ok);
     if (options.format == OutputFormat::json)
-        print_json(findings, hooks, can_monitor);
+        print_json(findings, hooks, can_monitor, snapshot);
     else
-        print_text(findings, hooks, can_monitor);
+        print_text(findings, hooks, can_monitor, snapshot);
     std::fflush(stdout);
     if (!can_monitor)
         std::fprintf(stderr, "portwatch: monitor cannot run: %s\n", findings[1].detail.c_str());
