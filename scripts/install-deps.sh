@@ -11,6 +11,7 @@ packages=(
   libcpp-httplib-dev                 # the Prometheus endpoint
   libncurses-dev                     # portwatch top
   libgtest-dev libgmock-dev          # tests
+  libbenchmark-dev                   # benchmarks
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top
   python3 iproute2 procps            # benchmark script, debugging
 )

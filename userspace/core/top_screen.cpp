@@ -110,18 +110,18 @@ Budget share_rows(std::size_t rows, std::size_t scopes, std::size_t processes,
     return budget;
 }
 
+// Only the rows that fit are formatted: a host can have thousands of scopes.
+template <typename Items, typename Format>
 void section(std::vector<ScreenLine> &lines, const char *title, std::string heading,
-             std::vector<ScreenLine> rows, std::size_t budget) {
+             const Items &items, std::size_t budget, Format format_row) {
     lines.push_back({});
     lines.push_back({title, Style::title});
     lines.push_back({std::move(heading), Style::heading});
-    if (rows.empty()) lines.push_back({"  none"});
-    if (rows.size() > budget && budget > 0) {
-        std::size_t hidden = rows.size() - budget + 1;
-        rows.resize(budget - 1);
-        rows.push_back({format_text("  ... %zu more", hidden)});
-    }
-    for (ScreenLine &row : rows) lines.push_back(std::move(row));
+    if (items.empty()) lines.push_back({"  none"});
+    bool cut = items.size() > budget && budget > 0;
+    std::size_t shown = cut ? budget - 1 : items.size();
+    for (std::size_t i = 0; i < shown; ++i) lines.push_back(format_row(items[i]));
+    if (cut) lines.push_back({format_text("  ... %zu more", items.size() - shown)});
 }
 
 // Cuts at `cols` bytes without splitting a UTF-8 sequence.
@@ -153,28 +153,28 @@ void RecentFailures::add(const AllocateEvent &failure) {
 }
 
 std::vector<ScreenLine> render_top(const TopInput &input, std::size_t rows, std::size_t cols) {
-    std::vector<ScreenLine> scopes, processes, failures;
-    for (const ScopeUsage *scope : fullest_scopes(*input.current))
-        scopes.push_back(scope_line(*scope));
+    std::vector<const ScopeUsage *> scopes = fullest_scopes(*input.current);
+    std::vector<const ProcessUsage *> processes;
     for (const ProcessUsage &process : input.current->processes)
-        if (process.pid != 0) processes.push_back(process_line(process));
-    for (const AllocateEvent &failure : input.failures->newest_first())
-        failures.push_back(failure_line(failure, input.time));
+        if (process.pid != 0) processes.push_back(&process);
+    const std::deque<AllocateEvent> &failures = input.failures->newest_first();
     Budget budget = share_rows(rows, scopes.size(), processes.size(), failures.size());
 
     std::vector<ScreenLine> lines{{title_line(input), Style::title}};
     section(lines, "SCOPES CLOSEST TO EXHAUSTION",
             format_text(kScopeColumns, "LEVEL", "USE", "IN_USE", "CAPACITY", "TW", "ALLOC/s", "ETA",
                         "NETNS", "PROTO", "SCOPE"),
-            std::move(scopes), budget.scopes);
+            scopes, budget.scopes, [](const ScopeUsage *scope) { return scope_line(*scope); });
     section(lines, "PROCESSES HOLDING MOST PORTS",
             format_text(kProcessColumns, "PID", "COMM", "NETNS", "PORTS", "TCP", "UDP", "ALLOC/s",
                         "FAILS", "CONTAINER"),
-            std::move(processes), budget.processes);
+            processes, budget.processes,
+            [](const ProcessUsage *process) { return process_line(*process); });
     section(lines, "RECENT FAILURES",
             format_text(kFailureColumns, "TIME", "PID", "COMM", "ERROR", "HOW", "SYSCALL", "NETNS",
                         "LOCAL -> REMOTE"),
-            std::move(failures), budget.failures);
+            failures, budget.failures,
+            [&](const AllocateEvent &failure) { return failure_line(failure, input.time); });
     if (lines.size() > rows) lines.resize(rows);
     for (ScreenLine &line : lines) fit(line.text, cols);
     return lines;
