@@ -323,6 +323,29 @@ TEST(JsonFormat, ControlCharactersInCommStayOnOneLine) {
     EXPECT_EQ(j["comm"], "x\ny\r\tz");
 }
 
+TEST(JsonFormat, AWarningNamesTheContainersOfTheFailureAndTheTopProcesses) {
+    const std::string id(64, 'c');
+    Warning warning;
+    warning.boot_ns = kBootNs;
+    warning.level = WarningLevel::critical;
+    warning.usage.key.kind = ScopeKind::udp;
+    warning.usage.proto = Proto::udp;
+    warning.usage.top_processes = {{1234, "dnsd", 9, "/kubepods/besteffort/pod1/" + id},
+                                   {77, "host", 1, ""}};
+    AllocateEvent failure = failed_bind(EAGAIN);
+    failure.task.cgroup_path = "/kubepods/besteffort/pod1/" + id;
+    warning.failure = failure;
+    Json j = to_json(warning, time_base());
+    EXPECT_EQ(j["failed"]["container_id"], id);
+    EXPECT_EQ(j["failed"]["container_runtime"], "kubepods");
+    EXPECT_EQ(j["failed"]["error"], "EAGAIN");
+    ASSERT_EQ(j["top_processes"].size(), 2u);
+    EXPECT_EQ(j["top_processes"][0]["cgroup"], "/kubepods/besteffort/pod1/" + id);
+    EXPECT_EQ(j["top_processes"][0]["container_id"], id);
+    EXPECT_TRUE(j["top_processes"][1]["cgroup"].is_null());
+    EXPECT_TRUE(j["top_processes"][1]["container_id"].is_null());
+}
+
 TEST(JsonFormat, EveryLineIsOneLine) {
     const Event events[] = {
         connect_allocate(),

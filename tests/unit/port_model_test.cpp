@@ -605,7 +605,8 @@ TEST_F(PortModelTest, GoldenWarningJson) {
               "\"proto\":\"tcp\",\"local_addr\":\"10.0.0.1\",\"remote_addr\":\"192.0.2.1\","
               "\"remote_port\":443,\"in_use\":8,\"capacity\":10,\"utilization\":0.8,"
               "\"time_wait\":0,\"allocation_rate\":8.0,\"eta_seconds\":null,"
-              "\"top_processes\":[{\"pid\":1234,\"comm\":\"curl\",\"ports\":8}]}\n");
+              "\"top_processes\":[{\"pid\":1234,\"comm\":\"curl\",\"ports\":8,\"cgroup\":null,"
+              "\"container_id\":null,\"container_runtime\":null}]}\n");
 }
 
 TEST_F(PortModelTest, GoldenReportText) {

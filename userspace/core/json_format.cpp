@@ -173,6 +173,7 @@ Json top_processes_json(const std::vector<TopProcess> &top) {
         entry["pid"] = process.pid;
         add_comm(entry, process.comm);
         entry["ports"] = process.ports;
+        add_cgroup(entry, process.cgroup_path);
         out.push_back(std::move(entry));
     }
     return out;
@@ -201,6 +202,7 @@ Json failure_json(const AllocateEvent &failure) {
     out["pid"] = failure.task.pid;
     out["tid"] = failure.task.tid;
     add_comm(out, failure.task.comm);
+    add_cgroup(out, failure.task.cgroup_path);
     out["how"] = name_of(failure.how);
     out["syscall"] = name_of(failure.syscall);
     out["errno"] = failure.error;

@@ -403,8 +403,9 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
     }
     for (const auto &[pid, ports] : state.held_by_pid) {
         auto owner = processes_.find(pid);
-        usage.top_processes.push_back(
-            {pid, owner == processes_.end() ? std::string() : owner->second.comm, ports});
+        bool known = owner != processes_.end();
+        usage.top_processes.push_back({pid, known ? owner->second.comm : std::string(), ports,
+                                       known ? owner->second.cgroup_path : std::string()});
     }
     std::sort(usage.top_processes.begin(), usage.top_processes.end(),
               [](const TopProcess &a, const TopProcess &b) {

@@ -56,6 +56,7 @@ struct TopProcess {
     std::uint32_t pid = 0;
     std::string comm;
     std::size_t ports = 0;
+    std::string cgroup_path;  // "" when unknown
 };
 
 struct ScopeUsage {
