@@ -203,6 +203,18 @@ TEST_F(MetricsTest, APortInUseStopsTheMonitorWithOneLine) {
     close(holder);
 }
 
+// The endpoint is up before the programs load; when they cannot, it must not keep the
+// process alive.
+TEST_F(MetricsTest, WithoutPrivilegesTheMonitorExitsAndSaysWhy) {
+    capture.reset();
+    BinaryForNobody binary;
+    Monitor monitor(binary.setpriv_args({"monitor", "--metrics-listen", "0"}), nullptr,
+                    "/usr/bin/setpriv");
+    EXPECT_EQ(monitor.next_line(std::chrono::seconds(20)), "");  // EOF, no ready line
+    EXPECT_EQ(monitor.wait_exit_code(), 1);
+    EXPECT_NE(monitor.all_stderr().find("Operation not permitted"), std::string::npos);
+}
+
 // A real Prometheus server and the agent share one netns (loopback); the sockets counted
 // are made in another.
 TEST_F(MetricsTest, PrometheusScrapesTheSeries) {

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <httplib.h>
@@ -54,8 +55,21 @@ MetricsServer::MetricsServer(const ListenAddress &address)
     if (bound_.port == 0)
         throw MetricsServerError("cannot listen on " + address.text() +
                                  " for --metrics-listen: " + std::strerror(errno));
-    SignalsBlocked blocked;
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    {
+        SignalsBlocked blocked;
+        thread_ = std::thread([this] {
+            server_->listen_after_bind();
+            serving_ended_ = true;
+        });
+    }
+    // httplib's stop() does nothing before the accept loop runs: a destructor that came
+    // first (the programs failed to load) would wait for that thread forever.
+    while (!server_->is_running() && !serving_ended_)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (serving_ended_) {
+        thread_.join();
+        throw MetricsServerError("cannot serve on " + bound_.text() + " for --metrics-listen");
+    }
 }
 
 MetricsServer::~MetricsServer() {

@@ -3,6 +3,7 @@
 // it on its own threads; they only ever read the latest published text.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,7 @@ class MetricsServer {
     ListenAddress bound_;
     std::unique_ptr<httplib::Server> server_;
     std::thread thread_;
+    std::atomic<bool> serving_ended_{false};
     mutable std::mutex mutex_;
     Published published_;
 };
