@@ -10,6 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev    # command line, JSON
   libcpp-httplib-dev                 # the Prometheus endpoint
   libncurses-dev                     # portwatch top
+  libcap-dev                         # which capabilities the agent has
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # benchmarks
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top

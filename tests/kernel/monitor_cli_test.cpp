@@ -139,8 +139,8 @@ TEST_F(MonitorCliTest, CheckWithoutPrivilegesSaysWhyAndExitsNonZero) {
     std::string findings;
     for (std::string line = check.next_line(); !line.empty(); line = check.next_line())
         findings += line + "\n";
-    EXPECT_NE(findings.find("snapshot: can run, this network namespace and this user's "
-                            "processes only (not root)"),
+    EXPECT_NE(findings.find("snapshot: can run, this network namespace only, owners from this "
+                            "user's processes only"),
               std::string::npos)
         << findings;
 }

@@ -13,6 +13,7 @@
 #include "core/json_format.h"
 #include "core/version.h"
 #include "system/netns_config.h"
+#include "system/privileges.h"
 #include "system/socket_tables.h"
 
 namespace portwatch {
@@ -51,14 +52,31 @@ Finding check_socket_tables() {
                 std::to_string(reader.all_namespaces().size()) + " network namespace(s) visible"};
 }
 
-// How much `snapshot` sees: everything as root, else only its own netns and processes.
-std::string snapshot_reach(bool tables_readable) {
+// What the socket-table passes of `snapshot` and the monitor's baseline can read.
+Finding check_reach(const Reach &reach) {
+    std::string detail;
+    for (const std::string &limit : reach_limits(reach))
+        detail += (detail.empty() ? "" : "; ") + limit;
+    if (detail.empty()) detail = "every network namespace, every process's sockets";
+    return {"reach", reach.other_netns && reach.all_owners, detail};
+}
+
+// How much `snapshot` sees: every namespace, only its own, or nothing.
+std::string snapshot_reach(bool tables_readable, const Reach &reach) {
     if (!tables_readable) return "none";
-    return geteuid() == 0 ? "all" : "own_netns";
+    return reach.other_netns ? "all" : "own_netns";
+}
+
+std::string snapshot_text(const std::string &snapshot, const Reach &reach) {
+    if (snapshot == "none") return "cannot run";
+    std::string text = snapshot == "all" ? "can run, every network namespace"
+                                         : "can run, this network namespace only";
+    if (!reach.all_owners) text += ", owners from this user's processes only";
+    return text;
 }
 
 void print_text(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,
-                bool can_monitor, const std::string &snapshot) {
+                bool can_monitor, const std::string &snapshot_text) {
     std::printf("portwatch %s check, kernel %s\n", kPortwatchVersion, kernel_release().c_str());
     for (const auto &finding : findings)
         std::printf("%-5s %-14s %s\n", finding.ok ? "ok" : "FAIL", finding.name.c_str(),
@@ -67,11 +85,7 @@ void print_text(const std::vector<Finding> &findings, const std::vector<std::str
     for (const auto &hook : hooks) hook_list += (hook_list.empty() ? "" : ", ") + hook;
     if (!hooks.empty()) std::printf("hooks: %s\n", hook_list.c_str());
     std::printf("monitor: %s\n", can_monitor ? "can run" : "cannot run");
-    std::printf("snapshot: %s\n", snapshot == "all" ? "can run, every network namespace"
-                                  : snapshot == "own_netns"
-                                      ? "can run, this network namespace and this user's "
-                                        "processes only (not root)"
-                                      : "cannot run");
+    std::printf("snapshot: %s\n", snapshot_text.c_str());
 }
 
 void print_json(const std::vector<Finding> &findings, const std::vector<std::string> &hooks,
@@ -94,16 +108,18 @@ void print_json(const std::vector<Finding> &findings, const std::vector<std::str
 
 int run_check(const MonitorOptions &options) {
     std::vector<std::string> hooks;
+    Reach reach = current_reach();
     std::vector<Finding> findings = {
         {"root", geteuid() == 0, "effective uid " + std::to_string(geteuid())},
         check_bpf(options, hooks),
-        check_socket_tables()};
+        check_socket_tables(),
+        check_reach(reach)};
     bool can_monitor = findings[1].ok;
-    std::string snapshot = snapshot_reach(findings[2].ok);
+    std::string snapshot = snapshot_reach(findings[2].ok, reach);
     if (options.format == OutputFormat::json)
         print_json(findings, hooks, can_monitor, snapshot);
     else
-        print_text(findings, hooks, can_monitor, snapshot);
+        print_text(findings, hooks, can_monitor, snapshot_text(snapshot, reach));
     std::fflush(stdout);
     if (!can_monitor)
         std::fprintf(stderr, "portwatch: monitor cannot run: %s\n", findings[1].detail.c_str());

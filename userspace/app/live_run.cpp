@@ -14,6 +14,7 @@
 #include "app/host_tables.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_config.h"
+#include "system/privileges.h"
 
 namespace portwatch {
 namespace {
@@ -175,6 +176,7 @@ class MonitorLoop {
 int run_live(const LiveRun &run) {
     install_stop_handlers();
     Capture capture(CaptureConfig::of(run.options));
+    print_reach_limits();
 
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(run.options, netns_reader);

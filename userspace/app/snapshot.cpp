@@ -1,20 +1,15 @@
 #include "app/snapshot.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 
 #include "app/host_tables.h"
 #include "core/reporter.h"
+#include "system/privileges.h"
 
 namespace portwatch {
 
 int run_snapshot(const MonitorOptions &options) {
-    if (geteuid() != 0)
-        std::fprintf(stderr,
-                     "portwatch: not root: only the network namespaces this user can enter (its "
-                     "own), and only its own processes as owners; other ports are counted without "
-                     "an owner\n");
+    print_reach_limits();
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(options, netns_reader);
     reconcile_with_tables(model, netns_reader, options.filters);

@@ -1,0 +1,19 @@
+#include "core/reach.h"
+
+namespace portwatch {
+
+std::vector<std::string> reach_limits(const Reach &reach) {
+    std::vector<std::string> limits;
+    if (!reach.other_netns)
+        limits.push_back(
+            "no CAP_SYS_ADMIN: the sockets that already exist are read in this network namespace "
+            "only; other namespaces are known from their events alone");
+    if (!reach.all_owners)
+        limits.push_back(
+            "no CAP_SYS_PTRACE: sockets found in the socket tables get an owner only where "
+            "/proc/PID/fd is readable (this user's processes); the others are counted without "
+            "one");
+    return limits;
+}
+
+}  // namespace portwatch
