@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portwatch needs to build, test and run, if any
 # is missing. Idempotent; apt runs only when something is missing.
+# --build-only: just what building the portwatch binary needs (deploy/container).
 set -euo pipefail
 
 packages=(
@@ -11,9 +12,12 @@ packages=(
   libcpp-httplib-dev                 # the Prometheus endpoint
   libncurses-dev                     # portwatch top
   libcap-dev                         # which capabilities the agent has
+)
+[ "${1:-}" = --build-only ] || packages+=(
   libgtest-dev libgmock-dev          # tests
   libbenchmark-dev                   # benchmarks
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top
+  systemd rsyslog logrotate strace python3-yaml  # tests of deploy/
   python3 iproute2 procps            # benchmark script, debugging
 )
 

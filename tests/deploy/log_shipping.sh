@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End to end: the monitor writes JSON lines to a file as deploy/systemd/portwatch.service has
+# it do, rsyslog with deploy/logging/rsyslog-portwatch.conf ships them to a TCP collector on
+# loopback, and logrotate with deploy/systemd/portwatch.logrotate truncates the file in
+# between. Every line must arrive whole, as JSON, with "host" added: the events of a socket
+# bound in the test's netns (checked against getsockname()), a 100 KB line, and the events
+# written after the rotation.
+# Usage: log_shipping.sh PORTWATCH_BINARY. Exit 77 = skipped (not root, outside CI).
+set -euo pipefail
+portwatch=$1
+here=$(cd "$(dirname "$0")/../.." && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "log_shipping: needs root (BPF, network namespaces)" >&2
+  [ "${CI:-}" = true ] && exit 1 || exit 77
+fi
+for tool in rsyslogd logrotate /usr/bin/python3; do
+  command -v "$tool" >/dev/null || { echo "log_shipping: $tool missing (install-deps.sh)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/portwatch-logship.XXXXXX)
+netns=portwatch-logship-$$
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del "$netns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "log_shipping: FAIL: $*" >&2; exit 1; }
+# Waits up to $2 seconds for the python expression $1 (over `lines`, the collected JSON
+# objects) to hold.
+wait_for() {
+  local deadline=$((SECONDS + $2))
+  until /usr/bin/python3 - "$work/collected" "$1" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+sys.exit(0 if eval(sys.argv[2]) else 1)
+PY
+  do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.5
+  done
+}
+
+ip netns add "$netns"
+ip -n "$netns" link set lo up
+inode=$(stat -L -c %i "/run/netns/$netns")
+
+# The collector: a TCP server on loopback that appends what it receives to a file.
+: > "$work/collected"
+/usr/bin/python3 - "$work/collected" "$work/collector.port" <<'PY' &
+import socket, sys
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen()
+open(sys.argv[2], "w").write(str(server.getsockname()[1]))
+out = open(sys.argv[1], "ab", buffering=0)
+while True:
+    connection, _ = server.accept()
+    while data := connection.recv(65536):
+        out.write(data)
+PY
+pids+=($!)
+for _ in $(seq 50); do [ -s "$work/collector.port" ] && break; sleep 0.1; done
+port=$(cat "$work/collector.port")
+
+# The monitor, appending to its file as the unit's StandardOutput=append: does.
+"$portwatch" monitor --json --netns "$inode" --stats-interval 0 --report-interval 0 \
+  >> "$work/events.json" 2> "$work/monitor.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q '"type":"ready"' "$work/events.json" 2>/dev/null && break; sleep 0.1; done
+grep -q '"type":"ready"' "$work/events.json" || fail "no ready line: $(cat "$work/monitor.err")"
+
+# rsyslog with the shipped drop-in, pointed at this file and this collector.
+sed -e "s#/var/log/portwatch/events.json#$work/events.json#" \
+    -e "s#target=\"logs.example.internal\" port=\"5170\"#target=\"127.0.0.1\" port=\"$port\"#" \
+    "$here/deploy/logging/rsyslog-portwatch.conf" > "$work/30-portwatch.conf"
+grep -q "port=\"$port\"" "$work/30-portwatch.conf" || fail "the drop-in's target line changed"
+mkdir "$work/spool"
+cat > "$work/rsyslog.conf" <<CONF
+global(workDirectory="$work/spool")
+include(file="$work/30-portwatch.conf")
+CONF
+rsyslogd -N1 -f "$work/rsyslog.conf" 2>&1 | grep -vi "version\|End of config" && fail "config invalid"
+rsyslogd -n -f "$work/rsyslog.conf" -i "$work/rsyslog.pid" 2> "$work/rsyslog.err" &
+pids+=($!)
+
+bound=$(ip netns exec "$netns" /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1]); s.close()')
+wait_for "any(l.get('type') == 'release' and l.get('local_port') == $bound for l in lines)" 20 ||
+  fail "the events of port $bound did not arrive: $(head -c 2000 "$work/collected")"
+wait_for "all('host' in l and 'ts' in l for l in lines)" 1 || fail "a line without host or ts"
+wait_for "any(l.get('type') == 'allocate' and l.get('local_port') == $bound and l.get('how') == 'bind_ephemeral' for l in lines)" 1 ||
+  fail "no bind_ephemeral allocation of port $bound"
+
+# A 100 KB line (a report of a busy host is one line) arrives whole.
+/usr/bin/python3 -c '
+import json
+print(json.dumps({"type": "report", "ts": "2026-01-01T00:00:00.000000Z", "padding": "x" * 100000}))' \
+  >> "$work/events.json"
+wait_for "any(len(l.get('padding', '')) == 100000 for l in lines)" 20 || fail "the 100 KB line was cut"
+
+# Rotation by the shipped logrotate rule; what is written afterwards still arrives.
+sed "s#/var/log/portwatch/events.json#$work/events.json#" \
+  "$here/deploy/systemd/portwatch.logrotate" > "$work/logrotate.conf"
+logrotate -f -s "$work/logrotate.state" "$work/logrotate.conf"
+[ -s "$work/events.json.1" ] || fail "logrotate made no copy"
+[ ! -s "$work/events.json" ] || fail "logrotate did not truncate"
+bound=$(ip netns exec "$netns" /usr/bin/python3 -c '
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+wait_for "any(l.get('type') == 'allocate' and l.get('local_port') == $bound and l.get('proto') == 'tcp' for l in lines)" 20 ||
+  fail "events after the rotation did not arrive"
+echo "log_shipping: ok ($(wc -l < "$work/collected") lines shipped)"
