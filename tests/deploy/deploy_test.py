@@ -4,11 +4,12 @@ StaticFiles needs no root: systemd-analyze (verify, security), YAML and JSON par
 keys a cluster and Grafana need, promtool on the alert rules and on every dashboard query,
 logrotate's parser, and that every metric they name is one docs/metrics.md documents.
 
-HardenedUnit needs root: the monitor runs with exactly the unit's capability bounding set and
+AsDeployed needs root: the monitor runs with exactly the unit's capability bounding set and
 no_new_privs, under strace, as the unit's ExecStart; it must reach every netns and owner,
 serve every metric the dashboard and alerts use, and make no system call, socket family or
 setns() that the unit's SystemCallFilter, RestrictAddressFamilies and RestrictNamespaces
-would refuse. The DaemonSet's command line runs too.
+would refuse. The DaemonSet's command line runs too, and `check` and `monitor` say so when
+they run in a cgroup namespace of their own (why the DaemonSet is privileged).
 
 Run: PORTWATCH_BINARY=build/portwatch python3 -m unittest tests/deploy/deploy_test.py
 """
@@ -247,7 +248,7 @@ def syscalls_allowed_by(filter_words):
     return set().union(*(expand(w) for w in filter_words))
 
 
-class HardenedUnit(unittest.TestCase):
+class AsDeployed(unittest.TestCase):
     def setUp(self):
         require_root(self)
         self.work = Path(tempfile.mkdtemp(prefix="portwatch-deploy-"))
@@ -347,6 +348,28 @@ class HardenedUnit(unittest.TestCase):
         self.assertEqual(set(re.findall(r"\bsetns\(\d+, (\w+)\)", trace[start:])), {"CLONE_NEWNET"})
         self.assertNotRegex(trace[start:], r"\b(unshare|clone3?)\([^)]*CLONE_NEW",
                             "no new namespaces of any kind")
+
+    def test_a_cgroup_namespace_of_its_own_is_reported(self):
+        mount = next(line.split()[1] for line in open("/proc/mounts") if line.split()[2] == "cgroup2")
+        cgroup = Path(mount) / f"portwatch-cgns-test-{os.getpid()}"
+        cgroup.mkdir()
+        try:
+            # A shell in a new cgroup moves itself there, then into a new cgroup and mount
+            # namespace with cgroup2 mounted afresh: what a container runtime does.
+            script = (f"echo $$ > {cgroup}/cgroup.procs && exec unshare --cgroup --mount "
+                      f"--propagation private sh -c 'umount {mount} && mount -t cgroup2 none {mount}"
+                      f" && {BINARY} check --json && exec {BINARY} monitor --duration 1'")
+            result = run(["sh", "-c", script])
+        finally:
+            cgroup.rmdir()
+        check = json.loads(result.stdout.splitlines()[0])
+        finding = next(c for c in check["checks"] if c["name"] == "cgroup")
+        self.assertFalse(finding["ok"], check)
+        self.assertIn("run in the host's cgroup namespace", finding["detail"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("portwatch: the cgroup2 mount is not the root cgroup", result.stderr)
+        check = json.loads(run([BINARY, "check", "--json"]).stdout)
+        self.assertTrue(next(c for c in check["checks"] if c["name"] == "cgroup")["ok"])
 
     def test_the_daemonset_command_line_runs(self):
         container = daemonset()["spec"]["template"]["spec"]["containers"][0]

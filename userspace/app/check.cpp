@@ -25,14 +25,18 @@ struct Finding {
     std::string detail;
 };
 
-// Loads and attaches the real programs, as `monitor` would, and detaches them again.
-Finding check_bpf(const MonitorOptions &options, std::vector<std::string> &hooks) {
+// Loads and attaches the real programs, as `monitor` would, and detaches them again; and
+// whether their cgroup hooks cover every process.
+std::vector<Finding> check_bpf(const MonitorOptions &options, std::vector<std::string> &hooks) {
     try {
         Capture capture(CaptureConfig::of(options));
         hooks = capture.hooks();
-        return {"bpf", true, std::to_string(hooks.size()) + " programs load and attach"};
+        return {{"bpf", true, std::to_string(hooks.size()) + " programs load and attach"},
+                capture.sees_every_cgroup()
+                    ? Finding{"cgroup", true, "the cgroup hooks are on the root cgroup"}
+                    : Finding{"cgroup", false, kNotEveryCgroup}};
     } catch (const CaptureError &error) {
-        return {"bpf", false, error.what()};
+        return {{"bpf", false, error.what()}};
     }
 }
 
@@ -110,19 +114,21 @@ int run_check(const MonitorOptions &options) {
     std::vector<std::string> hooks;
     Reach reach = current_reach();
     std::vector<Finding> findings = {
-        {"root", geteuid() == 0, "effective uid " + std::to_string(geteuid())},
-        check_bpf(options, hooks),
-        check_socket_tables(),
-        check_reach(reach)};
-    bool can_monitor = findings[1].ok;
-    std::string snapshot = snapshot_reach(findings[2].ok, reach);
+        {"root", geteuid() == 0, "effective uid " + std::to_string(geteuid())}};
+    std::vector<Finding> bpf = check_bpf(options, hooks);
+    bool can_monitor = bpf.front().ok;
+    findings.insert(findings.end(), bpf.begin(), bpf.end());
+    Finding tables = check_socket_tables();
+    std::string snapshot = snapshot_reach(tables.ok, reach);
+    findings.push_back(std::move(tables));
+    findings.push_back(check_reach(reach));
     if (options.format == OutputFormat::json)
         print_json(findings, hooks, can_monitor, snapshot);
     else
         print_text(findings, hooks, can_monitor, snapshot_text(snapshot, reach));
     std::fflush(stdout);
     if (!can_monitor)
-        std::fprintf(stderr, "portwatch: monitor cannot run: %s\n", findings[1].detail.c_str());
+        std::fprintf(stderr, "portwatch: monitor cannot run: %s\n", bpf.front().detail.c_str());
     return can_monitor ? 0 : 1;
 }
 

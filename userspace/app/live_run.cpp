@@ -177,6 +177,7 @@ int run_live(const LiveRun &run) {
     install_stop_handlers();
     Capture capture(CaptureConfig::of(run.options));
     print_reach_limits();
+    if (!capture.sees_every_cgroup()) std::fprintf(stderr, "portwatch: %s\n", kNotEveryCgroup);
 
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(run.options, netns_reader);

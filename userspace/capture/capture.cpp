@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -49,6 +50,9 @@ std::string explain(const std::string &what, int error) {
         message += " (libbpf: " + libbpf_last_warning() + ")";
     return message;
 }
+
+// The root cgroup's id (its kernfs inode), as bpf_get_current_cgroup_id() reports it.
+constexpr ino_t kRootCgroupId = 1;
 
 std::string cgroup2_root() {
     std::ifstream mounts("/proc/mounts");
@@ -138,6 +142,8 @@ void Capture::attach_all() {
     std::string root = cgroup2_root();
     cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (cgroup_fd_ < 0) throw CaptureError(explain("cannot open cgroup " + root, errno));
+    struct stat root_stat {};
+    sees_every_cgroup_ = fstat(cgroup_fd_, &root_stat) == 0 && root_stat.st_ino == kRootCgroupId;
     attach(bpf_program__attach_cgroup(p->pw_sock_create, cgroup_fd_), "cgroup/sock_create@" + root);
     attach(bpf_program__attach_cgroup(p->pw_sock_release, cgroup_fd_),
            "cgroup/sock_release@" + root);

@@ -32,6 +32,11 @@ struct CaptureConfig {
     }
 };
 
+// What sees_every_cgroup() == false costs, for the user.
+inline constexpr const char *kNotEveryCgroup =
+    "the cgroup2 mount is not the root cgroup (a cgroup namespace of its own?): TCP connects and "
+    "UDP releases are seen only for the processes below it; run in the host's cgroup namespace";
+
 class CaptureError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
@@ -56,6 +61,9 @@ class Capture {
     std::uint64_t decode_errors() const { return decode_errors_; }
     std::uint64_t owners_forgotten() const { return owners_.evicted(); }
     const std::vector<std::string> &hooks() const { return hooks_; }
+    // False when the cgroup2 mount is not the root cgroup (a cgroup namespace of its own, or a
+    // sub-tree mounted): the cgroup programs then see only the processes below it.
+    bool sees_every_cgroup() const { return sees_every_cgroup_; }
 
   private:
     static int on_record(void *self, void *data, std::size_t size);
@@ -68,6 +76,7 @@ class Capture {
     ring_buffer *ring_ = nullptr;
     std::vector<bpf_link *> links_;
     int cgroup_fd_ = -1;
+    bool sees_every_cgroup_ = true;
     std::vector<std::string> hooks_;
     const EventHandler *handler_ = nullptr;
     std::uint64_t decoded_ = 0;
