@@ -207,8 +207,12 @@ class StaticFiles(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertNotIn("error", result.stderr.lower())
         self.assertIn("/var/log/portwatch/events.json", result.stderr)
-        self.assertIn(unit_settings()["StandardOutput"][0].removeprefix("append:"),
-                      LOGROTATE.read_text())
+        exec_start = shlex.split(unit_settings()["ExecStart"][0])
+        output = exec_start[exec_start.index("--output") + 1]
+        self.assertTrue(LOGROTATE.read_text().startswith("#"))
+        self.assertIn(f"\n{output} {{", LOGROTATE.read_text())
+        self.assertIn("systemctl reload portwatch.service", LOGROTATE.read_text())
+        self.assertEqual(unit_settings()["ExecReload"], ["/bin/kill -HUP $MAINPID"])
 
 
 def scrape(address):
@@ -221,6 +225,30 @@ def scrape(address):
             if error.code != 503 or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+class JsonLines:
+    """The JSON lines of a file another process writes, read as they come."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def next(self, matches, writer, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and writer.poll() is None:
+            if self.path.exists():
+                with open(self.path) as file:
+                    file.seek(self.offset)
+                    while (line := file.readline()).endswith("\n"):
+                        self.offset = file.tell()
+                        if matches(event := json.loads(line)):
+                            return event
+            time.sleep(0.05)
+        raise AssertionError(f"no such line in {self.path}; exit {writer.poll()}")
+
+    def all(self):
+        return [json.loads(line) for line in self.path.read_text().splitlines()]
 
 
 def require_root(case):
@@ -279,14 +307,6 @@ class AsDeployed(unittest.TestCase):
                              "print(s.getsockname()[1], flush=True); time.sleep(120)"]))
         return holder, int(holder.stdout.readline())
 
-    @staticmethod
-    def next_event(monitor, matches):
-        for line in monitor.stdout:
-            event = json.loads(line)
-            if matches(event):
-                return event
-        raise AssertionError("the monitor ended before the event came")
-
     def in_netns(self, args):
         # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup2 mount.
         return ["nsenter", f"--net=/run/netns/{self.netns}"] + args
@@ -297,18 +317,19 @@ class AsDeployed(unittest.TestCase):
         exec_start = shlex.split(settings["ExecStart"][0])
         args = exec_start[1:]
         args[args.index("--metrics-listen") + 1] = "127.0.0.1:0"
+        output = JsonLines(self.work / "events.json")
+        args[args.index("--output") + 1] = str(output.path)
         holder, held_port = self.hold_a_listener_in_the_netns()
         trace = self.work / "strace"
         monitor = self.start(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=all",
                               "setpriv", f"--bounding-set=-all,{capabilities.replace(' ', ',')}",
                               "--inh-caps=-all", "--no-new-privs", BINARY] + args)
-        ready = json.loads(monitor.stdout.readline() or "{}")
-        self.assertEqual(ready.get("type"), "ready", monitor.stderr.read() if monitor.poll() else "")
+        ready = output.next(lambda e: e["type"] == "ready", monitor)
         bound = int(run(self.in_netns(["/usr/bin/python3", "-c", "import socket\n"
                                        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                                        "s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"]))
                     .stdout)
-        event = self.next_event(monitor, lambda e: e.get("local_port") == bound)
+        event = output.next(lambda e: e.get("local_port") == bound, monitor)
         self.assertEqual((event["type"], event["how"], event["comm"]),
                          ("allocate", "bind_ephemeral", "python3"))
         self.assertEqual(event["cgroup"], open(f"/proc/self/cgroup").read().split("::")[-1].strip())
@@ -321,7 +342,8 @@ class AsDeployed(unittest.TestCase):
         out, err = monitor.communicate(timeout=30)
         self.assertEqual(monitor.returncode, 0, err)
         self.assertEqual(err, "", "no capability is missing, nothing is out of reach")
-        lines = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual(out, "", "everything goes to --output")
+        lines = output.all()
         self.assertEqual(lines[-1]["type"], "stats")
         report = next(line for line in reversed(lines) if line["type"] == "report")
         inode = os.stat(f"/run/netns/{self.netns}").st_ino

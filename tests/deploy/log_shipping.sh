@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# End to end: the monitor writes JSON lines to a file as deploy/systemd/portwatch.service has
-# it do, rsyslog with deploy/logging/rsyslog-portwatch.conf ships them to a TCP collector on
-# loopback, and logrotate with deploy/systemd/portwatch.logrotate truncates the file in
-# between. Every line must arrive whole, as JSON, with "host" added: the events of a socket
-# bound in the test's netns (checked against getsockname()), a 100 KB line, and the events
-# written after the rotation.
+# End to end: the monitor writes JSON lines to a file (--output) as
+# deploy/systemd/portwatch.service has it do, rsyslog with deploy/logging/rsyslog-portwatch.conf
+# ships them to a TCP collector on loopback, and logrotate with
+# deploy/systemd/portwatch.logrotate rotates the file in between (SIGHUP for the unit's
+# reload). Every line must arrive whole, as JSON, with "host" added: the events of a socket
+# bound in the test's netns (checked against getsockname()), a 100 KB line, and every one of
+# 300 allocations made while the file is rotated.
 # Usage: log_shipping.sh PORTWATCH_BINARY. Exit 77 = skipped (not root, outside CI).
 set -euo pipefail
 portwatch=$1
@@ -64,10 +65,11 @@ pids+=($!)
 for _ in $(seq 50); do [ -s "$work/collector.port" ] && break; sleep 0.1; done
 port=$(cat "$work/collector.port")
 
-# The monitor, appending to its file as the unit's StandardOutput=append: does.
+# The monitor, writing to its file as the unit has it do.
 "$portwatch" monitor --json --netns "$inode" --stats-interval 0 --report-interval 0 \
-  >> "$work/events.json" 2> "$work/monitor.err" &
-pids+=($!)
+  --output "$work/events.json" 2> "$work/monitor.err" &
+monitor=$!
+pids+=($monitor)
 for _ in $(seq 100); do grep -q '"type":"ready"' "$work/events.json" 2>/dev/null && break; sleep 0.1; done
 grep -q '"type":"ready"' "$work/events.json" || fail "no ready line: $(cat "$work/monitor.err")"
 
@@ -102,15 +104,25 @@ print(json.dumps({"type": "report", "ts": "2026-01-01T00:00:00.000000Z", "paddin
   >> "$work/events.json"
 wait_for "any(len(l.get('padding', '')) == 100000 for l in lines)" 20 || fail "the 100 KB line was cut"
 
-# Rotation by the shipped logrotate rule; what is written afterwards still arrives.
-sed "s#/var/log/portwatch/events.json#$work/events.json#" \
+# Rotation by the shipped rule (its reload is SIGHUP) while 300 ports are bound one after
+# another: every one of their allocations arrives, from the old file or the new one.
+sed -e "s#/var/log/portwatch/events.json#$work/events.json#" \
+    -e "s#systemctl reload portwatch.service#kill -HUP $monitor#" \
   "$here/deploy/systemd/portwatch.logrotate" > "$work/logrotate.conf"
+grep -q "kill -HUP $monitor" "$work/logrotate.conf" || fail "the rule's reload line changed"
+ip netns exec "$netns" /usr/bin/python3 -c '
+import socket, sys, time
+ports = []
+for _ in range(300):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+    ports.append(s.getsockname()[1]); s.close(); time.sleep(0.003)
+open(sys.argv[1], "w").write(" ".join(map(str, ports)))' "$work/burst.ports" &
+burst=$!
+sleep 0.3
 logrotate -f -s "$work/logrotate.state" "$work/logrotate.conf"
-[ -s "$work/events.json.1" ] || fail "logrotate made no copy"
-[ ! -s "$work/events.json" ] || fail "logrotate did not truncate"
-bound=$(ip netns exec "$netns" /usr/bin/python3 -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-wait_for "any(l.get('type') == 'allocate' and l.get('local_port') == $bound and l.get('proto') == 'tcp' for l in lines)" 20 ||
-  fail "events after the rotation did not arrive"
+wait $burst
+[ -s "$work/events.json.1" ] || fail "logrotate moved no file away"
+wait_for "{l['local_port'] for l in lines if l.get('type') == 'allocate'} >= set(map(int, open('$work/burst.ports').read().split()))" 20 ||
+  fail "allocations made during the rotation are missing"
+grep -q '"type":"allocate"' "$work/events.json" || fail "nothing was written to the new file"
 echo "log_shipping: ok ($(wc -l < "$work/collected") lines shipped)"

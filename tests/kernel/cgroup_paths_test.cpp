@@ -18,16 +18,10 @@ namespace {
 
 const std::string kId = "5b4065f1b41a82353422b1c55861a492cd0dcc708c950542d87ec110e3143721";
 
-// Needs root (mkdir under the cgroup2 mount, open_by_handle_at) but not the BPF programs, so
-// not KernelTest; the same rule: skipped without root, failed under CI=true.
-class CgroupPathsTest : public ::testing::Test {
+// Needs root but not the BPF programs.
+class CgroupPathsTest : public RootTest {
   protected:
-    void SetUp() override {
-        if (geteuid() == 0) return;
-        const char *reason = "cgroup tests need root (mkdir in cgroup2, open_by_handle_at)";
-        if (running_in_ci()) FAIL() << reason;
-        GTEST_SKIP() << reason;
-    }
+    CgroupPathsTest() : RootTest("cgroup tests need root (mkdir in cgroup2, open_by_handle_at)") {}
     // Unique per run: another checkout's tests may run at the same time.
     std::string test_slice() const {
         return "/portwatch-test-" + std::to_string(getpid()) + ".slice";

@@ -23,6 +23,17 @@ namespace portwatch::test {
 // reason; under CI=true that is a failure: CI runs as root and must prove it.
 bool running_in_ci();
 
+// A test that needs root but not the BPF programs: skipped without root, with `why`, and
+// failed under CI=true.
+class RootTest : public ::testing::Test {
+  protected:
+    explicit RootTest(const char *why) : why_(why) {}
+    void SetUp() override;
+
+  private:
+    const char *why_;
+};
+
 // Loads and attaches the real programs in SetUp (with config()), or skips/fails.
 class KernelTest : public ::testing::Test {
   protected:

@@ -13,6 +13,9 @@
 #include <cstdlib>
 #include <cstdio>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -30,6 +33,43 @@ std::set<std::uint32_t> bpf_link_ids() {
     std::uint32_t id = 0;
     while (bpf_link_get_next_id(id, &id) == 0) ids.insert(id);
     return ids;
+}
+
+// The JSON objects of a file's lines, complete lines only.
+std::vector<Json> json_lines_of(const std::string &path) {
+    std::ifstream file(path);
+    std::vector<Json> lines;
+    for (std::string line; std::getline(file, line);)
+        if (!file.eof()) lines.push_back(Json::parse(line));
+    return lines;
+}
+
+// Polls `path` until one of its lines matches, or 10 s pass.
+bool file_gets_line(const std::string &path, const std::function<bool(const Json &)> &matches) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto lines = json_lines_of(path);
+        if (std::any_of(lines.begin(), lines.end(), matches)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+std::uint16_t bind_udp_in(const Netns &netns) {
+    std::uint16_t port = 0;
+    netns.run([&] {
+        int fd = make_socket(Family::ipv4, Proto::udp);
+        EXPECT_EQ(bind_to(fd, Family::ipv4, 0), 0);
+        port = local_port_of(fd);
+        close(fd);
+    });
+    return port;
+}
+
+auto allocation_of(std::uint16_t port) {
+    return [port](const Json &line) {
+        return line["type"] == "allocate" && line["local_port"] == port;
+    };
 }
 
 using MonitorCliTest = KernelTest;
@@ -92,6 +132,49 @@ TEST_F(MonitorCliTest, SigtermAlsoExitsCleanlyWithFinalStats) {
     EXPECT_EQ(last.rfind("# stats (final)", 0), 0u) << last;
 }
 
+// logrotate's way: move the file away, SIGHUP, and the next line goes to a new file.
+TEST_F(MonitorCliTest, OutputFileIsReopenedOnSighup) {
+    Netns netns;
+    std::string path = std::filesystem::temp_directory_path() /
+                       ("portwatch-output-" + std::to_string(getpid()) + ".json");
+    std::string rotated = path + ".1";
+    Monitor monitor({"monitor", "--json", "--netns", std::to_string(netns.inode()),
+                     "--stats-interval", "0", "--report-interval", "0", "--output", path});
+    ASSERT_TRUE(file_gets_line(path, [](const Json &line) { return line["type"] == "ready"; }))
+        << monitor.all_stderr();
+    std::uint16_t before = bind_udp_in(netns);
+    ASSERT_TRUE(file_gets_line(path, allocation_of(before)));
+
+    ASSERT_EQ(std::rename(path.c_str(), rotated.c_str()), 0);
+    monitor.signal(SIGHUP);
+    std::uint16_t after = bind_udp_in(netns);
+    EXPECT_TRUE(file_gets_line(path, allocation_of(after)));
+    monitor.signal(SIGTERM);
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+    EXPECT_EQ(monitor.next_line(), "") << "nothing on standard output";
+    EXPECT_EQ(monitor.all_stderr(), "");
+
+    auto old_lines = json_lines_of(rotated), new_lines = json_lines_of(path);
+    EXPECT_EQ(std::count_if(old_lines.begin(), old_lines.end(), allocation_of(after)), 0);
+    EXPECT_EQ(std::count_if(new_lines.begin(), new_lines.end(), allocation_of(before)), 0);
+    ASSERT_FALSE(new_lines.empty());
+    EXPECT_EQ(new_lines.back()["type"], "stats");
+    EXPECT_EQ(new_lines.back()["final"], true);
+    std::remove(path.c_str());
+    std::remove(rotated.c_str());
+}
+
+TEST_F(MonitorCliTest, SighupWithoutOutputFileStopsCleanly) {
+    Monitor monitor({"monitor", "--json", "--stats-interval", "0"});
+    ASSERT_NE(monitor.next_line().find("\"ready\""), std::string::npos);
+    monitor.signal(SIGHUP);
+    std::string last;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line())
+        last = line;
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+    EXPECT_EQ(Json::parse(last)["final"], true) << last;
+}
+
 TEST_F(MonitorCliTest, SigkillLeavesNoProgramAttached) {
     capture.reset();  // only the monitor's links should come and go
     std::set<std::uint32_t> before = bpf_link_ids();
@@ -149,6 +232,7 @@ TEST(MonitorCliErrors, BadFlagsGiveOneLineAndNonZeroExit) {
     for (std::vector<std::string> args : {std::vector<std::string>{"monitor", "--proto", "sctp"},
                                           {"monitor", "--bogus"},
                                           {"monitor", "--duration", "-3"},
+                                          {"monitor", "--output", "/nonexistent/events.json"},
                                           {}}) {
         Monitor monitor(args);
         EXPECT_EQ(monitor.next_line(std::chrono::seconds(5)), "");

@@ -18,16 +18,11 @@ const Sysctls kSmallRange = {{"net/ipv4/ip_local_port_range", "40000 40009"},
                              {"net/ipv4/ip_local_reserved_ports", "40002,40005-40006"},
                              {"net/ipv4/tcp_tw_reuse", "0"}};
 
-// Needs root (unshare, setns, other tasks' /proc/PID/ns) but not the BPF programs, so
-// not KernelTest; the same rule: skipped without root, failed under CI=true.
-class NetnsConfigTest : public ::testing::Test {
+// Needs root but not the BPF programs.
+class NetnsConfigTest : public RootTest {
   protected:
-    void SetUp() override {
-        if (geteuid() == 0) return;
-        const char *reason = "netns tests need root (unshare, setns, /proc/PID/ns of others)";
-        if (running_in_ci()) FAIL() << reason;
-        GTEST_SKIP() << reason;
-    }
+    NetnsConfigTest()
+        : RootTest("netns tests need root (unshare, setns, /proc/PID/ns of others)") {}
 };
 
 // Keeps one thread of this process inside `netns` (not the main thread, so the namespace

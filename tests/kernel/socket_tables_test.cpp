@@ -27,17 +27,11 @@ constexpr std::uint16_t kListenerPort = 7000;
 // Without reuse a TIME_WAIT socket stays one (the test reads it back).
 const Sysctls kNoTwReuse = {{"net/ipv4/tcp_tw_reuse", "0"}};
 
-// Needs root (unshare, setns) but not the BPF programs, so not KernelTest; the same rule:
-// skipped without root, failed under CI=true.
-class SocketTablesTest : public ::testing::Test {
+// Needs root but not the BPF programs.
+class SocketTablesTest : public RootTest {
   protected:
-    void SetUp() override {
-        if (geteuid() == 0) return;
-        const char *reason =
-            "socket table tests need root (unshare, setns, /proc/PID/fd of others)";
-        if (running_in_ci()) FAIL() << reason;
-        GTEST_SKIP() << reason;
-    }
+    SocketTablesTest()
+        : RootTest("socket table tests need root (unshare, setns, /proc/PID/fd of others)") {}
 };
 
 std::uint64_t cookie_of(int fd) {

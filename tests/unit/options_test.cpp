@@ -249,5 +249,15 @@ TEST(Options, Version) {
     EXPECT_EQ(cl.output, std::string(kPortwatchVersion) + "\n");
 }
 
+TEST(Options, OutputFileIsMonitorsOnly) {
+    EXPECT_FALSE(parse({"monitor"}).monitor.output);
+    EXPECT_EQ(parse({"monitor", "--output", "/var/log/portwatch/events.json"}).monitor.output,
+              "/var/log/portwatch/events.json");
+    CommandLine top = parse({"top", "--output", "/tmp/x"});
+    EXPECT_EQ(top.action, CommandLine::Action::exit);
+    EXPECT_EQ(top.exit_code, 2);
+    EXPECT_EQ(parse({"monitor", "--output"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace portwatch

@@ -14,24 +14,33 @@
 #include "app/host_tables.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_config.h"
+#include "system/output_file.h"
 #include "system/privileges.h"
 
 namespace portwatch {
 namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
+volatile std::sig_atomic_t g_reopen_signal = 0;
 
 void on_stop_signal(int signal) {
     g_stop_signal = signal;
 }
 
-// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it.
-void install_stop_handlers() {
+void on_reopen_signal(int signal) {
+    g_reopen_signal = signal;
+}
+
+// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it. SIGHUP reopens
+// --output; without one it stops the run as SIGTERM does (final report included).
+void install_signal_handlers(bool output_file) {
     struct sigaction action {};
-    action.sa_handler = on_stop_signal;
     sigemptyset(&action.sa_mask);
+    action.sa_handler = on_stop_signal;
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
+    action.sa_handler = output_file ? on_reopen_signal : on_stop_signal;
+    sigaction(SIGHUP, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
 }
 
@@ -72,6 +81,7 @@ class MonitorLoop {
             maybe_report_stats();
             maybe_report_usage();
             maybe_refresh_views();
+            maybe_reopen_output();
         }
         capture_.poll(0, deliver);  // whatever is still in the ring buffer
         report_usage();
@@ -87,6 +97,16 @@ class MonitorLoop {
     void warn(const Warning &warning) {
         reporter_.warning(warning);
         for (LiveView *view : views_) view->warning(warning);
+    }
+
+    void maybe_reopen_output() {
+        if (!g_reopen_signal || !options_.output) return;
+        g_reopen_signal = 0;
+        reporter_.flush();
+        std::string error = append_stdout_to(*options_.output);
+        if (!error.empty())
+            std::fprintf(stderr, "portwatch: cannot reopen --output %s; writing on where it was\n",
+                         error.c_str());
     }
 
     bool view_wants_stop() {
@@ -174,7 +194,7 @@ class MonitorLoop {
 }  // namespace
 
 int run_live(const LiveRun &run) {
-    install_stop_handlers();
+    install_signal_handlers(run.options.output.has_value());
     Capture capture(CaptureConfig::of(run.options));
     print_reach_limits();
     if (!capture.sees_every_cgroup()) std::fprintf(stderr, "portwatch: %s\n", kNotEveryCgroup);

@@ -10,6 +10,7 @@
 #include "core/metrics.h"
 #include "core/version.h"
 #include "system/metrics_server.h"
+#include "system/output_file.h"
 
 namespace portwatch {
 namespace {
@@ -46,6 +47,13 @@ class MetricsView : public LiveView {
 }  // namespace
 
 int run_monitor(const MonitorOptions &options) {
+    if (options.output) {
+        std::string error = append_stdout_to(*options.output);
+        if (!error.empty()) {
+            std::fprintf(stderr, "portwatch: cannot open --output %s\n", error.c_str());
+            return 1;
+        }
+    }
     static char output_buffer[1 << 20];
     std::setvbuf(stdout, output_buffer, _IOFBF, sizeof(output_buffer));
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};

@@ -83,6 +83,9 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
         .add_option("--max-tracked-sockets", options.max_tracked_sockets,
                     "Sockets whose release is followed at once")
         ->check(CLI::Range(1024u, 1u << 24));
+    monitor.add_option("--output", options.output,
+                       "Append the output to FILE instead of standard output; SIGHUP reopens "
+                       "FILE (after log rotation)");
     monitor
         .add_option("--report-interval", options.report_interval_s,
                     "Print a usage report every SECONDS (0: only at exit)")

@@ -43,6 +43,7 @@ struct MonitorOptions {
     double critical_ratio = 0.95;                 // ... and `critical`
     std::optional<ListenAddress> metrics_listen;  // serve /metrics and /healthz there
     std::size_t metrics_top = 10;                 // destination scopes and processes given series
+    std::optional<std::string> output;            // append to this file, not stdout; SIGHUP reopens
 };
 
 struct CommandLine {
