@@ -135,6 +135,9 @@ class StaticFiles(unittest.TestCase):
         args = container["args"]
         self.assertEqual(args[:2], ["monitor", "--json"])
         listen = args[args.index("--metrics-listen") + 1]
+        self.assertEqual(listen.rsplit(":", 1)[0], "$(HOST_IP)", "the node's address, not all")
+        host_ip = next(e for e in container["env"] if e["name"] == "HOST_IP")
+        self.assertEqual(host_ip["valueFrom"]["fieldRef"]["fieldPath"], "status.hostIP")
         port = int(listen.rsplit(":", 1)[1])
         self.assertEqual(container["ports"][0]["containerPort"], port)
         annotations = ds["spec"]["template"]["metadata"]["annotations"]
@@ -258,6 +261,31 @@ def require_root(case):
         case.skipTest("needs root (BPF, setns, strace of a privileged process)")
 
 
+# The unit's file-system sandbox, as far as a shell can make it in a new mount namespace:
+# read-only everywhere but the log directory ($1: ProtectSystem=strict, LogsDirectory=), /proc/sys
+# and /sys (ProtectKernelTunables=, ProtectControlGroups=), and a /dev of the basic devices only
+# (PrivateDevices=).
+UNIT_FILE_SYSTEM = r"""
+set -e
+logs=$1; shift
+mount --bind "$logs" "$logs"
+for m in $(awk '$2 !~ "^/(proc|dev|sys)(/|$)" {print $2}' /proc/self/mounts | sort -u); do
+  [ "$m" = "$logs" ] || mount -o remount,bind,ro "$m" 2>/dev/null || true
+done
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+for m in $(awk '$2 ~ "^/sys(/|$)" {print $2}' /proc/self/mounts); do
+  mount -o remount,bind,ro "$m" 2>/dev/null || true
+done
+mount -t tmpfs -o mode=755,nosuid tmpfs /dev
+mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7
+mknod -m 666 /dev/random c 1 8; mknod -m 666 /dev/urandom c 1 9
+for file in /usr/portwatch-sandbox-check /proc/sys/net/ipv4/ip_forward /sys/fs/portwatch; do
+  if touch "$file" 2>/dev/null; then echo "sandbox: $file is writable" >&2; exit 1; fi
+done
+"""
+
+
 def syscalls_allowed_by(filter_words):
     """The system calls a SystemCallFilter= allow list admits, groups expanded by systemd."""
     groups, current = {}, None
@@ -300,8 +328,10 @@ class AsDeployed(unittest.TestCase):
         return child
 
     def hold_a_listener_in_the_netns(self):
-        """A process in the test netns holding a listener made before the monitor started."""
-        holder = self.start(self.in_netns(["/usr/bin/python3", "-c",
+        """A process of another user (nobody) in the test netns, holding a listener made
+        before the monitor started."""
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        holder = self.start(self.in_netns(nobody + ["/usr/bin/python3", "-c",
                              "import socket, sys, time\n"
                              "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
                              "print(s.getsockname()[1], flush=True); time.sleep(120)"]))
@@ -321,9 +351,11 @@ class AsDeployed(unittest.TestCase):
         args[args.index("--output") + 1] = str(output.path)
         holder, held_port = self.hold_a_listener_in_the_netns()
         trace = self.work / "strace"
-        monitor = self.start(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=all",
-                              "setpriv", f"--bounding-set=-all,{capabilities.replace(' ', ',')}",
-                              "--inh-caps=-all", "--no-new-privs", BINARY] + args)
+        command = ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=all",
+                   "setpriv", f"--bounding-set=-all,{capabilities.replace(' ', ',')}",
+                   "--inh-caps=-all", "--no-new-privs", BINARY] + args
+        monitor = self.start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              UNIT_FILE_SYSTEM + ' exec "$@"', "sandbox", str(self.work)] + command)
         ready = output.next(lambda e: e["type"] == "ready", monitor)
         bound = int(run(self.in_netns(["/usr/bin/python3", "-c", "import socket\n"
                                        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -359,6 +391,9 @@ class AsDeployed(unittest.TestCase):
     def check_trace_against_the_unit(self, trace, settings):
         # setpriv's own calls come before its execve of the monitor.
         start = trace.index(f'execve("{BINARY}"')
+        refused = re.findall(r"^\d+\s+((?:setns|open_by_handle_at|openat\(\w+, \"/proc/\d+/fd)"
+                             r".*= -1 E(?:PERM|ACCES) .*)$", trace[start:], re.M)
+        self.assertEqual(refused, [], "calls the unit's privileges refused")
         calls = re.findall(r"^\d+\s+(?:<\.\.\. )?(\w+)\(", trace[start:], re.M)
         allowed = syscalls_allowed_by(settings["SystemCallFilter"][0].split())
         self.assertGreater(len(set(calls)), 20)
@@ -395,8 +430,10 @@ class AsDeployed(unittest.TestCase):
 
     def test_the_daemonset_command_line_runs(self):
         container = daemonset()["spec"]["template"]["spec"]["containers"][0]
-        # In the test's netns, so that the node port 9464 it names is free.
-        monitor = self.start(self.in_netns([BINARY] + container["args"] + ["--duration", "1"]))
+        # The node's address, as the kubelet expands $(HOST_IP); in the test's netns, so that
+        # the port it names is free.
+        args = [arg.replace("$(HOST_IP)", "127.0.0.1") for arg in container["args"]]
+        monitor = self.start(self.in_netns([BINARY] + args + ["--duration", "1"]))
         out, err = monitor.communicate(timeout=60)
         self.assertEqual(monitor.returncode, 0, err)
         lines = [json.loads(line) for line in out.splitlines()]

@@ -69,7 +69,7 @@ port=$(cat "$work/collector.port")
 "$portwatch" monitor --json --netns "$inode" --stats-interval 0 --report-interval 0 \
   --output "$work/events.json" 2> "$work/monitor.err" &
 monitor=$!
-pids+=($monitor)
+pids+=("$monitor")
 for _ in $(seq 100); do grep -q '"type":"ready"' "$work/events.json" 2>/dev/null && break; sleep 0.1; done
 grep -q '"type":"ready"' "$work/events.json" || fail "no ready line: $(cat "$work/monitor.err")"
 

@@ -303,7 +303,8 @@ TEST_F(ExhaustionTest, SnapshotWithoutPrivilegesCountsItsOwnNetns) {
         if (object["type"] == "report") report = object;
     }
     EXPECT_EQ(snapshot.wait_exit_code(), 0);
-    EXPECT_NE(snapshot.all_stderr().find("portwatch: no CAP_SYS_ADMIN: "), std::string::npos);
+    EXPECT_NE(snapshot.all_stderr().find("portwatch: no CAP_SYS_ADMIN and CAP_SYS_PTRACE: "),
+              std::string::npos);
     for (int fd : fds) close(fd);
 
     ASSERT_FALSE(report.is_null());

@@ -147,6 +147,10 @@ TEST_F(MonitorCliTest, OutputFileIsReopenedOnSighup) {
 
     ASSERT_EQ(std::rename(path.c_str(), rotated.c_str()), 0);
     monitor.signal(SIGHUP);
+    // The reopen creates the file again: from then on the next line goes there.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!std::filesystem::exists(path) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::uint16_t after = bind_udp_in(netns);
     EXPECT_TRUE(file_gets_line(path, allocation_of(after)));
     monitor.signal(SIGTERM);

@@ -31,6 +31,8 @@ void on_reopen_signal(int signal) {
     g_reopen_signal = signal;
 }
 
+}  // namespace
+
 // No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it. SIGHUP reopens
 // --output; without one it stops the run as SIGTERM does (final report included).
 void install_signal_handlers(bool output_file) {
@@ -43,6 +45,8 @@ void install_signal_handlers(bool output_file) {
     sigaction(SIGHUP, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
 }
+
+namespace {
 
 class MonitorLoop {
   public:
@@ -194,7 +198,6 @@ class MonitorLoop {
 }  // namespace
 
 int run_live(const LiveRun &run) {
-    install_signal_handlers(run.options.output.has_value());
     Capture capture(CaptureConfig::of(run.options));
     print_reach_limits();
     if (!capture.sees_every_cgroup()) std::fprintf(stderr, "portwatch: %s\n", kNotEveryCgroup);

@@ -32,6 +32,10 @@ struct LiveRun {
     std::string metrics_address;  // for the ready line
 };
 
+// SIGINT and SIGTERM stop run_live() (after a final report); SIGHUP reopens --output, or
+// stops it too without one. Called first thing, so that no signal finds the default action.
+void install_signal_handlers(bool output_file);
+
 // Returns the process exit code. Throws CaptureError.
 int run_live(const LiveRun &run);
 

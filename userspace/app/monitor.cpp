@@ -47,6 +47,7 @@ class MetricsView : public LiveView {
 }  // namespace
 
 int run_monitor(const MonitorOptions &options) {
+    install_signal_handlers(options.output.has_value());
     if (options.output) {
         std::string error = append_stdout_to(*options.output);
         if (!error.empty()) {

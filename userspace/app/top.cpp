@@ -130,6 +130,7 @@ int run_top(const MonitorOptions &options) {
                      "--json` or `portwatch snapshot`\n");
         return 2;
     }
+    install_signal_handlers(false);
     SilentReporter silent;
     LiveRun run;
     run.options = options;

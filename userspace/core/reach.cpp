@@ -6,13 +6,14 @@ std::vector<std::string> reach_limits(const Reach &reach) {
     std::vector<std::string> limits;
     if (!reach.other_netns)
         limits.push_back(
-            "no CAP_SYS_ADMIN: the sockets that already exist are read in this network namespace "
-            "only; other namespaces are known from their events alone");
+            "no CAP_SYS_ADMIN and CAP_SYS_PTRACE: the sockets that already exist are read only in "
+            "the network namespaces this process can find and enter; the others are known from "
+            "their events alone");
     if (!reach.all_owners)
         limits.push_back(
-            "no CAP_SYS_PTRACE: sockets found in the socket tables get an owner only where "
-            "/proc/PID/fd is readable (this user's processes); the others are counted without "
-            "one");
+            "no CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: sockets found in the socket tables get an "
+            "owner only where /proc/PID/fd is readable (this user's processes); the others are "
+            "counted without one");
     return limits;
 }
 

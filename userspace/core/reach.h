@@ -9,8 +9,8 @@
 namespace portwatch {
 
 struct Reach {
-    bool other_netns = false;  // CAP_SYS_ADMIN: setns() into another network namespace
-    bool all_owners = false;   // CAP_SYS_PTRACE: /proc/PID/fd of processes it does not own
+    bool other_netns = false;  // CAP_SYS_ADMIN, CAP_SYS_PTRACE: setns(), /proc/PID/ns/net
+    bool all_owners = false;   // CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH: every /proc/PID/fd
 };
 
 // One line each (no "portwatch: " prefix, no newline) for what is out of reach; none when

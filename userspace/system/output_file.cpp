@@ -16,7 +16,7 @@ std::string append_stdout_to(const std::string &path) {
     // dup2 swaps descriptor 1 in one step: no line can land between two files.
     bool swapped = dup2(fd, STDOUT_FILENO) == STDOUT_FILENO;
     int saved_errno = errno;
-    close(fd);
+    if (fd != STDOUT_FILENO) close(fd);  // open() gave 1 itself if stdout was closed
     return swapped ? "" : path + ": " + std::strerror(saved_errno);
 }
 

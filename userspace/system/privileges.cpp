@@ -16,7 +16,11 @@ bool effective(cap_t caps, cap_value_t capability) {
 
 Reach current_reach() {
     cap_t caps = cap_get_proc();
-    Reach reach{effective(caps, CAP_SYS_ADMIN), effective(caps, CAP_SYS_PTRACE)};
+    // /proc/PID/ns/net and /proc/PID/fd of a process with other credentials: the ptrace
+    // access check (ptrace_may_access()); /proc/PID/fd also by its mode (0500, its owner's).
+    bool ptrace = effective(caps, CAP_SYS_PTRACE);
+    bool dac = effective(caps, CAP_DAC_READ_SEARCH) || effective(caps, CAP_DAC_OVERRIDE);
+    Reach reach{effective(caps, CAP_SYS_ADMIN) && ptrace, ptrace && dac};
     if (caps) cap_free(caps);
     return reach;
 }
