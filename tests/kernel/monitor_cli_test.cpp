@@ -168,6 +168,21 @@ TEST_F(MonitorCliTest, OutputFileIsReopenedOnSighup) {
     std::remove(rotated.c_str());
 }
 
+// A supervisor may start the agent with standard output closed: open() then returns fd 1
+// for --output itself, which must stay open.
+TEST_F(MonitorCliTest, OutputFileWorksWithStandardOutputClosed) {
+    std::string path = std::filesystem::temp_directory_path() /
+                       ("portwatch-closed-stdout-" + std::to_string(getpid()) + ".json");
+    std::string command = std::string(PORTWATCH_BINARY) + " monitor --json --duration 1 " +
+                          "--stats-interval 0 --output " + path + " >&-";
+    EXPECT_EQ(std::system(command.c_str()), 0);
+    auto lines = json_lines_of(path);
+    ASSERT_FALSE(lines.empty());
+    EXPECT_EQ(lines.front()["type"], "ready");
+    EXPECT_EQ(lines.back()["final"], true);
+    std::remove(path.c_str());
+}
+
 TEST_F(MonitorCliTest, SighupWithoutOutputFileStopsCleanly) {
     Monitor monitor({"monitor", "--json", "--stats-interval", "0"});
     ASSERT_NE(monitor.next_line().find("\"ready\""), std::string::npos);
