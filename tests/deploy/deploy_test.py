@@ -357,6 +357,8 @@ class AsDeployed(unittest.TestCase):
         monitor = self.start(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                               UNIT_FILE_SYSTEM + ' exec "$@"', "sandbox", str(self.work)] + command)
         ready = output.next(lambda e: e["type"] == "ready", monitor)
+        self.assertEqual(ready["reach"], {"every_netns": True, "every_owner": True,
+                                          "every_cgroup": True})
         bound = int(run(self.in_netns(["/usr/bin/python3", "-c", "import socket\n"
                                        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                                        "s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"]))
@@ -365,7 +367,9 @@ class AsDeployed(unittest.TestCase):
         self.assertEqual((event["type"], event["how"], event["comm"]),
                          ("allocate", "bind_ephemeral", "python3"))
         self.assertEqual(event["cgroup"], open(f"/proc/self/cgroup").read().split("::")[-1].strip())
-        exported = set(re.findall(r"^# TYPE (portwatch_\w+)", scrape(ready["metrics"]), re.M))
+        metrics = scrape(ready["metrics"])
+        self.assertEqual(re.findall(r"^portwatch_reach\{.*\} (\d)$", metrics, re.M), ["1"] * 3)
+        exported = set(re.findall(r"^# TYPE (portwatch_\w+)", metrics, re.M))
         used = metric_names(DASHBOARD.read_text()) | metric_names(ALERTS.read_text())
         self.assertLessEqual(used, exported, "every metric the dashboard and alerts use is served")
         self.assertLessEqual(exported, documented_metrics(), "every served metric is documented")
@@ -415,7 +419,7 @@ class AsDeployed(unittest.TestCase):
             # namespace with cgroup2 mounted afresh: what a container runtime does.
             script = (f"echo $$ > {cgroup}/cgroup.procs && exec unshare --cgroup --mount "
                       f"--propagation private sh -c 'umount {mount} && mount -t cgroup2 none {mount}"
-                      f" && {BINARY} check --json && exec {BINARY} monitor --duration 1'")
+                      f" && {BINARY} check --json && exec {BINARY} monitor --json --duration 1'")
             result = run(["sh", "-c", script])
         finally:
             cgroup.rmdir()
@@ -425,6 +429,8 @@ class AsDeployed(unittest.TestCase):
         self.assertIn("run in the host's cgroup namespace", finding["detail"])
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("portwatch: the cgroup2 mount is not the root cgroup", result.stderr)
+        ready = json.loads(result.stdout.splitlines()[1])
+        self.assertEqual(ready["reach"]["every_cgroup"], False, ready)
         check = json.loads(run([BINARY, "check", "--json"]).stdout)
         self.assertTrue(next(c for c in check["checks"] if c["name"] == "cgroup")["ok"])
 

@@ -214,6 +214,7 @@ TEST(JsonFormat, Ready) {
     ready.kernel_release = "6.8.0-49-generic";
     ready.hooks = {"tp_btf/sys_exit_bind", "cgroup/post_bind4"};
     ready.agent_pid = 4321;
+    ready.reach = {true, false, true};
     Json j = parse_line(json_line(to_json(ready)));
     expect_header(j, "ready");
     EXPECT_EQ(j["ts"], kTs);
@@ -222,6 +223,8 @@ TEST(JsonFormat, Ready) {
     EXPECT_EQ(j["abi_version"], PW_ABI_VERSION);
     EXPECT_EQ(j["pid"], 4321);
     EXPECT_EQ(j["hooks"], Json::array({"tp_btf/sys_exit_bind", "cgroup/post_bind4"}));
+    EXPECT_EQ(j["reach"],
+              (Json{{"every_netns", true}, {"every_owner", false}, {"every_cgroup", true}}));
 }
 
 TEST(JsonFormat, Stats) {

@@ -238,5 +238,13 @@ TEST_F(Metrics, AgentStatsAreExported) {
     EXPECT_TRUE(has_line(text, "portwatch_build_info{version=\"0.1.0\",kernel=\"6.18.0\"} 1"));
 }
 
+TEST_F(Metrics, ReachSaysWhatTheAgentCannotSee) {
+    stats.reach = {true, false, true};
+    std::string text = render();
+    EXPECT_TRUE(has_line(text, "portwatch_reach{aspect=\"every_netns\"} 1"));
+    EXPECT_TRUE(has_line(text, "portwatch_reach{aspect=\"every_owner\"} 0"));
+    EXPECT_TRUE(has_line(text, "portwatch_reach{aspect=\"every_cgroup\"} 1"));
+}
+
 }  // namespace
 }  // namespace portwatch

@@ -31,10 +31,11 @@ std::vector<Finding> check_bpf(const MonitorOptions &options, std::vector<std::s
     try {
         Capture capture(CaptureConfig::of(options));
         hooks = capture.hooks();
+        Reach cgroup_only{true, true, capture.sees_every_cgroup()};
+        auto limits = reach_limits(cgroup_only);
         return {{"bpf", true, std::to_string(hooks.size()) + " programs load and attach"},
-                capture.sees_every_cgroup()
-                    ? Finding{"cgroup", true, "the cgroup hooks are on the root cgroup"}
-                    : Finding{"cgroup", false, kNotEveryCgroup}};
+                {"cgroup", limits.empty(),
+                 limits.empty() ? "the cgroup hooks are on the root cgroup" : limits[0]}};
     } catch (const CaptureError &error) {
         return {{"bpf", false, error.what()}};
     }
@@ -62,20 +63,20 @@ Finding check_reach(const Reach &reach) {
     for (const std::string &limit : reach_limits(reach))
         detail += (detail.empty() ? "" : "; ") + limit;
     if (detail.empty()) detail = "every network namespace, every process's sockets";
-    return {"reach", reach.other_netns && reach.all_owners, detail};
+    return {"reach", reach.every_netns && reach.every_owner, detail};
 }
 
 // How much `snapshot` sees: every namespace, only its own, or nothing.
 std::string snapshot_reach(bool tables_readable, const Reach &reach) {
     if (!tables_readable) return "none";
-    return reach.other_netns ? "all" : "own_netns";
+    return reach.every_netns ? "all" : "own_netns";
 }
 
 std::string snapshot_text(const std::string &snapshot, const Reach &reach) {
     if (snapshot == "none") return "cannot run";
     std::string text = snapshot == "all" ? "can run, every network namespace"
                                          : "can run, this network namespace only";
-    if (!reach.all_owners) text += ", owners from this user's processes only";
+    if (!reach.every_owner) text += ", owners from this user's processes only";
     return text;
 }
 

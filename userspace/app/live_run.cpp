@@ -51,8 +51,9 @@ namespace {
 class MonitorLoop {
   public:
     MonitorLoop(const LiveRun &run, Capture &capture, PortModel &model,
-                NetnsConfigReader &netns_reader, double baseline_ms)
+                NetnsConfigReader &netns_reader, double baseline_ms, const Reach &reach)
         : views_(run.views),
+          reach_(reach),
           cgroups_(read_cgroup2_mount()),
           baseline_ms_(baseline_ms),
           last_reconcile_ms_(baseline_ms),
@@ -176,11 +177,13 @@ class MonitorLoop {
         stats.reconcile.baseline_ms = baseline_ms_;
         stats.reconcile.last_ms = last_reconcile_ms_;
         stats.tracked_sockets = model_.tracked_sockets();
+        stats.reach = reach_;
         stats.final = final;
         return stats;
     }
 
     std::vector<LiveView *> views_;
+    Reach reach_;
     CgroupPaths cgroups_;
     double baseline_ms_;
     double last_reconcile_ms_;
@@ -199,8 +202,9 @@ class MonitorLoop {
 
 int run_live(const LiveRun &run) {
     Capture capture(CaptureConfig::of(run.options));
-    print_reach_limits();
-    if (!capture.sees_every_cgroup()) std::fprintf(stderr, "portwatch: %s\n", kNotEveryCgroup);
+    Reach reach = current_reach();
+    reach.every_cgroup = capture.sees_every_cgroup();
+    print_reach_limits(reach);
 
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(run.options, netns_reader);
@@ -215,9 +219,10 @@ int run_live(const LiveRun &run) {
     ready.hooks = capture.hooks();
     ready.agent_pid = static_cast<std::uint32_t>(getpid());
     ready.metrics_address = run.metrics_address;
+    ready.reach = reach;
     run.reporter->ready(ready);
     run.reporter->flush();
-    return MonitorLoop(run, capture, model, netns_reader, baseline_ms).run();
+    return MonitorLoop(run, capture, model, netns_reader, baseline_ms, reach).run();
 }
 
 }  // namespace portwatch

@@ -9,7 +9,7 @@
 namespace portwatch {
 
 int run_snapshot(const MonitorOptions &options) {
-    print_reach_limits();
+    print_reach_limits(current_reach());
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(options, netns_reader);
     reconcile_with_tables(model, netns_reader, options.filters);

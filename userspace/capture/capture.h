@@ -32,11 +32,6 @@ struct CaptureConfig {
     }
 };
 
-// What sees_every_cgroup() == false costs, for the user.
-inline constexpr const char *kNotEveryCgroup =
-    "the cgroup2 mount is not the root cgroup (a cgroup namespace of its own?): TCP connects and "
-    "UDP releases are seen only for the processes below it; run in the host's cgroup namespace";
-
 class CaptureError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;

@@ -128,6 +128,9 @@ Json to_json(const ReadyInfo &ready) {
     out["pid"] = ready.agent_pid;
     out["hooks"] = ready.hooks;
     out["metrics"] = ready.metrics_address.empty() ? Json(nullptr) : Json(ready.metrics_address);
+    out["reach"] = {{"every_netns", ready.reach.every_netns},
+                    {"every_owner", ready.reach.every_owner},
+                    {"every_cgroup", ready.reach.every_cgroup}};
     return out;
 }
 

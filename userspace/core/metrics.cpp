@@ -267,6 +267,13 @@ void write_agent_stats(Exposition &out, const MetricsInput &input) {
     out.sample({{"pass", "last"}}, stats.reconcile.last_ms / 1e3);
     out.family("portwatch_tracked_sockets", "gauge", "Sockets whose ports the model holds");
     out.sample({}, double(stats.tracked_sockets));
+    out.family("portwatch_reach", "gauge",
+               "1 when the agent sees every network namespace, socket owner or cgroup; 0 when its "
+               "privileges or cgroup namespace limit it (stderr says how)");
+    const Reach &reach = stats.reach;
+    out.sample({{"aspect", "every_netns"}}, reach.every_netns ? 1 : 0);
+    out.sample({{"aspect", "every_owner"}}, reach.every_owner ? 1 : 0);
+    out.sample({{"aspect", "every_cgroup"}}, reach.every_cgroup ? 1 : 0);
     out.family("portwatch_uptime_seconds", "gauge", "Seconds since the agent attached");
     out.sample({}, stats.uptime_s);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "abi.h"
+#include "reach.h"
 
 namespace portwatch {
 
@@ -43,6 +44,7 @@ struct StatsSnapshot {
     std::uint64_t owners_forgotten = 0;  // PortOwners::evicted(): releases left without owner
     ReconcileTotals reconcile;           // corrections from the kernel's socket tables
     std::size_t tracked_sockets = 0;     // sockets whose ports the model holds
+    Reach reach;                         // for the metrics; `ready` says it once in the output
     bool final = false;
 };
 
@@ -53,6 +55,7 @@ struct ReadyInfo {
     std::vector<std::string> hooks;
     std::uint32_t agent_pid = 0;
     std::string metrics_address;  // where /metrics is served; empty without --metrics-listen
+    Reach reach;
 };
 
 }  // namespace portwatch

@@ -20,13 +20,15 @@ Reach current_reach() {
     // access check (ptrace_may_access()); /proc/PID/fd also by its mode (0500, its owner's).
     bool ptrace = effective(caps, CAP_SYS_PTRACE);
     bool dac = effective(caps, CAP_DAC_READ_SEARCH) || effective(caps, CAP_DAC_OVERRIDE);
-    Reach reach{effective(caps, CAP_SYS_ADMIN) && ptrace, ptrace && dac};
+    Reach reach;
+    reach.every_netns = effective(caps, CAP_SYS_ADMIN) && ptrace;
+    reach.every_owner = ptrace && dac;
     if (caps) cap_free(caps);
     return reach;
 }
 
-void print_reach_limits() {
-    for (const std::string &limit : reach_limits(current_reach()))
+void print_reach_limits(const Reach &reach) {
+    for (const std::string &limit : reach_limits(reach))
         std::fprintf(stderr, "portwatch: %s\n", limit.c_str());
 }
 

@@ -5,9 +5,11 @@
 
 namespace portwatch {
 
-Reach current_reach();  // from the effective capability set (libcap)
+// every_netns and every_owner from the effective capability set (libcap); every_cgroup is the
+// capture's to say (Capture::sees_every_cgroup()).
+Reach current_reach();
 
-// Prints reach_limits(current_reach()) on stderr, one "portwatch: " line each.
-void print_reach_limits();
+// Prints reach_limits(reach) on stderr, one "portwatch: " line each.
+void print_reach_limits(const Reach &reach);
 
 }  // namespace portwatch
