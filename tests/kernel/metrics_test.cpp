@@ -15,6 +15,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -215,6 +216,25 @@ TEST_F(MetricsTest, WithoutPrivilegesTheMonitorExitsAndSaysWhy) {
     EXPECT_NE(monitor.all_stderr().find("Operation not permitted"), std::string::npos);
 }
 
+// Every query of deploy/grafana/portwatch-dashboard.json (panel targets), with Grafana's
+// variables given values Prometheus takes, by panel title.
+std::vector<std::pair<std::string, std::string>> dashboard_queries() {
+    std::ifstream file(std::string(PORTWATCH_SOURCE_DIR) +
+                       "/deploy/grafana/portwatch-dashboard.json");
+    Json board = Json::parse(file);
+    std::vector<std::pair<std::string, std::string>> queries;
+    for (const Json &panel : board["panels"])
+        for (const Json &target : panel.value("targets", Json::array())) {
+            std::string expr = target["expr"];
+            for (auto [from, to] :
+                 {std::pair{"$__rate_interval", "1m"}, {"$instance", ".*"}, {"$netns", ".*"}})
+                for (auto at = expr.find(from); at != std::string::npos; at = expr.find(from))
+                    expr.replace(at, std::string(from).size(), to);
+            queries.emplace_back(panel["title"], expr);
+        }
+    return queries;
+}
+
 // A real Prometheus server and the agent share one netns (loopback); the sockets counted
 // are made in another.
 TEST_F(MetricsTest, PrometheusScrapesTheSeries) {
@@ -258,6 +278,15 @@ TEST_F(MetricsTest, PrometheusScrapesTheSeries) {
     EXPECT_EQ(query("portwatch_scope_ports_in_use{scope=\"udp\",netns=\"" +
                     std::to_string(work.inode()) + "\"}"),
               1);
+
+    // The dashboard on this data: every query is answered, and every panel has data but
+    // those this scenario has none for (no TCP connect, nothing filling, a full view).
+    const std::set<std::string> empty_here = {"TIME_WAIT ports of the fullest destinations",
+                                              "Time to exhaustion", "Agents with a partial view"};
+    for (const auto &[title, expr] : dashboard_queries()) {
+        if (empty_here.contains(title)) continue;
+        EXPECT_TRUE(query(expr).has_value()) << title << ": " << expr;
+    }
 
     for (int fd : allocated.fds) close(fd);
     prometheus.signal(SIGTERM);
