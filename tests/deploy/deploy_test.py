@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -61,6 +62,11 @@ def unit_settings():
             key, _, value = line.partition("=")
             settings.setdefault(key, []).append(value)
     return settings
+
+
+def unit_command():
+    """The unit's ExecStart, split into words."""
+    return shlex.split(unit_settings()["ExecStart"][0])
 
 
 def dashboard_queries():
@@ -210,8 +216,8 @@ class StaticFiles(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertNotIn("error", result.stderr.lower())
         self.assertIn("/var/log/portwatch/events.json", result.stderr)
-        exec_start = shlex.split(unit_settings()["ExecStart"][0])
-        output = exec_start[exec_start.index("--output") + 1]
+        command = unit_command()
+        output = command[command.index("--output") + 1]
         self.assertTrue(LOGROTATE.read_text().startswith("#"))
         self.assertIn(f"\n{output} {{", LOGROTATE.read_text())
         self.assertIn("systemctl reload portwatch.service", LOGROTATE.read_text())
@@ -269,13 +275,9 @@ UNIT_FILE_SYSTEM = r"""
 set -e
 logs=$1; shift
 mount --bind "$logs" "$logs"
-for m in $(awk '$2 !~ "^/(proc|dev|sys)(/|$)" {print $2}' /proc/self/mounts | sort -u); do
-  [ "$m" = "$logs" ] || mount -o remount,bind,ro "$m" 2>/dev/null || true
-done
 mount --bind /proc/sys /proc/sys
-mount -o remount,bind,ro /proc/sys
-for m in $(awk '$2 ~ "^/sys(/|$)" {print $2}' /proc/self/mounts); do
-  mount -o remount,bind,ro "$m" 2>/dev/null || true
+for m in $(awk '$2 !~ "^/(proc|dev)(/|$)" {print $2}' /proc/self/mounts | sort -u) /proc/sys; do
+  [ "$m" = "$logs" ] || mount -o remount,bind,ro "$m" 2>/dev/null || true
 done
 mount -t tmpfs -o mode=755,nosuid tmpfs /dev
 mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7
@@ -335,7 +337,8 @@ class AsDeployed(unittest.TestCase):
                              "import socket, sys, time\n"
                              "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
                              "print(s.getsockname()[1], flush=True); time.sleep(120)"]))
-        return holder, int(holder.stdout.readline())
+        self.assertGreater(int(holder.stdout.readline()), 0, "the listener is up")
+        return holder
 
     def in_netns(self, args):
         # nsenter, not `ip netns exec`: that remounts /sys, hiding the cgroup2 mount.
@@ -344,12 +347,11 @@ class AsDeployed(unittest.TestCase):
     def test_the_unit_s_privileges_and_filters_suffice(self):
         settings = unit_settings()
         capabilities = settings["CapabilityBoundingSet"][0].lower().replace("cap_", "+")
-        exec_start = shlex.split(settings["ExecStart"][0])
-        args = exec_start[1:]
+        args = unit_command()[1:]
         args[args.index("--metrics-listen") + 1] = "127.0.0.1:0"
         output = JsonLines(self.work / "events.json")
         args[args.index("--output") + 1] = str(output.path)
-        holder, held_port = self.hold_a_listener_in_the_netns()
+        holder = self.hold_a_listener_in_the_netns()
         trace = self.work / "strace"
         command = ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=all",
                    "setpriv", f"--bounding-set=-all,{capabilities.replace(' ', ',')}",
@@ -366,7 +368,7 @@ class AsDeployed(unittest.TestCase):
         event = output.next(lambda e: e.get("local_port") == bound, monitor)
         self.assertEqual((event["type"], event["how"], event["comm"]),
                          ("allocate", "bind_ephemeral", "python3"))
-        self.assertEqual(event["cgroup"], open(f"/proc/self/cgroup").read().split("::")[-1].strip())
+        self.assertEqual(event["cgroup"], open("/proc/self/cgroup").read().split("::")[-1].strip())
         metrics = scrape(ready["metrics"])
         self.assertEqual(re.findall(r"^portwatch_reach\{.*\} (\d)$", metrics, re.M), ["1"] * 3)
         exported = set(re.findall(r"^# TYPE (portwatch_\w+)", metrics, re.M))
@@ -394,20 +396,20 @@ class AsDeployed(unittest.TestCase):
 
     def check_trace_against_the_unit(self, trace, settings):
         # setpriv's own calls come before its execve of the monitor.
-        start = trace.index(f'execve("{BINARY}"')
+        trace = trace[trace.index(f'execve("{BINARY}"'):]
         refused = re.findall(r"^\d+\s+((?:setns|open_by_handle_at|openat\(\w+, \"/proc/\d+/fd)"
-                             r".*= -1 E(?:PERM|ACCES) .*)$", trace[start:], re.M)
+                             r".*= -1 E(?:PERM|ACCES) .*)$", trace, re.M)
         self.assertEqual(refused, [], "calls the unit's privileges refused")
-        calls = re.findall(r"^\d+\s+(?:<\.\.\. )?(\w+)\(", trace[start:], re.M)
+        calls = re.findall(r"^\d+\s+(?:<\.\.\. )?(\w+)\(", trace, re.M)
         allowed = syscalls_allowed_by(settings["SystemCallFilter"][0].split())
         self.assertGreater(len(set(calls)), 20)
         self.assertEqual(set(calls) - allowed, set(), "calls SystemCallFilter would refuse")
-        families = set(re.findall(r"\bsocket\((AF_\w+)", trace[start:]))
+        families = set(re.findall(r"\bsocket\((AF_\w+)", trace))
         self.assertIn("AF_NETLINK", families)
         self.assertLessEqual(families, set(settings["RestrictAddressFamilies"][0].split()))
         self.assertEqual(settings["RestrictNamespaces"], ["net"])
-        self.assertEqual(set(re.findall(r"\bsetns\(\d+, (\w+)\)", trace[start:])), {"CLONE_NEWNET"})
-        self.assertNotRegex(trace[start:], r"\b(unshare|clone3?)\([^)]*CLONE_NEW",
+        self.assertEqual(set(re.findall(r"\bsetns\(\d+, (\w+)\)", trace)), {"CLONE_NEWNET"})
+        self.assertNotRegex(trace, r"\b(unshare|clone3?)\([^)]*CLONE_NEW",
                             "no new namespaces of any kind")
 
     def test_a_cgroup_namespace_of_its_own_is_reported(self):

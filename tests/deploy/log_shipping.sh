@@ -45,6 +45,15 @@ PY
   done
 }
 
+# Binds $1 UDP ports one after another in the test's netns, closing each; prints them.
+bind_udp_ports() {
+  ip netns exec "$netns" /usr/bin/python3 -c '
+import socket, sys, time
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1]); s.close(); time.sleep(0.003)' "$1"
+}
+
 ip netns add "$netns"
 ip -n "$netns" link set lo up
 inode=$(stat -L -c %i "/run/netns/$netns")
@@ -87,10 +96,7 @@ rsyslogd -N1 -f "$work/rsyslog.conf" 2>&1 | grep -vi "version\|End of config" &&
 rsyslogd -n -f "$work/rsyslog.conf" -i "$work/rsyslog.pid" 2> "$work/rsyslog.err" &
 pids+=($!)
 
-bound=$(ip netns exec "$netns" /usr/bin/python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1]); s.close()')
+bound=$(bind_udp_ports 1)
 wait_for "any(l.get('type') == 'release' and l.get('local_port') == $bound for l in lines)" 20 ||
   fail "the events of port $bound did not arrive: $(head -c 2000 "$work/collected")"
 wait_for "all('host' in l and 'ts' in l for l in lines)" 1 || fail "a line without host or ts"
@@ -110,13 +116,7 @@ sed -e "s#/var/log/portwatch/events.json#$work/events.json#" \
     -e "s#systemctl reload portwatch.service#kill -HUP $monitor#" \
   "$here/deploy/systemd/portwatch.logrotate" > "$work/logrotate.conf"
 grep -q "kill -HUP $monitor" "$work/logrotate.conf" || fail "the rule's reload line changed"
-ip netns exec "$netns" /usr/bin/python3 -c '
-import socket, sys, time
-ports = []
-for _ in range(300):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
-    ports.append(s.getsockname()[1]); s.close(); time.sleep(0.003)
-open(sys.argv[1], "w").write(" ".join(map(str, ports)))' "$work/burst.ports" &
+bind_udp_ports 300 > "$work/burst.ports" &
 burst=$!
 sleep 0.3
 logrotate -f -s "$work/logrotate.state" "$work/logrotate.conf"
