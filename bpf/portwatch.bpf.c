@@ -54,6 +54,10 @@ const volatile __u8 filter_family = 0;
 const volatile __u8 filter_comm_enabled = 0;
 const volatile char filter_comm[PW_COMM_LEN] = {};
 const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
+/* false where sockops programs may not call bpf_get_current_pid_tgid(),
+ * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() has
+ * none of them): then TCP connect() is tracked at sys_enter/sys_exit like the other calls. */
+const volatile bool sockops_sees_task = true;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -87,6 +91,16 @@ struct {
     __type(value, struct pending_call);
 } pending SEC(".maps");
 
+/* TCP connect() calls in flight when sockops_sees_task is false, by socket: the release
+ * reason if the socket closed during the call (a refused connect), else 0. pw_sys_exit
+ * reports the allocation, then that release. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, __u8);
+} connects_in_flight SEC(".maps");
+
 /* Resized by user space; preallocated: no allocation on the syscall path. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
@@ -101,23 +115,25 @@ static __always_inline struct pw_counters *this_cpu_counters(void)
     return bpf_map_lookup_elem(&counters, &zero);
 }
 
+/* Every caller submits what this returns on every path, before any other helper call:
+ * the 6.1 and 6.12 verifiers cannot follow a reservation across the branches the
+ * compiler makes of "reserve, do other work, submit if reserved" ("Unreleased reference"). */
 static __always_inline void *reserve_record(__u32 size, __u16 type, __u8 how)
 {
-    void *record = bpf_ringbuf_reserve(&events, size, 0);
     struct pw_counters *c = this_cpu_counters();
-    if (c && type < PW_RECORD_TYPE_COUNT && how < PW_HOW_COUNT) {
-        if (record)
-            c->emitted[type][how]++;
-        else
+    bool countable = c && type < PW_RECORD_TYPE_COUNT && how < PW_HOW_COUNT;
+    struct pw_record_header *record = bpf_ringbuf_reserve(&events, size, 0);
+    if (!record) {
+        if (countable)
             c->lost[type][how]++;
+        return NULL;
     }
-    if (record) {
-        struct pw_record_header *hdr = record;
-        hdr->version = PW_ABI_VERSION;
-        hdr->type = type;
-        hdr->size = size;
-        hdr->boot_ns = bpf_ktime_get_boot_ns();
-    }
+    if (countable)
+        c->emitted[type][how]++;
+    record->version = PW_ABI_VERSION;
+    record->type = type;
+    record->size = size;
+    record->boot_ns = bpf_ktime_get_boot_ns();
     return record;
 }
 
@@ -172,15 +188,26 @@ static __always_inline bool task_passes_filter(void)
     return true;
 }
 
-/* current->files->fdt->fd[fd], if it is a socket. The walk down to the fd array
- * is direct BTF loads; the array slot and what it points to need probe reads. */
+/* current->files->fdt, through a BTF pointer where bpf_get_current_task_btf() exists
+ * (kernel 5.11, commit 3ca1032ab7ab), else through probe reads of bpf_get_current_task(). */
+static __always_inline struct fdtable *current_fdtable(void)
+{
+    if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+        return bpf_get_current_task_btf()->files->fdt;
+    struct task_struct *task = (void *)bpf_get_current_task();
+    return BPF_CORE_READ(task, files, fdt);
+}
+
+/* current->files->fdt->fd[fd], if it is a socket. The fd array slot and what it points
+ * to need probe reads. */
 static __always_inline struct sock *sock_of_fd(long fd)
 {
-    struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
-    if (!fdt || fd < 0 || fd >= fdt->max_fds)
+    struct fdtable *fdt = current_fdtable();
+    if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
         return NULL;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
     struct file *file = NULL;
-    bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]);
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
     if (!file)
         return NULL;
     struct socket *socket = BPF_CORE_READ(file, private_data);
@@ -295,13 +322,18 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     struct sock *sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
     if (!sk || !classify_sock(sk, &call))
         return 0;
+    bool tcp_connect = call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT;
     /* pw_sockops reports the port; pw_sys_exit alone reports a failure */
-    if (call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT)
+    if (tcp_connect && sockops_sees_task)
         return 0;
     call.sk = (__u64)sk;
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!read_call_args(regs, &call))
         return 0;
+    if (tcp_connect) {
+        __u8 open = 0;
+        bpf_map_update_elem(&connects_in_flight, &call.sk, &open, BPF_ANY);
+    }
 
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     if (bpf_map_update_elem(&pending, &tid, &call, BPF_ANY)) {
@@ -386,26 +418,30 @@ static __always_inline void record_allocation(const struct pending_call *call,
                                               bool remember)
 {
     bool failed = error != 0;
-    __u8 how = how_of(call);
-    struct pw_allocate_record *r =
-        reserve_record(sizeof(*r), failed ? PW_RECORD_ALLOCATE_FAILED : PW_RECORD_ALLOCATE, how);
-    struct pw_held_port held = {};
-    fill_socket(sk, call, port_after, &held.sock);
-    fill_task(&held.owner);
-    held.how = how;
-    held.allocated_boot_ns = r ? r->hdr.boot_ns : bpf_ktime_get_boot_ns();
+    struct pw_allocate_record record = {};
+    fill_socket(sk, call, port_after, &record.sock);
+    fill_task(&record.task);
+    record.error = error;
+    record.how = how_of(call);
+    record.syscall = call->syscall;
+    record.ephemeral = record.sock.local_port && port_is_ephemeral(sk, record.sock.local_port);
 
+    struct pw_allocate_record *r = reserve_record(
+        sizeof(*r), failed ? PW_RECORD_ALLOCATE_FAILED : PW_RECORD_ALLOCATE, record.how);
+    __u64 allocated_boot_ns;
     if (r) {
-        r->sock = held.sock;
-        r->task = held.owner;
-        r->error = error;
-        r->how = how;
-        r->syscall = call->syscall;
-        r->ephemeral = held.sock.local_port && port_is_ephemeral(sk, held.sock.local_port);
+        allocated_boot_ns = r->hdr.boot_ns;
+        record.hdr = r->hdr;
+        *r = record;
         submit_record(r);
+    } else {
+        allocated_boot_ns = bpf_ktime_get_boot_ns();
     }
     if (failed || !remember)
         return;
+    struct pw_held_port held = {
+        .sock = record.sock, .owner = record.task, .how = record.how,
+        .allocated_boot_ns = allocated_boot_ns};
     /* Cookie 0: the socket predates the agent (no sock_create ran for it). */
     if (!held.sock.cookie || bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY))
         count_untracked();
@@ -463,6 +499,26 @@ static __always_inline void record_failed_tcp_connect(struct pt_regs *regs, long
     record_allocation(&call, sk, 0, (__s32)-ret, false);
 }
 
+/* A TCP connect() tracked by the syscall path (sockops_sees_task false). The port is
+ * inet_sport: a refused connect's RST already gave inet_num back (tcp_done() ->
+ * inet_put_port()), and pw_sockops then left the release to us. */
+static __always_inline void finish_tcp_connect(const struct pending_call *call,
+                                               const struct sock *sk, long ret)
+{
+    const struct inet_sock *inet = (const void *)sk;
+    __u16 port_after = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+    __u8 *closed = bpf_map_lookup_elem(&connects_in_flight, &call->sk);
+    __u8 closed_reason = closed ? *closed : 0;
+    bpf_map_delete_elem(&connects_in_flight, &call->sk);
+    if (port_after) {
+        record_allocation(call, sk, port_after, 0, true);
+        if (closed_reason)
+            release_port(cookie_of(sk), closed_reason);
+    } else if (is_failure(ret)) {
+        record_allocation(call, sk, 0, (__s32)-ret, false);
+    }
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -483,6 +539,10 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
     bpf_map_delete_elem(&pending, &tid);
 
     const struct sock *sk = (void *)call.sk;
+    if (call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT) {
+        finish_tcp_connect(&call, sk, ret);
+        return 0;
+    }
     __u16 port_after = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (call.port_before == 0 && port_after != 0)
         record_allocation(&call, sk, port_after, 0, true);
@@ -595,6 +655,10 @@ static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
     if (!sk)
         return;
     __u64 cookie = bpf_get_socket_cookie(ops); /* made now if the socket predates the agent */
+    if (!sockops_sees_task) { /* pw_sys_exit reports it */
+        watch_state_changes(ops);
+        return;
+    }
     /* TCP Fast Open: tcp_sendmsg_fastopen() sets fastopen_req around the connect,
      * and pw_sys_exit reports that sendto()/sendmsg() */
     bool fast_open = ((const struct tcp_sock *)sk)->fastopen_req;
@@ -639,7 +703,11 @@ static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
     struct pw_held_port *held = cookie ? bpf_map_lookup_elem(&held_ports, &cookie) : NULL;
     bool bind_locked = is_bind_locked(sk);
     if (!held) {
-        if (!bind_locked)
+        __u64 key = (__u64)sk;
+        __u8 *in_flight = sockops_sees_task ? NULL : bpf_map_lookup_elem(&connects_in_flight, &key);
+        if (in_flight)
+            *in_flight = reason; /* closed inside connect(): pw_sys_exit reports both */
+        else if (!bind_locked)
             record_tcp_connect_release(sk, cookie, reason);
         return;
     }
@@ -658,7 +726,12 @@ static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
 static __always_inline void on_tcp_listen(struct bpf_sock_ops *ops)
 {
     struct sock *sk = sock_of_ops(ops);
-    if (sk && (in_reported_call(sk) || held_by_syscall_path(bpf_get_socket_cookie(ops))))
+    if (!sk)
+        return;
+    /* without task helpers every listener is watched: listen() is rare, and on_tcp_close
+     * reports only what the syscall path holds or a connect() made */
+    if (!sockops_sees_task || in_reported_call(sk) ||
+        held_by_syscall_path(bpf_get_socket_cookie(ops)))
         watch_state_changes(ops);
 }
 

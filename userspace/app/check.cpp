@@ -1,6 +1,7 @@
 #include "app/check.h"
 
 #include "app/host_tables.h"
+#include "capture/feature_probe.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -58,11 +58,6 @@ PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netn
                      });
 }
 
-std::string kernel_release() {
-    utsname names{};
-    return uname(&names) == 0 ? names.release : "unknown";
-}
-
 std::int64_t clock_ns(clockid_t clock) {
     timespec ts{};
     clock_gettime(clock, &ts);

@@ -1,4 +1,4 @@
-// What the subcommands read from this host: its clocks, its kernel release, and the port
+// What the subcommands read from this host: its clocks and the port
 // model from the kernel's socket tables (`monitor`: the baseline and every reconciliation;
 // `snapshot`: one pass, no tracing).
 #pragma once
@@ -13,7 +13,6 @@
 namespace portwatch {
 
 std::int64_t clock_ns(clockid_t clock);
-std::string kernel_release();  // uname -r, or "unknown"
 
 // A model whose netns settings come from `netns_reader`; a namespace that cannot be read
 // (gone, or no handle on it) is assumed to have the host's settings.

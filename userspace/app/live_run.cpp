@@ -12,6 +12,7 @@
 #include "core/reporter.h"
 #include "core/version.h"
 #include "app/host_tables.h"
+#include "capture/feature_probe.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_config.h"
 #include "system/output_file.h"

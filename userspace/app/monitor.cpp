@@ -6,6 +6,7 @@
 #include <string>
 
 #include "app/host_tables.h"
+#include "capture/feature_probe.h"
 #include "app/live_run.h"
 #include "core/metrics.h"
 #include "core/version.h"

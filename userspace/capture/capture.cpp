@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "capture/feature_probe.h"
 #include "core/decoder.h"
 #include "core/mounts.h"
 #include "portwatch.skel.h"
@@ -21,7 +22,9 @@
 namespace portwatch {
 namespace {
 
-constexpr const char *kKernelBtf = "/sys/kernel/btf/vmlinux";
+// Big enough for the log level 1 verifier log of the largest program: a truncated log
+// fails the load with ENOSPC on kernels before 6.4, hiding the real reason.
+constexpr std::size_t kVerifierLogBytes = 16 << 20;
 
 // libbpf reports through a process-wide callback; keep its last warnings so a
 // failure can say why in one line instead of dumping the verifier log.
@@ -68,19 +71,27 @@ void copy_comm(const std::string &comm, volatile char (&out)[PW_COMM_LEN]) {
     for (std::size_t i = 0; i < PW_COMM_LEN; i++) out[i] = i < comm.size() ? comm[i] : '\0';
 }
 
+// Probes the kernel and refuses, in one sentence, one that lacks what the programs need.
+KernelVerdict judge_this_kernel() {
+    ProbeResult probe = probe_kernel_features();
+    if (probe.error)
+        throw CaptureError(explain(
+            "cannot probe the kernel's BPF features (" + probe.failed_probe + ")", probe.error));
+    KernelVerdict verdict = judge_kernel(probe.features, kernel_release());
+    if (!verdict.can_run) throw CaptureError(verdict.refusal);
+    return verdict;
+}
+
 }  // namespace
 
 Capture::Capture(const CaptureConfig &config) : owners_(config.max_tracked_sockets) {
     libbpf_set_print(capture_libbpf_output);
-    if (access(kKernelBtf, R_OK) != 0)
-        throw CaptureError(std::string("this kernel exposes no BTF (") + kKernelBtf +
-                           " is missing): portwatch needs CONFIG_DEBUG_INFO_BTF=y");
+    verdict_ = judge_this_kernel();
     skel_ = portwatch_bpf__open();
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
     try {
         configure(config);
-        if (int err = portwatch_bpf__load(skel_))
-            throw CaptureError(explain("cannot load the BPF programs", err));
+        load();
         attach_all();
         ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
         if (!ring_) throw CaptureError(explain("cannot open the ring buffer", errno));
@@ -113,6 +124,7 @@ void Capture::configure(const CaptureConfig &config) {
     ro->nr_sendto = SYS_sendto;
     ro->nr_sendmsg = SYS_sendmsg;
     ro->nr_sendmmsg = SYS_sendmmsg;
+    ro->sockops_sees_task = !verdict_.lacks(Feature::sockops_task);
     const Filters &f = config.filters;
     ro->filter_pid = f.pid.value_or(0);
     ro->filter_netns = f.netns.value_or(0);
@@ -126,6 +138,37 @@ void Capture::configure(const CaptureConfig &config) {
     ro->wakeup_bytes = ring_bytes / 8;  // the reader also polls every 100 ms
     bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
     bpf_map__set_max_entries(skel_->maps.held_ports, config.max_tracked_sockets);
+}
+
+// libbpf loads without a log and, when the kernel refuses a program, loads it again with
+// the verifier's log into that program's buffer: its last line is the reason. (The pages
+// of a buffer no verifier writes are never touched.)
+void Capture::load() {
+    struct ProgramLog {
+        bpf_program *program;
+        std::unique_ptr<char[]> text;
+    };
+    std::vector<ProgramLog> logs;
+    bpf_program *program = nullptr;
+    bpf_object__for_each_program(program, skel_->obj) {
+        ProgramLog &log = logs.emplace_back(
+            ProgramLog{program, std::make_unique_for_overwrite<char[]>(kVerifierLogBytes)});
+        log.text[0] = '\0';
+        if (int err = bpf_program__set_log_buf(program, log.text.get(), kVerifierLogBytes))
+            throw CaptureError(explain("cannot give libbpf a verifier log buffer", err));
+    }
+    int err = portwatch_bpf__load(skel_);
+    for (ProgramLog &log : logs) bpf_program__set_log_buf(log.program, nullptr, 0);
+    if (!err) return;
+    for (ProgramLog &log : logs) {
+        std::string reason =
+            verifier_reason({log.text.get(), strnlen(log.text.get(), kVerifierLogBytes)});
+        if (!reason.empty())
+            throw CaptureError(std::string("the kernel's verifier rejects BPF program ") +
+                               bpf_program__name(log.program) + ": " + reason + " (kernel " +
+                               kernel_release() + ")");
+    }
+    throw CaptureError(explain("cannot load the BPF programs", err));
 }
 
 void Capture::attach(bpf_link *link, const std::string &name) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/event.h"
+#include "core/kernel_features.h"
 #include "core/port_owners.h"
 #include "core/options.h"
 #include "core/stats.h"
@@ -59,14 +60,18 @@ class Capture {
     // False when the cgroup2 mount is not the root cgroup (a cgroup namespace of its own, or a
     // sub-tree mounted): the cgroup programs then see only the processes below it.
     bool sees_every_cgroup() const { return sees_every_cgroup_; }
+    // What the probe found: the optional features the programs do without.
+    const KernelVerdict &kernel_verdict() const { return verdict_; }
 
   private:
     static int on_record(void *self, void *data, std::size_t size);
     void configure(const CaptureConfig &config);
+    void load();
     void close_all();
     void attach_all();
     void attach(bpf_link *link, const std::string &name);
 
+    KernelVerdict verdict_;
     portwatch_bpf *skel_ = nullptr;
     ring_buffer *ring_ = nullptr;
     std::vector<bpf_link *> links_;

@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Runs the kernel test suite on the kernels fleets run, each booted under qemu.
+
+For every kernel in KERNELS: fetch Debian's cloud kernel package through a private apt
+configuration (the machine's apt sources are never touched), build an initramfs holding
+busybox, this build's binaries with their libraries, the modules and every program the tests
+exec, boot it under qemu (TCG: KVM does not work on these machines), run the kernel_tests
+binary inside and read its gtest JSON report back from a second serial port.
+
+Prints one line per kernel (passed / failed / skipped, with each skip's reason) and exits 1
+if any kernel failed, had a test fail, or skipped a test for a reason not in ALLOWED_SKIPS.
+
+  scripts/vmtest.py [--build build] [--kernel 6.1 ...] [--cache DIR] [--hooks SET] [-- gtest args]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from xml.etree import ElementTree
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    name: str  # what the matrix calls it: 5.10, 6.1, 6.12
+    distro: str
+    suite: str
+    package: str  # regular expression over the suite's package names
+
+
+KERNELS = [
+    Kernel("5.10", "Debian 11", "bullseye", r"linux-image-5\.10\.0-\d+-cloud-amd64-unsigned"),
+    Kernel("6.1", "Debian 12", "bookworm", r"linux-image-6\.1\.0-\d+-cloud-amd64-unsigned"),
+    Kernel("6.12", "Debian 13", "trixie", r"linux-image-6\.12\.\d+\+deb13-cloud-amd64-unsigned"),
+]
+
+# Modules the tests need that the cloud kernels do not build in: sock_diag's TCP and UDP
+# handlers (the socket-table pass). A real host loads them on demand; the VM's init insmods them.
+MODULES = ["net/ipv4/inet_diag", "net/ipv4/tcp_diag", "net/ipv4/udp_diag"]
+
+# Programs the kernel tests exec (besides the portwatch binary), and what else they read.
+TEST_PROGRAMS = ["/usr/bin/setpriv", "/usr/bin/ss", "/usr/bin/tmux", "/usr/bin/promtool",
+                 "/usr/bin/prometheus", "/usr/bin/cp", "/usr/bin/rm"]
+TEST_DATA = ["/usr/share/terminfo", "/lib/terminfo", "/etc/services", "/etc/protocols"]
+
+# Skips a kernel's missing feature forces: (test-name pattern, kernel names, why).
+# Anything else that skips fails the run, as a skip does natively under CI=true.
+ALLOWED_SKIPS = [
+    (r"IpLocalPortRange", {"5.10", "6.1"},
+     "IP_LOCAL_PORT_RANGE (per-socket port range) came in kernel 6.3"),
+]
+
+
+def log(message: str) -> None:
+    print(f"vmtest: {message}", file=sys.stderr, flush=True)
+
+
+def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=True, **kwargs)
+
+
+class Fail(Exception):
+    """A step that cannot go on, with what to tell the user."""
+
+
+# ---- fetching kernels ---------------------------------------------------------------------
+
+class PrivateApt:
+    """apt-get and apt-cache over one suite, with lists and cache of our own."""
+
+    def __init__(self, root: Path, suite: str):
+        self.root = root / "apt" / suite
+        (self.root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+        (self.root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+        self.sources = self.root / "sources.list"
+        self.sources.write_text(f"deb [signed-by={KEYRING}] {DEBIAN_MIRROR} {suite} main\n")
+
+    def options(self) -> list[str]:
+        return ["-o", f"Dir::Etc::sourcelist={self.sources}", "-o", "Dir::Etc::sourceparts=-",
+                "-o", f"Dir::State::Lists={self.root / 'lists'}",
+                "-o", f"Dir::Cache={self.root / 'cache'}", "-o", "APT::Get::List-Cleanup=0",
+                "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]
+
+    def update(self) -> None:
+        run(["apt-get", "-qq", *self.options(), "update"], stdout=subprocess.DEVNULL)
+
+    def package_names(self) -> list[str]:
+        out = run(["apt-cache", *self.options(), "pkgnames", "linux-image-"],
+                  capture_output=True, text=True).stdout
+        return out.split()
+
+    def download(self, package: str, into: Path) -> Path:
+        run(["apt-get", "-qq", *self.options(), "download", package], cwd=into,
+            stdout=subprocess.DEVNULL)
+        debs = sorted(into.glob(f"{package.replace('+', '?')}_*.deb"))
+        if not debs:
+            raise Fail(f"apt-get download {package} left no .deb in {into}")
+        return debs[-1]
+
+
+def natural_key(text: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+@dataclasses.dataclass
+class KernelFiles:
+    release: str  # uname -r
+    vmlinuz: Path
+    modules: Path  # lib/modules/<release>
+    config: Path
+
+
+def fetch_kernel(kernel: Kernel, cache: Path) -> KernelFiles:
+    """The newest cloud kernel of the suite, downloaded and unpacked once into the cache."""
+    apt = PrivateApt(cache, kernel.suite)
+    try:
+        apt.update()
+        names = [n for n in apt.package_names() if re.fullmatch(kernel.package, n)]
+    except subprocess.CalledProcessError as error:
+        names = []
+        log(f"{kernel.name}: apt-get update for {kernel.suite} failed ({error}); "
+            "using the cached kernel if there is one")
+    unpacked_root = cache / "kernels"
+    if names:
+        package = max(names, key=natural_key)
+        unpacked = unpacked_root / package
+        if not (unpacked / ".complete").exists():
+            debs = cache / "debs"
+            debs.mkdir(parents=True, exist_ok=True)
+            log(f"{kernel.name}: downloading {package} ({kernel.suite})")
+            deb = apt.download(package, debs)
+            shutil.rmtree(unpacked, ignore_errors=True)
+            unpacked.mkdir(parents=True)
+            run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+            (unpacked / ".complete").write_text(deb.name + "\n")
+    else:
+        cached = sorted((p for p in unpacked_root.glob("*") if re.fullmatch(kernel.package, p.name)
+                         and (p / ".complete").exists()), key=lambda p: natural_key(p.name))
+        if not cached:
+            raise Fail(f"no {kernel.package} in {kernel.suite} at {DEBIAN_MIRROR}, none cached")
+        unpacked = cached[-1]
+    vmlinuz = sorted((unpacked / "boot").glob("vmlinuz-*"))
+    if not vmlinuz:
+        raise Fail(f"{unpacked} holds no boot/vmlinuz-*")
+    release = vmlinuz[0].name.removeprefix("vmlinuz-")
+    # Debian 13 ships its modules under usr/ (merged /usr), the older ones under lib/.
+    modules = next((d for d in (unpacked / "lib" / "modules" / release,
+                                unpacked / "usr" / "lib" / "modules" / release) if d.is_dir()), None)
+    if modules is None:
+        raise Fail(f"{unpacked} holds no modules for {release}")
+    return KernelFiles(release, vmlinuz[0], modules, unpacked / "boot" / f"config-{release}")
+
+
+# ---- the initramfs ------------------------------------------------------------------------
+
+INIT = r"""#!/bin/sh
+# portwatch vmtest init: mount what a real host mounts, load the modules, run the suite.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux
+mkdir -p /proc /sys /dev
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm /run /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t bpf bpf /sys/fs/bpf
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug
+[ -d /sys/kernel/debug/tracing ] && mount -t tracefs tracefs /sys/kernel/debug/tracing 2>/dev/null
+for module in $(cat /vmtest/modules); do
+  insmod "$module" || echo "vmtest: cannot insmod $module"
+done
+ip link set lo up
+hostname vmtest
+echo "vmtest: kernel $(uname -r) up; running the kernel tests"
+cd /tmp
+. /vmtest/env
+START=$(date +%s)
+KERNEL_TESTS --gtest_output=xml:/tmp/report.xml $(cat /vmtest/gtest_args) 2>&1
+echo "vmtest: exit $? after $(( $(date +%s) - START )) s"
+{ echo "VMTEST-REPORT-BEGIN"; cat /tmp/report.xml; echo; echo "VMTEST-REPORT-END"; } > /dev/ttyS1
+sync
+poweroff -f
+"""
+
+
+def elf_libraries(path: str) -> list[str]:
+    """The shared libraries `path` loads, with the dynamic loader; none for a static binary."""
+    out = subprocess.run(["ldd", path], capture_output=True, text=True)
+    if out.returncode != 0:  # "not a dynamic executable"
+        return []
+    libraries = []
+    for line in out.stdout.splitlines():
+        if "not found" in line:
+            raise Fail(f"{path}: {line.strip()}")
+        match = re.search(r"(/\S+) \(0x", line)
+        if match:
+            libraries.append(match.group(1))
+    return libraries
+
+
+class Initramfs:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def add(self, source: str, target: str | None = None) -> None:
+        """Copies a file or a tree at the same path (or `target`), following symlinks for files."""
+        destination = self.root / (target or source).lstrip("/")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.isdir(source):
+            shutil.copytree(source, destination, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(os.path.realpath(source), destination)
+
+    def add_program(self, path: str) -> None:
+        if not os.path.exists(path):
+            raise Fail(f"the tests need {path}, which is not installed "
+                       "(scripts/install-deps.sh installs it)")
+        self.add(path)
+        for library in elf_libraries(path):
+            self.add(library)
+            # glibc finds its loader by the path in PT_INTERP, /lib64 on x86_64.
+            if "ld-linux" in library:
+                self.add(library, "/lib64/" + os.path.basename(library))
+
+    def add_busybox(self) -> None:
+        busybox = shutil.which("busybox")
+        if not busybox or elf_libraries(busybox):
+            raise Fail("busybox-static is not installed (scripts/install-deps.sh installs it)")
+        self.add(busybox, "/bin/busybox")
+        applets = run([busybox, "--list"], capture_output=True, text=True).stdout.split()
+        for applet in applets:
+            for directory in ("bin", "sbin"):
+                link = self.root / directory / applet
+                if not link.exists():
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.symlink_to("/bin/busybox")
+
+    def pack(self, output: Path) -> None:
+        files = run(["find", ".", "-mindepth", "1"], cwd=self.root, capture_output=True).stdout
+        with open(output, "wb") as cpio:
+            run(["cpio", "--quiet", "-o", "-H", "newc"], cwd=self.root, input=files, stdout=cpio)
+
+
+def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_args: list[str],
+                    env: dict[str, str]) -> Path:
+    image = Initramfs(work / "root")
+    image.add_busybox()
+    kernel_tests = build / "tests" / "kernel_tests"
+    portwatch = build / "portwatch"
+    for binary in (kernel_tests, portwatch):
+        if not binary.exists():
+            raise Fail(f"{binary} is not built (scripts/build.sh builds it)")
+    # The tests name the binary and the source tree by their absolute build-time paths.
+    for program in [str(kernel_tests), str(portwatch), *TEST_PROGRAMS]:
+        image.add_program(program)
+    image.add(str(REPO / "deploy"))
+    for data in TEST_DATA:
+        if os.path.exists(data):
+            image.add(data)
+    etc = image.root / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+    (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+    (image.root / "root").mkdir(exist_ok=True)
+    modules = []
+    for module in MODULES:
+        found = list(kernel_files.modules.glob(f"kernel/{module}.ko*"))
+        if not found:
+            raise Fail(f"{kernel_files.release} has no module {module}")
+        target = f"/vmtest/modules.d/{found[0].name}"
+        image.add(str(found[0]), target)
+        if found[0].suffix == ".xz":  # busybox insmod reads plain .ko only
+            run(["xz", "-d", str(image.root / target.lstrip("/"))])
+            target = target.removesuffix(".xz")
+        modules.append(target)
+    vmtest = image.root / "vmtest"
+    (vmtest / "modules").write_text("\n".join(modules) + "\n")
+    (vmtest / "gtest_args").write_text(" ".join(gtest_args) + "\n")
+    (vmtest / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
+    init = image.root / "init"
+    init.write_text(INIT.replace("KERNEL_TESTS", str(kernel_tests)))
+    init.chmod(0o755)
+    output = work / "initramfs.cpio"
+    image.pack(output)
+    return output
+
+
+# ---- booting and reading the report --------------------------------------------------------
+
+@dataclasses.dataclass
+class Outcome:
+    kernel: Kernel
+    release: str = ""
+    passed: int = 0
+    failed: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # name, reason
+    error: str = ""  # the VM did not produce a report
+    seconds: float = 0.0
+
+    def unexpected_skips(self) -> list[tuple[str, str]]:
+        return [(name, reason) for name, reason in self.skipped
+                if not any(re.search(pattern, name) and self.kernel.name in kernels
+                           for pattern, kernels, _ in ALLOWED_SKIPS)]
+
+    def ok(self) -> bool:
+        return not self.error and not self.failed and not self.unexpected_skips() and self.passed > 0
+
+    def line(self) -> str:
+        head = f"{self.kernel.name:<5} {self.release or '?':<24} "
+        if self.error:
+            return head + f"ERROR {self.error} ({self.seconds:.0f} s)"
+        text = (f"{'ok    ' if self.ok() else 'FAILED'} passed {self.passed}, "
+                f"failed {len(self.failed)}, skipped {len(self.skipped)} ({self.seconds:.0f} s)")
+        for name in self.failed:
+            text += f"\n      failed: {name}"
+        for name, reason in self.skipped:
+            text += f"\n      skipped: {name}: {reason}"
+        return head + text
+
+
+def parse_report(xml_text: str, outcome: Outcome) -> None:
+    """gtest's XML report (its JSON one drops the skip messages)."""
+    for case in ElementTree.fromstring(xml_text).iter("testcase"):
+        name = f"{case.get('classname')}.{case.get('name')}"
+        skipped = case.find("skipped")
+        if case.find("failure") is not None:
+            outcome.failed.append(name)
+        elif skipped is not None or case.get("result") == "skipped":
+            message = (skipped.get("message", "") if skipped is not None else "").strip()
+            # The first line is the file:line of GTEST_SKIP, the rest the reason.
+            reason = message.split("\n", 1)[1] if "\n" in message else message
+            outcome.skipped.append((name, reason.strip() or "no reason given"))
+        else:
+            outcome.passed += 1
+
+
+def boot(kernel_files: KernelFiles, initramfs: Path, work: Path, console: Path,
+         timeout: int) -> str:
+    report_file = work / "report.out"
+    command = [
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2",
+        "-display", "none", "-monitor", "none", "-no-reboot", "-kernel",
+        str(kernel_files.vmlinuz), "-initrd", str(initramfs), "-serial", f"file:{console}",
+        "-serial", f"file:{report_file}",
+        "-append", "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=4",
+    ]
+    try:
+        qemu = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise Fail(f"no report within {timeout} s (console: {console})")
+    if qemu.returncode != 0:
+        raise Fail(f"qemu exited with {qemu.returncode}: {qemu.stderr.strip()}")
+    text = report_file.read_text(errors="replace") if report_file.exists() else ""
+    match = re.search(r"VMTEST-REPORT-BEGIN\s*(.*?)\s*VMTEST-REPORT-END", text, re.S)
+    if not match or not match.group(1).strip():
+        raise Fail(f"the suite wrote no report (console: {console})")
+    return match.group(1)
+
+
+def run_kernel(kernel: Kernel, args, gtest_args: list[str]) -> Outcome:
+    outcome = Outcome(kernel)
+    start = time.monotonic()
+    try:
+        files = fetch_kernel(kernel, args.cache)
+        outcome.release = files.release
+        with tempfile.TemporaryDirectory(prefix=f"vmtest-{kernel.name}-") as work:
+            env = {"CI": os.environ.get("CI", ""), "PORTWATCH_VM": kernel.name}
+            if args.hooks:
+                env["PORTWATCH_HOOKS"] = args.hooks
+            initramfs = build_initramfs(files, args.build, Path(work), gtest_args, env)
+            args.logs.mkdir(parents=True, exist_ok=True)
+            console = args.logs / f"console-{kernel.name}.log"
+            log(f"{kernel.name}: booting {files.release} (console: {console})")
+            parse_report(boot(files, initramfs, Path(work), console, args.timeout), outcome)
+    except (Fail, subprocess.CalledProcessError, ElementTree.ParseError) as error:
+        outcome.error = str(error)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", type=Path, default=REPO / os.environ.get("BUILD_DIR", "build"))
+    parser.add_argument("--kernel", action="append", choices=[k.name for k in KERNELS],
+                        help="run only these kernels (default: all)")
+    default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "portwatch-vmtest"
+    parser.add_argument("--cache", type=Path, default=default_cache,
+                        help=f"where kernel packages are kept (default {default_cache})")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="where console logs go (default BUILD/vmtest)")
+    parser.add_argument("--timeout", type=int, default=1500, help="seconds per kernel")
+    parser.add_argument("--hooks", default="", help="PORTWATCH_HOOKS for the suite")
+    parser.add_argument("gtest_args", nargs="*", help="passed to kernel_tests (after --)")
+    args = parser.parse_args()
+    args.build = args.build.resolve()
+    args.logs = (args.logs or args.build / "vmtest").resolve()
+    if os.geteuid() != 0:
+        log("needs root (the kernel tests inside do, and apt's lists are read as root)")
+        return 1
+    for tool in ("qemu-system-x86_64", "cpio", "apt-get", "dpkg-deb", "xz"):
+        if not shutil.which(tool):
+            log(f"{tool} is not installed (scripts/install-deps.sh installs it)")
+            return 1
+    selected = [k for k in KERNELS if not args.kernel or k.name in args.kernel]
+    outcomes = []
+    for kernel in selected:
+        outcome = run_kernel(kernel, args, args.gtest_args)
+        print(outcome.line(), flush=True)
+        outcomes.append(outcome)
+    return 0 if all(o.ok() for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

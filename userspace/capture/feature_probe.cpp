@@ -1,0 +1,110 @@
+#include "feature_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iterator>
+#include <memory>
+
+namespace portwatch {
+namespace {
+
+struct BtfDeleter {
+    void operator()(btf *types) const { btf__free(types); }
+};
+using BtfHandle = std::unique_ptr<btf, BtfDeleter>;
+
+bool has_enumerator(const btf *types, const char *enum_name, const char *value) {
+    int id = btf__find_by_name_kind(types, enum_name, BTF_KIND_ENUM);
+    if (id < 0) return false;
+    const btf_type *type = btf__type_by_id(types, id);
+    const struct btf_enum *values = btf_enum(type);
+    for (int i = 0; i < btf_vlen(type); i++)
+        if (std::strcmp(btf__name_by_offset(types, values[i].name_off), value) == 0) return true;
+    return false;
+}
+
+// tp_btf/<name> attaches to the raw tracepoint whose BTF typedef is btf_trace_<name>.
+bool has_tracepoint(const btf *types, const char *name) {
+    return btf__find_by_name_kind(types, (std::string("btf_trace_") + name).c_str(),
+                                  BTF_KIND_TYPEDEF) >= 0;
+}
+
+// 1: supported, 0: not; anything else is the probe failing (no privileges).
+bool probed(int answer, ProbeResult &result, const char *what) {
+    if (answer < 0 && !result.error) {
+        result.error = -answer;
+        result.failed_probe = what;
+    }
+    return answer == 1;
+}
+
+// Loads "r1 = fp - 16; r2 = 16; call helper; r0 = 1; exit": 1 if the kernel takes it,
+// 0 if the verifier refuses. libbpf_probe_bpf_helper() counts a refusal other than
+// "unknown func" as support, and 6.12 refuses sockops' bpf_get_current_uid_gid() with
+// "program of this type cannot use helper".
+int trial_load_helper_call(bpf_prog_type type, bpf_func_id helper) {
+    const bpf_insn program[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_1, BPF_REG_10, 0, 0},
+        {BPF_ALU64 | BPF_ADD | BPF_K, BPF_REG_1, 0, 0, -16},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_2, 0, 0, 16},
+        {BPF_JMP | BPF_CALL, 0, 0, 0, helper},
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    int fd = bpf_prog_load(type, nullptr, "GPL", program, std::size(program), nullptr);
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    return errno == EPERM ? -EPERM : 0;
+}
+
+}  // namespace
+
+ProbeResult probe_kernel_features() {
+    ProbeResult result;
+    auto add = [&](Feature feature, bool present) {
+        if (present) result.features.present.push_back(feature);
+    };
+    BtfHandle types(access("/sys/kernel/btf/vmlinux", R_OK) == 0 ? btf__load_vmlinux_btf()
+                                                                 : nullptr);
+    if (types) {
+        add(Feature::btf, true);
+        add(Feature::tp_btf, has_tracepoint(types.get(), "sys_enter"));
+        add(Feature::tcp_destroy_sock, has_tracepoint(types.get(), "tcp_destroy_sock"));
+        add(Feature::cgroup_sock_release,
+            has_enumerator(types.get(), "bpf_attach_type", "BPF_CGROUP_INET_SOCK_RELEASE"));
+        // The programs test the same enumerator (bpf_core_enum_value_exists).
+        add(Feature::current_task_btf,
+            has_enumerator(types.get(), "bpf_func_id", "BPF_FUNC_get_current_task_btf"));
+    }
+    add(Feature::ringbuf,
+        probed(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr), result, "map types"));
+    add(Feature::sockops,
+        probed(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_skc_to_tcp_sock, nullptr),
+               result, "sockops helpers"));
+    add(Feature::socket_cookie, probed(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK,
+                                                               BPF_FUNC_get_socket_cookie, nullptr),
+                                       result, "cgroup/sock helpers"));
+    bool sockops_task = true;
+    for (bpf_func_id helper : {BPF_FUNC_get_current_pid_tgid, BPF_FUNC_get_current_uid_gid,
+                               BPF_FUNC_get_current_comm, BPF_FUNC_get_current_cgroup_id})
+        sockops_task &= probed(trial_load_helper_call(BPF_PROG_TYPE_SOCK_OPS, helper), result,
+                               "sockops helpers");
+    add(Feature::sockops_task, sockops_task);
+    return result;
+}
+
+std::string kernel_release() {
+    utsname names{};
+    return uname(&names) == 0 ? names.release : "unknown";
+}
+
+}  // namespace portwatch
