@@ -19,6 +19,7 @@ packages=(
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top
   systemd rsyslog logrotate strace python3-yaml  # tests of deploy/
   python3 iproute2 procps            # benchmark script, debugging
+  qemu-system-x86 busybox-static cpio xz-utils  # scripts/vmtest.py: the kernel matrix
 )
 
 missing=()

@@ -50,9 +50,10 @@ KERNELS = [
 MODULES = ["net/ipv4/inet_diag", "net/ipv4/tcp_diag", "net/ipv4/udp_diag"]
 
 # Programs the kernel tests exec (besides the portwatch binary), and what else they read.
-TEST_PROGRAMS = ["/usr/bin/setpriv", "/usr/bin/ss", "/usr/bin/tmux", "/usr/bin/promtool",
+TEST_PROGRAMS = ["/usr/bin/dash", "/usr/bin/bash", "/usr/bin/setpriv", "/usr/bin/ss", "/usr/bin/tmux", "/usr/bin/promtool",
                  "/usr/bin/prometheus", "/usr/bin/cp", "/usr/bin/rm"]
-TEST_DATA = ["/usr/share/terminfo", "/lib/terminfo", "/etc/services", "/etc/protocols"]
+TEST_DATA = ["/usr/share/terminfo", "/lib/terminfo", "/etc/services", "/etc/protocols",
+             "/usr/lib/locale/C.utf8"]  # tmux refuses to start without a UTF-8 locale
 
 # Skips a kernel's missing feature forces: (test-name pattern, kernel names, why).
 # Anything else that skips fails the run, as a skip does natively under CI=true.
@@ -166,7 +167,7 @@ def fetch_kernel(kernel: Kernel, cache: Path) -> KernelFiles:
 
 INIT = r"""#!/bin/sh
 # portwatch vmtest init: mount what a real host mounts, load the modules, run the suite.
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux LANG=C.UTF-8 SHELL=/bin/bash
 mkdir -p /proc /sys /dev
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -190,6 +191,9 @@ echo "vmtest: kernel $(uname -r) up; running the kernel tests"
 cd /tmp
 . /vmtest/env
 START=$(date +%s)
+if [ -s /vmtest/command ]; then  # --command: a shell command instead of the suite
+  sh /vmtest/command 2>&1; poweroff -f
+fi
 KERNEL_TESTS --gtest_output=xml:/tmp/report.xml $(cat /vmtest/gtest_args) 2>&1
 echo "vmtest: exit $? after $(( $(date +%s) - START )) s"
 { echo "VMTEST-REPORT-BEGIN"; cat /tmp/report.xml; echo; echo "VMTEST-REPORT-END"; } > /dev/ttyS1
@@ -257,7 +261,7 @@ class Initramfs:
 
 
 def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_args: list[str],
-                    env: dict[str, str]) -> Path:
+                    env: dict[str, str], command: str = "") -> Path:
     image = Initramfs(work / "root")
     image.add_busybox()
     kernel_tests = build / "tests" / "kernel_tests"
@@ -268,13 +272,21 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
     # The tests name the binary and the source tree by their absolute build-time paths.
     for program in [str(kernel_tests), str(portwatch), *TEST_PROGRAMS]:
         image.add_program(program)
+    # As on Debian: /bin/sh is dash (system() runs it) and root's shell bash, which tmux
+    # runs the top test's window in: bash waits for a child that handles the test's SIGINT,
+    # where a non-interactive sh dies of it.
+    for shell, target in (("sh", "/usr/bin/dash"), ("bash", "/usr/bin/bash")):
+        link = image.root / "bin" / shell
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
     image.add(str(REPO / "deploy"))
     for data in TEST_DATA:
         if os.path.exists(data):
             image.add(data)
     etc = image.root / "etc"
     etc.mkdir(exist_ok=True)
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
                                 "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
     (etc / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
@@ -294,6 +306,7 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
     vmtest = image.root / "vmtest"
     (vmtest / "modules").write_text("\n".join(modules) + "\n")
     (vmtest / "gtest_args").write_text(" ".join(gtest_args) + "\n")
+    (vmtest / "command").write_text(command)
     (vmtest / "env").write_text("".join(f"export {k}='{v}'\n" for k, v in env.items()))
     init = image.root / "init"
     init.write_text(INIT.replace("KERNEL_TESTS", str(kernel_tests)))
@@ -386,7 +399,8 @@ def run_kernel(kernel: Kernel, args, gtest_args: list[str]) -> Outcome:
             env = {"CI": os.environ.get("CI", ""), "PORTWATCH_VM": kernel.name}
             if args.hooks:
                 env["PORTWATCH_HOOKS"] = args.hooks
-            initramfs = build_initramfs(files, args.build, Path(work), gtest_args, env)
+            initramfs = build_initramfs(files, args.build, Path(work), gtest_args, env,
+                                        args.command)
             args.logs.mkdir(parents=True, exist_ok=True)
             console = args.logs / f"console-{kernel.name}.log"
             log(f"{kernel.name}: booting {files.release} (console: {console})")
@@ -409,6 +423,9 @@ def main() -> int:
                         help="where console logs go (default BUILD/vmtest)")
     parser.add_argument("--timeout", type=int, default=1500, help="seconds per kernel")
     parser.add_argument("--hooks", default="", help="PORTWATCH_HOOKS for the suite")
+    parser.add_argument("--command", default="",
+                        help="run this shell command in the VM instead of the suite (debugging;"
+                             " its output is in the console log)")
     parser.add_argument("gtest_args", nargs="*", help="passed to kernel_tests (after --)")
     args = parser.parse_args()
     args.build = args.build.resolve()

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,25 @@ std::vector<Finding> check_bpf(const MonitorOptions &options, std::vector<std::s
     } catch (const CaptureError &error) {
         return {{"bpf", false, error.what()}};
     }
+}
+
+// Each feature the kernel lacks, with the kernel version that brought it: a required one
+// fails, an optional one says what the programs do instead.
+std::vector<Finding> check_kernel_features() {
+    ProbeResult probe = probe_kernel_features();
+    if (probe.error)
+        return {{"kernel", false,
+                 "cannot probe " + probe.failed_probe + ": " + std::strerror(probe.error)}};
+    KernelVerdict verdict = judge_kernel(probe.features, kernel_release());
+    std::vector<Finding> findings;
+    for (const FeatureInfo &missing : verdict.missing_required)
+        findings.push_back(
+            {"kernel", false,
+             std::string("lacks ") + missing.name + " (kernel " + missing.since + ")"});
+    for (const std::string &fallback : verdict.fallbacks)
+        findings.push_back({"kernel", true, fallback});
+    if (findings.empty()) findings.push_back({"kernel", true, "has every feature portwatch uses"});
+    return findings;
 }
 
 // What `snapshot` and the monitor's baseline need: sock_diag inside a network namespace.
@@ -117,6 +137,8 @@ int run_check(const MonitorOptions &options) {
     Reach reach = current_reach();
     std::vector<Finding> findings = {
         {"root", geteuid() == 0, "effective uid " + std::to_string(geteuid())}};
+    std::vector<Finding> features = check_kernel_features();
+    findings.insert(findings.end(), features.begin(), features.end());
     std::vector<Finding> bpf = check_bpf(options, hooks);
     bool can_monitor = bpf.front().ok;
     findings.insert(findings.end(), bpf.begin(), bpf.end());

@@ -44,6 +44,9 @@ std::string fallback_of(Feature feature) {
         case Feature::current_task_btf:
             return "no bpf_get_current_task_btf() (kernel 5.11): the fd table is read with "
                    "bpf_get_current_task() and probe reads";
+        case Feature::sockops_task:
+            return "no task helpers in sockops programs: TCP connect() is tracked at sys_enter "
+                   "and sys_exit (io_uring connects are not seen)";
         default:
             return "";
     }
