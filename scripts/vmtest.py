@@ -55,12 +55,15 @@ TEST_PROGRAMS = ["/usr/bin/dash", "/usr/bin/bash", "/usr/bin/setpriv", "/usr/bin
 TEST_DATA = ["/usr/share/terminfo", "/lib/terminfo", "/etc/services", "/etc/protocols",
              "/usr/lib/locale/C.utf8"]  # tmux refuses to start without a UTF-8 locale
 
-# Skips a kernel's missing feature forces: (test-name pattern, kernel names, why).
+# The one skip allowed: a test of a feature the kernel lacks (SKIP_UNLESS_KERNEL_HAS in
+# tests/kernel/kernel_support.h), and only on a kernel older than the one that brought it.
 # Anything else that skips fails the run, as a skip does natively under CI=true.
-ALLOWED_SKIPS = [
-    (r"IpLocalPortRange", {"5.10", "6.1"},
-     "IP_LOCAL_PORT_RANGE (per-socket port range) came in kernel 6.3"),
-]
+FEATURE_SKIP = re.compile(r"kernel feature missing: (.+) \(kernel (\d+)\.(\d+)\)")
+
+
+def version_of(kernel_name: str) -> tuple[int, int]:
+    major, minor = kernel_name.split(".")[:2]
+    return int(major), int(minor)
 
 
 def log(message: str) -> None:
@@ -329,9 +332,11 @@ class Outcome:
     seconds: float = 0.0
 
     def unexpected_skips(self) -> list[tuple[str, str]]:
-        return [(name, reason) for name, reason in self.skipped
-                if not any(re.search(pattern, name) and self.kernel.name in kernels
-                           for pattern, kernels, _ in ALLOWED_SKIPS)]
+        def forced(reason: str) -> bool:
+            match = FEATURE_SKIP.match(reason)
+            since = (int(match.group(2)), int(match.group(3))) if match else (0, 0)
+            return version_of(self.kernel.name) < since
+        return [(name, reason) for name, reason in self.skipped if not forced(reason)]
 
     def ok(self) -> bool:
         return not self.error and not self.failed and not self.unexpected_skips() and self.passed > 0

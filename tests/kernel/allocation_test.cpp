@@ -2,6 +2,9 @@
 // exact port getsockname() reports, the kind, the syscall, pid/tid and netns.
 #include <fcntl.h>
 #include <netinet/in.h>
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51 /* linux/in.h, kernel 6.3 */
+#endif
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -141,6 +144,36 @@ TEST_P(BindTest, PortZeroIsBindEphemeral) {
                       {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
     EXPECT_TRUE(allocated[0].ephemeral);
     EXPECT_FALSE(allocated[0].sock.has_remote());
+}
+
+// IP_LOCAL_PORT_RANGE (6.3): a per-socket range inside the netns's. bind(0) takes its port
+// from it (inet_sk_get_local_port_range()), and the port is still ephemeral.
+bool ip_local_port_range_works() {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    std::uint32_t range = 0;
+    int rc = setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range));
+    close(fd);
+    return rc == 0;
+}
+
+TEST_P(BindTest, PortZeroTakesThePerSocketRange) {
+    SKIP_UNLESS_KERNEL_HAS(ip_local_port_range_works(), "IP_LOCAL_PORT_RANGE", 6, 3);
+    Combo combo = GetParam();
+    Netns netns;
+    constexpr std::uint16_t kLow = 40100, kHigh = 40104;
+    auto [port, tid] = allocate_on_one_socket(netns, combo, [&](int fd) {
+        std::uint32_t range = std::uint32_t(kHigh) << 16 | kLow;
+        if (setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range)) != 0) return -1;
+        return bind_to(fd, combo.family, 0);
+    });
+    EXPECT_GE(port, kLow);
+    EXPECT_LE(port, kHigh);
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 1u);
+    expect_allocation(allocated[0],
+                      {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
+    EXPECT_TRUE(allocated[0].ephemeral);
 }
 
 TEST_P(BindTest, PortInUseFailsWithEaddrinuse) {

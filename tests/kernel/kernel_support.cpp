@@ -8,11 +8,13 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fcntl.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -26,6 +28,22 @@ namespace portwatch::test {
 bool running_in_ci() {
     const char *ci = std::getenv("CI");
     return ci && std::string(ci) == "true";
+}
+
+bool kernel_at_least(int major, int minor) {
+    utsname names{};
+    int running_major = 0, running_minor = 0;
+    if (uname(&names) != 0 ||
+        std::sscanf(names.release, "%d.%d", &running_major, &running_minor) != 2)
+        return false;
+    return running_major > major || (running_major == major && running_minor >= minor);
+}
+
+std::string missing_feature(const std::string &feature, int major, int minor) {
+    utsname names{};
+    uname(&names);
+    return "kernel feature missing: " + feature + " (kernel " + std::to_string(major) + "." +
+           std::to_string(minor) + "); this kernel is " + names.release;
 }
 
 void RootTest::SetUp() {

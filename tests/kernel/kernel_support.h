@@ -23,6 +23,19 @@ namespace portwatch::test {
 // reason; under CI=true that is a failure: CI runs as root and must prove it.
 bool running_in_ci();
 
+// A test of something only newer kernels have: on an older kernel it skips with
+// missing_feature()'s reason, which scripts/vmtest.py accepts on a kernel older than `since`
+// only; on a kernel at least that new it is a failure.
+bool kernel_at_least(int major, int minor);
+std::string missing_feature(const std::string &feature, int major, int minor);
+#define SKIP_UNLESS_KERNEL_HAS(has_it, feature, major, minor)                        \
+    do {                                                                             \
+        if (has_it) break;                                                           \
+        ASSERT_FALSE(kernel_at_least(major, minor))                                  \
+            << feature << " fails on a kernel that has it (" #major "." #minor "+)"; \
+        GTEST_SKIP() << missing_feature(feature, major, minor);                      \
+    } while (0)
+
 // A test that needs root but not the BPF programs: skipped without root, with `why`, and
 // failed under CI=true.
 class RootTest : public ::testing::Test {
