@@ -42,6 +42,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define SOCK_BINDPORT_LOCK 8
 #define EALREADY 114
 #define EINPROGRESS 115
+#define EADDRINUSE 98
+#define EAGAIN 11
+#define X86_THREAD_SIZE (4096 << 2) /* PAGE_SIZE << THREAD_SIZE_ORDER, without KASAN */
 #define MAX_USER_ERRNO 511 /* above: kernel-internal restart codes (ERESTARTSYS...) */
 
 /* Tunables, set by user space between open and load. */
@@ -54,10 +57,10 @@ const volatile __u8 filter_family = 0;
 const volatile __u8 filter_comm_enabled = 0;
 const volatile char filter_comm[PW_COMM_LEN] = {};
 const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
-/* false where sockops programs may not call bpf_get_current_pid_tgid(),
- * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() has
- * none of them): then TCP connect() is tracked at sys_enter/sys_exit like the other calls. */
-const volatile bool sockops_sees_task = true;
+/* PW_TCP_CONNECT_BY_SYSCALL where sockops programs may not call bpf_get_current_pid_tgid(),
+ * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() lacks
+ * them), PW_TCP_CONNECT_BY_FEXIT with the fexit hook set. */
+const volatile __u8 tcp_connect_path = PW_TCP_CONNECT_BY_SOCKOPS;
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -91,7 +94,7 @@ struct {
     __type(value, struct pending_call);
 } pending SEC(".maps");
 
-/* TCP connect() calls in flight when sockops_sees_task is false, by socket: the release
+/* TCP connect() calls in flight with PW_TCP_CONNECT_BY_SYSCALL, by socket: the release
  * reason if the socket closed during the call (a refused connect), else 0. pw_sys_exit
  * reports the allocation, then that release. */
 struct {
@@ -324,7 +327,7 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
         return 0;
     bool tcp_connect = call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT;
     /* pw_sockops reports the port; pw_sys_exit alone reports a failure */
-    if (tcp_connect && sockops_sees_task)
+    if (tcp_connect && tcp_connect_path != PW_TCP_CONNECT_BY_SYSCALL)
         return 0;
     call.sk = (__u64)sk;
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -467,9 +470,9 @@ static __always_inline void release_port(__u64 cookie, __u8 reason)
 static __always_inline long syscall_nr(const struct pt_regs *regs)
 {
 #if defined(__TARGET_ARCH_x86)
-    return regs->orig_ax;
+    return BPF_CORE_READ(regs, orig_ax);
 #elif defined(__TARGET_ARCH_arm64)
-    return regs->syscallno;
+    return BPF_CORE_READ(regs, syscallno);
 #else
     return -1;
 #endif
@@ -499,7 +502,7 @@ static __always_inline void record_failed_tcp_connect(struct pt_regs *regs, long
     record_allocation(&call, sk, 0, (__s32)-ret, false);
 }
 
-/* A TCP connect() tracked by the syscall path (sockops_sees_task false). The port is
+/* A TCP connect() tracked by the syscall path (PW_TCP_CONNECT_BY_SYSCALL). The port is
  * inet_sport: a refused connect's RST already gave inet_num back (tcp_done() ->
  * inet_put_port()), and pw_sockops then left the release to us. */
 static __always_inline void finish_tcp_connect(const struct pending_call *call,
@@ -622,8 +625,9 @@ static __always_inline bool in_reported_call(const struct sock *sk)
     return call && call->sk == (__u64)sk;
 }
 
-/* The port came from bind() or listen(): the syscall path holds it. */
-static __always_inline bool held_by_syscall_path(__u64 cookie)
+/* held_ports has the port: bind() or listen() gave it (or connect(), on the syscall and
+ * fexit paths of TCP connect). */
+static __always_inline bool in_held_ports(__u64 cookie)
 {
     return cookie && bpf_map_lookup_elem(&held_ports, &cookie);
 }
@@ -655,14 +659,14 @@ static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
     if (!sk)
         return;
     __u64 cookie = bpf_get_socket_cookie(ops); /* made now if the socket predates the agent */
-    if (!sockops_sees_task) { /* pw_sys_exit reports it */
+    if (tcp_connect_path != PW_TCP_CONNECT_BY_SOCKOPS) { /* pw_sys_exit or fexit reported it */
         watch_state_changes(ops);
         return;
     }
     /* TCP Fast Open: tcp_sendmsg_fastopen() sets fastopen_req around the connect,
      * and pw_sys_exit reports that sendto()/sendmsg() */
     bool fast_open = ((const struct tcp_sock *)sk)->fastopen_req;
-    if ((fast_open && in_reported_call(sk)) || held_by_syscall_path(cookie)) {
+    if ((fast_open && in_reported_call(sk)) || in_held_ports(cookie)) {
         watch_state_changes(ops);
         return;
     }
@@ -704,7 +708,9 @@ static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
     bool bind_locked = is_bind_locked(sk);
     if (!held) {
         __u64 key = (__u64)sk;
-        __u8 *in_flight = sockops_sees_task ? NULL : bpf_map_lookup_elem(&connects_in_flight, &key);
+        __u8 *in_flight = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL
+                              ? bpf_map_lookup_elem(&connects_in_flight, &key)
+                              : NULL;
         if (in_flight)
             *in_flight = reason; /* closed inside connect(): pw_sys_exit reports both */
         else if (!bind_locked)
@@ -728,10 +734,13 @@ static __always_inline void on_tcp_listen(struct bpf_sock_ops *ops)
     struct sock *sk = sock_of_ops(ops);
     if (!sk)
         return;
-    /* without task helpers every listener is watched: listen() is rare, and on_tcp_close
-     * reports only what the syscall path holds or a connect() made */
-    if (!sockops_sees_task || in_reported_call(sk) ||
-        held_by_syscall_path(bpf_get_socket_cookie(ops)))
+    /* sys_exit holds a listen() autobind only after this callback: without task helpers
+     * every listener is watched (listen() is rare, and on_tcp_close reports only what
+     * held_ports holds or a connect() made); fexit/inet_csk_get_port held it before */
+    bool by_syscall = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL;
+    bool by_sockops = tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS;
+    if (by_syscall || (by_sockops && in_reported_call(sk)) ||
+        in_held_ports(bpf_get_socket_cookie(ops)))
         watch_state_changes(ops);
 }
 
@@ -780,4 +789,127 @@ int pw_sock_release(struct bpf_sock *ctx)
     if (ctx->protocol == IPPROTO_UDP)
         release_port(bpf_get_socket_cookie(ctx), PW_RELEASE_SOCKET_CLOSED);
     return 1;
+}
+
+/* ---- The fexit hook set: the kernel's port allocators, in the caller's context, only
+ * when a port is chosen. Where trampolines attach (not on every kernel: user space tries). */
+
+/* The registers the task entered the kernel with: which syscall it is in, and its
+ * arguments. task_pt_regs() (arch/x86/include/asm/processor.h) is the top of the task's
+ * kernel stack; bpf_task_pt_regs() (5.15) computes it, before it we do. */
+static __always_inline struct pt_regs *current_user_regs(void)
+{
+    if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+        return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    struct task_struct *task = (void *)bpf_get_current_task();
+    void *stack = BPF_CORE_READ(task, stack);
+    return (struct pt_regs *)(stack + X86_THREAD_SIZE) - 1;
+}
+
+/* The call of the syscall the task is in, with the sockaddr it passed (a sendto()'s
+ * destination, a bind()'s address). Reached another way (io_uring), PW_SYSCALL_NONE. */
+static __always_inline void read_current_call(struct pending_call *call)
+{
+    struct pt_regs *regs = current_user_regs();
+    call->syscall = syscall_of(syscall_nr(regs));
+    read_call_args(regs, call);
+}
+
+/* inet_hash_connect() (tcp_v4_connect()) and inet6_hash_connect() (tcp_v6_connect()) chose
+ * the port of a TCP connect(), or failed with the errno connect() returns (-EADDRNOTAVAIL).
+ * Also reached through sendto(MSG_FASTOPEN). A socket bind() gave a port re-checks it here. */
+static __always_inline void on_hash_connect(struct sock *sk, int ret)
+{
+    struct pending_call call = {};
+    if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_TCP)
+        return;
+    if (in_held_ports(cookie_of(sk)) || (!ret && is_bind_locked(sk)))
+        return; /* bind() chose the port */
+    read_current_call(&call);
+    if (call.syscall == PW_SYSCALL_NONE)
+        call.syscall = PW_SYSCALL_CONNECT;
+    call.req_family = AF_UNSPEC; /* the remote is on the socket already */
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (ret)
+        record_allocation(&call, sk, 0, -ret, false);
+    else if (port)
+        record_allocation(&call, sk, port, 0, true);
+}
+
+SEC("?fexit/inet_hash_connect")
+int BPF_PROG(pw_inet_hash_connect, struct inet_timewait_death_row *death_row, struct sock *sk,
+             int ret)
+{
+    on_hash_connect(sk, ret);
+    return 0;
+}
+
+SEC("?fexit/inet6_hash_connect")
+int BPF_PROG(pw_inet6_hash_connect, struct inet_timewait_death_row *death_row, struct sock *sk,
+             int ret)
+{
+    on_hash_connect(sk, ret);
+    return 0;
+}
+
+/* inet_csk_get_port(): bind() (snum 0: bind_ephemeral) and listen()'s autobind. A
+ * nonzero return is bind()'s and listen()'s -EADDRINUSE (__inet_bind(),
+ * inet_csk_listen_start()). */
+SEC("?fexit/inet_csk_get_port")
+int BPF_PROG(pw_inet_csk_get_port, struct sock *sk, unsigned short snum, int ret)
+{
+    struct pending_call call = {};
+    if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_TCP)
+        return 0;
+    /* inet_csk_listen_start() sets TCP_LISTEN, then takes again the port bind() gave */
+    bool listening = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN;
+    if (listening && snum)
+        return 0;
+    call.syscall = listening ? PW_SYSCALL_LISTEN : PW_SYSCALL_BIND;
+    call.req_port = snum;
+    /* __inet_bind() set the address before it asked for the port, and clears it after a
+     * failure: now it still says what the failed bind() wanted */
+    if (call.family == AF_INET)
+        bpf_core_read(call.req_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+    else
+        bpf_core_read(call.req_addr, PW_ADDR_LEN, &sk->__sk_common.skc_v6_rcv_saddr);
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (ret)
+        record_allocation(&call, sk, 0, EADDRINUSE, false);
+    else if (port)
+        record_allocation(&call, sk, port, 0, true);
+    return 0;
+}
+
+/* udp_lib_get_port(): UDP bind(), and the autobind of connect() and send*() on an unbound
+ * socket (inet_autobind()). Which syscall the task is in says which. A nonzero return is
+ * bind()'s -EADDRINUSE (__inet_bind()) or the autobind's -EAGAIN (inet_autobind()). */
+SEC("?fexit/udp_lib_get_port")
+int BPF_PROG(pw_udp_lib_get_port, struct sock *sk, unsigned short snum,
+             unsigned int hash2_nulladdr, int ret)
+{
+    struct pending_call call = {};
+    if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_UDP)
+        return 0;
+    read_current_call(&call);
+    if (snum || call.syscall == PW_SYSCALL_BIND) {
+        call.syscall = PW_SYSCALL_BIND;
+        call.req_port = snum;
+    }
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (ret)
+        record_allocation(&call, sk, 0, call.syscall == PW_SYSCALL_BIND ? EADDRINUSE : EAGAIN,
+                          false);
+    else if (port)
+        record_allocation(&call, sk, port, 0, true);
+    return 0;
+}
+
+/* connect(AF_UNSPEC) on UDP: udp_disconnect() gives back a port bind() did not lock. */
+SEC("?fexit/udp_disconnect")
+int BPF_PROG(pw_udp_disconnect, struct sock *sk, int flags, int ret)
+{
+    if (!BPF_CORE_READ(sk, __sk_common.skc_num))
+        release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
+    return 0;
 }

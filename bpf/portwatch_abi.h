@@ -45,6 +45,14 @@ enum pw_syscall {
 };
 
 /* Why a port went back to the kernel. */
+/* Which program reports a TCP connect() (the rodata `tcp_connect_path`, set by user space
+ * from the hook set and the kernel's features). */
+enum pw_tcp_connect_path {
+    PW_TCP_CONNECT_BY_SOCKOPS = 0, /* TCP_CONNECT_CB, in the caller's context */
+    PW_TCP_CONNECT_BY_SYSCALL = 1, /* sys_enter/sys_exit: sockops has no task helpers */
+    PW_TCP_CONNECT_BY_FEXIT = 2,   /* fexit/inet_hash_connect */
+};
+
 enum pw_release_reason {
     PW_RELEASE_SOCKET_CLOSED = 1, /* last reference to the socket closed */
     PW_RELEASE_TCP_CLOSED = 2,    /* TCP reached CLOSE: reset, refused, passive close */

@@ -62,7 +62,7 @@ void BM_MetricsRefresh(benchmark::State &state) {
     std::size_t bytes = 0;
     for (auto _ : state) {
         Report current = model.current(kNowNs);
-        MetricsInput input{"0.1.0", "6.18", &current, &stats, &counters, 10};
+        MetricsInput input{"0.1.0", "6.18", &current, &stats, &counters, 10, "tracepoint"};
         std::string text = render_prometheus(input);
         bytes = text.size();
         benchmark::DoNotOptimize(text.data());

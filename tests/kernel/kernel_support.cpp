@@ -46,6 +46,14 @@ std::string missing_feature(const std::string &feature, int major, int minor) {
            std::to_string(minor) + "); this kernel is " + names.release;
 }
 
+HookChoice hooks_under_test() {
+    const char *hooks = std::getenv("PORTWATCH_HOOKS");
+    std::string name = hooks ? hooks : "auto";
+    if (name == "fexit") return HookChoice::fexit;
+    if (name == "tracepoint") return HookChoice::tracepoint;
+    return HookChoice::automatic;
+}
+
 void RootTest::SetUp() {
     if (geteuid() == 0) return;
     if (running_in_ci()) FAIL() << why_;
@@ -58,7 +66,9 @@ void KernelTest::SetUp() {
         reason = "kernel tests need root (CAP_BPF, CAP_SYS_ADMIN, CAP_NET_ADMIN)";
     } else {
         try {
-            capture = std::make_unique<Capture>(config());
+            CaptureConfig wanted = config();
+            wanted.hooks = hooks_under_test();
+            capture = std::make_unique<Capture>(wanted);
         } catch (const CaptureError &error) {
             reason = std::string("cannot load portwatch's BPF programs: ") + error.what();
         }

@@ -23,6 +23,10 @@ namespace portwatch::test {
 // reason; under CI=true that is a failure: CI runs as root and must prove it.
 bool running_in_ci();
 
+// The hook set the suite runs with: PORTWATCH_HOOKS (auto, fexit, tracepoint), as the
+// portwatch binary the tests start reads it too.
+HookChoice hooks_under_test();
+
 // A test of something only newer kernels have: on an older kernel it skips with
 // missing_feature()'s reason, which scripts/vmtest.py accepts on a kernel older than `since`
 // only; on a kernel at least that new it is a failure.

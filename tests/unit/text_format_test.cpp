@@ -123,7 +123,11 @@ TEST(TextFormat, Ready) {
     ready.version = "0.1.0";
     ready.kernel_release = "6.8.0";
     ready.hooks = {"a", "b", "c"};
-    EXPECT_EQ(text_line(ready), "# portwatch 0.1.0 ready (kernel 6.8.0); hooks: a, b, c\n");
+    ready.hook_set = "fexit";
+    ready.hook_set_reason = "asked for (--hooks fexit)";
+    EXPECT_EQ(text_line(ready),
+              "# portwatch 0.1.0 ready (kernel 6.8.0); hooks (fexit, asked for (--hooks fexit)): "
+              "a, b, c\n");
 }
 
 TEST(TextFormat, Stats) {

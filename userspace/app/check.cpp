@@ -36,6 +36,8 @@ std::vector<Finding> check_bpf(const MonitorOptions &options, std::vector<std::s
         Reach cgroup_only{true, true, capture.sees_every_cgroup()};
         auto limits = reach_limits(cgroup_only);
         return {{"bpf", true, std::to_string(hooks.size()) + " programs load and attach"},
+                {"hooks", true,
+                 std::string(name_of(capture.hook_set())) + ": " + capture.hook_set_reason()},
                 {"cgroup", limits.empty(),
                  limits.empty() ? "the cgroup hooks are on the root cgroup" : limits[0]}};
     } catch (const CaptureError &error) {

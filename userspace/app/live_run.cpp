@@ -218,9 +218,12 @@ int run_live(const LiveRun &run) {
     ready.version = kPortwatchVersion;
     ready.kernel_release = kernel_release();
     ready.hooks = capture.hooks();
+    ready.hook_set = name_of(capture.hook_set());
+    ready.hook_set_reason = capture.hook_set_reason();
     ready.agent_pid = static_cast<std::uint32_t>(getpid());
     ready.metrics_address = run.metrics_address;
     ready.reach = reach;
+    for (LiveView *view : run.views) view->started(ready);
     run.reporter->ready(ready);
     run.reporter->flush();
     return MonitorLoop(run, capture, model, netns_reader, baseline_ms, reach).run();

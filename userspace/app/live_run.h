@@ -18,6 +18,7 @@ namespace portwatch {
 class LiveView {
   public:
     virtual ~LiveView() = default;
+    virtual void started(const ReadyInfo &) {}  // the programs are attached
     virtual void event(const Event &) {}
     virtual void warning(const Warning &) {}
     virtual void refresh(const Report &current, const StatsSnapshot &stats) = 0;

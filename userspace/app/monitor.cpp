@@ -24,6 +24,7 @@ class MetricsView : public LiveView {
 
     std::string address() const { return server_.bound().text(); }
 
+    void started(const ReadyInfo &ready) override { hook_set_ = ready.hook_set; }
     void event(const Event &event) override { counters_.count(event); }
     void warning(const Warning &warning) override { counters_.count(warning); }
 
@@ -31,6 +32,7 @@ class MetricsView : public LiveView {
         MetricsInput input;
         input.version = kPortwatchVersion;
         input.kernel_release = kernel_release_;
+        input.hook_set = hook_set_;
         input.usage = &current;
         input.stats = &stats;
         input.counters = &counters_;
@@ -43,6 +45,7 @@ class MetricsView : public LiveView {
     EventCounters counters_;
     std::size_t top_n_;
     std::string kernel_release_;
+    std::string hook_set_;
 };
 
 }  // namespace

@@ -87,6 +87,9 @@ KernelVerdict judge_this_kernel() {
 Capture::Capture(const CaptureConfig &config) : owners_(config.max_tracked_sockets) {
     libbpf_set_print(capture_libbpf_output);
     verdict_ = judge_this_kernel();
+    hooks_decision_ = choose_hooks(
+        config.hooks, config.hooks == HookChoice::tracepoint ? std::string() : fexit_refusal());
+    if (!hooks_decision_.error.empty()) throw CaptureError(hooks_decision_.error);
     skel_ = portwatch_bpf__open();
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
     try {
@@ -116,7 +119,24 @@ void Capture::close_all() {
     skel_ = nullptr;
 }
 
+// The tracepoint programs load by default, the fexit ones ("?fexit/...") only when chosen.
+void Capture::choose_programs() {
+    bool fexit = hook_set() == HookSet::fexit;
+    auto *p = &skel_->progs;
+    for (bpf_program *program : {p->pw_sys_enter, p->pw_sys_exit})
+        bpf_program__set_autoload(program, !fexit);
+    for (bpf_program *program :
+         {p->pw_inet_hash_connect, p->pw_inet6_hash_connect, p->pw_inet_csk_get_port,
+          p->pw_udp_lib_get_port, p->pw_udp_disconnect})
+        bpf_program__set_autoload(program, fexit);
+    skel_->rodata->tcp_connect_path = fexit ? PW_TCP_CONNECT_BY_FEXIT
+                                      : verdict_.lacks(Feature::sockops_task)
+                                          ? PW_TCP_CONNECT_BY_SYSCALL
+                                          : PW_TCP_CONNECT_BY_SOCKOPS;
+}
+
 void Capture::configure(const CaptureConfig &config) {
+    choose_programs();
     auto *ro = skel_->rodata;
     ro->nr_bind = SYS_bind;
     ro->nr_listen = SYS_listen;
@@ -124,7 +144,6 @@ void Capture::configure(const CaptureConfig &config) {
     ro->nr_sendto = SYS_sendto;
     ro->nr_sendmsg = SYS_sendmsg;
     ro->nr_sendmmsg = SYS_sendmmsg;
-    ro->sockops_sees_task = !verdict_.lacks(Feature::sockops_task);
     const Filters &f = config.filters;
     ro->filter_pid = f.pid.value_or(0);
     ro->filter_netns = f.netns.value_or(0);
@@ -179,8 +198,16 @@ void Capture::attach(bpf_link *link, const std::string &name) {
 
 void Capture::attach_all() {
     auto *p = &skel_->progs;
-    attach(bpf_program__attach(p->pw_sys_enter), "tp_btf/sys_enter");
-    attach(bpf_program__attach(p->pw_sys_exit), "tp_btf/sys_exit");
+    if (hook_set() == HookSet::fexit) {
+        attach(bpf_program__attach(p->pw_inet_hash_connect), "fexit/inet_hash_connect");
+        attach(bpf_program__attach(p->pw_inet6_hash_connect), "fexit/inet6_hash_connect");
+        attach(bpf_program__attach(p->pw_inet_csk_get_port), "fexit/inet_csk_get_port");
+        attach(bpf_program__attach(p->pw_udp_lib_get_port), "fexit/udp_lib_get_port");
+        attach(bpf_program__attach(p->pw_udp_disconnect), "fexit/udp_disconnect");
+    } else {
+        attach(bpf_program__attach(p->pw_sys_enter), "tp_btf/sys_enter");
+        attach(bpf_program__attach(p->pw_sys_exit), "tp_btf/sys_exit");
+    }
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
     std::string root = cgroup2_root();
     cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -27,9 +27,10 @@ struct CaptureConfig {
     Filters filters;
     std::uint32_t ringbuf_mb = MonitorOptions{}.ringbuf_mb;
     std::uint32_t max_tracked_sockets = MonitorOptions{}.max_tracked_sockets;
+    HookChoice hooks = MonitorOptions{}.hooks;
 
     static CaptureConfig of(const MonitorOptions &options) {
-        return {options.filters, options.ringbuf_mb, options.max_tracked_sockets};
+        return {options.filters, options.ringbuf_mb, options.max_tracked_sockets, options.hooks};
     }
 };
 
@@ -62,9 +63,13 @@ class Capture {
     bool sees_every_cgroup() const { return sees_every_cgroup_; }
     // What the probe found: the optional features the programs do without.
     const KernelVerdict &kernel_verdict() const { return verdict_; }
+    // The hook set in use (fexit or tracepoint) and why.
+    HookSet hook_set() const { return hooks_decision_.set; }
+    const std::string &hook_set_reason() const { return hooks_decision_.reason; }
 
   private:
     static int on_record(void *self, void *data, std::size_t size);
+    void choose_programs();
     void configure(const CaptureConfig &config);
     void load();
     void close_all();
@@ -72,6 +77,7 @@ class Capture {
     void attach(bpf_link *link, const std::string &name);
 
     KernelVerdict verdict_;
+    HookDecision hooks_decision_;
     portwatch_bpf *skel_ = nullptr;
     ring_buffer *ring_ = nullptr;
     std::vector<bpf_link *> links_;

@@ -102,6 +102,46 @@ ProbeResult probe_kernel_features() {
     return result;
 }
 
+namespace {
+
+// What bcc's fentry_can_attach() does: load "r0 = 0; exit" as fexit/inet_hash_connect and
+// attach it. Kernels without trampolines (this development VM) refuse the attach.
+std::string try_fexit() {
+    BtfHandle types(btf__load_vmlinux_btf());
+    if (!types) return "no kernel BTF";
+    for (const char *function : {"inet_hash_connect", "inet6_hash_connect", "inet_csk_get_port",
+                                 "udp_lib_get_port", "udp_disconnect"})
+        if (btf__find_by_name_kind(types.get(), function, BTF_KIND_FUNC) < 0)
+            return std::string("the kernel's BTF has no function ") + function;
+    int target = btf__find_by_name_kind(types.get(), "inet_hash_connect", BTF_KIND_FUNC);
+    const bpf_insn program[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    bpf_prog_load_opts options{};
+    options.sz = sizeof(options);
+    options.expected_attach_type = BPF_TRACE_FEXIT;
+    options.attach_btf_id = std::uint32_t(target);
+    int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "pw_fexit_probe", "GPL", program,
+                           std::size(program), &options);
+    if (fd < 0) return std::string("a trial fexit program does not load: ") + std::strerror(errno);
+    int link = bpf_raw_tracepoint_open(nullptr, fd);
+    int attach_error = errno;
+    close(fd);
+    if (link < 0)
+        return std::string("a trial fexit/inet_hash_connect does not attach: ") +
+               std::strerror(attach_error);
+    close(link);
+    return "";
+}
+
+}  // namespace
+
+const std::string &fexit_refusal() {
+    static const std::string refusal = try_fexit();
+    return refusal;
+}
+
 std::string kernel_release() {
     utsname names{};
     return uname(&names) == 0 ? names.release : "unknown";

@@ -17,6 +17,10 @@ struct ProbeResult {
 
 ProbeResult probe_kernel_features();
 
+// "" when a trial fexit program attaches to inet_hash_connect() and the kernel's BTF has
+// every allocator the fexit set hooks; else why not. Tried once per process.
+const std::string &fexit_refusal();
+
 std::string kernel_release();  // uname -r, or "unknown"
 
 }  // namespace portwatch

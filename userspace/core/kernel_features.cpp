@@ -79,6 +79,26 @@ KernelVerdict judge_kernel(const KernelFeatures &features, std::string_view kern
     return verdict;
 }
 
+const char *name_of(HookSet set) {
+    return set == HookSet::fexit ? "fexit" : "tracepoint";
+}
+
+HookDecision choose_hooks(HookChoice asked, const std::string &fexit_refusal) {
+    bool fexit_works = fexit_refusal.empty();
+    switch (asked) {
+        case HookChoice::tracepoint:
+            return {HookSet::tracepoint, "asked for (--hooks tracepoint)", ""};
+        case HookChoice::fexit:
+            if (fexit_works) return {HookSet::fexit, "asked for (--hooks fexit)", ""};
+            return {HookSet::fexit, "", "--hooks fexit: " + fexit_refusal};
+        case HookChoice::automatic:
+        default:
+            if (fexit_works)
+                return {HookSet::fexit, "fexit attaches to the port allocators on this kernel", ""};
+            return {HookSet::tracepoint, "fexit cannot attach here: " + fexit_refusal, ""};
+    }
+}
+
 namespace {
 
 bool is_statistic(std::string_view line) {

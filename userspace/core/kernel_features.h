@@ -53,6 +53,21 @@ struct KernelVerdict {
 
 KernelVerdict judge_kernel(const KernelFeatures &features, std::string_view kernel_release);
 
+// Which programs see the allocations: the kernel's port allocators (fexit, where
+// trampolines attach) or the syscall tracepoints (everywhere else).
+enum class HookSet { tracepoint, fexit };
+enum class HookChoice { automatic, tracepoint, fexit };  // --hooks auto|tracepoint|fexit
+const char *name_of(HookSet set);
+
+struct HookDecision {
+    HookSet set = HookSet::tracepoint;
+    std::string reason;  // why this set, for `check`, the ready line and the metrics
+    std::string error;   // --hooks fexit where fexit cannot attach: why; else ""
+};
+
+// `fexit_refusal` is "" when a trial fexit program attached, else why it did not.
+HookDecision choose_hooks(HookChoice asked, const std::string &fexit_refusal);
+
 // The verifier's own reason in a load log (the last line that is not a statistic):
 // "Unreleased reference id=4 alloc_insn=97", "unknown func bpf_get_current_task_btf#158".
 std::string verifier_reason(std::string_view log);

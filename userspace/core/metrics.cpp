@@ -298,8 +298,11 @@ void EventCounters::count(const Warning &warning) {
 
 std::string render_prometheus(const MetricsInput &input) {
     Exposition out;
-    out.family("portwatch_build_info", "gauge", "Always 1; the agent's version and kernel release");
-    out.sample({{"version", input.version}, {"kernel", input.kernel_release}}, 1);
+    out.family("portwatch_build_info", "gauge",
+               "Always 1; the agent's version, kernel release and hook set");
+    out.sample(
+        {{"version", input.version}, {"kernel", input.kernel_release}, {"hooks", input.hook_set}},
+        1);
     write_scopes(out, input);
     write_processes(out, input);
     write_event_counters(out, *input.counters);

@@ -39,6 +39,7 @@ struct MetricsInput {
     const StatsSnapshot *stats = nullptr;
     const EventCounters *counters = nullptr;
     std::size_t top_n = 10;  // destination scopes and processes exported
+    std::string hook_set;    // fexit or tracepoint
 };
 
 std::string render_prometheus(const MetricsInput &input);

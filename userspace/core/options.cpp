@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <map>
 
 #include "names.h"
 #include "version.h"
@@ -65,6 +66,20 @@ void add_threshold_options(CLI::App &command, MonitorOptions &options) {
         .add_option("--critical-ratio", options.critical_ratio,
                     "Utilization of a port scope that is critical (0-1, above --warn-ratio)")
         ->check(CLI::Range(0.01, 1.0));
+}
+
+// For the subcommands that load the programs.
+void add_hooks_option(CLI::App &command, MonitorOptions &options) {
+    command
+        .add_option("--hooks", options.hooks,
+                    "Which hooks see allocations: fexit (the kernel's port allocators), "
+                    "tracepoint (the syscalls), or auto: fexit where it attaches")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, HookChoice>{{"auto", HookChoice::automatic},
+                                              {"fexit", HookChoice::fexit},
+                                              {"tracepoint", HookChoice::tracepoint}},
+            CLI::ignore_case))
+        ->envname("PORTWATCH_HOOKS");
 }
 
 void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
@@ -180,6 +195,7 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
         add_filter_options(*command, options, proto, family);
         add_threshold_options(*command, options);
     }
+    for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, options);
     add_monitor_options(*monitor, options);
     add_metrics_options(*monitor, options, metrics_listen);
 

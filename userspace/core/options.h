@@ -8,6 +8,7 @@
 #include <string>
 
 #include "event.h"
+#include "kernel_features.h"
 #include "reporter.h"
 
 namespace portwatch {
@@ -38,6 +39,7 @@ struct MonitorOptions {
     Filters filters;
     std::uint32_t ringbuf_mb = 8;
     std::uint32_t max_tracked_sockets = 1u << 16;
+    HookChoice hooks = HookChoice::automatic;     // --hooks; PORTWATCH_HOOKS in the environment
     double report_interval_s = 10;                // 0: only the report at exit
     double warn_ratio = 0.80;                     // utilization of a scope that raises `warning`
     double critical_ratio = 0.95;                 // ... and `critical`

@@ -53,6 +53,8 @@ struct ReadyInfo {
     std::string version;
     std::string kernel_release;
     std::vector<std::string> hooks;
+    std::string hook_set;         // "fexit" or "tracepoint"
+    std::string hook_set_reason;  // why that set
     std::uint32_t agent_pid = 0;
     std::string metrics_address;  // where /metrics is served; empty without --metrics-listen
     Reach reach;

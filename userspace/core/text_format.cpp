@@ -93,7 +93,7 @@ std::string text_line(const ReadyInfo &ready) {
     std::string hooks;
     for (const auto &hook : ready.hooks) hooks += (hooks.empty() ? "" : ", ") + hook;
     return "# portwatch " + ready.version + " ready (kernel " + ready.kernel_release +
-           "); hooks: " + hooks +
+           "); hooks (" + ready.hook_set + ", " + ready.hook_set_reason + "): " + hooks +
            (ready.metrics_address.empty() ? "" : "; metrics on http://" + ready.metrics_address) +
            "\n";
 }
