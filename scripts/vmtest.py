@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Runs the kernel test suite on the kernels fleets run, each booted under qemu.
 
-For every kernel in KERNELS: fetch Debian's cloud kernel package through a private apt
+For every kernel in KERNELS, and every hook set in HOOK_SETS: fetch Debian's cloud kernel package through a private apt
 configuration (the machine's apt sources are never touched), build an initramfs holding
 busybox, this build's binaries with their libraries, the modules and every program the tests
 exec, boot it under qemu (TCG: KVM does not work on these machines), run the kernel_tests
 binary inside and read its gtest JSON report back from a second serial port.
 
-Prints one line per kernel (passed / failed / skipped, with each skip's reason) and exits 1
+Prints one line per kernel and hook set (passed / failed / skipped, with each skip's reason) and exits 1
 if any kernel failed, had a test fail, or skipped a test for a reason not in ALLOWED_SKIPS.
 
-  scripts/vmtest.py [--build build] [--kernel 6.1 ...] [--cache DIR] [--hooks SET] [-- gtest args]
+  scripts/vmtest.py [--build build] [--kernel 6.1 ...] [--hooks fexit] [--cache DIR] [-- gtest args]
 """
 from __future__ import annotations
 
@@ -44,6 +44,10 @@ KERNELS = [
     Kernel("6.1", "Debian 12", "bookworm", r"linux-image-6\.1\.0-\d+-cloud-amd64-unsigned"),
     Kernel("6.12", "Debian 13", "trixie", r"linux-image-6\.12\.\d+\+deb13-cloud-amd64-unsigned"),
 ]
+
+# The suite runs once per hook set (portwatch --hooks, PORTWATCH_HOOKS): both attach on
+# every kernel of the matrix.
+HOOK_SETS = ["tracepoint", "fexit"]
 
 # Modules the tests need that the cloud kernels do not build in: sock_diag's TCP and UDP
 # handlers (the socket-table pass). A real host loads them on demand; the VM's init insmods them.
@@ -324,6 +328,7 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
 @dataclasses.dataclass
 class Outcome:
     kernel: Kernel
+    hooks: str
     release: str = ""
     passed: int = 0
     failed: list[str] = dataclasses.field(default_factory=list)
@@ -342,7 +347,7 @@ class Outcome:
         return not self.error and not self.failed and not self.unexpected_skips() and self.passed > 0
 
     def line(self) -> str:
-        head = f"{self.kernel.name:<5} {self.release or '?':<24} "
+        head = f"{self.kernel.name:<5} {self.hooks:<10} {self.release or '?':<27} "
         if self.error:
             return head + f"ERROR {self.error} ({self.seconds:.0f} s)"
         text = (f"{'ok    ' if self.ok() else 'FAILED'} passed {self.passed}, "
@@ -394,20 +399,18 @@ def boot(kernel_files: KernelFiles, initramfs: Path, work: Path, console: Path,
     return match.group(1)
 
 
-def run_kernel(kernel: Kernel, args, gtest_args: list[str]) -> Outcome:
-    outcome = Outcome(kernel)
+def run_kernel(kernel: Kernel, hooks: str, args, gtest_args: list[str]) -> Outcome:
+    outcome = Outcome(kernel, hooks)
     start = time.monotonic()
     try:
         files = fetch_kernel(kernel, args.cache)
         outcome.release = files.release
         with tempfile.TemporaryDirectory(prefix=f"vmtest-{kernel.name}-") as work:
-            env = {"CI": os.environ.get("CI", ""), "PORTWATCH_VM": kernel.name}
-            if args.hooks:
-                env["PORTWATCH_HOOKS"] = args.hooks
+            env = {"CI": os.environ.get("CI", ""), "PORTWATCH_HOOKS": hooks}
             initramfs = build_initramfs(files, args.build, Path(work), gtest_args, env,
                                         args.command)
             args.logs.mkdir(parents=True, exist_ok=True)
-            console = args.logs / f"console-{kernel.name}.log"
+            console = args.logs / f"console-{kernel.name}-{hooks}.log"
             log(f"{kernel.name}: booting {files.release} (console: {console})")
             parse_report(boot(files, initramfs, Path(work), console, args.timeout), outcome)
     except (Fail, subprocess.CalledProcessError, ElementTree.ParseError) as error:
@@ -427,7 +430,8 @@ def main() -> int:
     parser.add_argument("--logs", type=Path, default=None,
                         help="where console logs go (default BUILD/vmtest)")
     parser.add_argument("--timeout", type=int, default=1500, help="seconds per kernel")
-    parser.add_argument("--hooks", default="", help="PORTWATCH_HOOKS for the suite")
+    parser.add_argument("--hooks", action="append", choices=HOOK_SETS,
+                        help="run the suite with this hook set only (default: each in turn)")
     parser.add_argument("--command", default="",
                         help="run this shell command in the VM instead of the suite (debugging;"
                              " its output is in the console log)")
@@ -445,9 +449,10 @@ def main() -> int:
     selected = [k for k in KERNELS if not args.kernel or k.name in args.kernel]
     outcomes = []
     for kernel in selected:
-        outcome = run_kernel(kernel, args, args.gtest_args)
-        print(outcome.line(), flush=True)
-        outcomes.append(outcome)
+        for hooks in args.hooks or HOOK_SETS:
+            outcome = run_kernel(kernel, hooks, args, args.gtest_args)
+            print(outcome.line(), flush=True)
+            outcomes.append(outcome)
     return 0 if all(o.ok() for o in outcomes) else 1
 
 

@@ -1,0 +1,130 @@
+/* Part of portwatch.bpf.c, the fexit hook set. */
+#ifndef PORTWATCH_ALLOCATOR_PATH_BPF_H
+#define PORTWATCH_ALLOCATOR_PATH_BPF_H
+
+#include "records.bpf.h"
+
+/* The kernel's port allocators, in the caller's context, only
+ * when a port is chosen. Where trampolines attach (not on every kernel: user space tries). */
+
+/* The registers the task entered the kernel with: which syscall it is in, and its
+ * arguments. task_pt_regs() (arch/x86/include/asm/processor.h) is the top of the task's
+ * kernel stack; bpf_task_pt_regs() (5.15) computes it, before it we do. */
+static __always_inline struct pt_regs *current_user_regs(void)
+{
+    if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
+        return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    struct task_struct *task = (void *)bpf_get_current_task();
+    void *stack = BPF_CORE_READ(task, stack);
+    return (struct pt_regs *)(stack + X86_THREAD_SIZE) - 1;
+}
+
+/* The call of the syscall the task is in, with the sockaddr it passed (a sendto()'s
+ * destination, a bind()'s address). Reached another way (io_uring), PW_SYSCALL_NONE. */
+static __always_inline void read_current_call(struct pending_call *call)
+{
+    struct pt_regs *regs = current_user_regs();
+    call->syscall = syscall_of(syscall_nr(regs));
+    read_call_args(regs, call);
+}
+
+/* inet_hash_connect() (tcp_v4_connect()) and inet6_hash_connect() (tcp_v6_connect()) chose
+ * the port of a TCP connect(), or failed with the errno connect() returns (-EADDRNOTAVAIL).
+ * Also reached through sendto(MSG_FASTOPEN). A socket bind() gave a port re-checks it here. */
+static __always_inline void on_hash_connect(struct sock *sk, int ret)
+{
+    struct pending_call call = {};
+    if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_TCP)
+        return;
+    if (in_held_ports(cookie_of(sk)) || (!ret && is_bind_locked(sk)))
+        return; /* bind() chose the port */
+    read_current_call(&call);
+    if (call.syscall == PW_SYSCALL_NONE)
+        call.syscall = PW_SYSCALL_CONNECT;
+    call.req_family = AF_UNSPEC; /* the remote is on the socket already */
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (ret)
+        record_allocation(&call, sk, 0, -ret, false);
+    else if (port)
+        record_allocation(&call, sk, port, 0, true);
+}
+
+SEC("?fexit/inet_hash_connect")
+int BPF_PROG(pw_inet_hash_connect, struct inet_timewait_death_row *death_row, struct sock *sk,
+             int ret)
+{
+    on_hash_connect(sk, ret);
+    return 0;
+}
+
+SEC("?fexit/inet6_hash_connect")
+int BPF_PROG(pw_inet6_hash_connect, struct inet_timewait_death_row *death_row, struct sock *sk,
+             int ret)
+{
+    on_hash_connect(sk, ret);
+    return 0;
+}
+
+/* inet_csk_get_port(): bind() (snum 0: bind_ephemeral) and listen()'s autobind. A
+ * nonzero return is bind()'s and listen()'s -EADDRINUSE (__inet_bind(),
+ * inet_csk_listen_start()). */
+SEC("?fexit/inet_csk_get_port")
+int BPF_PROG(pw_inet_csk_get_port, struct sock *sk, unsigned short snum, int ret)
+{
+    struct pending_call call = {};
+    if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_TCP)
+        return 0;
+    /* inet_csk_listen_start() sets TCP_LISTEN, then takes again the port bind() gave */
+    bool listening = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_LISTEN;
+    if (listening && snum)
+        return 0;
+    call.syscall = listening ? PW_SYSCALL_LISTEN : PW_SYSCALL_BIND;
+    call.req_port = snum;
+    /* __inet_bind() set the address before it asked for the port, and clears it after a
+     * failure: now it still says what the failed bind() wanted */
+    if (call.family == AF_INET)
+        bpf_core_read(call.req_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+    else
+        bpf_core_read(call.req_addr, PW_ADDR_LEN, &sk->__sk_common.skc_v6_rcv_saddr);
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (ret)
+        record_allocation(&call, sk, 0, EADDRINUSE, false);
+    else if (port)
+        record_allocation(&call, sk, port, 0, true);
+    return 0;
+}
+
+/* udp_lib_get_port(): UDP bind(), and the autobind of connect() and send*() on an unbound
+ * socket (inet_autobind()). Which syscall the task is in says which. A nonzero return is
+ * bind()'s -EADDRINUSE (__inet_bind()) or the autobind's -EAGAIN (inet_autobind()). */
+SEC("?fexit/udp_lib_get_port")
+int BPF_PROG(pw_udp_lib_get_port, struct sock *sk, unsigned short snum, unsigned int hash2_nulladdr,
+             int ret)
+{
+    struct pending_call call = {};
+    if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_UDP)
+        return 0;
+    read_current_call(&call);
+    if (snum || call.syscall == PW_SYSCALL_BIND) {
+        call.syscall = PW_SYSCALL_BIND;
+        call.req_port = snum;
+    }
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (ret)
+        record_allocation(&call, sk, 0, call.syscall == PW_SYSCALL_BIND ? EADDRINUSE : EAGAIN,
+                          false);
+    else if (port)
+        record_allocation(&call, sk, port, 0, true);
+    return 0;
+}
+
+/* connect(AF_UNSPEC) on UDP: udp_disconnect() gives back a port bind() did not lock. */
+SEC("?fexit/udp_disconnect")
+int BPF_PROG(pw_udp_disconnect, struct sock *sk, int flags, int ret)
+{
+    if (!BPF_CORE_READ(sk, __sk_common.skc_num))
+        release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
+    return 0;
+}
+
+#endif /* PORTWATCH_ALLOCATOR_PATH_BPF_H */

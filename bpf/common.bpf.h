@@ -1,0 +1,48 @@
+/* Part of portwatch.bpf.c (one object, one skeleton): the constants, the tunables user
+ * space sets between open and load, and the call in flight every path fills. */
+#ifndef PORTWATCH_COMMON_BPF_H
+#define PORTWATCH_COMMON_BPF_H
+
+#define AF_UNSPEC 0
+#define AF_INET 2
+#define AF_INET6 10
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define MSG_FASTOPEN 0x20000000
+#define SOCK_BINDPORT_LOCK 8
+#define EALREADY 114
+#define EINPROGRESS 115
+#define EADDRINUSE 98
+#define EAGAIN 11
+#define X86_THREAD_SIZE (4096 << 2) /* PAGE_SIZE << THREAD_SIZE_ORDER, without KASAN */
+#define MAX_USER_ERRNO 511          /* above: kernel-internal restart codes (ERESTARTSYS...) */
+
+/* Tunables, set by user space between open and load. */
+const volatile __s32 nr_bind = -1, nr_listen = -1, nr_connect = -1;
+const volatile __s32 nr_sendto = -1, nr_sendmsg = -1, nr_sendmmsg = -1;
+const volatile __u32 filter_pid = 0;
+const volatile __u32 filter_netns = 0;
+const volatile __u8 filter_proto = 0;
+const volatile __u8 filter_family = 0;
+const volatile __u8 filter_comm_enabled = 0;
+const volatile char filter_comm[PW_COMM_LEN] = {};
+const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
+/* PW_TCP_CONNECT_BY_SYSCALL where sockops programs may not call bpf_get_current_pid_tgid(),
+ * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() lacks
+ * them), PW_TCP_CONNECT_BY_FEXIT with the fexit hook set. */
+const volatile __u8 tcp_connect_path = PW_TCP_CONNECT_BY_SOCKOPS;
+
+/* A syscall in flight that may allocate or release a port, per thread. */
+struct pending_call {
+    __u64 sk;
+    __u8 syscall;
+    __u8 family;
+    __u8 proto;
+    __u8 req_family; /* of the sockaddr the call passed, 0 if none */
+    __u16 port_before;
+    __u16 req_port; /* bind: the local port asked for; others: the remote port */
+    __u8 req_addr[PW_ADDR_LEN];
+    __u32 netns;
+};
+
+#endif /* PORTWATCH_COMMON_BPF_H */

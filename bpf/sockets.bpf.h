@@ -1,0 +1,186 @@
+/* Part of portwatch.bpf.c: what the current task, its socket and its call are, read the
+ * same way by every hook set (filters, the socket behind an fd, the sockaddr a call passed). */
+#ifndef PORTWATCH_SOCKETS_BPF_H
+#define PORTWATCH_SOCKETS_BPF_H
+
+#include "common.bpf.h"
+
+static __always_inline __u8 syscall_of(long id)
+{
+    if (id == nr_bind)
+        return PW_SYSCALL_BIND;
+    if (id == nr_listen)
+        return PW_SYSCALL_LISTEN;
+    if (id == nr_connect)
+        return PW_SYSCALL_CONNECT;
+    if (id == nr_sendto)
+        return PW_SYSCALL_SENDTO;
+    if (id == nr_sendmsg)
+        return PW_SYSCALL_SENDMSG;
+    if (id == nr_sendmmsg)
+        return PW_SYSCALL_SENDMMSG;
+    return PW_SYSCALL_NONE;
+}
+
+static __always_inline bool task_passes_filter(void)
+{
+    if (filter_pid && (bpf_get_current_pid_tgid() >> 32) != filter_pid)
+        return false;
+    if (!filter_comm_enabled)
+        return true;
+    char comm[PW_COMM_LEN];
+    bpf_get_current_comm(comm, sizeof(comm));
+    for (int i = 0; i < PW_COMM_LEN; i++) {
+        if (comm[i] != filter_comm[i])
+            return false;
+        if (!comm[i])
+            break;
+    }
+    return true;
+}
+
+/* current->files->fdt, through a BTF pointer where bpf_get_current_task_btf() exists
+ * (kernel 5.11, commit 3ca1032ab7ab), else through probe reads of bpf_get_current_task(). */
+static __always_inline struct fdtable *current_fdtable(void)
+{
+    if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+        return bpf_get_current_task_btf()->files->fdt;
+    struct task_struct *task = (void *)bpf_get_current_task();
+    return BPF_CORE_READ(task, files, fdt);
+}
+
+/* current->files->fdt->fd[fd], if it is a socket. The fd array slot and what it points
+ * to need probe reads. */
+static __always_inline struct sock *sock_of_fd(long fd)
+{
+    struct fdtable *fdt = current_fdtable();
+    if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+        return NULL;
+    struct file **fds = BPF_CORE_READ(fdt, fd);
+    struct file *file = NULL;
+    bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+    if (!file)
+        return NULL;
+    struct socket *socket = BPF_CORE_READ(file, private_data);
+    /* a socket's file and the socket point at each other (sock_alloc_file()) */
+    if (!socket || BPF_CORE_READ(socket, file) != file)
+        return NULL;
+    return BPF_CORE_READ(socket, sk);
+}
+
+static __always_inline __u32 netns_of(const struct sock *sk)
+{
+    return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline __u64 cookie_of(const struct sock *sk)
+{
+    return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+/* TCP over SOCK_STREAM or UDP over SOCK_DGRAM, IPv4 or IPv6, passing the filters. */
+static __always_inline bool classify_sock(const struct sock *sk, struct pending_call *call)
+{
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    __u16 proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+    __u16 type = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type);
+    if (family != AF_INET && family != AF_INET6)
+        return false;
+    if (!((proto == IPPROTO_TCP && type == SOCK_STREAM) ||
+          (proto == IPPROTO_UDP && type == SOCK_DGRAM)))
+        return false;
+    if ((filter_family && family != filter_family) || (filter_proto && proto != filter_proto))
+        return false;
+    call->netns = netns_of(sk);
+    if (filter_netns && call->netns != filter_netns)
+        return false;
+    call->family = family;
+    call->proto = proto;
+    return true;
+}
+
+static __always_inline void read_user_sockaddr(const void *uaddr, struct pending_call *call)
+{
+    struct sockaddr_in6 sa = {};
+    if (!uaddr)
+        return;
+    if (bpf_probe_read_user(&sa, sizeof(sa), uaddr) &&
+        bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), uaddr))
+        return;
+    call->req_family = sa.sin6_family;
+    call->req_port = bpf_ntohs(sa.sin6_port);
+    if (sa.sin6_family == AF_INET) {
+        struct sockaddr_in *sin = (void *)&sa;
+        __builtin_memcpy(call->req_addr, &sin->sin_addr, 4);
+    } else if (sa.sin6_family == AF_INET6) {
+        __builtin_memcpy(call->req_addr, &sa.sin6_addr, PW_ADDR_LEN);
+    }
+}
+
+/* msg_name of a struct user_msghdr (also the first member of struct mmsghdr). */
+static __always_inline const void *user_msg_name(const void *umsg)
+{
+    struct user_msghdr msg = {};
+    if (!umsg || bpf_probe_read_user(&msg, sizeof(msg), umsg))
+        return NULL;
+    return msg.msg_name;
+}
+
+/* Reads the sockaddr each call passes and says whether the call may change the port. */
+static __always_inline bool read_call_args(struct pt_regs *regs, struct pending_call *call)
+{
+    bool unbound = call->port_before == 0;
+    bool tcp = call->proto == IPPROTO_TCP;
+    __u64 send_flags = 0;
+
+    switch (call->syscall) {
+    case PW_SYSCALL_BIND:
+        read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), call);
+        return unbound;
+    case PW_SYSCALL_LISTEN:
+        return unbound && tcp;
+    case PW_SYSCALL_CONNECT:
+        read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), call);
+        /* bound: only connect(AF_UNSPEC) can give a UDP port back (udp_disconnect) */
+        return unbound || (!tcp && call->req_family == AF_UNSPEC);
+    case PW_SYSCALL_SENDTO:
+        read_user_sockaddr((void *)PT_REGS_PARM5_CORE_SYSCALL(regs), call);
+        send_flags = PT_REGS_PARM4_CORE_SYSCALL(regs);
+        break;
+    case PW_SYSCALL_SENDMSG:
+        read_user_sockaddr(user_msg_name((void *)PT_REGS_PARM2_CORE_SYSCALL(regs)), call);
+        send_flags = PT_REGS_PARM3_CORE_SYSCALL(regs);
+        break;
+    case PW_SYSCALL_SENDMMSG:
+        read_user_sockaddr(user_msg_name((void *)PT_REGS_PARM2_CORE_SYSCALL(regs)), call);
+        send_flags = PT_REGS_PARM4_CORE_SYSCALL(regs);
+        break;
+    default:
+        return false;
+    }
+    /* an unbound TCP socket only allocates on send with TCP Fast Open (a connect) */
+    return unbound && (!tcp || (send_flags & MSG_FASTOPEN));
+}
+
+static __always_inline long syscall_nr(const struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+    return BPF_CORE_READ(regs, orig_ax);
+#elif defined(__TARGET_ARCH_arm64)
+    return BPF_CORE_READ(regs, syscallno);
+#else
+    return -1;
+#endif
+}
+
+static __always_inline bool is_failure(long ret)
+{
+    return ret < 0 && ret >= -MAX_USER_ERRNO && ret != -EINPROGRESS && ret != -EALREADY;
+}
+
+static __always_inline bool is_bind_locked(const struct sock *sk)
+{
+    return BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK;
+}
+
+#endif /* PORTWATCH_SOCKETS_BPF_H */

@@ -1,0 +1,224 @@
+/* Part of portwatch.bpf.c, in both hook sets: TCP connect (where sockops sees the task) and
+ * TCP releases from sockops, tcp_destroy_sock, and the cgroup socket hooks (cookies, UDP
+ * release). */
+#ifndef PORTWATCH_SOCKOPS_PATH_BPF_H
+#define PORTWATCH_SOCKOPS_PATH_BPF_H
+
+#include "syscall_path.bpf.h"
+
+/* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so
+ * these use direct loads, not the probe reads the syscall path needs. */
+
+/* The full socket was swapped for a TIME_WAIT one: inet_twsk_hashdance_schedule()
+ * unhashes it from the established table before tcp_time_wait() calls tcp_done(). */
+static __always_inline bool handed_to_time_wait(const struct sock *sk, int oldstate)
+{
+    bool closing = oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
+                   oldstate == TCP_CLOSING || oldstate == TCP_TIME_WAIT;
+    return closing && !sk->__sk_common.skc_nulls_node.pprev;
+}
+
+/* The source port from inet_sport: inet_num is already 0 when a refused connect's
+ * RST took the bind bucket (tcp_done() -> inet_put_port()) before CLOSE. */
+static __always_inline void fill_tcp_socket(const struct sock *sk, __u64 cookie,
+                                            struct pw_socket *out)
+{
+    const struct sock_common *common = &sk->__sk_common;
+    out->cookie = cookie;
+    out->netns = common->skc_net.net->ns.inum;
+    out->proto = IPPROTO_TCP;
+    out->family = common->skc_family;
+    out->local_port = bpf_ntohs(((const struct inet_sock *)sk)->inet_sport);
+    out->remote_port = bpf_ntohs(common->skc_dport);
+    if (out->family == AF_INET) {
+        __builtin_memcpy(out->local_addr, &common->skc_rcv_saddr, 4);
+        __builtin_memcpy(out->remote_addr, &common->skc_daddr, 4);
+    } else {
+        __builtin_memcpy(out->local_addr, &common->skc_v6_rcv_saddr, PW_ADDR_LEN);
+        __builtin_memcpy(out->remote_addr, &common->skc_v6_daddr, PW_ADDR_LEN);
+    }
+}
+
+static __always_inline bool tcp_socket_passes_filter(const struct pw_socket *sock)
+{
+    if ((filter_family && sock->family != filter_family) ||
+        (filter_proto && filter_proto != IPPROTO_TCP))
+        return false;
+    if (sock->family != AF_INET && sock->family != AF_INET6)
+        return false;
+    return !filter_netns || sock->netns == filter_netns;
+}
+
+/* The struct sock behind a sock_ops context, as a BTF pointer. */
+static __always_inline struct sock *sock_of_ops(struct bpf_sock_ops *ops)
+{
+    struct bpf_sock *bsk = ops->sk;
+    return bsk ? (struct sock *)bpf_skc_to_tcp_sock(bsk) : NULL;
+}
+
+/* From now on pw_sockops also sees this socket's state changes (tcp_set_state()). */
+static __always_inline void watch_state_changes(struct bpf_sock_ops *ops)
+{
+    bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void record_tcp_connect(const struct sock *sk, __u64 cookie)
+{
+    struct pw_allocate_record record = {};
+    fill_tcp_socket(sk, cookie, &record.sock);
+    if (!tcp_socket_passes_filter(&record.sock))
+        return;
+    struct pw_allocate_record *r =
+        reserve_record(sizeof(*r), PW_RECORD_ALLOCATE, PW_HOW_CONNECT_AUTOBIND);
+    if (!r)
+        return;
+    record.hdr = r->hdr;
+    fill_task(&record.task);
+    record.how = PW_HOW_CONNECT_AUTOBIND;
+    record.syscall = PW_SYSCALL_CONNECT;
+    record.ephemeral = port_is_ephemeral(sk, record.sock.local_port);
+    *r = record;
+    submit_record(r);
+}
+
+/* TCP_CONNECT_CB: tcp_connect() runs it after inet_hash_connect() chose the port,
+ * in the caller's context. */
+static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
+{
+    struct sock *sk = sock_of_ops(ops);
+    if (!sk)
+        return;
+    __u64 cookie = bpf_get_socket_cookie(ops); /* made now if the socket predates the agent */
+    if (tcp_connect_path != PW_TCP_CONNECT_BY_SOCKOPS) { /* pw_sys_exit or fexit reported it */
+        watch_state_changes(ops);
+        return;
+    }
+    /* TCP Fast Open: tcp_sendmsg_fastopen() sets fastopen_req around the connect,
+     * and pw_sys_exit reports that sendto()/sendmsg() */
+    bool fast_open = ((const struct tcp_sock *)sk)->fastopen_req;
+    if ((fast_open && in_reported_call(sk)) || in_held_ports(cookie)) {
+        watch_state_changes(ops);
+        return;
+    }
+    /* bound before the agent started: the port is not new */
+    if (is_bind_locked(sk) || !task_passes_filter())
+        return;
+    record_tcp_connect(sk, cookie);
+    watch_state_changes(ops);
+}
+
+/* The release of a port record_tcp_connect() reported: PW_HOW_NONE, user space
+ * joins the owner by cookie. Counted as connect_autobind. */
+static __always_inline void record_tcp_connect_release(const struct sock *sk, __u64 cookie,
+                                                       __u8 reason)
+{
+    struct pw_release_record record = {};
+    struct pw_release_record *r =
+        reserve_record(sizeof(*r), PW_RECORD_RELEASE, PW_HOW_CONNECT_AUTOBIND);
+    if (!r)
+        return;
+    record.hdr = r->hdr;
+    fill_tcp_socket(sk, cookie, &record.held.sock);
+    record.held.how = PW_HOW_NONE;
+    record.reason = reason;
+    *r = record;
+    submit_record(r);
+}
+
+/* STATE_CB(-> CLOSE): tcp_set_state() runs it before it unhashes the socket and
+ * gives back a port that is not bind()-locked. */
+static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
+{
+    struct sock *sk = sock_of_ops(ops);
+    if (!sk)
+        return;
+    __u8 reason = handed_to_time_wait(sk, oldstate) ? PW_RELEASE_TIME_WAIT : PW_RELEASE_TCP_CLOSED;
+    __u64 cookie = sk->__sk_common.skc_cookie.counter;
+    struct pw_held_port *held = cookie ? bpf_map_lookup_elem(&held_ports, &cookie) : NULL;
+    bool bind_locked = is_bind_locked(sk);
+    if (!held) {
+        __u64 key = (__u64)sk;
+        __u8 *in_flight = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL
+                              ? bpf_map_lookup_elem(&connects_in_flight, &key)
+                              : NULL;
+        if (in_flight)
+            *in_flight = reason; /* closed inside connect(): pw_sys_exit reports both */
+        else if (!bind_locked)
+            record_tcp_connect_release(sk, cookie, reason);
+        return;
+    }
+    /* a bind()-locked port stays until the socket is destroyed (tcp_destroy_sock);
+     * remember only that a TIME_WAIT socket will hold it on after that */
+    if (bind_locked) {
+        if (reason == PW_RELEASE_TIME_WAIT)
+            held->pending_reason = reason;
+        return;
+    }
+    release_port(cookie, reason);
+}
+
+/* TCP_LISTEN_CB: after inet_csk_listen_start(); pw_sys_exit reports a listen()
+ * autobind, and the listener's close is a release if its port is ours. */
+static __always_inline void on_tcp_listen(struct bpf_sock_ops *ops)
+{
+    struct sock *sk = sock_of_ops(ops);
+    if (!sk)
+        return;
+    /* sys_exit holds a listen() autobind only after this callback: without task helpers
+     * every listener is watched (listen() is rare, and on_tcp_close reports only what
+     * held_ports holds or a connect() made); fexit/inet_csk_get_port held it before */
+    bool by_syscall = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL;
+    bool by_sockops = tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS;
+    if (by_syscall || (by_sockops && in_reported_call(sk)) ||
+        in_held_ports(bpf_get_socket_cookie(ops)))
+        watch_state_changes(ops);
+}
+
+SEC("sockops")
+int pw_sockops(struct bpf_sock_ops *ops)
+{
+    switch (ops->op) {
+    case BPF_SOCK_OPS_TCP_CONNECT_CB:
+        on_tcp_connect(ops);
+        break;
+    case BPF_SOCK_OPS_TCP_LISTEN_CB:
+        on_tcp_listen(ops);
+        break;
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+        /* an accepted socket inherits its listener's callback flags
+         * (tcp_create_openreq_child()) but owns no port of its own */
+        bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
+        break;
+    case BPF_SOCK_OPS_STATE_CB:
+        if (ops->args[1] == BPF_TCP_CLOSE)
+            on_tcp_close(ops, ops->args[0]);
+        break;
+    }
+    return 1;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(pw_tcp_destroy, struct sock *sk)
+{
+    __u64 cookie = sk->__sk_common.skc_cookie.counter;
+    if (cookie)
+        release_port(cookie, PW_RELEASE_SOCKET_CLOSED);
+    return 0;
+}
+
+SEC("cgroup/sock_create")
+int pw_sock_create(struct bpf_sock *ctx)
+{
+    bpf_get_socket_cookie(ctx); /* makes the cookie exist before any allocation */
+    return 1;
+}
+
+SEC("cgroup/sock_release")
+int pw_sock_release(struct bpf_sock *ctx)
+{
+    if (ctx->protocol == IPPROTO_UDP)
+        release_port(bpf_get_socket_cookie(ctx), PW_RELEASE_SOCKET_CLOSED);
+    return 1;
+}
+
+#endif /* PORTWATCH_SOCKOPS_PATH_BPF_H */

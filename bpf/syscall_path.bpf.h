@@ -1,0 +1,139 @@
+/* Part of portwatch.bpf.c, the tracepoint hook set: bind, listen, connect and send* seen at
+ * tp_btf/sys_enter and sys_exit, for kernels where fexit cannot attach. */
+#ifndef PORTWATCH_SYSCALL_PATH_BPF_H
+#define PORTWATCH_SYSCALL_PATH_BPF_H
+
+#include "records.bpf.h"
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, struct pending_call);
+} pending SEC(".maps");
+
+/* TCP connect() calls in flight with PW_TCP_CONNECT_BY_SYSCALL, by socket: the release
+ * reason if the socket closed during the call (a refused connect), else 0. pw_sys_exit
+ * reports the allocation, then that release. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, __u8);
+} connects_in_flight SEC(".maps");
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
+{
+    struct pending_call call = {};
+    call.syscall = syscall_of(id);
+    if (call.syscall == PW_SYSCALL_NONE || !task_passes_filter())
+        return 0;
+
+    struct sock *sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+    if (!sk || !classify_sock(sk, &call))
+        return 0;
+    bool tcp_connect = call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT;
+    /* pw_sockops reports the port; pw_sys_exit alone reports a failure */
+    if (tcp_connect && tcp_connect_path != PW_TCP_CONNECT_BY_SYSCALL)
+        return 0;
+    call.sk = (__u64)sk;
+    call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (!read_call_args(regs, &call))
+        return 0;
+    if (tcp_connect) {
+        __u8 open = 0;
+        bpf_map_update_elem(&connects_in_flight, &call.sk, &open, BPF_ANY);
+    }
+
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    if (bpf_map_update_elem(&pending, &tid, &call, BPF_ANY)) {
+        struct pw_counters *c = this_cpu_counters();
+        if (c)
+            c->pending_overflow++;
+    }
+    return 0;
+}
+
+/* A TCP connect() has no sys_enter state. It allocated nothing if the socket has
+ * no source port after it: inet_sport is set once inet_hash_connect() chose one,
+ * and stays set when the connection is refused (then pw_sockops reported both
+ * the allocation and the release, and this is not an allocation failure). */
+static __always_inline void record_failed_tcp_connect(struct pt_regs *regs, long ret)
+{
+    struct pending_call call = {.syscall = PW_SYSCALL_CONNECT};
+    if (!task_passes_filter())
+        return;
+    struct sock *sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
+    if (!sk || !classify_sock(sk, &call) || call.proto != IPPROTO_TCP)
+        return;
+    const struct inet_sock *inet = (const void *)sk;
+    if (BPF_CORE_READ(sk, __sk_common.skc_num) || BPF_CORE_READ(inet, inet_sport))
+        return;
+    read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), &call);
+    record_allocation(&call, sk, 0, (__s32)-ret, false);
+}
+
+/* A TCP connect() tracked by the syscall path (PW_TCP_CONNECT_BY_SYSCALL). The port is
+ * inet_sport: a refused connect's RST already gave inet_num back (tcp_done() ->
+ * inet_put_port()), and pw_sockops then left the release to us. */
+static __always_inline void finish_tcp_connect(const struct pending_call *call,
+                                               const struct sock *sk, long ret)
+{
+    const struct inet_sock *inet = (const void *)sk;
+    __u16 port_after = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+    __u8 *closed = bpf_map_lookup_elem(&connects_in_flight, &call->sk);
+    __u8 closed_reason = closed ? *closed : 0;
+    bpf_map_delete_elem(&connects_in_flight, &call->sk);
+    if (port_after) {
+        record_allocation(call, sk, port_after, 0, true);
+        if (closed_reason)
+            release_port(cookie_of(sk), closed_reason);
+    } else if (is_failure(ret)) {
+        record_allocation(call, sk, 0, (__s32)-ret, false);
+    }
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
+{
+    long nr = syscall_nr(regs);
+#if defined(__TARGET_ARCH_x86) || defined(__TARGET_ARCH_arm64)
+    /* cheap early exit for the syscalls we never track */
+    if (syscall_of(nr) == PW_SYSCALL_NONE)
+        return 0;
+#endif
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct pending_call *entry = bpf_map_lookup_elem(&pending, &tid);
+    if (!entry) {
+        if (nr == nr_connect && is_failure(ret))
+            record_failed_tcp_connect(regs, ret);
+        return 0;
+    }
+    struct pending_call call = *entry;
+    bpf_map_delete_elem(&pending, &tid);
+
+    const struct sock *sk = (void *)call.sk;
+    if (call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT) {
+        finish_tcp_connect(&call, sk, ret);
+        return 0;
+    }
+    __u16 port_after = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (call.port_before == 0 && port_after != 0)
+        record_allocation(&call, sk, port_after, 0, true);
+    else if (call.port_before != 0 && port_after == 0)
+        release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
+    else if (call.port_before == 0 && is_failure(ret))
+        record_allocation(&call, sk, port_after, (__s32)-ret, false);
+    return 0;
+}
+
+/* This thread is inside a bind/listen/send call on sk that pw_sys_exit reports. */
+static __always_inline bool in_reported_call(const struct sock *sk)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct pending_call *call = bpf_map_lookup_elem(&pending, &tid);
+    return call && call->sk == (__u64)sk;
+}
+
+#endif /* PORTWATCH_SYSCALL_PATH_BPF_H */
