@@ -199,7 +199,7 @@ cd /tmp
 . /vmtest/env
 START=$(date +%s)
 if [ -s /vmtest/command ]; then  # --command: a shell command instead of the suite
-  sh /vmtest/command 2>&1; poweroff -f
+  bash /vmtest/command 2>&1; poweroff -f
 fi
 KERNEL_TESTS --gtest_output=xml:/tmp/report.xml $(cat /vmtest/gtest_args) 2>&1
 echo "vmtest: exit $? after $(( $(date +%s) - START )) s"
@@ -268,7 +268,8 @@ class Initramfs:
 
 
 def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_args: list[str],
-                    env: dict[str, str], command: str = "") -> Path:
+                    env: dict[str, str], command: str = "", extra: tuple[str, ...] = ()) -> Path:
+    """`extra`: more files at their own paths (executables with their libraries)."""
     image = Initramfs(work / "root")
     image.add_busybox()
     kernel_tests = build / "tests" / "kernel_tests"
@@ -279,6 +280,8 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
     # The tests name the binary and the source tree by their absolute build-time paths.
     for program in [str(kernel_tests), str(portwatch), *TEST_PROGRAMS]:
         image.add_program(program)
+    for path in extra:
+        image.add_program(path) if os.access(path, os.X_OK) else image.add(path)
     # As on Debian: /bin/sh is dash (system() runs it) and root's shell bash, which tmux
     # runs the top test's window in: bash waits for a child that handles the test's SIGINT,
     # where a non-interactive sh dies of it.
@@ -377,6 +380,8 @@ def parse_report(xml_text: str, outcome: Outcome) -> None:
 
 def boot(kernel_files: KernelFiles, initramfs: Path, work: Path, console: Path,
          timeout: int) -> str:
+    """Boots the kernel with the initramfs; returns what /init wrote between the markers on
+    the second serial port."""
     report_file = work / "report.out"
     command = [
         "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "2",

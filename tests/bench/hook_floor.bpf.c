@@ -111,3 +111,43 @@ int floor_sockops_state(struct bpf_sock_ops *ops)
     }
     return 1;
 }
+
+/* The rest of portwatch's tracepoint set: sys_enter, returning at once. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(floor_sys_enter, struct pt_regs *regs, long id)
+{
+    return 0;
+}
+
+/* portwatch's fexit set, returning at once: the cost of the trampolines themselves. Loaded
+ * only where asked for (kernels without trampolines refuse them). */
+SEC("?fexit/inet_hash_connect")
+int BPF_PROG(floor_fexit_inet_hash_connect, void *death_row, struct sock *sk, int ret)
+{
+    return 0;
+}
+
+SEC("?fexit/inet6_hash_connect")
+int BPF_PROG(floor_fexit_inet6_hash_connect, void *death_row, struct sock *sk, int ret)
+{
+    return 0;
+}
+
+SEC("?fexit/inet_csk_get_port")
+int BPF_PROG(floor_fexit_inet_csk_get_port, struct sock *sk, unsigned short snum, int ret)
+{
+    return 0;
+}
+
+SEC("?fexit/udp_lib_get_port")
+int BPF_PROG(floor_fexit_udp_lib_get_port, struct sock *sk, unsigned short snum,
+             unsigned int hash2_nulladdr, int ret)
+{
+    return 0;
+}
+
+SEC("?fexit/udp_disconnect")
+int BPF_PROG(floor_fexit_udp_disconnect, struct sock *sk, int flags, int ret)
+{
+    return 0;
+}

@@ -48,10 +48,7 @@ std::string missing_feature(const std::string &feature, int major, int minor) {
 
 HookChoice hooks_under_test() {
     const char *hooks = std::getenv("PORTWATCH_HOOKS");
-    std::string name = hooks ? hooks : "auto";
-    if (name == "fexit") return HookChoice::fexit;
-    if (name == "tracepoint") return HookChoice::tracepoint;
-    return HookChoice::automatic;
+    return hook_choice_named(hooks ? hooks : "auto");
 }
 
 void RootTest::SetUp() {

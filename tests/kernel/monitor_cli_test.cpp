@@ -20,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "capture/feature_probe.h"
 #include "kernel_support.h"
 
 namespace portwatch::test {
@@ -230,6 +231,32 @@ TEST_F(MonitorCliTest, CheckListsTheHooksAndSaysTheMonitorCanRun) {
     EXPECT_EQ(result["snapshot"], "all");
     EXPECT_EQ(result["hooks"], Json(capture->hooks()));
     for (const auto &finding : result["checks"]) EXPECT_EQ(finding["ok"], true) << finding.dump();
+}
+
+// auto takes fexit wherever a trial fexit program attaches (the VM kernels), else tracepoint
+// (this development kernel); --hooks fexit where it cannot attach is one line and exit 1.
+TEST_F(MonitorCliTest, HooksAutoTakesFexitWhereItAttachesAndFexitRefusesInOneLineElsewhere) {
+    const std::string &refusal = fexit_refusal();
+    Monitor check({"check", "--json", "--hooks", "auto"});
+    Json result = Json::parse(check.next_line());
+    EXPECT_EQ(check.wait_exit_code(), 0);
+    std::string hooks_detail;
+    for (const auto &finding : result["checks"])
+        if (finding["name"] == "hooks") hooks_detail = finding["detail"];
+    if (refusal.empty())
+        EXPECT_EQ(hooks_detail, "fexit: fexit attaches to the port allocators on this kernel");
+    else
+        EXPECT_EQ(hooks_detail, "tracepoint: fexit cannot attach here: " + refusal);
+
+    Monitor forced({"monitor", "--json", "--hooks", "fexit", "--duration", "0.5"});
+    if (refusal.empty()) {
+        EXPECT_EQ(Json::parse(forced.next_line())["hook_set"], "fexit");
+        EXPECT_EQ(forced.wait_exit_code(), 0);
+    } else {
+        EXPECT_EQ(forced.next_line(), "");
+        EXPECT_EQ(forced.wait_exit_code(), 1);
+        EXPECT_EQ(forced.all_stderr(), "portwatch: --hooks fexit: " + refusal + "\n");
+    }
 }
 
 TEST_F(MonitorCliTest, CheckWithoutPrivilegesSaysWhyAndExitsNonZero) {

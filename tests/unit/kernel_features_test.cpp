@@ -79,6 +79,24 @@ TEST(KernelFeatures, NoBtfNamesTheConfigOption) {
               "6.1.0-custom");
 }
 
+TEST(HookChoice, AutoTakesFexitWhereItAttaches) {
+    HookDecision stock = choose_hooks(HookChoice::automatic, "");
+    EXPECT_EQ(stock.set, HookSet::fexit);
+    EXPECT_EQ(stock.error, "");
+    HookDecision here = choose_hooks(HookChoice::automatic, "no trampolines");
+    EXPECT_EQ(here.set, HookSet::tracepoint);
+    EXPECT_EQ(here.reason, "fexit cannot attach here: no trampolines");
+}
+
+TEST(HookChoice, ForcedFexitWhereItCannotAttachIsAnError) {
+    EXPECT_EQ(choose_hooks(HookChoice::fexit, "no trampolines").error,
+              "--hooks fexit: no trampolines");
+    EXPECT_EQ(choose_hooks(HookChoice::fexit, "").reason, "asked for (--hooks fexit)");
+    HookDecision tracepoint = choose_hooks(HookChoice::tracepoint, "");
+    EXPECT_EQ(tracepoint.set, HookSet::tracepoint);
+    EXPECT_EQ(tracepoint.reason, "asked for (--hooks tracepoint)");
+}
+
 TEST(VerifierReason, IsTheLastLineBeforeTheStatistics) {
     EXPECT_EQ(verifier_reason("0: (b7) r6 = 0\n"
                               "123: (95) exit\n"

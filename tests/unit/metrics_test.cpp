@@ -236,7 +236,8 @@ TEST_F(Metrics, AgentStatsAreExported) {
     EXPECT_TRUE(has_line(text, "portwatch_reconcile_corrections_total{kind=\"added\"} 6"));
     EXPECT_TRUE(has_line(text, "portwatch_reconcile_duration_seconds{pass=\"last\"} 0.25"));
     EXPECT_TRUE(has_line(text, "portwatch_tracked_sockets 42"));
-    EXPECT_TRUE(has_line(text, "portwatch_build_info{version=\"0.1.0\",kernel=\"6.18.0\",hooks=\"fexit\"} 1"));
+    EXPECT_TRUE(has_line(
+        text, "portwatch_build_info{version=\"0.1.0\",kernel=\"6.18.0\",hooks=\"fexit\"} 1"));
 }
 
 TEST_F(Metrics, ReachSaysWhatTheAgentCannotSee) {

@@ -87,6 +87,17 @@ TEST(Options, CommOfFifteenBytesIsAccepted) {
     EXPECT_EQ(cl.monitor.filters.comm, "abcdefghijklmno");
 }
 
+TEST(Options, HooksForEverySubcommandThatLoads) {
+    EXPECT_EQ(parse({"monitor"}).monitor.hooks, HookChoice::automatic);
+    EXPECT_EQ(parse({"monitor", "--hooks", "fexit"}).monitor.hooks, HookChoice::fexit);
+    EXPECT_EQ(parse({"top", "--hooks", "tracepoint"}).monitor.hooks, HookChoice::tracepoint);
+    EXPECT_EQ(parse({"check", "--hooks", "auto"}).monitor.hooks, HookChoice::automatic);
+    CommandLine bad = parse({"monitor", "--hooks", "kprobe"});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_EQ(bad.output,
+              "portwatch: --hooks: kprobe not in {auto,fexit,tracepoint} (see --help)\n");
+}
+
 TEST(Options, RingbufPowersOfTwo) {
     for (const char *mb : {"1", "2", "64", "1024"}) {
         CommandLine cl = parse({"monitor", "--ringbuf-mb", mb});

@@ -129,7 +129,7 @@ std::string try_fexit() {
     int attach_error = errno;
     close(fd);
     if (link < 0)
-        return std::string("a trial fexit/inet_hash_connect does not attach: ") +
+        return std::string("a trial fexit/inet_hash_connect program does not attach: ") +
                std::strerror(attach_error);
     close(link);
     return "";

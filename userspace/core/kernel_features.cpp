@@ -83,6 +83,12 @@ const char *name_of(HookSet set) {
     return set == HookSet::fexit ? "fexit" : "tracepoint";
 }
 
+HookChoice hook_choice_named(std::string_view name) {
+    if (name == "fexit") return HookChoice::fexit;
+    if (name == "tracepoint") return HookChoice::tracepoint;
+    return HookChoice::automatic;
+}
+
 HookDecision choose_hooks(HookChoice asked, const std::string &fexit_refusal) {
     bool fexit_works = fexit_refusal.empty();
     switch (asked) {

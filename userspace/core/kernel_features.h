@@ -58,6 +58,7 @@ KernelVerdict judge_kernel(const KernelFeatures &features, std::string_view kern
 enum class HookSet { tracepoint, fexit };
 enum class HookChoice { automatic, tracepoint, fexit };  // --hooks auto|tracepoint|fexit
 const char *name_of(HookSet set);
+HookChoice hook_choice_named(std::string_view name);  // "fexit", "tracepoint", else automatic
 
 struct HookDecision {
     HookSet set = HookSet::tracepoint;

@@ -4,7 +4,6 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
-#include <map>
 
 #include "names.h"
 #include "version.h"
@@ -69,16 +68,12 @@ void add_threshold_options(CLI::App &command, MonitorOptions &options) {
 }
 
 // For the subcommands that load the programs.
-void add_hooks_option(CLI::App &command, MonitorOptions &options) {
+void add_hooks_option(CLI::App &command, std::string &hooks) {
     command
-        .add_option("--hooks", options.hooks,
+        .add_option("--hooks", hooks,
                     "Which hooks see allocations: fexit (the kernel's port allocators), "
-                    "tracepoint (the syscalls), or auto: fexit where it attaches")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, HookChoice>{{"auto", HookChoice::automatic},
-                                              {"fexit", HookChoice::fexit},
-                                              {"tracepoint", HookChoice::tracepoint}},
-            CLI::ignore_case))
+                    "tracepoint (the syscalls), or auto (default): fexit where it attaches")
+        ->check(CLI::IsMember({"auto", "fexit", "tracepoint"}))
         ->envname("PORTWATCH_HOOKS");
 }
 
@@ -180,7 +175,7 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     app.set_version_flag("--version", kPortwatchVersion);
     app.require_subcommand(1);
     MonitorOptions options;
-    std::string proto, family, metrics_listen;
+    std::string proto, family, metrics_listen, hooks;
     bool json = false;
     CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
     CLI::App *snapshot = app.add_subcommand(
@@ -195,7 +190,7 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
         add_filter_options(*command, options, proto, family);
         add_threshold_options(*command, options);
     }
-    for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, options);
+    for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, hooks);
     add_monitor_options(*monitor, options);
     add_metrics_options(*monitor, options, metrics_listen);
 
@@ -221,6 +216,7 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
         std::string unused;
         options.metrics_listen = parse_listen_address(metrics_listen, unused);
     }
+    options.hooks = hook_choice_named(hooks);
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
     if (!family.empty()) options.filters.family = parse_family(family);
     CommandLine result;
