@@ -1,6 +1,14 @@
 /* Part of portwatch.bpf.c, in both hook sets: TCP connect (where sockops sees the task) and
  * TCP releases from sockops, tcp_destroy_sock, and the cgroup socket hooks (cookies, UDP
- * release). */
+ * release).
+ *
+ * Why these release hooks in the fexit set too, where fexit/kprobes could reach
+ * tcp_set_state() or inet_put_port(): sockops STATE_CB runs only for the sockets
+ * pw_sockops asked it for (bpf_sock_ops_cb_flags_set(), tcp_call_bpf_2arg() in
+ * tcp_set_state()), where a trampoline on tcp_set_state() would run on every state change
+ * of every TCP socket, accepted ones included; and it runs before the socket is unhashed,
+ * which is what tells a TIME_WAIT hand-off (inet_twsk_hashdance_schedule()) from a close.
+ * tcp_destroy_sock and cgroup/sock_release run once per socket, at its end. */
 #ifndef PORTWATCH_SOCKOPS_PATH_BPF_H
 #define PORTWATCH_SOCKOPS_PATH_BPF_H
 

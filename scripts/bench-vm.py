@@ -108,12 +108,13 @@ def summarize(kernel: vmtest.Kernel, release: str, text: str) -> bool:
         cond = parts[1]
         storm[cond].append(json.loads(parts[2])["rate"])
         loop[cond].append(json.loads(parts[3])["rate"])
-        lost[cond].append(parts[4])
+        connections = json.loads(parts[2])["connections"]
+        lost[cond].append(f"{parts[4]}/{connections}")
     base_storm = statistics.median(storm["base"]) if storm["base"] else 0
     base_loop = statistics.median(loop["base"]) if loop["base"] else 0
     print(f"{kernel.name} ({release}), under TCG: indicative only")
     print(f"  {'condition':<22} {'storm conn/s':>12} {'ratio':>6} {'getppid/s':>11} {'ratio':>6}"
-          "  lost/allocations seen, per round")
+          "  lost/allocations seen/storm connections, per round")
     for cond in CONDITIONS:
         if not storm[cond]:
             print(f"  {cond:<22} no run")
