@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "options.h"
 #include "version.h"
 
@@ -92,6 +94,14 @@ TEST(Options, HooksForEverySubcommandThatLoads) {
     EXPECT_EQ(parse({"monitor", "--hooks", "fexit"}).monitor.hooks, HookChoice::fexit);
     EXPECT_EQ(parse({"top", "--hooks", "tracepoint"}).monitor.hooks, HookChoice::tracepoint);
     EXPECT_EQ(parse({"check", "--hooks", "auto"}).monitor.hooks, HookChoice::automatic);
+    setenv("PORTWATCH_HOOKS", "tracepoint", 1);  // the default; the command line wins
+    EXPECT_EQ(parse({"monitor"}).monitor.hooks, HookChoice::tracepoint);
+    EXPECT_EQ(parse({"monitor", "--hooks", "fexit"}).monitor.hooks, HookChoice::fexit);
+    setenv("PORTWATCH_HOOKS", "kprobe", 1);
+    EXPECT_EQ(parse({"monitor"}).output,
+              "portwatch: PORTWATCH_HOOKS: kprobe not in "
+              "{auto,fexit,tracepoint}\n");
+    unsetenv("PORTWATCH_HOOKS");
     CommandLine bad = parse({"monitor", "--hooks", "kprobe"});
     EXPECT_EQ(bad.exit_code, 2);
     EXPECT_EQ(bad.output,

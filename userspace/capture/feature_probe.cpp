@@ -124,7 +124,9 @@ std::string try_fexit() {
     options.attach_btf_id = std::uint32_t(target);
     int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "pw_fexit_probe", "GPL", program,
                            std::size(program), &options);
-    if (fd < 0) return std::string("a trial fexit program does not load: ") + std::strerror(errno);
+    if (fd < 0)
+        return std::string("the kernel refuses a trial fexit/inet_hash_connect program: ") +
+               std::strerror(errno);
     int link = bpf_raw_tracepoint_open(nullptr, fd);
     int attach_error = errno;
     close(fd);

@@ -3,6 +3,9 @@
 #include <arpa/inet.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
 #include <charconv>
 
 #include "names.h"
@@ -67,14 +70,16 @@ void add_threshold_options(CLI::App &command, MonitorOptions &options) {
         ->check(CLI::Range(0.01, 1.0));
 }
 
-// For the subcommands that load the programs.
+const std::vector<std::string> kHookNames = {"auto", "fexit", "tracepoint"};
+
+// For the subcommands that load the programs. (Not CLI11's envname(): it fills the variable
+// the three subcommands share from the environment after the command line had set it.)
 void add_hooks_option(CLI::App &command, std::string &hooks) {
     command
         .add_option("--hooks", hooks,
                     "Which hooks see allocations: fexit (the kernel's port allocators), "
                     "tracepoint (the syscalls), or auto (default): fexit where it attaches")
-        ->check(CLI::IsMember({"auto", "fexit", "tracepoint"}))
-        ->envname("PORTWATCH_HOOKS");
+        ->check(CLI::IsMember(kHookNames));
 }
 
 void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
@@ -215,6 +220,13 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     if (!metrics_listen.empty()) {
         std::string unused;
         options.metrics_listen = parse_listen_address(metrics_listen, unused);
+    }
+    if (hooks.empty()) {
+        const char *from_environment = std::getenv("PORTWATCH_HOOKS");
+        hooks = from_environment ? from_environment : "auto";
+        if (std::find(kHookNames.begin(), kHookNames.end(), hooks) == kHookNames.end())
+            return exit_with(
+                2, "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {auto,fexit,tracepoint}\n");
     }
     options.hooks = hook_choice_named(hooks);
     if (!proto.empty()) options.filters.proto = parse_proto(proto);
