@@ -411,7 +411,8 @@ def boot(kernel_files: KernelFiles, initramfs: Path, work: Path, console: Path,
             if lockup or time.monotonic() > deadline:
                 qemu.kill()
                 qemu.communicate()
-                running = re.findall(r"\[ RUN      \]\S*\s+(\S+)", text)
+                plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # gtest's colours
+                running = re.findall(r"\[ RUN      \]\s+(\S+)", plain)
                 during = f" during {running[-1]}" if running else ""
                 if lockup:
                     raise SoftLockup(f"the guest kernel reported a soft lockup{during}")
