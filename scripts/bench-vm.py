@@ -133,8 +133,7 @@ def main() -> int:
     parser.add_argument("--kernel", action="append", choices=[k.name for k in vmtest.KERNELS])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3)
-    parser.add_argument("--cache", type=Path,
-                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "portwatch-vmtest")
+    parser.add_argument("--cache", type=Path, default=vmtest.default_cache_dir())
     args = parser.parse_args()
     build = args.build.resolve()
     extra = tuple(str(build / "tests" / name)

@@ -70,6 +70,11 @@ def version_of(kernel_name: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
+def default_cache_dir() -> Path:
+    """Where kernel packages are kept: outside the repository, across runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "portwatch-vmtest"
+
+
 def log(message: str) -> None:
     print(f"vmtest: {message}", file=sys.stderr, flush=True)
 
@@ -472,7 +477,7 @@ def main() -> int:
     parser.add_argument("--build", type=Path, default=REPO / os.environ.get("BUILD_DIR", "build"))
     parser.add_argument("--kernel", action="append", choices=[k.name for k in KERNELS],
                         help="run only these kernels (default: all)")
-    default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "portwatch-vmtest"
+    default_cache = default_cache_dir()
     parser.add_argument("--cache", type=Path, default=default_cache,
                         help=f"where kernel packages are kept (default {default_cache})")
     parser.add_argument("--logs", type=Path, default=None,

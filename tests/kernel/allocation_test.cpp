@@ -132,18 +132,23 @@ TEST_P(BindTest, ExplicitPortIsBindAndNotEphemeral) {
     EXPECT_EQ(released[0].sock.cookie, allocated[0].sock.cookie);
 }
 
+// The netns's events are one bind(0) allocation (and its release): `want`, ephemeral, no remote.
+void expect_one_bind_ephemeral(Capture &capture, const Netns &netns, const Expected &want) {
+    auto events = EventLog(capture).collect(netns.inode(), at_least(1, 0, 1));
+    auto allocated = allocations(events);
+    ASSERT_EQ(allocated.size(), 1u);
+    expect_allocation(allocated[0], want);
+    EXPECT_TRUE(allocated[0].ephemeral);
+    EXPECT_FALSE(allocated[0].sock.has_remote());
+}
+
 TEST_P(BindTest, PortZeroIsBindEphemeral) {
     Combo combo = GetParam();
     Netns netns;
     auto [port, tid] =
         allocate_on_one_socket(netns, combo, [&](int fd) { return bind_to(fd, combo.family, 0); });
-    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
-    auto allocated = allocations(events);
-    ASSERT_EQ(allocated.size(), 1u);
-    expect_allocation(allocated[0],
-                      {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
-    EXPECT_TRUE(allocated[0].ephemeral);
-    EXPECT_FALSE(allocated[0].sock.has_remote());
+    expect_one_bind_ephemeral(
+        *capture, netns, {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
 }
 
 // IP_LOCAL_PORT_RANGE (6.3): a per-socket range inside the netns's. bind(0) takes its port
@@ -168,12 +173,8 @@ TEST_P(BindTest, PortZeroTakesThePerSocketRange) {
     });
     EXPECT_GE(port, kLow);
     EXPECT_LE(port, kHigh);
-    auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
-    auto allocated = allocations(events);
-    ASSERT_EQ(allocated.size(), 1u);
-    expect_allocation(allocated[0],
-                      {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
-    EXPECT_TRUE(allocated[0].ephemeral);
+    expect_one_bind_ephemeral(
+        *capture, netns, {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
 }
 
 TEST_P(BindTest, PortInUseFailsWithEaddrinuse) {

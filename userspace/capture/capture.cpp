@@ -119,16 +119,24 @@ void Capture::close_all() {
     skel_ = nullptr;
 }
 
-// The tracepoint programs load by default, the fexit ones ("?fexit/...") only when chosen.
-void Capture::choose_programs() {
-    bool fexit = hook_set() == HookSet::fexit;
+// Each hook set's own programs, with the hook each attaches to.
+std::vector<std::pair<bpf_program *, const char *>> Capture::programs_of(HookSet set) const {
     auto *p = &skel_->progs;
-    for (bpf_program *program : {p->pw_sys_enter, p->pw_sys_exit})
-        bpf_program__set_autoload(program, !fexit);
-    for (bpf_program *program :
-         {p->pw_inet_hash_connect, p->pw_inet6_hash_connect, p->pw_inet_csk_get_port,
-          p->pw_udp_lib_get_port, p->pw_udp_disconnect})
-        bpf_program__set_autoload(program, fexit);
+    if (set == HookSet::fexit)
+        return {{p->pw_inet_hash_connect, "fexit/inet_hash_connect"},
+                {p->pw_inet6_hash_connect, "fexit/inet6_hash_connect"},
+                {p->pw_inet_csk_get_port, "fexit/inet_csk_get_port"},
+                {p->pw_udp_lib_get_port, "fexit/udp_lib_get_port"},
+                {p->pw_udp_disconnect, "fexit/udp_disconnect"}};
+    return {{p->pw_sys_enter, "tp_btf/sys_enter"}, {p->pw_sys_exit, "tp_btf/sys_exit"}};
+}
+
+// Only the chosen set's programs load; the programs both sets share always do.
+void Capture::choose_programs() {
+    for (HookSet set : {HookSet::tracepoint, HookSet::fexit})
+        for (auto [program, hook] : programs_of(set))
+            bpf_program__set_autoload(program, set == hook_set());
+    bool fexit = hook_set() == HookSet::fexit;
     skel_->rodata->tcp_connect_path = fexit ? PW_TCP_CONNECT_BY_FEXIT
                                       : verdict_.lacks(Feature::sockops_task)
                                           ? PW_TCP_CONNECT_BY_SYSCALL
@@ -198,16 +206,7 @@ void Capture::attach(bpf_link *link, const std::string &name) {
 
 void Capture::attach_all() {
     auto *p = &skel_->progs;
-    if (hook_set() == HookSet::fexit) {
-        attach(bpf_program__attach(p->pw_inet_hash_connect), "fexit/inet_hash_connect");
-        attach(bpf_program__attach(p->pw_inet6_hash_connect), "fexit/inet6_hash_connect");
-        attach(bpf_program__attach(p->pw_inet_csk_get_port), "fexit/inet_csk_get_port");
-        attach(bpf_program__attach(p->pw_udp_lib_get_port), "fexit/udp_lib_get_port");
-        attach(bpf_program__attach(p->pw_udp_disconnect), "fexit/udp_disconnect");
-    } else {
-        attach(bpf_program__attach(p->pw_sys_enter), "tp_btf/sys_enter");
-        attach(bpf_program__attach(p->pw_sys_exit), "tp_btf/sys_exit");
-    }
+    for (auto [program, hook] : programs_of(hook_set())) attach(bpf_program__attach(program), hook);
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
     std::string root = cgroup2_root();
     cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

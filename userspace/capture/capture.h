@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/event.h"
@@ -19,6 +20,7 @@
 struct portwatch_bpf;
 struct ring_buffer;
 struct bpf_link;
+struct bpf_program;
 
 namespace portwatch {
 
@@ -69,6 +71,7 @@ class Capture {
 
   private:
     static int on_record(void *self, void *data, std::size_t size);
+    std::vector<std::pair<bpf_program *, const char *>> programs_of(HookSet set) const;
     void choose_programs();
     void configure(const CaptureConfig &config);
     void load();
