@@ -269,6 +269,18 @@ TEST_F(PortModelTest, EtaFollowsTheFillRate) {
     EXPECT_NEAR(usage.allocation_rate, 1.0, 0.15);
 }
 
+TEST_F(PortModelTest, AYoungScopeFillingFastHasAnEta) {
+    host.configs[kNetns] = Host::config(40000, 40099);  // 100 ports
+    for (int i = 0; i < 80; i++) {                      // 80 ports in 0.8 s: a warning
+        apply(events.connect(std::uint16_t(40000 + i)));
+        events.now += kSecond / 100;
+    }
+    auto destination = of_kind(warnings, ScopeKind::destination);
+    ASSERT_EQ(destination.size(), 1u);
+    ASSERT_TRUE(destination[0].usage.eta_seconds.has_value()) << "the first second needs it most";
+    EXPECT_NEAR(*destination[0].usage.eta_seconds, 0.2, 0.2 * 0.15);  // 20 free at 100/s
+}
+
 TEST_F(PortModelTest, NoEtaWhenNotFilling) {
     auto made = connects(3);
     events.now += 5 * kSecond;
@@ -492,9 +504,13 @@ TEST_F(PortModelTest, TimeWaitExpiringAtReportTimeIsAWarningToo) {
         << "the same ports count against bind(0)";
     events.now += 61 * kSecond;
     model.report(events.now);
-    auto changed = of_kind(model.take_warnings(), ScopeKind::destination);
+    std::vector<Warning> expired = model.take_warnings();
+    auto changed = of_kind(expired, ScopeKind::destination);
     ASSERT_EQ(changed.size(), 1u);
     EXPECT_EQ(changed[0].level, WarningLevel::ok);
+    auto bind = of_kind(expired, ScopeKind::bind);
+    ASSERT_EQ(bind.size(), 1u) << "the bind scope falls when the TIME_WAIT expires";
+    EXPECT_EQ(bind[0].level, WarningLevel::ok);
 }
 
 TEST_F(PortModelTest, AnEventReplacesWhatTheTablesGuessed) {
@@ -619,9 +635,9 @@ TEST_F(PortModelTest, GoldenReportText) {
               "NETNS       RANGE       RSV  PROTO SCOPE                                          "
               "IN_USE     CAP    UTIL     TW   RATE/s     ETA LEVEL\n"
               "4026532001  40000-40009 0    tcp   10.0.0.1->192.0.2.1:443                        "
-              "     2      10   20.0%      0      0.2       - ok\n"
+              "     2      10   20.0%      0      0.2     80s ok\n"
               "4026532001  40000-40009 0    tcp   bind                                           "
-              "     2      10   20.0%      0      0.1       - ok\n"
+              "     2      10   20.0%      0      0.1     80s ok\n"
               "PID      COMM             NETNS         HELD  ALLOC  FAIL   RATE/s BY KIND\n"
               "1234     curl             4026532001       2      2     0      0.2 "
               "tcp/connect_autobind 2\n"

@@ -8,6 +8,9 @@ namespace portwatch {
 namespace {
 
 constexpr std::uint64_t kSecondNs = 1'000'000'000;
+// A fill rate needs samples this far apart; a scope filling in its first second needs an ETA
+// most of all.
+constexpr double kMinFillSpanS = 0.1;
 
 // ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
 IpAddress unmapped(const IpAddress &addr) {
@@ -326,6 +329,7 @@ void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &war
         record_sample(state, entry.scope, entry.expires_ns);
         if (auto warning = evaluate(entry.scope, state, entry.expires_ns))
             warnings.push_back(*warning);
+        evaluate_bind_scope(entry.scope, state.proto, entry.expires_ns, warnings);
     }
 }
 
@@ -362,7 +366,9 @@ std::size_t PortModel::capacity(const ScopeKey &key) const {
 
 void PortModel::record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns) {
     std::size_t value = in_use(key, state);
-    if (!state.in_use_samples.empty() &&
+    // one sample per second, but the first one stays as it was: the fill rate of a young
+    // scope is measured from it
+    if (state.in_use_samples.size() > 1 &&
         state.in_use_samples.back().first / kSecondNs == now_ns / kSecondNs)
         state.in_use_samples.back().second = value;
     else
@@ -397,7 +403,8 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
     if (!state.in_use_samples.empty() && now_ns > state.in_use_samples.front().first) {
         const auto &[first_ns, first_value] = state.in_use_samples.front();
         double span_s = double(now_ns - first_ns) / 1e9;
-        double fill_per_s = span_s >= 1 ? (double(usage.in_use) - double(first_value)) / span_s : 0;
+        double fill_per_s =
+            span_s >= kMinFillSpanS ? (double(usage.in_use) - double(first_value)) / span_s : 0;
         if (fill_per_s > 0 && usage.capacity >= usage.in_use)
             usage.eta_seconds = double(usage.capacity - usage.in_use) / fill_per_s;
     }
