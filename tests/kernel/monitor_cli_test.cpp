@@ -124,6 +124,74 @@ TEST_F(MonitorCliTest, JsonLinesFromReadyToFinalStats) {
     EXPECT_GE(last["events"]["allocate"]["seen"].get<int>(), 1);
 }
 
+// nginx's pattern: the process that binds and listens forks the daemon and exits.
+struct Daemonized {
+    pid_t binder = 0, daemon = 0;
+    std::uint16_t port = 0;
+};
+
+Daemonized listen_then_daemonize(const Netns &netns) {
+    Daemonized out;
+    netns.run([&] {
+        int report[2];
+        ASSERT_EQ(pipe(report), 0);
+        pid_t binder = fork();
+        ASSERT_GE(binder, 0);
+        if (binder == 0) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            if (fd < 0 || listen(fd, 16) != 0) _exit(1);  // listen() autobinds
+            Daemonized made{getpid(), 0, local_port_of(fd)};
+            made.daemon = fork();
+            if (made.daemon == 0) {
+                pause();  // holds the listener until killed
+                _exit(0);
+            }
+            if (write(report[1], &made, sizeof(made)) != sizeof(made)) _exit(1);
+            _exit(0);
+        }
+        close(report[1]);
+        ASSERT_EQ(read(report[0], &out, sizeof(out)), ssize_t(sizeof(out)));
+        close(report[0]);
+        int status = 0;
+        waitpid(binder, &status, 0);  // the binder is gone
+    });
+    return out;
+}
+
+TEST_F(MonitorCliTest, AListenerHandedToItsDaemonIsHeldAndReleasedByTheDaemon) {
+    Netns netns;
+    Monitor monitor({"monitor", "--json", "--stats-interval", "0", "--report-interval", "1",
+                     "--netns", std::to_string(netns.inode())});
+    ASSERT_EQ(Json::parse(monitor.next_line())["type"], "ready");
+    Daemonized listener = listen_then_daemonize(netns);
+    ASSERT_GT(listener.daemon, 0);
+
+    Json held_by;  // the processes of the first report after the binder exited
+    bool killed = false;
+    Json release;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line()) {
+        Json event = Json::parse(line);
+        if (event["type"] == "report" && held_by.is_null()) {
+            for (const Json &process : event["processes"])
+                if (process["ports_held_total"].get<int>() > 0) held_by.push_back(process["pid"]);
+            if (held_by.is_null()) continue;
+            kill(listener.daemon, SIGKILL);
+            waitpid(listener.daemon, nullptr, 0);
+            killed = true;
+        }
+        if (event["type"] == "release" && event["local_port"] == listener.port) {
+            release = event;
+            break;
+        }
+    }
+    if (!killed) kill(listener.daemon, SIGKILL);
+    EXPECT_EQ(held_by, Json::array({listener.daemon})) << "no dead pid holding a port";
+    ASSERT_FALSE(release.is_null());
+    EXPECT_EQ(release["pid"], listener.daemon) << "the release names the last owner";
+    monitor.signal(SIGINT);
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+}
+
 TEST_F(MonitorCliTest, SigtermAlsoExitsCleanlyWithFinalStats) {
     Monitor monitor({"monitor", "--stats-interval", "0"});
     std::string ready = monitor.next_line();

@@ -513,6 +513,51 @@ TEST_F(PortModelTest, TimeWaitExpiringAtReportTimeIsAWarningToo) {
     EXPECT_EQ(bind[0].level, WarningLevel::ok);
 }
 
+TEST_F(PortModelTest, TheTablesMoveAPortToTheProcessThatHoldsItNow) {
+    // nginx: the process that bound the listener exits when it daemonizes
+    AllocateEvent listener = events.allocation(How::bind, Proto::tcp, 8080, 100);
+    apply(listener);
+    events.now += 5 * kSecond;
+    KernelSocket now_held =
+        table_socket(listener.sock.cookie, Proto::tcp, kTcpListen, 8080, 0, 101);
+    model.reconcile(kNetns, {now_held}, events.now);
+
+    Report report = model.report(events.now);
+    ASSERT_EQ(report.processes.size(), 2u);
+    EXPECT_EQ(report.processes[0].pid, 101u);
+    EXPECT_EQ(report.processes[0].comm, "nginx");
+    EXPECT_EQ(report.processes[0].held_total(), 1u);
+    EXPECT_EQ(report.processes[1].pid, 100u) << "it allocated in this interval";
+    EXPECT_EQ(report.processes[1].held_total(), 0u) << "but holds nothing now";
+    auto bind = scope(ScopeKind::bind);
+    ASSERT_EQ(bind.top_processes.size(), 1u);
+    EXPECT_EQ(bind.top_processes[0].pid, 101u);
+
+    ReleaseEvent release = events.release(listener, ReleaseReason::socket_closed);
+    ASSERT_TRUE(model.attribute(release));
+    EXPECT_EQ(release.owner.pid, 101u) << "the release names the last owner";
+    EXPECT_EQ(release.owner.comm, "nginx");
+}
+
+TEST_F(PortModelTest, AReleaseNobodyReportedIsNotOurs) {
+    AllocateEvent connect = events.connect(40000);
+    apply(connect);
+    ReleaseEvent ours = events.release(connect, ReleaseReason::tcp_closed);
+    ours.owner_known = false;  // a connect()'s release: the kernel keeps no owner
+    ours.owner = {};
+    events.now += 3 * kSecond;
+    ours.boot_ns = events.now;
+    ASSERT_TRUE(model.attribute(ours));
+    EXPECT_EQ(ours.owner.pid, 1234u);
+    EXPECT_EQ(ours.how, How::connect_autobind);
+    EXPECT_EQ(ours.held_ns, 3 * kSecond);
+
+    // a socket of another netns whose state changes another sockops user asked for
+    ReleaseEvent stranger = events.release(events.connect(40001), ReleaseReason::tcp_closed);
+    stranger.owner_known = false;
+    EXPECT_FALSE(model.attribute(stranger));
+}
+
 TEST_F(PortModelTest, AnEventReplacesWhatTheTablesGuessed) {
     model.reconcile(kNetns, {table_socket(7, Proto::tcp, kTcpEstablished, 40001, 443)}, events.now);
     AllocateEvent late = events.connect(40001);  // its event was still in the ring buffer

@@ -72,6 +72,8 @@ class MonitorLoop {
         for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.flush();
         auto deliver = [this](Event &event) {
+            if (auto *release = std::get_if<ReleaseEvent>(&event))
+                if (!model_.attribute(*release)) return;
             cgroups_.annotate(event);
             reporter_.event(event);
             for (LiveView *view : views_) view->event(event);

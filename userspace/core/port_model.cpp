@@ -181,6 +181,7 @@ ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
     ProcessUsage &usage = processes_[task.pid];
     usage.pid = task.pid;
     usage.comm = task.comm;
+    usage.uid = task.uid;
     // A socket-table owner may know no cgroup: it does not unlearn what an event said.
     if (task.cgroup_id) usage.cgroup_id = task.cgroup_id;
     if (!task.cgroup_path.empty()) usage.cgroup_path = task.cgroup_path;
@@ -208,6 +209,40 @@ void PortModel::forget(const HeldSocket &held) {
         auto kind = owner->second.held.find({held.sock.proto, held.how});
         if (kind != owner->second.held.end() && kind->second > 0) kind->second--;
     }
+}
+
+// A process that exited after handing its socket on (nginx's daemonizing parent, an fd
+// passed over a Unix socket) holds nothing: the tables name who holds it now.
+void PortModel::move_owner(HeldSocket &held, const TaskInfo &owner) {
+    forget(held);
+    held.pid = owner.pid;
+    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    state.held++;
+    state.held_by_pid[held.pid]++;
+    process(owner, held.sock.netns).held[{held.sock.proto, held.how}]++;
+}
+
+bool PortModel::attribute(ReleaseEvent &release) const {
+    auto found = sockets_.find(release.sock.cookie);
+    if (found == sockets_.end()) return release.owner_known;
+    const HeldSocket &held = found->second;
+    if (!release.owner_known) {
+        release.owner_known = true;
+        release.how = held.how;
+        release.held_ns = release.boot_ns > held.since_ns ? release.boot_ns - held.since_ns : 0;
+    }
+    if (release.owner.pid != held.pid) {
+        auto owner = processes_.find(held.pid);
+        release.owner = TaskInfo{};
+        release.owner.pid = release.owner.tid = held.pid;
+        if (owner != processes_.end()) {
+            release.owner.uid = owner->second.uid;
+            release.owner.comm = owner->second.comm;
+            release.owner.cgroup_id = owner->second.cgroup_id;
+            release.owner.cgroup_path = owner->second.cgroup_path;
+        }
+    }
+    return true;
 }
 
 std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
@@ -538,7 +573,10 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
     std::set<std::uint64_t> kept_waiting = drop_time_wait_of(netns, settled_before);
     for (const auto &socket : table) {
         std::uint64_t cookie = socket.sock.cookie;
-        if (sockets_.contains(cookie) || recently_released_.contains(cookie) ||
+        auto known = sockets_.find(cookie);
+        if (known != sockets_.end() && socket.owner && socket.owner->pid != known->second.pid)
+            move_owner(known->second, *socket.owner);
+        if (known != sockets_.end() || recently_released_.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
         auto held = from_table(socket, listening);

@@ -84,6 +84,7 @@ struct ProcessUsage {
     std::string comm;
     std::uint64_t cgroup_id = 0;
     std::string cgroup_path;  // as TaskInfo's: "" when unknown
+    std::uint32_t uid = 0;
     std::uint32_t netns = 0;
     std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
     std::uint64_t allocations = 0;                      // in the report interval
@@ -145,6 +146,13 @@ class PortModel {
     // Level changes found outside apply() (reconcile, TIME_WAIT expiry at report time).
     std::vector<Warning> take_warnings();
 
+    // Completes a release with what the model knows of its socket: the process holding it
+    // now (which reconciliation may have moved since the allocation) and, when the event
+    // knew no owner, how and since when. False for a release of a socket the model never
+    // held with no owner of its own: not one this monitor reported (another sockops user
+    // asked for that socket's state changes).
+    bool attribute(ReleaseEvent &release) const;
+
     std::size_t tracked_sockets() const { return sockets_.size(); }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
@@ -199,6 +207,7 @@ class PortModel {
 
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
+    void move_owner(HeldSocket &held, const TaskInfo &owner);
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
                        std::uint64_t added_ns, std::uint64_t expires_ns);
     // Drops the netns's TIME_WAIT entries added before `settled_before`; returns the
