@@ -192,6 +192,65 @@ TEST_F(MonitorCliTest, AListenerHandedToItsDaemonIsHeldAndReleasedByTheDaemon) {
     EXPECT_EQ(monitor.wait_exit_code(), 0);
 }
 
+// A server on a port of the range that closes each connection first, then stops
+// listening: its accepted sockets stay in TIME_WAIT on that port.
+std::uint16_t serve_closing_first_then_stop(const Netns &netns, int connections) {
+    std::uint16_t server_port = 0;
+    netns.run([&] {
+        int listener = listener_on(Family::ipv4, 0);  // bind(0): a port of the range
+        server_port = local_port_of(listener);
+        for (int i = 0; i < connections; i++) {
+            int client = make_socket(Family::ipv4, Proto::tcp);
+            ASSERT_EQ(connect_to(client, Family::ipv4, server_port), 0);
+            int accepted = accept(listener, nullptr, nullptr);
+            ASSERT_GE(accepted, 0);
+            close(accepted);  // the server closes first: TIME_WAIT on its side
+            char byte;
+            ASSERT_EQ(read(client, &byte, 1), 0);
+            close(client);
+        }
+        close(listener);
+    });
+    return server_port;
+}
+
+TEST_F(MonitorCliTest, AServersTimeWaitSocketsAreOnePortOfTheBindScopeAndNoDestinations) {
+    Netns netns;
+    Monitor monitor({"monitor", "--json", "--stats-interval", "0", "--report-interval", "1",
+                     "--netns", std::to_string(netns.inode())});
+    ASSERT_EQ(Json::parse(monitor.next_line())["type"], "ready");
+    constexpr int kConnections = 100;
+    std::uint16_t server_port = serve_closing_first_then_stop(netns, kConnections);
+    ASSERT_NE(server_port, 0);
+
+    bool listener_released = false;
+    Json report;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line()) {
+        Json event = Json::parse(line);
+        if (event["type"] == "release" && event["local_port"] == server_port &&
+            event["how"] == "bind_ephemeral")
+            listener_released = true;
+        if (listener_released && event["type"] == "report") {
+            report = event;
+            break;
+        }
+    }
+    ASSERT_FALSE(report.is_null()) << monitor.all_stderr();
+    ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
+    Json bind_scope;
+    for (const Json &scope : report["netns"][0]["scopes"]) {
+        if (scope["scope"] == "bind") bind_scope = scope;
+        if (scope["scope"] == "destination") {
+            EXPECT_EQ(scope["remote_port"], server_port) << "a phantom scope: " << scope.dump();
+        }
+    }
+    ASSERT_FALSE(bind_scope.is_null()) << report.dump();
+    EXPECT_EQ(bind_scope["time_wait"], 1) << kConnections << " sockets in TIME_WAIT, one port";
+    EXPECT_EQ(bind_scope["in_use"], 1) << bind_scope.dump();
+    monitor.signal(SIGINT);
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+}
+
 TEST_F(MonitorCliTest, SigtermAlsoExitsCleanlyWithFinalStats) {
     Monitor monitor({"monitor", "--stats-interval", "0"});
     std::string ready = monitor.next_line();

@@ -388,6 +388,74 @@ TEST_F(PortModelTest, TheTablesGiveTheBaseline) {
     EXPECT_EQ(scope(ScopeKind::destination).time_wait, 0u);
 }
 
+// A server that closes first leaves its accepted sockets in TIME_WAIT on its own port.
+std::vector<KernelSocket> server_time_wait(std::uint16_t server_port, int count) {
+    std::vector<KernelSocket> table;
+    for (int i = 0; i < count; i++) {
+        table.push_back(table_socket(1000 + std::uint64_t(i), Proto::tcp, kTcpTimeWait, server_port,
+                                     std::uint16_t(50000 + i)));
+        table.back().time_wait_left_ms = 30'000;
+    }
+    return table;
+}
+
+std::size_t destination_scopes(const Report &report) {
+    std::size_t count = 0;
+    for (const auto &ns : report.netns)
+        for (const auto &usage : ns.scopes) count += usage.key.kind == ScopeKind::destination;
+    return count;
+}
+
+TEST_F(PortModelTest, TimeWaitOnAListenersPortOutsideTheRangeCountsNothing) {
+    AllocateEvent listener = events.allocation(How::bind, Proto::tcp, 8080);
+    apply(listener);
+    apply(events.release(listener, ReleaseReason::socket_closed));
+    model.reconcile(kNetns, server_time_wait(8080, 500), events.now);
+    Report report = model.report(events.now);
+    EXPECT_EQ(destination_scopes(report), 0u);
+    ScopeUsage bind = scope(ScopeKind::bind);
+    EXPECT_EQ(bind.time_wait, 0u) << "500 sockets, one port, outside the range";
+    EXPECT_EQ(bind.in_use, 0u);
+}
+
+TEST_F(PortModelTest, TimeWaitOnAClosedListenersPortInTheRangeIsOnePortOfTheBindScope) {
+    AllocateEvent listener = events.allocation(How::listen_autobind, Proto::tcp, 40005);
+    apply(listener);
+    apply(events.release(listener, ReleaseReason::socket_closed));
+    model.reconcile(kNetns, server_time_wait(40005, 200), events.now);
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 0u)
+        << "accepted sockets are no connect() sockets towards their clients";
+    ScopeUsage bind = scope(ScopeKind::bind);
+    EXPECT_EQ(bind.in_use, 1u);
+    EXPECT_EQ(bind.time_wait, 1u);
+    EXPECT_EQ(model.reconcile_totals().time_wait, 200u);
+}
+
+TEST_F(PortModelTest, AListenerTheTablesShowedThenLostStillOwnsItsPort) {
+    model.reconcile(kNetns, {table_socket(101, Proto::tcp, kTcpListen, 40005, 0, 77)}, events.now);
+    events.now += 10 * kSecond;
+    model.reconcile(kNetns, server_time_wait(40005, 20), events.now);
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 0u);
+    EXPECT_EQ(scope(ScopeKind::bind).time_wait, 1u);
+}
+
+TEST_F(PortModelTest, TheBindScopeCountsEachTimeWaitPortInTheRangeOnce) {
+    auto made = connects(3);
+    for (const auto &allocation : made) apply(events.release(allocation, ReleaseReason::time_wait));
+    // the same local port towards another destination: a second TIME_WAIT socket on 40000
+    AllocateEvent again =
+        events.allocation(How::connect_autobind, Proto::tcp, 40000, 1234, ipv4(192, 0, 2, 9));
+    apply(again);
+    apply(events.release(again, ReleaseReason::time_wait));
+    ScopeUsage bind = scope(ScopeKind::bind);
+    EXPECT_EQ(bind.time_wait, 3u);
+    EXPECT_EQ(bind.in_use, 3u);
+    events.now += 61 * kSecond;
+    for (const auto &ns : model.report(events.now).netns)
+        for (const auto &usage : ns.scopes)
+            EXPECT_NE(usage.key.kind, ScopeKind::bind) << "expired: the bind scope is quiet";
+}
+
 TEST_F(PortModelTest, ReconcilingDropsWhatIsGoneButNotWhatIsNew) {
     AllocateEvent old_one = events.connect(40000);
     apply(old_one);

@@ -316,6 +316,7 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     HeldSocket held = found->second;
     sockets_.erase(found);
     forget(held);
+    note_released(held, event.boot_ns);
     // The tables may have shown this TIME_WAIT socket before its events were read (the
     // baseline runs while the first events wait in the ring buffer): that entry stays.
     bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
@@ -349,18 +350,28 @@ void PortModel::add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t 
                               std::uint64_t cookie, std::uint64_t added_ns,
                               std::uint64_t expires_ns) {
     scope_state(scope, proto).time_wait++;
+    NetnsState &ns = netns_state(scope.netns, 0);
+    ns.tcp_time_wait.add(port, +1, ns.config);
     time_wait_.emplace(expires_ns, TimeWaitEntry{expires_ns, scope, port, cookie, added_ns});
     time_wait_cookies_.insert(cookie);
+}
+
+// Undoes add_time_wait() and frees the port the entry held.
+void PortModel::remove_time_wait(const TimeWaitEntry &entry) {
+    ScopeState &state = scopes_[entry.scope];
+    if (state.time_wait) state.time_wait--;
+    NetnsState &ns = netns_[entry.scope.netns];
+    ns.tcp_time_wait.add(entry.port, -1, ns.config);
+    hold_port(ns, entry.scope, state.proto, entry.port, -1);
+    time_wait_cookies_.erase(entry.cookie);
 }
 
 void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings) {
     while (!time_wait_.empty() && time_wait_.begin()->first <= now_ns) {
         TimeWaitEntry entry = time_wait_.begin()->second;
         time_wait_.erase(time_wait_.begin());
-        time_wait_cookies_.erase(entry.cookie);
+        remove_time_wait(entry);
         ScopeState &state = scopes_[entry.scope];
-        if (state.time_wait) state.time_wait--;
-        hold_port(netns_[entry.scope.netns], entry.scope, state.proto, entry.port, -1);
         record_sample(state, entry.scope, entry.expires_ns);
         if (auto warning = evaluate(entry.scope, state, entry.expires_ns))
             warnings.push_back(*warning);
@@ -388,6 +399,14 @@ std::size_t PortModel::in_use(const ScopeKey &key, const ScopeState &state) cons
             return ns->second.udp.ephemeral;
     }
     return state.held;
+}
+
+// bind(0)/listen() skip every TCP port in TIME_WAIT, whichever scope's socket it was: the
+// bind scope counts each such port in the range once.
+std::size_t PortModel::time_wait_of(const ScopeKey &key, const ScopeState &state) const {
+    if (key.kind != ScopeKind::bind) return state.time_wait;
+    auto ns = netns_.find(key.netns);
+    return ns == netns_.end() ? 0 : ns->second.tcp_time_wait.ephemeral;
 }
 
 std::size_t PortModel::capacity(const ScopeKey &key) const {
@@ -423,7 +442,7 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
     usage.key = key;
     usage.proto = state.proto;
     usage.in_use = in_use(key, state);
-    usage.time_wait = state.time_wait;
+    usage.time_wait = time_wait_of(key, state);
     usage.capacity = capacity(key);
     usage.utilization = usage.capacity ? double(usage.in_use) / double(usage.capacity) : 1.0;
     usage.level = state.level;
@@ -472,11 +491,30 @@ std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &stat
     return warning;
 }
 
+void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {
+    if (held.sock.proto == Proto::tcp && held.scope.kind == ScopeKind::bind)
+        netns_state(held.sock.netns, 0).bind_ports_released[held.sock.local_port] = now_ns;
+}
+
+// __inet_hash_connect() never hands out a port a bind()-style socket holds, so a socket
+// on one (accepted from a listener since closed, in TIME_WAIT or not) is no connect()
+// autobind: it shares that bind bucket, which stays as long as any socket on it.
+bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
+                                std::uint64_t now_ns) const {
+    auto ns = netns_.find(netns);
+    if (ns == netns_.end()) return false;
+    if (ns->second.tcp_bind.holders.contains(port)) return true;
+    auto released = ns->second.bind_ports_released.find(port);
+    return released != ns->second.bind_ports_released.end() &&
+           released->second + settings_.time_wait_ns >= now_ns;
+}
+
 // What a socket in the tables holds, as far as they tell: a listener, or a port in the
 // range (a connect() autobind, or a bind(0) we cannot tell from it), or a fixed port.
 // An accepted socket shares its listener's port and holds none of its own.
-std::optional<PortModel::HeldSocket> PortModel::from_table(
-    const KernelSocket &socket, const std::set<std::uint16_t> &listening) const {
+std::optional<PortModel::HeldSocket> PortModel::from_table(const KernelSocket &socket,
+                                                           const std::set<std::uint16_t> &listening,
+                                                           std::uint64_t read_at_ns) const {
     const SocketInfo &sock = socket.sock;
     if (sock.local_port == 0 || sock.cookie == 0) return std::nullopt;
     How how = How::bind;
@@ -484,7 +522,9 @@ std::optional<PortModel::HeldSocket> PortModel::from_table(
         if (listening.contains(sock.local_port)) return std::nullopt;
         auto ns = netns_.find(sock.netns);
         bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
-        if (ephemeral && sock.has_remote()) how = How::connect_autobind;
+        if (ephemeral && sock.has_remote() &&
+            !bind_style_port(sock.netns, sock.local_port, read_at_ns))
+            how = How::connect_autobind;
     }
     std::uint32_t pid = socket.owner ? socket.owner->pid : 0;
     return HeldSocket{sock, how, scope_of(sock, how), pid, 0};
@@ -504,10 +544,7 @@ std::set<std::uint64_t> PortModel::drop_time_wait_of(std::uint32_t netns,
             ++it;
             continue;
         }
-        ScopeState &state = scopes_[entry.scope];
-        if (state.time_wait) state.time_wait--;
-        hold_port(netns_[netns], entry.scope, state.proto, entry.port, -1);
-        time_wait_cookies_.erase(entry.cookie);
+        remove_time_wait(entry);
         it = time_wait_.erase(it);
     }
     return kept;
@@ -531,6 +568,10 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
     std::uint64_t settled_before = now_ns - std::min(now_ns, settings_.reconcile_grace_ns);
     std::erase_if(recently_released_,
                   [&](const auto &entry) { return entry.second < settled_before; });
+    for (auto &[netns, ns] : netns_)
+        std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
+            return entry.second + settings_.time_wait_ns < now_ns;
+        });
     forget_idle(now_ns);
 }
 
@@ -561,6 +602,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
             continue;
         }
         forget(held);
+        note_released(held, read_at_ns);
         hold_port(netns_[netns], held.scope, held.sock.proto, held.sock.local_port, -1);
         it = sockets_.erase(it);
         reconcile_totals_.removed++;
@@ -579,7 +621,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         if (known != sockets_.end() || recently_released_.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
-        auto held = from_table(socket, listening);
+        auto held = from_table(socket, listening, read_at_ns);
         if (!held) continue;
         if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
             add_time_wait(held->scope, Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
@@ -608,7 +650,8 @@ std::vector<std::uint32_t> PortModel::namespaces() const {
 Report PortModel::report(std::uint64_t now_boot_ns) {
     for (auto &[netns, state] : netns_) {
         state.config = config_source_(netns, 0);
-        for (PortCounts *counts : {&state.tcp_any, &state.tcp_bind, &state.udp})
+        for (PortCounts *counts :
+             {&state.tcp_any, &state.tcp_bind, &state.udp, &state.tcp_time_wait})
             counts->recount(state.config);
     }
     Report report = current(now_boot_ns);
@@ -659,8 +702,8 @@ Report PortModel::current(std::uint64_t now_boot_ns) {
 // Nothing to show: no port counted, no TIME_WAIT, level ok, no allocation since `since_s`.
 bool PortModel::quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const {
     bool allocated = !state.allocations.empty() && state.allocations.back().first >= since_s;
-    return in_use(key, state) == 0 && state.time_wait == 0 && state.level == WarningLevel::ok &&
-           !allocated;
+    return in_use(key, state) == 0 && time_wait_of(key, state) == 0 &&
+           state.level == WarningLevel::ok && !allocated;
 }
 
 void PortModel::forget_idle(std::uint64_t now_ns) {

@@ -198,6 +198,9 @@ class PortModel {
         PortCounts tcp_any;   // every TCP port: bind(0)/listen() skip them all
         PortCounts tcp_bind;  // bind()-style TCP ports: connect() skips these
         PortCounts udp;
+        PortCounts tcp_time_wait;  // TCP ports TIME_WAIT sockets hold: the bind scope's share
+        // bind()-style TCP ports given up, and when: sockets accepted on them stay
+        std::unordered_map<std::uint16_t, std::uint64_t> bind_ports_released;
     };
     NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
     ScopeKey scope_of(const SocketInfo &sock, How how) const;
@@ -210,11 +213,15 @@ class PortModel {
     void move_owner(HeldSocket &held, const TaskInfo &owner);
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
                        std::uint64_t added_ns, std::uint64_t expires_ns);
+    void remove_time_wait(const TimeWaitEntry &entry);
     // Drops the netns's TIME_WAIT entries added before `settled_before`; returns the
     // cookies of the ones kept.
     std::set<std::uint64_t> drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
+    void note_released(const HeldSocket &held, std::uint64_t now_ns);
+    bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
     std::optional<HeldSocket> from_table(const KernelSocket &socket,
-                                         const std::set<std::uint16_t> &listening) const;
+                                         const std::set<std::uint16_t> &listening,
+                                         std::uint64_t read_at_ns) const;
     std::vector<Warning> on_allocate(const AllocateEvent &event);
     std::vector<Warning> on_failure(const AllocateEvent &event);
     std::vector<Warning> on_release(const ReleaseEvent &event);
@@ -222,6 +229,7 @@ class PortModel {
 
     ScopeState &scope_state(const ScopeKey &key, Proto proto);
     std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
+    std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
     std::size_t capacity(const ScopeKey &key) const;
     bool time_wait_counts(const ScopeKey &key) const;
     ScopeUsage usage_of(const ScopeKey &key, const ScopeState &state, std::uint64_t now_ns) const;
