@@ -3,6 +3,7 @@
 // give the exact capacity; the final report agrees.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -369,6 +370,99 @@ TEST_F(ExhaustionTest, SnapshotCountsWhatSsShows) {
     ASSERT_EQ(report["processes"].size(), 1u);
     EXPECT_EQ(report["processes"][0]["pid"], getpid());
     EXPECT_EQ(report["processes"][0]["ports_held_total"], clients + 2) << "+ listener, UDP";
+}
+
+// A netns that holds hundreds of real connections: 300 loopback listeners, each the
+// destination of one client; 30 child processes hold 10 clients each.
+class HundredsOfDestinations {
+  public:
+    static constexpr int kListeners = 300, kChildren = 30;
+
+    explicit HundredsOfDestinations(const Netns &netns) {
+        netns.run([&] {
+            for (int i = 0; i < kListeners; i++) listeners_.push_back(listener_on(Family::ipv4, 0));
+            for (int child = 0; child < kChildren; child++) children_.push_back(spawn(child));
+        });
+    }
+    ~HundredsOfDestinations() {
+        for (pid_t child : children_) {
+            kill(child, SIGKILL);
+            waitpid(child, nullptr, 0);
+        }
+        for (int fd : listeners_) close(fd);
+    }
+
+  private:
+    // A child that connects to its 10 listeners, says so and waits to be killed.
+    pid_t spawn(int child) {
+        int ready[2];
+        EXPECT_EQ(pipe(ready), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            const int per_child = kListeners / kChildren;
+            for (int i = child * per_child; i < (child + 1) * per_child; i++) {
+                int fd = make_socket(Family::ipv4, Proto::tcp);
+                if (connect_to(fd, Family::ipv4, local_port_of(listeners_[i])) != 0) _exit(1);
+            }
+            if (write(ready[1], "k", 1) != 1) _exit(1);
+            pause();
+            _exit(0);
+        }
+        close(ready[1]);
+        char byte = 0;
+        EXPECT_EQ(read(ready[0], &byte, 1), 1) << "child " << child << " could not connect";
+        close(ready[0]);
+        return pid;
+    }
+
+    std::vector<int> listeners_;
+    std::vector<pid_t> children_;
+};
+
+std::vector<std::string> snapshot_lines(const Netns &netns, bool json) {
+    std::vector<std::string> args = {"snapshot", "--report-top", "10", "--netns",
+                                     std::to_string(netns.inode())};
+    if (json) args.push_back("--json");
+    Monitor snapshot(args);
+    std::vector<std::string> lines;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line())
+        lines.push_back(line);
+    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
+    return lines;
+}
+
+TEST(BoundedReport, HundredsOfDestinationsAndProcessesGiveTenRowsEachAndASummary) {
+    Netns netns;
+    HundredsOfDestinations host(netns);
+    constexpr int kScopes = HundredsOfDestinations::kListeners + 1;    // and the bind scope
+    constexpr int kProcesses = HundredsOfDestinations::kChildren + 1;  // and this one
+
+    Json report;
+    for (const std::string &line : snapshot_lines(netns, true))
+        if (Json object = Json::parse(line); object["type"] == "report") report = object;
+    ASSERT_FALSE(report.is_null());
+    ASSERT_EQ(report["netns"].size(), 1u);
+    EXPECT_EQ(report["netns"][0]["scopes"].size(), 10u);
+    EXPECT_EQ(report["netns"][0]["scopes"][0]["scope"], "bind") << "the fullest first";
+    EXPECT_EQ(report["netns"][0]["scopes_left_out"]["count"], kScopes - 10);
+    EXPECT_EQ(report["netns"][0]["scopes_left_out"]["in_use"], kScopes - 10);
+    EXPECT_EQ(report["processes"].size(), 10u);
+    EXPECT_EQ(report["processes"][0]["pid"], getpid()) << "the listeners' holder";
+    EXPECT_EQ(report["processes_left_out"]["count"], kProcesses - 10);
+    EXPECT_EQ(report["processes_left_out"]["ports_held_total"], (kProcesses - 10) * 10)
+        << "the children left out, 10 ports each";
+
+    std::vector<std::string> text = snapshot_lines(netns, false);
+    std::size_t rows = std::count_if(text.begin(), text.end(),
+                                     [](const std::string &line) { return line[0] != '#'; });
+    EXPECT_EQ(rows, 1 + 10 + 1 + 1 + 10 + 1u) << "headers, rows and summaries";
+    auto has = [&](const std::string &start) {
+        return std::any_of(text.begin(), text.end(), [&](const std::string &line) {
+            return line.find(start) != std::string::npos;
+        });
+    };
+    EXPECT_TRUE(has("... " + std::to_string(kScopes - 10) + " more scopes: "));
+    EXPECT_TRUE(has("... " + std::to_string(kProcesses - 10) + " more processes: "));
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ bool has_line(const std::string &text, const std::string &line) {
 }
 
 TEST_F(Metrics, EveryFamilyHasOneHelpAndOneTypeBeforeItsSamples) {
-    usage.netns.push_back({4026531840u, {}, {bind_scope(3), destination(443, 5, 10)}});
+    usage.netns.push_back({4026531840u, {}, {bind_scope(3), destination(443, 5, 10)}, {}});
     usage.processes.push_back(process(1234, "curl", 5));
     counters.count(Event{connect_allocate()});
     std::map<std::string, int> helps, types;
@@ -120,7 +120,7 @@ TEST_F(Metrics, EveryFamilyHasOneHelpAndOneTypeBeforeItsSamples) {
 }
 
 TEST_F(Metrics, ScopeGaugesCarryTheScopeLabels) {
-    usage.netns.push_back({4026531840u, {}, {bind_scope(3), destination(443, 5, 10)}});
+    usage.netns.push_back({4026531840u, {}, {bind_scope(3), destination(443, 5, 10)}, {}});
     std::string text = render();
     EXPECT_TRUE(has_line(text,
                          "portwatch_scope_ports_in_use{netns=\"4026531840\",scope=\"bind\","
@@ -149,7 +149,7 @@ TEST_F(Metrics, ScopeGaugesCarryTheScopeLabels) {
 TEST_F(Metrics, OnlyTheFullestDestinationsGetSeries) {
     std::vector<ScopeUsage> scopes{bind_scope(1)};
     for (std::uint16_t port = 1; port <= 5; ++port) scopes.push_back(destination(port, port, 10));
-    usage.netns.push_back({4026531840u, {}, scopes});
+    usage.netns.push_back({4026531840u, {}, scopes, {}});
     std::string text = render(2);
     auto in_use = samples(text, "portwatch_scope_ports_in_use");
     ASSERT_EQ(in_use.size(), 3u);  // the bind scope and the two fullest destinations

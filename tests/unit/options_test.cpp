@@ -156,6 +156,9 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--metrics-top", "0"}, "--metrics-top: Value 0"},
         {{"snapshot", "--metrics-listen", "9464"}, "--metrics-listen"},
         {{"top", "--json"}, "--json"},
+        {{"monitor", "--report-top", "-1"}, "--report-top"},
+        {{"snapshot", "--report-top", "many"}, "--report-top"},
+        {{"top", "--report-top", "5"}, "--report-top"},
         {{"top", "--duration", "5"}, "--duration"},
         {{"monitor", "--warn-ratio", "0.9", "--critical-ratio", "0.9"},
          "--critical-ratio must be above --warn-ratio"},
@@ -235,6 +238,12 @@ TEST(Options, MetricsListenDefaultsToLoopback) {
         EXPECT_EQ(command.monitor.metrics_listen->text(), c.text);
         EXPECT_EQ(command.monitor.metrics_top, 3u);
     }
+}
+
+TEST(Options, ReportTopBoundsMonitorAndSnapshotReports) {
+    EXPECT_EQ(parse({"monitor"}).monitor.report_top, 20u);
+    EXPECT_EQ(parse({"monitor", "--report-top", "5"}).monitor.report_top, 5u);
+    EXPECT_EQ(parse({"snapshot", "--report-top", "0"}).monitor.report_top, 0u) << "0: all";
 }
 
 TEST(Options, TopTakesFiltersAndThresholds) {

@@ -109,8 +109,9 @@ class PortModelTest : public ::testing::Test {
         }
         return made;
     }
+    // The scope as it is now (current(): no new report interval).
     ScopeUsage scope(ScopeKind kind) {
-        Report report = model.report(events.now);
+        Report report = model.current(events.now);
         for (const auto &ns : report.netns)
             for (const auto &usage : ns.scopes)
                 if (usage.key.kind == kind) return usage;
@@ -736,6 +737,18 @@ TEST_F(PortModelTest, GoldenWarningJson) {
               "\"time_wait\":0,\"allocation_rate\":8.0,\"eta_seconds\":null,"
               "\"top_processes\":[{\"pid\":1234,\"comm\":\"curl\",\"ports\":8,\"cgroup\":null,"
               "\"container_id\":null,\"container_runtime\":null}]}\n");
+}
+
+TEST_F(PortModelTest, AReportLeavesOutAScopeThatHeldNothingAndDidNothingInItsInterval) {
+    AllocateEvent one_shot = events.connect(40000);
+    apply(one_shot);
+    apply(events.release(one_shot, ReleaseReason::tcp_closed));
+    events.now += 10 * kSecond;
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 1u) << "allocated in the interval";
+    events.now += 10 * kSecond;
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 0u);
+    EXPECT_EQ(destination_scopes(model.current(events.now)), 1u)
+        << "the live views keep the rate window's scopes";
 }
 
 TEST_F(PortModelTest, GoldenReportText) {

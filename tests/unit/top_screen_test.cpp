@@ -58,8 +58,8 @@ class TopScreen : public ::testing::Test {
 };
 
 TEST_F(TopScreen, SectionsInOrderWithTheFullestScopeFirst) {
-    report.netns.push_back({7, {}, {bind_scope(7, 10), bind_scope(7, 96)}});
-    report.netns.push_back({8, {}, {bind_scope(8, 50)}});
+    report.netns.push_back({7, {}, {bind_scope(7, 10), bind_scope(7, 96)}, {}});
+    report.netns.push_back({8, {}, {bind_scope(8, 50)}, {}});
     report.processes.push_back(process(42, "nginx", 3, 1));
     report.processes.back().cgroup_path = "/docker/" + std::string(64, 'b');
     stats.tracked_sockets = 4;
@@ -82,7 +82,7 @@ TEST_F(TopScreen, SectionsInOrderWithTheFullestScopeFirst) {
 }
 
 TEST_F(TopScreen, StylesFollowTheLevel) {
-    report.netns.push_back({7, {}, {bind_scope(7, 96), bind_scope(7, 10)}});
+    report.netns.push_back({7, {}, {bind_scope(7, 96), bind_scope(7, 10)}, {}});
     auto lines = render(40);
     EXPECT_EQ(lines[0].style, ScreenLine::Style::title);
     EXPECT_EQ(lines[4].style, ScreenLine::Style::critical) << lines[4].text;
@@ -111,7 +111,7 @@ TEST_F(TopScreen, NewestFailureFirstAndOnlyTheLastOnesKept) {
 TEST_F(TopScreen, ASmallTerminalGetsEverySectionAndACountOfWhatIsHidden) {
     std::vector<ScopeUsage> scopes;
     for (std::size_t i = 0; i < 30; ++i) scopes.push_back(bind_scope(7, i));
-    report.netns.push_back({7, {}, scopes});
+    report.netns.push_back({7, {}, scopes, {}});
     for (std::uint32_t pid = 1; pid <= 30; ++pid)
         report.processes.push_back(process(pid, "p", 1, 0));
     failures.add(failed_bind(EAGAIN));

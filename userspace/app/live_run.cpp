@@ -9,6 +9,7 @@
 
 #include "capture/capture.h"
 #include "core/port_model.h"
+#include "core/report_bound.h"
 #include "core/reporter.h"
 #include "core/version.h"
 #include "app/host_tables.h"
@@ -151,6 +152,7 @@ class MonitorLoop {
     void report_usage() {
         last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
         Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
+        bound_report(report, options_.report_top);
         for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.report(report);
         netns_reader_.keep_only(model_.namespaces());

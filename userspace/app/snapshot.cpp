@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "app/host_tables.h"
+#include "core/report_bound.h"
 #include "core/reporter.h"
 #include "system/privileges.h"
 
@@ -16,6 +17,7 @@ int run_snapshot(const MonitorOptions &options) {
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
     auto reporter = make_reporter(options.format, stdout, time);
     Report report = model.report(clock_ns(CLOCK_BOOTTIME));
+    bound_report(report, options.report_top);
     for (const Warning &warning : model.take_warnings()) reporter->warning(warning);
     reporter->report(report);
     reporter->flush();

@@ -215,6 +215,21 @@ Json failure_json(const AllocateEvent &failure) {
     return out;
 }
 
+Json left_out_json(const ScopesLeftOut &rest) {
+    return {{"count", rest.count},
+            {"in_use", rest.in_use},
+            {"time_wait", rest.time_wait},
+            {"utilization", rounded(rest.utilization, 4)},
+            {"level", name_of(rest.level)}};
+}
+
+Json left_out_json(const ProcessesLeftOut &rest) {
+    return {{"count", rest.count},
+            {"ports_held_total", rest.ports_held},
+            {"allocations", rest.allocations},
+            {"failures", rest.failures}};
+}
+
 Json process_json(const ProcessUsage &usage) {
     Json out;
     out["pid"] = usage.pid;
@@ -263,12 +278,14 @@ Json to_json(const Report &report, const TimeBase &time) {
             scopes.push_back(std::move(scope));
         }
         entry["scopes"] = std::move(scopes);
+        entry["scopes_left_out"] = left_out_json(ns.scopes_left_out);
         namespaces.push_back(std::move(entry));
     }
     out["netns"] = std::move(namespaces);
     Json processes = Json::array();
     for (const auto &usage : report.processes) processes.push_back(process_json(usage));
     out["processes"] = std::move(processes);
+    out["processes_left_out"] = left_out_json(report.processes_left_out);
     return out;
 }
 

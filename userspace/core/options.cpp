@@ -59,6 +59,14 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, std::string 
         ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
 }
 
+void add_report_top_option(CLI::App &command, MonitorOptions &options) {
+    command
+        .add_option("--report-top", options.report_top,
+                    "Scopes and processes per netns in a report, fullest first; the rest in "
+                    "one summary row (scopes at warning or above always shown; 0: all)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1000000}));
+}
+
 void add_threshold_options(CLI::App &command, MonitorOptions &options) {
     command
         .add_option("--warn-ratio", options.warn_ratio,
@@ -190,7 +198,10 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     CLI::App *check = app.add_subcommand(
         "check", "What this kernel and these privileges allow; exit 1 if monitor cannot run");
     add_output_option(*check, json);
-    for (CLI::App *command : {monitor, snapshot}) add_output_option(*command, json);
+    for (CLI::App *command : {monitor, snapshot}) {
+        add_output_option(*command, json);
+        add_report_top_option(*command, options);
+    }
     for (CLI::App *command : {monitor, snapshot, top}) {
         add_filter_options(*command, options, proto, family);
         add_threshold_options(*command, options);

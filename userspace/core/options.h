@@ -9,6 +9,7 @@
 
 #include "event.h"
 #include "kernel_features.h"
+#include "report_bound.h"
 #include "reporter.h"
 
 namespace portwatch {
@@ -41,6 +42,7 @@ struct MonitorOptions {
     std::uint32_t max_tracked_sockets = 1u << 16;
     HookChoice hooks = HookChoice::automatic;     // --hooks; PORTWATCH_HOOKS in the environment
     double report_interval_s = 10;                // 0: only the report at exit
+    std::size_t report_top = kDefaultReportTop;   // scopes and processes per netns in a report
     double warn_ratio = 0.80;                     // utilization of a scope that raises `warning`
     double critical_ratio = 0.95;                 // ... and `critical`
     std::optional<ListenAddress> metrics_listen;  // serve /metrics and /healthz there

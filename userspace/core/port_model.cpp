@@ -654,7 +654,9 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
              {&state.tcp_any, &state.tcp_bind, &state.udp, &state.tcp_time_wait})
             counts->recount(state.config);
     }
-    Report report = current(now_boot_ns);
+    // A scope that held nothing and did nothing in the interval is left out of it.
+    Report report =
+        build_report(now_boot_ns, interval_started_ ? interval_start_ns_ / kSecondNs : 0);
     for (auto it = processes_.begin(); it != processes_.end();) {
         ProcessUsage &usage = it->second;
         usage.allocations = usage.failures = 0;
@@ -667,15 +669,19 @@ Report PortModel::report(std::uint64_t now_boot_ns) {
 }
 
 Report PortModel::current(std::uint64_t now_boot_ns) {
+    return build_report(now_boot_ns, 0);
+}
+
+Report PortModel::build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s) {
     expire_time_wait(now_boot_ns, pending_warnings_);
     Report report;
     report.boot_ns = now_boot_ns;
     report.interval_s = interval_started_ && now_boot_ns > interval_start_ns_
                             ? double(now_boot_ns - interval_start_ns_) / 1e9
                             : 0;
-    for (const auto &[netns, state] : netns_) report.netns.push_back({netns, state.config, {}});
+    for (const auto &[netns, state] : netns_) report.netns.push_back({netns, state.config, {}, {}});
     for (const auto &[key, state] : scopes_) {
-        if (quiet(key, state, 0)) continue;
+        if (quiet(key, state, active_since_s)) continue;
         for (auto &ns : report.netns)
             if (ns.netns == key.netns) ns.scopes.push_back(usage_of(key, state, now_boot_ns));
     }

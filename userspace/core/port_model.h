@@ -94,10 +94,27 @@ struct ProcessUsage {
     std::size_t held_total() const;
 };
 
+// What a bounded report leaves out of a section (bound_report()), summed up in one row.
+struct ScopesLeftOut {
+    std::size_t count = 0;
+    std::size_t in_use = 0;
+    std::size_t time_wait = 0;
+    double utilization = 0;  // the fullest of them
+    WarningLevel level = WarningLevel::ok;
+};
+
+struct ProcessesLeftOut {
+    std::size_t count = 0;
+    std::size_t ports_held = 0;
+    std::uint64_t allocations = 0;
+    std::uint64_t failures = 0;
+};
+
 struct NetnsReport {
     std::uint32_t netns = 0;
     NetnsPortConfig config;
     std::vector<ScopeUsage> scopes;  // fullest first
+    ScopesLeftOut scopes_left_out;
 };
 
 struct Report {
@@ -105,6 +122,7 @@ struct Report {
     double interval_s = 0;
     std::vector<NetnsReport> netns;
     std::vector<ProcessUsage> processes;  // most ports held first
+    ProcessesLeftOut processes_left_out;
 };
 
 struct ModelSettings {
@@ -228,6 +246,7 @@ class PortModel {
     void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
 
     ScopeState &scope_state(const ScopeKey &key, Proto proto);
+    Report build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s);
     std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
     std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
     std::size_t capacity(const ScopeKey &key) const;

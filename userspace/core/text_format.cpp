@@ -138,6 +138,21 @@ std::string held_text(const ProcessUsage &usage) {
     return text.empty() ? "-" : text;
 }
 
+std::string left_out_row(const NetnsReport &ns) {
+    const ScopesLeftOut &rest = ns.scopes_left_out;
+    if (!rest.count) return "";
+    return format_text("%-11u ... %zu more scopes: %zu in use, %zu TIME_WAIT, fullest %.1f%% %s\n",
+                       ns.netns, rest.count, rest.in_use, rest.time_wait, rest.utilization * 100,
+                       std::string(name_of(rest.level)).c_str());
+}
+
+std::string left_out_row(const ProcessesLeftOut &rest) {
+    if (!rest.count) return "";
+    return format_text("... %zu more processes: %zu ports held, %llu allocations, %llu failures\n",
+                       rest.count, rest.ports_held, (unsigned long long)rest.allocations,
+                       (unsigned long long)rest.failures);
+}
+
 }  // namespace
 
 std::string text_line(const Warning &warning, const TimeBase &time) {
@@ -171,6 +186,7 @@ std::string text_report(const Report &report, const TimeBase &time) {
                 std::string(name_of(usage.proto)).c_str(), scope_name(usage).c_str(), usage.in_use,
                 usage.capacity, usage.utilization * 100, usage.time_wait, usage.allocation_rate,
                 eta_text(usage.eta_seconds).c_str(), std::string(name_of(usage.level)).c_str());
+        text += left_out_row(ns);
     }
     text += format_text("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD",
                         "ALLOC", "FAIL", "RATE/s", "BY KIND");
@@ -180,6 +196,7 @@ std::string text_report(const Report &report, const TimeBase &time) {
                             (unsigned long long)usage.allocations,
                             (unsigned long long)usage.failures, usage.allocation_rate,
                             joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
+    text += left_out_row(report.processes_left_out);
     return text;
 }
 
