@@ -465,5 +465,32 @@ TEST(BoundedReport, HundredsOfDestinationsAndProcessesGiveTenRowsEachAndASummary
     EXPECT_TRUE(has("... " + std::to_string(kProcesses - 10) + " more processes: "));
 }
 
+TEST(ReportCountsPorts, ThreeReusePortSocketsOnOnePortAreOnePortHeld) {
+    Netns netns;
+    std::vector<int> fds;
+    std::uint16_t port = 0;
+    netns.run([&] {
+        for (int i = 0; i < 3; i++) {
+            int fd = make_socket(Family::ipv4, Proto::udp);
+            int on = 1;
+            ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)), 0);
+            ASSERT_EQ(bind_to(fd, Family::ipv4, port), 0);
+            port = local_port_of(fd);  // the first bind(0) picks it; the others share it
+            fds.push_back(fd);
+        }
+    });
+    Json report;
+    for (const std::string &line : snapshot_lines(netns, true))
+        if (Json object = Json::parse(line); object["type"] == "report") report = object;
+    for (int fd : fds) close(fd);
+    ASSERT_FALSE(report.is_null());
+    ASSERT_EQ(report["processes"].size(), 1u) << report.dump();
+    EXPECT_EQ(report["processes"][0]["ports_held_total"], 1) << "port " << port << ", 3 sockets";
+    const Json *udp = scope_in(report["netns"][0], "udp");
+    ASSERT_NE(udp, nullptr);
+    EXPECT_EQ((*udp)["in_use"], 1);
+    EXPECT_EQ((*udp)["top_processes"][0]["ports"], 1);
+}
+
 }  // namespace
 }  // namespace portwatch::test

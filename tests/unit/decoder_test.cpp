@@ -176,6 +176,18 @@ TEST(Decoder, GoodAllocateFailed) {
     EXPECT_EQ(e.sock.local_port, 0);
     EXPECT_EQ(e.sock.remote_port, 443);
     EXPECT_EQ(e.task.comm, "curl");
+    EXPECT_TRUE(e.ephemeral) << "the range failed to give a port";
+}
+
+TEST(Decoder, AFailedBindToAFixedPortIsEphemeralOnlyInTheRange) {
+    auto record = allocate_record(PW_RECORD_ALLOCATE_FAILED, EADDRINUSE);
+    record.how = PW_HOW_BIND;
+    record.syscall = PW_SYSCALL_BIND;
+    record.sock.local_port = 8080;
+    record.ephemeral = 0;
+    Decoded d = decode_record(bytes_of(record));
+    ASSERT_EQ(d.error, DecodeError::none);
+    EXPECT_FALSE(std::get<AllocateEvent>(*d.event).ephemeral);
 }
 
 TEST(Decoder, GoodRelease) {

@@ -584,11 +584,11 @@ TEST_F(PortModelTest, TimeWaitExpiringAtReportTimeIsAWarningToo) {
 
 TEST_F(PortModelTest, TheTablesMoveAPortToTheProcessThatHoldsItNow) {
     // nginx: the process that bound the listener exits when it daemonizes
-    AllocateEvent listener = events.allocation(How::bind, Proto::tcp, 8080, 100);
+    AllocateEvent listener = events.allocation(How::bind, Proto::tcp, 40005, 100);
     apply(listener);
     events.now += 5 * kSecond;
     KernelSocket now_held =
-        table_socket(listener.sock.cookie, Proto::tcp, kTcpListen, 8080, 0, 101);
+        table_socket(listener.sock.cookie, Proto::tcp, kTcpListen, 40005, 0, 101);
     model.reconcile(kNetns, {now_held}, events.now);
 
     Report report = model.report(events.now);
@@ -606,6 +606,52 @@ TEST_F(PortModelTest, TheTablesMoveAPortToTheProcessThatHoldsItNow) {
     ASSERT_TRUE(model.attribute(release));
     EXPECT_EQ(release.owner.pid, 101u) << "the release names the last owner";
     EXPECT_EQ(release.owner.comm, "nginx");
+}
+
+TEST_F(PortModelTest, ReusePortSocketsOnOnePortAreOnePortHeld) {
+    std::vector<AllocateEvent> sockets;
+    for (int i = 0; i < 3; i++) {
+        sockets.push_back(events.allocation(How::bind, Proto::udp, 40001));
+        apply(sockets.back());
+    }
+    Report report = model.current(events.now);
+    ASSERT_EQ(report.processes.size(), 1u);
+    EXPECT_EQ(report.processes[0].held_total(), 1u) << "three SO_REUSEPORT sockets, one port";
+    ScopeUsage udp = scope(ScopeKind::udp);
+    EXPECT_EQ(udp.in_use, 1u);
+    ASSERT_EQ(udp.top_processes.size(), 1u);
+    EXPECT_EQ(udp.top_processes[0].ports, 1u);
+    apply(events.release(sockets[0], ReleaseReason::socket_closed));
+    EXPECT_EQ(model.current(events.now).processes[0].held_total(), 1u);
+    apply(events.release(sockets[1], ReleaseReason::socket_closed));
+    apply(events.release(sockets[2], ReleaseReason::socket_closed));
+    EXPECT_EQ(model.current(events.now).processes[0].held_total(), 0u);
+}
+
+TEST_F(PortModelTest, TheBindScopesTopProcessesHoldPortsOfTheRange) {
+    apply(events.allocation(How::bind, Proto::tcp, 8080, 2));  // outside the range
+    connects(3);                                               // curl, inside
+    ScopeUsage bind = scope(ScopeKind::bind);
+    EXPECT_EQ(bind.in_use, 3u);
+    ASSERT_EQ(bind.top_processes.size(), 1u) << "8080 takes nothing from the range";
+    EXPECT_EQ(bind.top_processes[0].pid, 1234u);
+    EXPECT_EQ(bind.top_processes[0].ports, 3u);
+}
+
+TEST_F(PortModelTest, AnOwnerNobodyCouldNameIsNullInReportsAsInReleases) {
+    model.reconcile(kNetns, {table_socket(101, Proto::udp, kTcpClose, 40003)}, events.now);
+    Report report = model.current(events.now);
+    Json json = to_json(report, time_base());
+    ASSERT_EQ(json["processes"].size(), 1u);
+    EXPECT_TRUE(json["processes"][0]["pid"].is_null());
+    EXPECT_TRUE(json["processes"][0]["comm"].is_null());
+    Json top = json["netns"][0]["scopes"][0]["top_processes"];
+    ASSERT_EQ(top.size(), 1u);
+    EXPECT_TRUE(top[0]["pid"].is_null());
+    EXPECT_TRUE(top[0]["comm"].is_null());
+    EXPECT_NE(text_report(report, time_base()).find("\n-        -                4026532001  "),
+              std::string::npos)
+        << text_report(report, time_base());
 }
 
 TEST_F(PortModelTest, AReleaseNobodyReportedIsNotOurs) {

@@ -96,7 +96,9 @@ Decoded decode_allocate(std::span<const std::uint8_t> bytes) {
     event.task = task_of(raw.task);
     event.how = *how;
     event.syscall = *syscall;
-    event.ephemeral = raw.ephemeral != 0;
+    // A failed automatic choice has no port (0) to look up in the range, but it was one
+    // the range should have given.
+    event.ephemeral = raw.ephemeral != 0 || (failed && *how != How::bind);
     event.error = raw.error;
     return Decoded{Event{std::move(event)}, DecodeError::none};
 }

@@ -29,6 +29,18 @@ void add_comm(Json &out, const std::string &raw) {
     add_raw_text(out, "comm", raw);
 }
 
+// pid 0: a socket the tables showed whose owner no /proc fd table named (as a release's
+// unknown owner, null).
+void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
+    if (pid == 0) {
+        out["pid"] = nullptr;
+        out["comm"] = nullptr;
+        return;
+    }
+    out["pid"] = pid;
+    add_comm(out, comm);
+}
+
 // The cgroup path (null when unknown) and the container it shows (null when none).
 void add_cgroup(Json &out, const std::string &path) {
     if (path.empty())
@@ -175,8 +187,7 @@ Json top_processes_json(const std::vector<TopProcess> &top) {
     Json out = Json::array();
     for (const auto &process : top) {
         Json entry;
-        entry["pid"] = process.pid;
-        add_comm(entry, process.comm);
+        add_owner(entry, process.pid, process.comm);
         entry["ports"] = process.ports;
         add_cgroup(entry, process.cgroup_path);
         out.push_back(std::move(entry));
@@ -232,8 +243,7 @@ Json left_out_json(const ProcessesLeftOut &rest) {
 
 Json process_json(const ProcessUsage &usage) {
     Json out;
-    out["pid"] = usage.pid;
-    add_comm(out, usage.comm);
+    add_owner(out, usage.pid, usage.comm);
     out["cgroup_id"] = usage.cgroup_id;
     add_cgroup(out, usage.cgroup_path);
     out["netns"] = usage.netns;

@@ -194,7 +194,8 @@ void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
     ScopeState &state = scope_state(held.scope, held.sock.proto);
     state.held++;
     state.held_by_pid[held.pid]++;
-    process(owner, held.sock.netns).held[{held.sock.proto, held.how}]++;
+    process(owner, held.sock.netns);
+    count_process_port(held, +1);
     hold_port(ns, held.scope, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
@@ -205,10 +206,21 @@ void PortModel::forget(const HeldSocket &held) {
     if (state.held) state.held--;
     if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
         if (--pid->second == 0) state.held_by_pid.erase(pid);
-    if (auto owner = processes_.find(held.pid); owner != processes_.end()) {
-        auto kind = owner->second.held.find({held.sock.proto, held.how});
-        if (kind != owner->second.held.end() && kind->second > 0) kind->second--;
-    }
+    count_process_port(held, -1);
+}
+
+// SO_REUSEPORT sockets share a port: a process holds it once, as the kernel counts it.
+void PortModel::count_process_port(const HeldSocket &held, int delta) {
+    ProcessPort key{held.pid, held.sock.proto, held.how, held.sock.local_port};
+    std::size_t &sockets = process_ports_[key];
+    bool was_held = sockets > 0;
+    sockets = delta > 0 ? sockets + 1 : sockets - std::min<std::size_t>(sockets, 1);
+    bool is_held = sockets > 0;
+    if (!is_held) process_ports_.erase(key);
+    auto owner = processes_.find(held.pid);
+    if (was_held == is_held || owner == processes_.end()) return;
+    std::size_t &ports = owner->second.held[{held.sock.proto, held.how}];
+    ports = is_held ? ports + 1 : ports - std::min<std::size_t>(ports, 1);
 }
 
 // A process that exited after handing its socket on (nginx's daemonizing parent, an fd
@@ -219,7 +231,8 @@ void PortModel::move_owner(HeldSocket &held, const TaskInfo &owner) {
     ScopeState &state = scope_state(held.scope, held.sock.proto);
     state.held++;
     state.held_by_pid[held.pid]++;
-    process(owner, held.sock.netns).held[{held.sock.proto, held.how}]++;
+    process(owner, held.sock.netns);
+    count_process_port(held, +1);
 }
 
 bool PortModel::attribute(ReleaseEvent &release) const {
@@ -462,18 +475,41 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
         if (fill_per_s > 0 && usage.capacity >= usage.in_use)
             usage.eta_seconds = double(usage.capacity - usage.in_use) / fill_per_s;
     }
-    for (const auto &[pid, ports] : state.held_by_pid) {
+    usage.top_processes =
+        top_processes(key.kind == ScopeKind::destination ? state.held_by_pid : range_holders(key));
+    return usage;
+}
+
+// The bind and UDP scopes fill with every port of the range their protocol holds, whoever
+// allocated it: their holders are the processes with the most such ports.
+std::unordered_map<std::uint32_t, std::size_t> PortModel::range_holders(const ScopeKey &key) const {
+    std::unordered_map<std::uint32_t, std::size_t> ports_by_pid;
+    auto ns = netns_.find(key.netns);
+    if (ns == netns_.end()) return ports_by_pid;
+    Proto proto = key.kind == ScopeKind::udp ? Proto::udp : Proto::tcp;
+    std::set<std::pair<std::uint32_t, std::uint16_t>> held;
+    for (const auto &[cookie, socket] : sockets_)
+        if (socket.sock.netns == key.netns && socket.sock.proto == proto &&
+            ns->second.config.is_ephemeral(socket.sock.local_port) &&
+            held.emplace(socket.pid, socket.sock.local_port).second)
+            ports_by_pid[socket.pid]++;
+    return ports_by_pid;
+}
+
+std::vector<TopProcess> PortModel::top_processes(
+    const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const {
+    std::vector<TopProcess> top;
+    for (const auto &[pid, ports] : ports_by_pid) {
         auto owner = processes_.find(pid);
         bool known = owner != processes_.end();
-        usage.top_processes.push_back({pid, known ? owner->second.comm : std::string(), ports,
-                                       known ? owner->second.cgroup_path : std::string()});
+        top.push_back({pid, known ? owner->second.comm : std::string(), ports,
+                       known ? owner->second.cgroup_path : std::string()});
     }
-    std::sort(usage.top_processes.begin(), usage.top_processes.end(),
-              [](const TopProcess &a, const TopProcess &b) {
-                  return a.ports != b.ports ? a.ports > b.ports : a.pid < b.pid;
-              });
-    if (usage.top_processes.size() > settings_.top_n) usage.top_processes.resize(settings_.top_n);
-    return usage;
+    std::sort(top.begin(), top.end(), [](const TopProcess &a, const TopProcess &b) {
+        return a.ports != b.ports ? a.ports > b.ports : a.pid < b.pid;
+    });
+    if (top.size() > settings_.top_n) top.resize(settings_.top_n);
+    return top;
 }
 
 std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &state,

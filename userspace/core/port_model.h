@@ -229,6 +229,10 @@ class PortModel {
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
     void move_owner(HeldSocket &held, const TaskInfo &owner);
+    void count_process_port(const HeldSocket &held, int delta);
+    std::unordered_map<std::uint32_t, std::size_t> range_holders(const ScopeKey &key) const;
+    std::vector<TopProcess> top_processes(
+        const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
                        std::uint64_t added_ns, std::uint64_t expires_ns);
     void remove_time_wait(const TimeWaitEntry &entry);
@@ -265,6 +269,14 @@ class PortModel {
     ModelSettings settings_;
     ConfigSource config_source_;
     std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
+    struct ProcessPort {
+        std::uint32_t pid = 0;
+        Proto proto = Proto::tcp;
+        How how = How::bind;
+        std::uint16_t port = 0;
+        auto operator<=>(const ProcessPort &) const = default;
+    };
+    std::map<ProcessPort, std::size_t> process_ports_;       // sockets on each port a process holds
     std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
     std::unordered_set<std::uint64_t> time_wait_cookies_;    // the cookies in time_wait_
     std::map<ScopeKey, ScopeState> scopes_;

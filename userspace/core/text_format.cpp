@@ -120,11 +120,21 @@ std::string text_line(const StatsSnapshot &stats) {
 
 namespace {
 
+// pid 0 is an owner nobody could name: "-", as in a release line.
+std::string pid_text(std::uint32_t pid) {
+    return pid ? std::to_string(pid) : "-";
+}
+
+std::string comm_text(std::uint32_t pid, const std::string &comm) {
+    return pid ? printable(comm) : "-";
+}
+
 std::string top_text(const std::vector<TopProcess> &top) {
     std::string text;
     for (const auto &process : top)
-        text += format_text("%s%s[%u] %zu", text.empty() ? "" : ", ",
-                            printable(process.comm).c_str(), process.pid, process.ports);
+        text += format_text("%s%s[%s] %zu", text.empty() ? "" : ", ",
+                            comm_text(process.pid, process.comm).c_str(),
+                            pid_text(process.pid).c_str(), process.ports);
     return text.empty() ? "-" : text;
 }
 
@@ -191,9 +201,9 @@ std::string text_report(const Report &report, const TimeBase &time) {
     text += format_text("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD",
                         "ALLOC", "FAIL", "RATE/s", "BY KIND");
     for (const auto &usage : report.processes)
-        text += format_text("%-8u %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", usage.pid,
-                            printable(usage.comm).c_str(), usage.netns, usage.held_total(),
-                            (unsigned long long)usage.allocations,
+        text += format_text("%-8s %-16s %-11u %6zu %6llu %5llu %8.1f %s\n",
+                            pid_text(usage.pid).c_str(), comm_text(usage.pid, usage.comm).c_str(),
+                            usage.netns, usage.held_total(), (unsigned long long)usage.allocations,
                             (unsigned long long)usage.failures, usage.allocation_rate,
                             joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
     text += left_out_row(report.processes_left_out);
