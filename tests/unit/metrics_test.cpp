@@ -194,9 +194,25 @@ TEST_F(Metrics, LabelValuesAreEscapedAndValidUtf8) {
     auto held = samples(render(), "portwatch_process_ports_held");
     ASSERT_EQ(held.size(), 1u);
     EXPECT_EQ(held[0],
-              "portwatch_process_ports_held{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\\\\xff\","
-              "netns=\"4026531840\",cgroup=\"/system.slice/a\\\"b\\\\c\\nd\\\\xff.service\","
+              "portwatch_process_ports_held{pid=\"7\",comm=\"a\\\"b\\\\c\\\\x0ad\\\\xff\","
+              "netns=\"4026531840\",cgroup=\"/system.slice/a\\\"b\\\\c\\\\x0ad\\\\xff.service\","
               "container_id=\"\",container_runtime=\"\"} 1");
+}
+
+// A scrape read with curl or cat must not retitle the terminal (OSC) or reorder the line.
+TEST_F(Metrics, LabelValuesCarryNoTerminalControls) {
+    usage.processes.push_back(process(8, "\x1b]0;pwned\x07", 1));
+    usage.processes.push_back(process(9,
+                                      "\xc2\x9b"
+                                      "31m\xe2\x80\xae"
+                                      "evil",
+                                      1));
+    std::string text = render();
+    for (const char *control : {"\x1b", "\x07", "\xc2\x9b", "\xe2\x80\xae"})
+        EXPECT_EQ(text.find(control), std::string::npos);
+    EXPECT_NE(text.find("comm=\"\\\\x1b]0;pwned\\\\x07\""), std::string::npos) << text;
+    EXPECT_NE(text.find("comm=\"\\\\xc2\\\\x9b31m\\\\xe2\\\\x80\\\\xaeevil\""), std::string::npos)
+        << text;
 }
 
 TEST_F(Metrics, CountersFollowTheEvents) {

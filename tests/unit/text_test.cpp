@@ -58,6 +58,15 @@ TEST(Text, PrintableEscapesControls) {
         {std::string("a\0b", 3), "a\\x00b"},
         {"caf\xc3\xa9", "caf\xc3\xa9"},
         {"\xff", "\\xff"},
+        {"\xc2\x9b"
+         "2J",
+         "\\xc2\\x9b2J"},          // C1 CSI
+        {"\xc2\xa0", "\xc2\xa0"},  // no-break space: shown
+        {"abc\xe2\x80\xae"
+         "exe.txt",
+         "abc\\xe2\\x80\\xaeexe.txt"},          // right-to-left override
+        {"\xe2\x81\xa6x", "\\xe2\\x81\\xa6x"},  // left-to-right isolate
+        {"\xe2\x80\x94", "\xe2\x80\x94"},       // em dash: shown
     };
     for (const auto &[raw, expected] : cases) EXPECT_EQ(printable(raw), expected);
 }

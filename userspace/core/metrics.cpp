@@ -19,7 +19,9 @@ namespace {
 using Labels = std::vector<std::pair<std::string_view, std::string>>;
 
 std::string escape_label_value(std::string_view raw) {
-    std::string text = utf8_or_escaped(raw).text;  // the format requires UTF-8
+    // UTF-8 (the format requires it) without terminal controls: a scrape is often read with
+    // curl or cat, and a process may name itself anything
+    std::string text = printable(raw);
     std::string out;
     out.reserve(text.size());
     for (char c : text) {

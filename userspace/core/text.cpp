@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 
@@ -43,16 +44,33 @@ void append_escaped_byte(std::string &out, unsigned char byte) {
     out += digits[byte & 0xF];
 }
 
+// The code point of the valid sequence of `length` bytes at raw[i].
+char32_t code_point(std::string_view raw, std::size_t i, std::size_t length) {
+    auto byte = [&](std::size_t k) { return char32_t(static_cast<unsigned char>(raw[i + k])); };
+    if (length == 1) return byte(0);
+    char32_t point = byte(0) & (0xFF >> (length + 1));
+    for (std::size_t k = 1; k < length; k++) point = (point << 6) | (byte(k) & 0x3F);
+    return point;
+}
+
+// What a terminal acts on instead of showing: C0, DEL, C1 (ESC's 8-bit forms) and the
+// bidirectional formatting characters that reorder what follows (U+200E-F, U+202A-E,
+// U+2066-9).
+bool is_control(char32_t point) {
+    return point < 0x20 || (point >= 0x7F && point <= 0x9F) || point == 0x200E || point == 0x200F ||
+           (point >= 0x202A && point <= 0x202E) || (point >= 0x2066 && point <= 0x2069);
+}
+
 SafeText escape(std::string_view raw, bool escape_controls) {
     SafeText result;
     for (std::size_t i = 0; i < raw.size();) {
-        auto byte = static_cast<unsigned char>(raw[i]);
         std::size_t length = utf8_sequence_length(raw, i);
-        bool control = byte < 0x20 || byte == 0x7F;
-        if (length == 0 || (escape_controls && control)) {
-            append_escaped_byte(result.text, byte);
+        if (length == 0 || (escape_controls && is_control(code_point(raw, i, length)))) {
+            std::size_t bytes = std::max<std::size_t>(length, 1);
+            for (std::size_t k = 0; k < bytes; k++)
+                append_escaped_byte(result.text, static_cast<unsigned char>(raw[i + k]));
             result.altered = true;
-            i++;
+            i += bytes;
             continue;
         }
         result.text.append(raw.substr(i, length));
