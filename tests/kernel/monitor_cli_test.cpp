@@ -251,6 +251,24 @@ TEST_F(MonitorCliTest, AServersTimeWaitSocketsAreOnePortOfTheBindScopeAndNoDesti
     EXPECT_EQ(monitor.wait_exit_code(), 0);
 }
 
+TEST_F(MonitorCliTest, AfterAStopOnePeriodicLineIsWrittenNotABurst) {
+    Monitor monitor({"monitor", "--json", "--stats-interval", "1", "--report-interval", "0"});
+    ASSERT_EQ(Json::parse(monitor.next_line())["type"], "ready");
+    monitor.signal(SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::seconds(6));  // 6 periods missed
+    monitor.signal(SIGCONT);
+    int stats = 0;
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(900);
+    while (std::chrono::steady_clock::now() < until) {
+        std::string line = monitor.next_line(std::chrono::milliseconds(100));
+        if (!line.empty() && Json::parse(line)["type"] == "stats") stats++;
+    }
+    EXPECT_GE(stats, 1);
+    EXPECT_LE(stats, 2) << "stats lines within 0.9 s of SIGCONT";
+    monitor.signal(SIGINT);
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+}
+
 TEST_F(MonitorCliTest, SigtermAlsoExitsCleanlyWithFinalStats) {
     Monitor monitor({"monitor", "--stats-interval", "0"});
     std::string ready = monitor.next_line();

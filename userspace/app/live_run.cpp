@@ -11,6 +11,7 @@
 #include "core/port_model.h"
 #include "core/report_bound.h"
 #include "core/reporter.h"
+#include "core/schedule.h"
 #include "core/version.h"
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
@@ -144,7 +145,8 @@ class MonitorLoop {
 
     void maybe_report_usage() {
         if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
-        next_report_ns_ += report_interval_ns();
+        next_report_ns_ =
+            next_deadline(next_report_ns_, report_interval_ns(), clock_ns(CLOCK_MONOTONIC));
         report_usage();
         reporter_.flush();
     }
@@ -165,7 +167,7 @@ class MonitorLoop {
 
     void maybe_report_stats() {
         if (interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_stats_ns_) return;
-        next_stats_ns_ += interval_ns();
+        next_stats_ns_ = next_deadline(next_stats_ns_, interval_ns(), clock_ns(CLOCK_MONOTONIC));
         reporter_.stats(snapshot(false));
         reporter_.flush();
     }
