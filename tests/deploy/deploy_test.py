@@ -140,6 +140,7 @@ class StaticFiles(unittest.TestCase):
         self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
         args = container["args"]
         self.assertEqual(args[:2], ["monitor", "--json"])
+        self.assertEqual(args[args.index("--events") + 1], "failures", "a volume a node keeps")
         listen = args[args.index("--metrics-listen") + 1]
         self.assertEqual(listen.rsplit(":", 1)[0], "$(HOST_IP)", "the node's address, not all")
         host_ip = next(e for e in container["env"] if e["name"] == "HOST_IP")
@@ -349,6 +350,9 @@ class AsDeployed(unittest.TestCase):
         capabilities = settings["CapabilityBoundingSet"][0].lower().replace("cap_", "+")
         args = unit_command()[1:]
         args[args.index("--metrics-listen") + 1] = "127.0.0.1:0"
+        # the unit writes failures only; every event shows what the privileges let it see
+        self.assertEqual(args[args.index("--events") + 1], "failures")
+        args[args.index("--events") + 1] = "all"
         output = JsonLines(self.work / "events.json")
         args[args.index("--output") + 1] = str(output.path)
         holder = self.hold_a_listener_in_the_netns()

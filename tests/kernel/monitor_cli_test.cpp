@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -267,6 +268,73 @@ TEST_F(MonitorCliTest, AfterAStopOnePeriodicLineIsWrittenNotABurst) {
     EXPECT_LE(stats, 2) << "stats lines within 0.9 s of SIGCONT";
     monitor.signal(SIGINT);
     EXPECT_EQ(monitor.wait_exit_code(), 0);
+}
+
+// What a final report says about a netns, without what depends on when it was written.
+Json report_counts(const Json &report) {
+    Json counts;
+    for (const Json &ns : report["netns"])
+        for (const Json &scope : ns["scopes"])
+            counts["scopes"].push_back({scope["scope"], scope["remote_port"], scope["in_use"],
+                                        scope["capacity"], scope["time_wait"], scope["level"]});
+    for (const Json &process : report["processes"])
+        counts["processes"].push_back({process["pid"], process["ports_held_total"],
+                                       process["allocations"], process["failures"]});
+    return counts;
+}
+
+TEST_F(MonitorCliTest, EveryEventsModeKeepsTheSameModelAndWritesItsLines) {
+    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40003"}});
+    std::vector<std::unique_ptr<Monitor>> monitors;
+    for (const char *mode : {"all", "failures", "none"}) {
+        monitors.push_back(std::make_unique<Monitor>(std::vector<std::string>{
+            "monitor", "--json", "--events", mode, "--stats-interval", "0", "--report-interval",
+            "0", "--netns", std::to_string(netns.inode())}));
+        Json ready = Json::parse(monitors.back()->next_line());
+        ASSERT_EQ(ready["type"], "ready");
+        EXPECT_EQ(ready["events"], mode);
+    }
+    std::vector<int> fds;
+    netns.run([&] {
+        int listener = listener_on(Family::ipv4, 7000);
+        fds.push_back(listener);
+        for (int i = 0; i < 2; i++) {
+            fds.push_back(make_socket(Family::ipv4, Proto::tcp));
+            EXPECT_EQ(connect_to(fds.back(), Family::ipv4, 7000), 0);
+        }
+        for (int i = 0; i < 5; i++) {  // 4 ports in the range: the fifth bind(0) fails
+            fds.push_back(make_socket(Family::ipv4, Proto::udp));
+            bind_to(fds.back(), Family::ipv4, 0);
+        }
+        close(fds[1]);  // one TCP release
+    });
+    std::vector<std::multiset<std::string>> types(monitors.size());
+    std::vector<Json> counts(monitors.size());
+    for (std::size_t i = 0; i < monitors.size(); i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the events are read
+        monitors[i]->signal(SIGINT);
+        for (std::string line = monitors[i]->next_line(); !line.empty();
+             line = monitors[i]->next_line()) {
+            Json object = Json::parse(line);
+            types[i].insert(object["type"]);
+            if (object["type"] == "report") counts[i] = report_counts(object);
+        }
+        EXPECT_EQ(monitors[i]->wait_exit_code(), 0);
+    }
+    for (int fd : fds) close(fd);
+
+    EXPECT_EQ(types[0].count("allocate"), 1u + 2u + 4u) << "listener, connects, UDP";
+    EXPECT_EQ(types[0].count("allocate_failed"), 1u);
+    EXPECT_GE(types[0].count("release"), 1u);
+    EXPECT_EQ(types[1].count("allocate") + types[1].count("release"), 0u);
+    EXPECT_EQ(types[1].count("allocate_failed"), 1u);
+    EXPECT_EQ(
+        types[2].count("allocate") + types[2].count("release") + types[2].count("allocate_failed"),
+        0u);
+    for (const auto &written : types) EXPECT_GE(written.count("warning"), 1u);
+    ASSERT_FALSE(counts[0].is_null());
+    EXPECT_EQ(counts[1], counts[0]) << "failures mode's model";
+    EXPECT_EQ(counts[2], counts[0]) << "none mode's model";
 }
 
 TEST_F(MonitorCliTest, SigtermAlsoExitsCleanlyWithFinalStats) {

@@ -159,6 +159,8 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--report-top", "-1"}, "--report-top"},
         {{"snapshot", "--report-top", "many"}, "--report-top"},
         {{"top", "--report-top", "5"}, "--report-top"},
+        {{"monitor", "--events", "some"}, "--events"},
+        {{"snapshot", "--events", "all"}, "--events"},
         {{"top", "--duration", "5"}, "--duration"},
         {{"monitor", "--warn-ratio", "0.9", "--critical-ratio", "0.9"},
          "--critical-ratio must be above --warn-ratio"},
@@ -238,6 +240,12 @@ TEST(Options, MetricsListenDefaultsToLoopback) {
         EXPECT_EQ(command.monitor.metrics_listen->text(), c.text);
         EXPECT_EQ(command.monitor.metrics_top, 3u);
     }
+}
+
+TEST(Options, EventsChoosesTheEventLines) {
+    EXPECT_EQ(parse({"monitor"}).monitor.event_lines, EventLines::all);
+    EXPECT_EQ(parse({"monitor", "--events", "failures"}).monitor.event_lines, EventLines::failures);
+    EXPECT_EQ(parse({"monitor", "--events", "none"}).monitor.event_lines, EventLines::none);
 }
 
 TEST(Options, ReportTopBoundsMonitorAndSnapshotReports) {

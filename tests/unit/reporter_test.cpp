@@ -1,3 +1,4 @@
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -17,13 +18,13 @@ using namespace portwatch::testing;
 
 // Runs `use` against a reporter writing into memory and returns what it wrote.
 template <typename Use>
-std::string capture(OutputFormat format, Use use) {
+std::string capture(OutputFormat format, Use use, EventLines event_lines = EventLines::all) {
     char *buffer = nullptr;
     std::size_t size = 0;
     std::FILE *out = open_memstream(&buffer, &size);
     if (!out) return "";
     {
-        auto reporter = make_reporter(format, out, time_base());
+        auto reporter = make_reporter(format, out, time_base(), event_lines);
         use(*reporter);
         reporter->flush();
     }
@@ -70,6 +71,48 @@ TEST(Reporter, TextWritesTheHeaderAfterReady) {
     EXPECT_EQ(lines[0].rfind("# portwatch 0.1.0 ready", 0), 0u);
     EXPECT_EQ(lines[1].rfind("TIME ", 0), 0u);
     EXPECT_EQ(lines[2].rfind("10:00:00.123456 ", 0), 0u);
+}
+
+// The types of the lines one of each kind of output gives under --events `lines`.
+std::vector<std::string> types_written(EventLines lines) {
+    std::string out = capture(
+        OutputFormat::json,
+        [](Reporter &r) {
+            r.ready(ReadyInfo{});
+            r.event(connect_allocate());
+            r.event(failed_bind(EADDRINUSE));
+            r.event(ipv6_release(ReleaseReason::tcp_closed));
+            r.warning(Warning{});
+            r.report(Report{});
+            r.stats(StatsSnapshot{});
+        },
+        lines);
+    std::vector<std::string> types;
+    for (const std::string &line : lines_of(out))
+        types.push_back(nlohmann::json::parse(line)["type"]);
+    return types;
+}
+
+TEST(Reporter, EventsModeChoosesTheEventLinesOnly) {
+    using Types = std::vector<std::string>;
+    EXPECT_EQ(types_written(EventLines::all), (Types{"ready", "allocate", "allocate_failed",
+                                                     "release", "warning", "report", "stats"}));
+    EXPECT_EQ(types_written(EventLines::failures),
+              (Types{"ready", "allocate_failed", "warning", "report", "stats"}));
+    EXPECT_EQ(types_written(EventLines::none), (Types{"ready", "warning", "report", "stats"}));
+}
+
+TEST(Reporter, TextFollowsTheEventsModeToo) {
+    std::string out = capture(
+        OutputFormat::text,
+        [](Reporter &r) {
+            r.event(connect_allocate());
+            r.event(failed_bind(EADDRINUSE));
+        },
+        EventLines::failures);
+    auto lines = lines_of(out);
+    ASSERT_EQ(lines.size(), 1u) << out;
+    EXPECT_NE(lines[0].find(" FAILED "), std::string::npos) << lines[0];
 }
 
 }  // namespace

@@ -228,6 +228,7 @@ int run_live(const LiveRun &run) {
     ready.hook_set_reason = capture.hook_set_reason();
     ready.agent_pid = static_cast<std::uint32_t>(getpid());
     ready.metrics_address = run.metrics_address;
+    ready.events = std::string(name_of(run.options.event_lines));
     ready.reach = reach;
     for (LiveView *view : run.views) view->started(ready);
     run.reporter->ready(ready);

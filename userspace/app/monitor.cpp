@@ -62,7 +62,7 @@ int run_monitor(const MonitorOptions &options) {
     static char output_buffer[1 << 20];
     std::setvbuf(stdout, output_buffer, _IOFBF, sizeof(output_buffer));
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
-    auto reporter = make_reporter(options.format, stdout, time);
+    auto reporter = make_reporter(options.format, stdout, time, options.event_lines);
 
     LiveRun run;
     run.options = options;

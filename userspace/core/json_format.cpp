@@ -141,6 +141,7 @@ Json to_json(const ReadyInfo &ready) {
     out["hooks"] = ready.hooks;
     out["hook_set"] = ready.hook_set;
     out["hook_set_reason"] = ready.hook_set_reason;
+    out["events"] = ready.events;
     out["metrics"] = ready.metrics_address.empty() ? Json(nullptr) : Json(ready.metrics_address);
     out["reach"] = {{"every_netns", ready.reach.every_netns},
                     {"every_owner", ready.reach.every_owner},

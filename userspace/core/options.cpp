@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <vector>
 #include <charconv>
 
@@ -109,6 +110,15 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
     monitor.add_option("--output", options.output,
                        "Append the output to FILE instead of standard output; SIGHUP reopens "
                        "FILE (after log rotation)");
+    monitor
+        .add_option("--events", options.event_lines,
+                    "Which allocate/release lines to write: all (default), failures "
+                    "(allocate_failed only) or none; warnings, reports and stats always")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, EventLines>{{"all", EventLines::all},
+                                              {"failures", EventLines::failures},
+                                              {"none", EventLines::none}},
+            CLI::ignore_case));
     monitor
         .add_option("--report-interval", options.report_interval_s,
                     "Print a usage report every SECONDS (0: only at exit)")

@@ -48,6 +48,7 @@ struct MonitorOptions {
     std::optional<ListenAddress> metrics_listen;  // serve /metrics and /healthz there
     std::size_t metrics_top = 10;                 // destination scopes and processes given series
     std::optional<std::string> output;            // append to this file, not stdout; SIGHUP reopens
+    EventLines event_lines = EventLines::all;     // --events
 };
 
 struct CommandLine {

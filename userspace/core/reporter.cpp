@@ -1,6 +1,7 @@
 #include "reporter.h"
 
 #include <string>
+#include <variant>
 
 #include "json_format.h"
 #include "text_format.h"
@@ -10,20 +11,24 @@ namespace {
 
 class StreamReporter : public Reporter {
   public:
-    StreamReporter(std::FILE *out, TimeBase time) : out_(out), time_(time) {}
+    StreamReporter(std::FILE *out, TimeBase time, EventLines lines)
+        : out_(out), time_(time), lines_(lines) {}
     void flush() override { std::fflush(out_); }
 
   protected:
     void write(const std::string &line) { std::fwrite(line.data(), 1, line.size(), out_); }
     std::FILE *out_;
     TimeBase time_;
+    EventLines lines_;
 };
 
 class JsonReporter : public StreamReporter {
   public:
     using StreamReporter::StreamReporter;
     void ready(const ReadyInfo &ready) override { write(json_line(to_json(ready))); }
-    void event(const Event &event) override { write(json_line(to_json(event, time_))); }
+    void event(const Event &event) override {
+        if (shows(lines_, event)) write(json_line(to_json(event, time_)));
+    }
     void stats(const StatsSnapshot &stats) override { write(json_line(to_json(stats))); }
     void warning(const Warning &warning) override { write(json_line(to_json(warning, time_))); }
     void report(const Report &report) override { write(json_line(to_json(report, time_))); }
@@ -33,7 +38,9 @@ class TextReporter : public StreamReporter {
   public:
     using StreamReporter::StreamReporter;
     void ready(const ReadyInfo &ready) override { write(text_line(ready) + text_header()); }
-    void event(const Event &event) override { write(text_line(event, time_)); }
+    void event(const Event &event) override {
+        if (shows(lines_, event)) write(text_line(event, time_));
+    }
     void stats(const StatsSnapshot &stats) override { write(text_line(stats)); }
     void warning(const Warning &warning) override { write(text_line(warning, time_)); }
     void report(const Report &report) override { write(text_report(report, time_)); }
@@ -41,9 +48,28 @@ class TextReporter : public StreamReporter {
 
 }  // namespace
 
-std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time) {
-    if (format == OutputFormat::json) return std::make_unique<JsonReporter>(out, time);
-    return std::make_unique<TextReporter>(out, time);
+std::string_view name_of(EventLines lines) {
+    switch (lines) {
+        case EventLines::all:
+            return "all";
+        case EventLines::failures:
+            return "failures";
+        case EventLines::none:
+            return "none";
+    }
+    return "?";
+}
+
+bool shows(EventLines lines, const Event &event) {
+    if (lines == EventLines::all) return true;
+    const auto *allocation = std::get_if<AllocateEvent>(&event);
+    return lines == EventLines::failures && allocation && allocation->failed();
+}
+
+std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time,
+                                        EventLines lines) {
+    if (format == OutputFormat::json) return std::make_unique<JsonReporter>(out, time, lines);
+    return std::make_unique<TextReporter>(out, time, lines);
 }
 
 }  // namespace portwatch

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <string_view>
 
 #include "event.h"
 #include "port_model.h"
@@ -25,6 +26,14 @@ class Reporter {
 
 enum class OutputFormat { text, json };
 
-std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time);
+// Which allocate/allocate_failed/release lines are written (--events). Warnings, reports
+// and stats are written in every mode, and the model sees every event whatever is printed.
+enum class EventLines { all, failures, none };
+
+std::string_view name_of(EventLines lines);
+bool shows(EventLines lines, const Event &event);
+
+std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time,
+                                        EventLines lines = EventLines::all);
 
 }  // namespace portwatch

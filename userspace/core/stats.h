@@ -57,6 +57,7 @@ struct ReadyInfo {
     std::string hook_set_reason;  // why that set
     std::uint32_t agent_pid = 0;
     std::string metrics_address;  // where /metrics is served; empty without --metrics-listen
+    std::string events = "all";   // which event lines are written (--events)
     Reach reach;
 };
 

@@ -95,7 +95,7 @@ std::string text_line(const ReadyInfo &ready) {
     return "# portwatch " + ready.version + " ready (kernel " + ready.kernel_release +
            "); hooks (" + ready.hook_set + ", " + ready.hook_set_reason + "): " + hooks +
            (ready.metrics_address.empty() ? "" : "; metrics on http://" + ready.metrics_address) +
-           "\n";
+           (ready.events == "all" ? "" : "; event lines: " + ready.events) + "\n";
 }
 
 std::string text_line(const StatsSnapshot &stats) {
