@@ -400,6 +400,31 @@ TEST_F(MonitorCliTest, OutputFileWorksWithStandardOutputClosed) {
     std::remove(path.c_str());
 }
 
+TEST_F(MonitorCliTest, AnOutputFileCutMidLineGetsItsNextLineWhole) {
+    std::string path = std::filesystem::temp_directory_path() /
+                       ("portwatch-cut-" + std::to_string(getpid()) + ".json");
+    std::ofstream(path) << "{\"type\":\"ready\"}\n{\"type\":\"allo";  // a full disk's end
+    std::string command = std::string(PORTWATCH_BINARY) + " monitor --json --duration 1 " +
+                          "--stats-interval 0 --output " + path;
+    EXPECT_EQ(std::system(command.c_str()), 0);
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    std::remove(path.c_str());
+    ASSERT_GE(lines.size(), 4u);
+    EXPECT_EQ(lines[1], "{\"type\":\"allo") << "the cut line stays as it was";
+    EXPECT_EQ(Json::parse(lines[2])["type"], "ready") << lines[2];
+    for (std::size_t i = 2; i < lines.size(); i++)
+        EXPECT_NO_THROW(Json::parse(lines[i])) << lines[i];
+}
+
+TEST_F(MonitorCliTest, AnOutputFileThatCannotBeWrittenIsNamed) {
+    Monitor monitor({"monitor", "--json", "--output", "/dev/full"});
+    EXPECT_EQ(monitor.wait_exit_code(), 1);
+    EXPECT_NE(monitor.all_stderr().find("cannot write to /dev/full; stopping"), std::string::npos)
+        << monitor.all_stderr();
+}
+
 TEST_F(MonitorCliTest, SighupWithoutOutputFileStopsCleanly) {
     Monitor monitor({"monitor", "--json", "--stats-interval", "0"});
     ASSERT_NE(monitor.next_line().find("\"ready\""), std::string::npos);

@@ -85,7 +85,8 @@ class MonitorLoop {
             capture_.poll(kPollMs, deliver);
             reporter_.flush();
             if (std::ferror(stdout)) {
-                std::fprintf(stderr, "portwatch: cannot write to standard output; stopping\n");
+                std::fprintf(stderr, "portwatch: cannot write to %s; stopping\n",
+                             options_.output ? options_.output->c_str() : "standard output");
                 return 1;
             }
             maybe_report_stats();

@@ -7,7 +7,8 @@
 namespace portwatch {
 
 // Flushes stdout, then points file descriptor 1 at `path` (appended to; created 0640 if
-// missing). Returns "" on success, else why; standard output is then left as it was.
+// missing; a cut last line is ended first). Returns "" on success, else why; standard output
+// is then left as it was.
 std::string append_stdout_to(const std::string &path);
 
 }  // namespace portwatch
