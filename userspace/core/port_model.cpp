@@ -211,7 +211,7 @@ void PortModel::forget(const HeldSocket &held) {
 
 // SO_REUSEPORT sockets share a port: a process holds it once, as the kernel counts it.
 void PortModel::count_process_port(const HeldSocket &held, int delta) {
-    ProcessPort key{held.pid, held.sock.proto, held.how, held.sock.local_port};
+    ProcessPort key{held.sock.netns, held.sock.proto, held.pid, held.sock.local_port, held.how};
     std::size_t &sockets = process_ports_[key];
     bool was_held = sockets > 0;
     sockets = delta > 0 ? sockets + 1 : sockets - std::min<std::size_t>(sockets, 1);
@@ -487,12 +487,15 @@ std::unordered_map<std::uint32_t, std::size_t> PortModel::range_holders(const Sc
     auto ns = netns_.find(key.netns);
     if (ns == netns_.end()) return ports_by_pid;
     Proto proto = key.kind == ScopeKind::udp ? Proto::udp : Proto::tcp;
-    std::set<std::pair<std::uint32_t, std::uint16_t>> held;
-    for (const auto &[cookie, socket] : sockets_)
-        if (socket.sock.netns == key.netns && socket.sock.proto == proto &&
-            ns->second.config.is_ephemeral(socket.sock.local_port) &&
-            held.emplace(socket.pid, socket.sock.local_port).second)
-            ports_by_pid[socket.pid]++;
+    const ProcessPort *previous = nullptr;
+    for (auto it = process_ports_.lower_bound(ProcessPort{key.netns, proto});
+         it != process_ports_.end() && it->first.netns == key.netns && it->first.proto == proto;
+         ++it) {
+        const ProcessPort &held = it->first;
+        bool counted = previous && previous->pid == held.pid && previous->port == held.port;
+        if (!counted && ns->second.config.is_ephemeral(held.port)) ports_by_pid[held.pid]++;
+        previous = &held;
+    }
     return ports_by_pid;
 }
 

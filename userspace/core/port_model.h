@@ -269,11 +269,14 @@ class PortModel {
     ModelSettings settings_;
     ConfigSource config_source_;
     std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
+    // In this order, a scope's entries are one run of the map, and one process's sockets on
+    // one port (of any kind) are neighbours.
     struct ProcessPort {
-        std::uint32_t pid = 0;
+        std::uint32_t netns = 0;
         Proto proto = Proto::tcp;
-        How how = How::bind;
+        std::uint32_t pid = 0;
         std::uint16_t port = 0;
+        How how = How::bind;
         auto operator<=>(const ProcessPort &) const = default;
     };
     std::map<ProcessPort, std::size_t> process_ports_;       // sockets on each port a process holds
