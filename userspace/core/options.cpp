@@ -91,6 +91,13 @@ void add_hooks_option(CLI::App &command, std::string &hooks) {
         ->check(CLI::IsMember(kHookNames));
 }
 
+// --events takes the names name_of() gives.
+std::map<std::string, EventLines> event_lines_by_name() {
+    std::map<std::string, EventLines> by_name;
+    for (EventLines lines : kEventLines) by_name.emplace(name_of(lines), lines);
+    return by_name;
+}
+
 void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
     monitor
         .add_option("--duration", options.duration_s,
@@ -114,11 +121,7 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
         .add_option("--events", options.event_lines,
                     "Which allocate/release lines to write: all (default), failures "
                     "(allocate_failed only) or none; warnings, reports and stats always")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, EventLines>{{"all", EventLines::all},
-                                              {"failures", EventLines::failures},
-                                              {"none", EventLines::none}},
-            CLI::ignore_case));
+        ->transform(CLI::CheckedTransformer(event_lines_by_name(), CLI::ignore_case));
     monitor
         .add_option("--report-interval", options.report_interval_s,
                     "Print a usage report every SECONDS (0: only at exit)")

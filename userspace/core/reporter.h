@@ -29,6 +29,8 @@ enum class OutputFormat { text, json };
 // Which allocate/allocate_failed/release lines are written (--events). Warnings, reports
 // and stats are written in every mode, and the model sees every event whatever is printed.
 enum class EventLines { all, failures, none };
+inline constexpr EventLines kEventLines[] = {EventLines::all, EventLines::failures,
+                                             EventLines::none};
 
 std::string_view name_of(EventLines lines);
 bool shows(EventLines lines, const Event &event);
