@@ -2,7 +2,7 @@
 #ifndef PORTWATCH_ALLOCATOR_PATH_BPF_H
 #define PORTWATCH_ALLOCATOR_PATH_BPF_H
 
-#include "records.bpf.h"
+#include "io_uring_path.bpf.h"
 
 /* The kernel's port allocators, in the caller's context, only
  * when a port is chosen. Where trampolines attach (not on every kernel: user space tries). */
@@ -20,12 +20,23 @@ static __always_inline struct pt_regs *current_user_regs(void)
 }
 
 /* The call of the syscall the task is in, with the sockaddr it passed (a sendto()'s
- * destination, a bind()'s address). Reached another way (io_uring), PW_SYSCALL_NONE. */
-static __always_inline void read_current_call(struct pending_call *call)
+ * destination, a bind()'s address), or of the io_uring op issued on sk. Reached another
+ * way (a kernel socket), PW_SYSCALL_NONE. */
+static __always_inline void read_current_call(const struct sock *sk, struct pending_call *call)
 {
     struct pt_regs *regs = current_user_regs();
     call->syscall = syscall_of(syscall_nr(regs));
-    read_call_args(regs, call);
+    if (call->syscall != PW_SYSCALL_NONE) {
+        read_call_args(regs, call);
+        return;
+    }
+    const struct pending_call *op = io_uring_call_on(sk);
+    if (!op)
+        return;
+    call->syscall = op->syscall;
+    call->req_family = op->req_family;
+    call->req_port = op->req_port;
+    __builtin_memcpy(call->req_addr, op->req_addr, PW_ADDR_LEN);
 }
 
 /* inet_hash_connect() (tcp_v4_connect()) and inet6_hash_connect() (tcp_v6_connect()) chose
@@ -38,7 +49,7 @@ static __always_inline void on_hash_connect(struct sock *sk, int ret)
         return;
     if (in_held_ports(cookie_of(sk)) || (!ret && is_bind_locked(sk)))
         return; /* bind() chose the port */
-    read_current_call(&call);
+    read_current_call(sk, &call);
     if (call.syscall == PW_SYSCALL_NONE)
         call.syscall = PW_SYSCALL_CONNECT;
     call.req_family = AF_UNSPEC; /* the remote is on the socket already */
@@ -104,7 +115,7 @@ int BPF_PROG(pw_udp_lib_get_port, struct sock *sk, unsigned short snum, unsigned
     struct pending_call call = {};
     if (!task_passes_filter() || !classify_sock(sk, &call) || call.proto != IPPROTO_UDP)
         return 0;
-    read_current_call(&call);
+    read_current_call(sk, &call);
     if (snum || call.syscall == PW_SYSCALL_BIND) {
         call.syscall = PW_SYSCALL_BIND;
         call.req_port = snum;

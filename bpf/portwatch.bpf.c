@@ -12,6 +12,9 @@
  *   the allocation failed. TCP connect() is seen at sockops TCP_CONNECT_CB (no map
  *   written on a busy client's hot path) where sockops may read the task, else here.
  *
+ * Both (io_uring_path.bpf.h): io_uring's bind, listen, connect and send ops, which make no
+ *   syscall: the port at submit, compared at completion (tracepoint set), or the op's kind
+ *   for the allocators (fexit set).
  * Both (sockops_path.bpf.h): TCP releases at sockops STATE_CB(-> CLOSE), enabled per
  * socket once it connects or listens, and tcp_destroy_sock for bind-locked ports; UDP
  * releases at cgroup/sock_release; cookies made at cgroup/sock_create so that every
@@ -31,5 +34,6 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* By path; each part includes what it builds on (common <- sockets <- records). */
 #include "syscall_path.bpf.h"
+#include "io_uring_path.bpf.h"
 #include "sockops_path.bpf.h"
 #include "allocator_path.bpf.h"

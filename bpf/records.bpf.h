@@ -34,18 +34,28 @@ static __always_inline struct pw_counters *this_cpu_counters(void)
 /* Every caller submits what this returns on every path, before any other helper call:
  * the 6.1 and 6.12 verifiers cannot follow a reservation across the branches the
  * compiler makes of "reserve, do other work, submit if reserved" ("Unreleased reference"). */
+static __always_inline void count_record(__u64 (*per_type)[PW_HOW_COUNT], __u16 type, __u8 how)
+{
+    /* checked in a register right at the use: 6.1's verifier loses the bound of a value
+     * spilled to the stack before the check (pw_io_uring_complete, "R9 max value is
+     * outside of the allowed memory range") */
+    barrier_var(type);
+    barrier_var(how);
+    if (type < PW_RECORD_TYPE_COUNT && how < PW_HOW_COUNT)
+        per_type[type][how]++;
+}
+
 static __always_inline void *reserve_record(__u32 size, __u16 type, __u8 how)
 {
     struct pw_counters *c = this_cpu_counters();
-    bool countable = c && type < PW_RECORD_TYPE_COUNT && how < PW_HOW_COUNT;
     struct pw_record_header *record = bpf_ringbuf_reserve(&events, size, 0);
     if (!record) {
-        if (countable)
-            c->lost[type][how]++;
+        if (c)
+            count_record(c->lost, type, how);
         return NULL;
     }
-    if (countable)
-        c->emitted[type][how]++;
+    if (c)
+        count_record(c->emitted, type, how);
     record->version = PW_ABI_VERSION;
     record->type = type;
     record->size = size;

@@ -49,6 +49,18 @@ static __always_inline struct fdtable *current_fdtable(void)
     return BPF_CORE_READ(task, files, fdt);
 }
 
+/* The socket behind a file, if it is one: a socket's file and the socket point at each
+ * other (sock_alloc_file()). */
+static __always_inline struct sock *sock_of_file(struct file *file)
+{
+    if (!file)
+        return NULL;
+    struct socket *socket = BPF_CORE_READ(file, private_data);
+    if (!socket || BPF_CORE_READ(socket, file) != file)
+        return NULL;
+    return BPF_CORE_READ(socket, sk);
+}
+
 /* current->files->fdt->fd[fd], if it is a socket. The fd array slot and what it points
  * to need probe reads. */
 static __always_inline struct sock *sock_of_fd(long fd)
@@ -59,13 +71,7 @@ static __always_inline struct sock *sock_of_fd(long fd)
     struct file **fds = BPF_CORE_READ(fdt, fd);
     struct file *file = NULL;
     bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-    if (!file)
-        return NULL;
-    struct socket *socket = BPF_CORE_READ(file, private_data);
-    /* a socket's file and the socket point at each other (sock_alloc_file()) */
-    if (!socket || BPF_CORE_READ(socket, file) != file)
-        return NULL;
-    return BPF_CORE_READ(socket, sk);
+    return sock_of_file(file);
 }
 
 static __always_inline __u32 netns_of(const struct sock *sk)
@@ -99,6 +105,18 @@ static __always_inline bool classify_sock(const struct sock *sk, struct pending_
     return true;
 }
 
+static __always_inline void take_sockaddr(const struct sockaddr_in6 *sa, struct pending_call *call)
+{
+    call->req_family = sa->sin6_family;
+    call->req_port = bpf_ntohs(sa->sin6_port);
+    if (sa->sin6_family == AF_INET) {
+        const struct sockaddr_in *sin = (const void *)sa;
+        __builtin_memcpy(call->req_addr, &sin->sin_addr, 4);
+    } else if (sa->sin6_family == AF_INET6) {
+        __builtin_memcpy(call->req_addr, &sa->sin6_addr, PW_ADDR_LEN);
+    }
+}
+
 static __always_inline void read_user_sockaddr(const void *uaddr, struct pending_call *call)
 {
     struct sockaddr_in6 sa = {};
@@ -107,14 +125,15 @@ static __always_inline void read_user_sockaddr(const void *uaddr, struct pending
     if (bpf_probe_read_user(&sa, sizeof(sa), uaddr) &&
         bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), uaddr))
         return;
-    call->req_family = sa.sin6_family;
-    call->req_port = bpf_ntohs(sa.sin6_port);
-    if (sa.sin6_family == AF_INET) {
-        struct sockaddr_in *sin = (void *)&sa;
-        __builtin_memcpy(call->req_addr, &sin->sin_addr, 4);
-    } else if (sa.sin6_family == AF_INET6) {
-        __builtin_memcpy(call->req_addr, &sa.sin6_addr, PW_ADDR_LEN);
-    }
+    take_sockaddr(&sa, call);
+}
+
+static __always_inline void read_kernel_sockaddr(const void *kaddr, struct pending_call *call)
+{
+    struct sockaddr_in6 sa = {};
+    if (bpf_probe_read_kernel(&sa, sizeof(sa), kaddr))
+        return;
+    take_sockaddr(&sa, call);
 }
 
 /* msg_name of a struct user_msghdr (also the first member of struct mmsghdr). */
@@ -126,23 +145,40 @@ static __always_inline const void *user_msg_name(const void *umsg)
     return msg.msg_name;
 }
 
-/* Reads the sockaddr each call passes and says whether the call may change the port. */
-static __always_inline bool read_call_args(struct pt_regs *regs, struct pending_call *call)
+/* Whether the call, on a socket whose port was call->port_before, may allocate or give
+ * back a port. */
+static __always_inline bool call_may_change_port(const struct pending_call *call, __u64 send_flags)
 {
     bool unbound = call->port_before == 0;
     bool tcp = call->proto == IPPROTO_TCP;
-    __u64 send_flags = 0;
-
     switch (call->syscall) {
     case PW_SYSCALL_BIND:
-        read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), call);
         return unbound;
     case PW_SYSCALL_LISTEN:
         return unbound && tcp;
     case PW_SYSCALL_CONNECT:
-        read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), call);
         /* bound: only connect(AF_UNSPEC) can give a UDP port back (udp_disconnect) */
         return unbound || (!tcp && call->req_family == AF_UNSPEC);
+    case PW_SYSCALL_SENDTO:
+    case PW_SYSCALL_SENDMSG:
+    case PW_SYSCALL_SENDMMSG:
+        /* an unbound TCP socket only allocates on send with TCP Fast Open (a connect) */
+        return unbound && (!tcp || (send_flags & MSG_FASTOPEN));
+    default:
+        return false;
+    }
+}
+
+/* Reads the sockaddr each call passes and says whether the call may change the port. */
+static __always_inline bool read_call_args(struct pt_regs *regs, struct pending_call *call)
+{
+    __u64 send_flags = 0;
+
+    switch (call->syscall) {
+    case PW_SYSCALL_BIND:
+    case PW_SYSCALL_CONNECT:
+        read_user_sockaddr((void *)PT_REGS_PARM2_CORE_SYSCALL(regs), call);
+        break;
     case PW_SYSCALL_SENDTO:
         read_user_sockaddr((void *)PT_REGS_PARM5_CORE_SYSCALL(regs), call);
         send_flags = PT_REGS_PARM4_CORE_SYSCALL(regs);
@@ -156,10 +192,9 @@ static __always_inline bool read_call_args(struct pt_regs *regs, struct pending_
         send_flags = PT_REGS_PARM4_CORE_SYSCALL(regs);
         break;
     default:
-        return false;
+        break;
     }
-    /* an unbound TCP socket only allocates on send with TCP Fast Open (a connect) */
-    return unbound && (!tcp || (send_flags & MSG_FASTOPEN));
+    return call_may_change_port(call, send_flags);
 }
 
 static __always_inline long syscall_nr(const struct pt_regs *regs)

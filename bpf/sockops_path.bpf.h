@@ -12,7 +12,7 @@
 #ifndef PORTWATCH_SOCKOPS_PATH_BPF_H
 #define PORTWATCH_SOCKOPS_PATH_BPF_H
 
-#include "syscall_path.bpf.h"
+#include "io_uring_path.bpf.h"
 
 /* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so
  * these use direct loads, not the probe reads the syscall path needs. */
@@ -172,12 +172,12 @@ static __always_inline void on_tcp_listen(struct bpf_sock_ops *ops)
     struct sock *sk = sock_of_ops(ops);
     if (!sk)
         return;
-    /* sys_exit holds a listen() autobind only after this callback: without task helpers
-     * every listener is watched (listen() is rare, and on_tcp_close reports only what
+    /* sys_exit (or io_uring_complete) holds a listen() autobind only after this callback: without
+     * task helpers every listener is watched (listen() is rare, and on_tcp_close reports only what
      * held_ports holds or a connect() made); fexit/inet_csk_get_port held it before */
     bool by_syscall = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL;
     bool by_sockops = tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS;
-    if (by_syscall || (by_sockops && in_reported_call(sk)) ||
+    if (by_syscall || (by_sockops && (in_reported_call(sk) || io_uring_call_on(sk))) ||
         in_held_ports(bpf_get_socket_cookie(ops)))
         watch_state_changes(ops);
 }

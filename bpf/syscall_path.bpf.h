@@ -16,7 +16,7 @@ struct {
  * reason if the socket closed during the call (a refused connect), else 0. pw_sys_exit
  * reports the allocation, then that release. */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(type, BPF_MAP_TYPE_LRU_HASH); /* an io_uring connect may post no completion */
     __uint(max_entries, 16384);
     __type(key, __u64);
     __type(value, __u8);
@@ -94,6 +94,24 @@ static __always_inline void finish_tcp_connect(const struct pending_call *call,
     }
 }
 
+/* The call is over: 0 -> N allocated port N, N -> 0 gave it back, still 0 and an errno
+ * is a failed allocation. */
+static __always_inline void finish_call(const struct pending_call *call, const struct sock *sk,
+                                        long ret)
+{
+    if (call->proto == IPPROTO_TCP && call->syscall == PW_SYSCALL_CONNECT) {
+        finish_tcp_connect(call, sk, ret);
+        return;
+    }
+    __u16 port_after = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (call->port_before == 0 && port_after != 0)
+        record_allocation(call, sk, port_after, 0, true);
+    else if (call->port_before != 0 && port_after == 0)
+        release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
+    else if (call->port_before == 0 && is_failure(ret))
+        record_allocation(call, sk, port_after, (__s32)-ret, false);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -112,19 +130,7 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
     }
     struct pending_call call = *entry;
     bpf_map_delete_elem(&pending, &tid);
-
-    const struct sock *sk = (void *)call.sk;
-    if (call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT) {
-        finish_tcp_connect(&call, sk, ret);
-        return 0;
-    }
-    __u16 port_after = BPF_CORE_READ(sk, __sk_common.skc_num);
-    if (call.port_before == 0 && port_after != 0)
-        record_allocation(&call, sk, port_after, 0, true);
-    else if (call.port_before != 0 && port_after == 0)
-        release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
-    else if (call.port_before == 0 && is_failure(ret))
-        record_allocation(&call, sk, port_after, (__s32)-ret, false);
+    finish_call(&call, (void *)call.sk, ret);
     return 0;
 }
 

@@ -15,6 +15,7 @@ packages=(
 )
 [ "${1:-}" = --build-only ] || packages+=(
   libgtest-dev libgmock-dev          # tests
+  liburing-dev                       # tests of io_uring's socket ops
   libbenchmark-dev                   # benchmarks
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top
   systemd rsyslog logrotate strace python3-yaml  # tests of deploy/

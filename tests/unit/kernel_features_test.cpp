@@ -9,7 +9,7 @@ namespace {
 KernelFeatures kernel_6_18() {
     return {{Feature::btf, Feature::tp_btf, Feature::ringbuf, Feature::socket_cookie,
              Feature::sockops, Feature::cgroup_sock_release, Feature::tcp_destroy_sock,
-             Feature::current_task_btf, Feature::sockops_task}};
+             Feature::current_task_btf, Feature::sockops_task, Feature::io_uring_requests}};
 }
 
 KernelFeatures without(KernelFeatures features, std::initializer_list<Feature> gone) {
@@ -21,7 +21,8 @@ KernelFeatures kernel_6_12() {
     return without(kernel_6_18(), {Feature::sockops_task});
 }
 KernelFeatures kernel_5_10() {
-    return without(kernel_6_18(), {Feature::sockops_task, Feature::current_task_btf});
+    return without(kernel_6_18(),
+                   {Feature::sockops_task, Feature::current_task_btf, Feature::io_uring_requests});
 }
 // 5.4: BTF, tp_btf and the tracepoint; no ring buffer (5.8), no sockops BTF helper or
 // sock_release hook (5.9), no cookie in cgroup/sock (5.8).
@@ -55,8 +56,12 @@ TEST(KernelFeatures, Kernel510RunsWithBothFallbacks) {
     EXPECT_TRUE(verdict.can_run);
     EXPECT_TRUE(verdict.lacks(Feature::current_task_btf));
     EXPECT_TRUE(verdict.lacks(Feature::sockops_task));
-    ASSERT_EQ(verdict.fallbacks.size(), 2u);
+    EXPECT_TRUE(verdict.lacks(Feature::io_uring_requests));
+    ASSERT_EQ(verdict.fallbacks.size(), 3u);
     EXPECT_NE(verdict.fallbacks[0].find("bpf_get_current_task()"), std::string::npos);
+    EXPECT_NE(verdict.fallbacks[2].find("io_uring tracepoints with the request (kernel 5.19)"),
+              std::string::npos)
+        << verdict.fallbacks[2];
 }
 
 TEST(KernelFeatures, KernelBelowTheFloorIsRefusedInOneSentence) {

@@ -131,8 +131,28 @@ std::vector<std::pair<bpf_program *, const char *>> Capture::programs_of(HookSet
     return {{p->pw_sys_enter, "tp_btf/sys_enter"}, {p->pw_sys_exit, "tp_btf/sys_exit"}};
 }
 
-// Only the chosen set's programs load; the programs both sets share always do.
+// The io_uring programs that fit this kernel's tracepoints: none before 5.19.
+std::vector<std::pair<bpf_program *, const char *>> Capture::io_uring_programs() const {
+    auto *p = &skel_->progs;
+    std::pair<bpf_program *, const char *> complete{p->pw_io_uring_complete,
+                                                    "tp_btf/io_uring_complete"};
+    switch (io_uring_submit_tracepoint()) {
+        case IoUringSubmit::submit_req:
+            return {{p->pw_io_uring_submit_req, "tp_btf/io_uring_submit_req"}, complete};
+        case IoUringSubmit::submit_sqe:
+            return {{p->pw_io_uring_submit_sqe, "tp_btf/io_uring_submit_sqe"}, complete};
+        case IoUringSubmit::submit_sqe_after_ctx:
+            return {{p->pw_io_uring_submit_sqe_after_ctx, "tp_btf/io_uring_submit_sqe"}, complete};
+        case IoUringSubmit::none:
+            break;
+    }
+    return {};
+}
+
+// Only the chosen set's programs load; the programs both sets share always do, and the
+// io_uring programs where the kernel has their tracepoints.
 void Capture::choose_programs() {
+    for (auto [program, hook] : io_uring_programs()) bpf_program__set_autoload(program, true);
     for (HookSet set : {HookSet::tracepoint, HookSet::fexit})
         for (auto [program, hook] : programs_of(set))
             bpf_program__set_autoload(program, set == hook_set());
@@ -207,6 +227,7 @@ void Capture::attach(bpf_link *link, const std::string &name) {
 void Capture::attach_all() {
     auto *p = &skel_->progs;
     for (auto [program, hook] : programs_of(hook_set())) attach(bpf_program__attach(program), hook);
+    for (auto [program, hook] : io_uring_programs()) attach(bpf_program__attach(program), hook);
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
     std::string root = cgroup2_root();
     cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

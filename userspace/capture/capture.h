@@ -72,6 +72,7 @@ class Capture {
   private:
     static int on_record(void *self, void *data, std::size_t size);
     std::vector<std::pair<bpf_program *, const char *>> programs_of(HookSet set) const;
+    std::vector<std::pair<bpf_program *, const char *>> io_uring_programs() const;
     void choose_programs();
     void configure(const CaptureConfig &config);
     void load();

@@ -36,6 +36,49 @@ bool has_tracepoint(const btf *types, const char *name) {
                                   BTF_KIND_TYPEDEF) >= 0;
 }
 
+// The type of argument `index` of tracepoint `name` (0 is the first after the tracepoint's
+// own `void *__data`), with typedefs and modifiers skipped; nullptr if there is none.
+const btf_type *tracepoint_arg(const btf *types, const char *name, unsigned index) {
+    int id =
+        btf__find_by_name_kind(types, (std::string("btf_trace_") + name).c_str(), BTF_KIND_TYPEDEF);
+    if (id < 0) return nullptr;
+    const btf_type *pointer = btf__type_by_id(types, btf__resolve_type(types, id));
+    if (!pointer || !btf_is_ptr(pointer)) return nullptr;
+    const btf_type *proto = btf__type_by_id(types, pointer->type);
+    if (!proto || !btf_is_func_proto(proto) || btf_vlen(proto) <= index + 1) return nullptr;
+    int arg = btf__resolve_type(types, btf_params(proto)[index + 1].type);
+    return arg < 0 ? nullptr : btf__type_by_id(types, arg);
+}
+
+bool arg_is_pointer(const btf_type *arg) {
+    return arg && btf_is_ptr(arg);
+}
+
+bool arg_points_to_struct(const btf *types, const btf_type *arg, const char *struct_name) {
+    if (!arg_is_pointer(arg)) return false;
+    const btf_type *target = btf__type_by_id(types, arg->type);
+    return target && btf_is_struct(target) &&
+           std::strcmp(btf__name_by_offset(types, target->name_off), struct_name) == 0;
+}
+
+IoUringSubmit io_uring_submit_in(const btf *types) {
+    if (arg_is_pointer(tracepoint_arg(types, "io_uring_submit_req", 0)))
+        return IoUringSubmit::submit_req;
+    if (arg_points_to_struct(types, tracepoint_arg(types, "io_uring_submit_sqe", 0), "io_kiocb"))
+        return IoUringSubmit::submit_sqe;
+    // 5.15 also passes (ctx, req), but its io_uring_complete has no request
+    if (arg_is_pointer(tracepoint_arg(types, "io_uring_submit_sqe", 1)))
+        return IoUringSubmit::submit_sqe_after_ctx;
+    return IoUringSubmit::none;
+}
+
+// Both ends of an io_uring op carry the request (5.19): the submit tracepoint in one of its
+// three forms, and io_uring_complete(ctx, req, ...).
+bool has_io_uring_requests(const btf *types) {
+    return io_uring_submit_in(types) != IoUringSubmit::none &&
+           arg_is_pointer(tracepoint_arg(types, "io_uring_complete", 1));
+}
+
 // 1: supported, 0: not; anything else is the probe failing (no privileges).
 bool probed(int answer, ProbeResult &result, const char *what) {
     if (answer < 0 && !result.error) {
@@ -81,6 +124,7 @@ ProbeResult probe_kernel_features() {
         add(Feature::tcp_destroy_sock, has_tracepoint(types.get(), "tcp_destroy_sock"));
         add(Feature::cgroup_sock_release,
             has_enumerator(types.get(), "bpf_attach_type", "BPF_CGROUP_INET_SOCK_RELEASE"));
+        add(Feature::io_uring_requests, has_io_uring_requests(types.get()));
         // The programs test the same enumerator (bpf_core_enum_value_exists).
         add(Feature::current_task_btf,
             has_enumerator(types.get(), "bpf_func_id", "BPF_FUNC_get_current_task_btf"));
@@ -142,6 +186,12 @@ std::string try_fexit() {
 const std::string &fexit_refusal() {
     static const std::string refusal = try_fexit();
     return refusal;
+}
+
+IoUringSubmit io_uring_submit_tracepoint() {
+    BtfHandle types(btf__load_vmlinux_btf());
+    return types && has_io_uring_requests(types.get()) ? io_uring_submit_in(types.get())
+                                                       : IoUringSubmit::none;
 }
 
 std::string kernel_release() {

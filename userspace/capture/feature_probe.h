@@ -21,6 +21,17 @@ ProbeResult probe_kernel_features();
 // every allocator the fexit set hooks; else why not. Tried once per process.
 const std::string &fexit_refusal();
 
+// Which tracepoint hands the programs io_uring's submitted requests: its name and
+// arguments changed in 6.2 and 6.5. none before 5.19, whose io_uring_complete carries no
+// request (Feature::io_uring_requests absent).
+enum class IoUringSubmit {
+    none,
+    submit_req,            // 6.5+: io_uring_submit_req(req)
+    submit_sqe,            // 6.2-6.4: io_uring_submit_sqe(req, force_nonblock)
+    submit_sqe_after_ctx,  // 5.19-6.1: io_uring_submit_sqe(ctx, req, ...)
+};
+IoUringSubmit io_uring_submit_tracepoint();
+
 std::string kernel_release();  // uname -r, or "unknown"
 
 }  // namespace portwatch

@@ -17,6 +17,9 @@ const std::vector<FeatureInfo> &all_features() {
         // Measured: 6.18 has all four; 6.12 has bpf_get_current_pid_tgid() only, 6.1 none.
         {Feature::sockops_task, "task helpers (pid, uid, comm, cgroup) in sockops programs",
          "6.13+", false},
+        {Feature::io_uring_requests,
+         "io_uring tracepoints with the request (io_uring_submit_sqe, io_uring_complete)", "5.19",
+         false},
     };
     return features;
 }
@@ -46,7 +49,11 @@ std::string fallback_of(Feature feature) {
                    "bpf_get_current_task() and probe reads";
         case Feature::sockops_task:
             return "no task helpers in sockops programs: TCP connect() is tracked at sys_enter "
-                   "and sys_exit (io_uring connects are not seen)";
+                   "and sys_exit (and io_uring connects at their completion)";
+        case Feature::io_uring_requests:
+            return "no io_uring tracepoints with the request (kernel 5.19): ports io_uring's "
+                   "bind, listen, connect and send ops take are counted from the next "
+                   "reconciliation (the fexit set sees them, their kind guessed)";
         default:
             return "";
     }

@@ -20,6 +20,7 @@ enum class Feature {
     tcp_destroy_sock,     // the tcp:tcp_destroy_sock tracepoint
     current_task_btf,     // bpf_get_current_task_btf(); optional
     sockops_task,         // pid, uid, comm and cgroup helpers in sockops programs; optional
+    io_uring_requests,    // io_uring tracepoints that carry the request; optional
 };
 
 struct FeatureInfo {
