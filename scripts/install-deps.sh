@@ -9,12 +9,13 @@ packages=(
   clang llvm                         # BPF programs (clang 14 on Debian 12)
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev    # command line, JSON
-  libcpp-httplib-dev                 # the Prometheus endpoint
+  libmicrohttpd-dev                  # the Prometheus endpoint
   libncurses-dev                     # portwatch top
   libcap-dev                         # which capabilities the agent has
 )
 [ "${1:-}" = --build-only ] || packages+=(
   libgtest-dev libgmock-dev          # tests
+  libcpp-httplib-dev                 # tests: an HTTP client
   liburing-dev                       # tests of io_uring's socket ops
   libbenchmark-dev                   # benchmarks
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top

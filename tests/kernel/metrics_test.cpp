@@ -1,15 +1,18 @@
 // `portwatch monitor --metrics-listen` end to end: the exposition counts exactly the
 // sockets a test made in its own netns, passes `promtool check metrics`, and a real
 // Prometheus server scraping the agent gets the series.
+#include <bpf/bpf.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -125,11 +128,67 @@ struct MetricsMonitor {
         EXPECT_EQ(ready["type"], "ready");
         std::string address = ready["metrics"];
         port = std::stoi(address.substr(address.rfind(':') + 1));
+        pid = ready["pid"];
+        // `ready` comes before the loop's first publication, which ends "starting".
+        auto first_publication = [&] {
+            HttpReply health = poll_get(
+                "127.0.0.1", port, "/healthz", [](const HttpReply &r) { return r.status == 200; },
+                5s);
+            EXPECT_EQ(health.status, 200) << health.body;
+        };
+        in ? in->run(first_publication) : first_publication();
     }
 
     Monitor monitor;
     int port = 0;
+    pid_t pid = 0;
 };
+
+// The status of one GET on a new connection, or 0 when no whole reply came within `limit`.
+int status_within(int port, const std::string &path, std::chrono::milliseconds limit) {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(limit);
+    client.set_read_timeout(limit);
+    auto started = std::chrono::steady_clock::now();
+    auto result = client.Get(path.c_str());
+    if (!result || std::chrono::steady_clock::now() - started > limit) return 0;
+    return result->status;
+}
+
+int connect_to_port(int port) {
+    int fd = make_socket(Family::ipv4, Proto::tcp);
+    EXPECT_EQ(connect_to(fd, Family::ipv4, static_cast<std::uint16_t>(port)), 0);
+    return fd;
+}
+
+long rss_kb_of(pid_t pid) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+// Sends `request` and then up to `body_bytes` of zeros, as fast as the server takes them,
+// and returns the status line of the reply (the server may close before the body is sent).
+std::string reply_to_request_with_body(int port, const std::string &request,
+                                       std::size_t body_bytes) {
+    int fd = connect_to_port(port);
+    send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+    std::vector<char> zeros(1 << 20);
+    for (std::size_t sent = 0; sent < body_bytes;) {
+        ssize_t n = send(fd, zeros.data(), std::min(zeros.size(), body_bytes - sent), MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += std::size_t(n);
+    }
+    shutdown(fd, SHUT_WR);
+    timeval limit{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
+    std::string reply;
+    char buffer[4096];
+    for (ssize_t n; (n = recv(fd, buffer, sizeof(buffer), 0)) > 0;) reply.append(buffer, n);
+    close(fd);
+    return reply.substr(0, reply.find("\r\n"));
+}
 
 using MetricsTest = KernelTest;
 
@@ -185,6 +244,115 @@ TEST_F(MetricsTest, ExpositionCountsTheNetnsSocketsAndPassesPromtool) {
     EXPECT_EQ(http_get("127.0.0.1", agent.port, "/nothing").status, 404);
 
     for (int fd : allocated.fds) close(fd);
+    agent.monitor.signal(SIGTERM);
+    EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+}
+
+// Any local process can connect: 500 that say nothing and 50 that send a byte a second of a
+// request they never finish must neither starve the probe and the scrape nor stop tracing.
+TEST_F(MetricsTest, IdleAndSlowClientsNeitherStarveTheProbesNorStopTheTracing) {
+    capture.reset();
+    Netns netns;
+    MetricsMonitor agent(netns.inode());
+    ASSERT_GT(agent.port, 0);
+    std::vector<int> flood;
+    for (int i = 0; i < 500; ++i) flood.push_back(connect_to_port(agent.port));
+    std::vector<int> slow;
+    for (int i = 0; i < 50; ++i) {
+        slow.push_back(connect_to_port(agent.port));
+        send(slow.back(), "GET /metrics HTTP/1.1\r\n", 24, MSG_NOSIGNAL);
+    }
+    std::set<std::uint16_t> allocated;
+    std::vector<int> held;
+    // Longer than the server's 10 s timeout, which each byte of the slow clients restarts.
+    for (int second = 0; second < 13; ++second) {
+        for (int fd : slow) send(fd, "X", 1, MSG_NOSIGNAL);
+        EXPECT_EQ(status_within(agent.port, "/healthz", 1000ms), 200) << "second " << second;
+        EXPECT_EQ(status_within(agent.port, "/metrics", 2000ms), 200) << "second " << second;
+        netns.run([&] {
+            held.push_back(make_socket(Family::ipv4, Proto::tcp));
+            EXPECT_EQ(bind_to(held.back(), Family::ipv4, 0), 0);
+            allocated.insert(local_port_of(held.back()));
+        });
+        std::this_thread::sleep_for(1s);
+    }
+    std::set<std::uint16_t> reported;
+    for (std::string line;
+         reported.size() < allocated.size() && !(line = agent.monitor.next_line()).empty();) {
+        Json event = Json::parse(line);
+        if (event["type"] == "allocate") reported.insert(event["local_port"].get<std::uint16_t>());
+    }
+    EXPECT_EQ(reported, allocated);
+    for (int fd : flood) close(fd);
+    for (int fd : slow) close(fd);
+    for (int fd : held) close(fd);
+    agent.monitor.signal(SIGTERM);
+    EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+}
+
+// The endpoints take no body: one is refused from its headers, before a byte of it is read.
+TEST_F(MetricsTest, RequestBodiesAreRefusedUnread) {
+    capture.reset();
+    Netns netns;
+    MetricsMonitor agent(netns.inode());
+    ASSERT_GT(agent.port, 0);
+    long rss_before = rss_kb_of(agent.pid);
+    constexpr std::size_t k256MB = 256u << 20;
+    EXPECT_EQ(reply_to_request_with_body(
+                  agent.port,
+                  "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 268435456\r\n\r\n", k256MB),
+              "HTTP/1.1 405 Method Not Allowed");
+    EXPECT_EQ(reply_to_request_with_body(
+                  agent.port,
+                  "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", k256MB),
+              "HTTP/1.1 413 Content Too Large");
+    EXPECT_EQ(reply_to_request_with_body(
+                  agent.port, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", 5),
+              "HTTP/1.1 413 Content Too Large");
+    EXPECT_LT(rss_kb_of(agent.pid) - rss_before, 5 * 1024);
+    EXPECT_EQ(status_within(agent.port, "/healthz", 1000ms), 200);
+    agent.monitor.signal(SIGTERM);
+    EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+}
+
+// The ids of the sock_ops cgroup links on this host.
+std::set<__u32> sockops_links() {
+    std::set<__u32> ids;
+    for (__u32 id = 0; bpf_link_get_next_id(id, &id) == 0;) {
+        int fd = bpf_link_get_fd_by_id(id);
+        if (fd < 0) continue;  // gone meanwhile
+        bpf_link_info info{};
+        __u32 length = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 && info.type == BPF_LINK_TYPE_CGROUP &&
+            info.cgroup.attach_type == BPF_CGROUP_SOCK_OPS)
+            ids.insert(id);
+        close(fd);
+    }
+    return ids;
+}
+
+// Another root process can detach the agent's cgroup links (bpftool link detach); it then
+// misses every connect(), so it must say so where the orchestrator looks.
+TEST_F(MetricsTest, HealthzNamesTheProgramsSomethingElseDetached) {
+    capture.reset();
+    Netns netns;
+    std::set<__u32> before = sockops_links();
+    MetricsMonitor agent(netns.inode());
+    ASSERT_GT(agent.port, 0);
+    std::vector<__u32> agents;
+    for (__u32 id : sockops_links())
+        if (!before.contains(id)) agents.push_back(id);
+    ASSERT_EQ(agents.size(), 1u);
+    int link = bpf_link_get_fd_by_id(agents[0]);
+    ASSERT_GE(link, 0);
+    ASSERT_EQ(bpf_link_detach(link), 0) << std::strerror(errno);
+    close(link);
+    HttpReply health = poll_get(
+        "127.0.0.1", agent.port, "/healthz", [](const HttpReply &r) { return r.status == 503; },
+        5s);
+    EXPECT_EQ(health.status, 503);
+    EXPECT_EQ(health.body.substr(0, health.body.find('@')),
+              "programs detached by another process: sockops");
     agent.monitor.signal(SIGTERM);
     EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
 }

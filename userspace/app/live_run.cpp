@@ -186,6 +186,7 @@ class MonitorLoop {
         stats.reconcile.last_ms = last_reconcile_ms_;
         stats.tracked_sockets = model_.tracked_sockets();
         stats.reach = reach_;
+        stats.detached = capture_.detached_hooks();
         stats.final = final;
         return stats;
     }

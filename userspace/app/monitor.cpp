@@ -8,6 +8,7 @@
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
 #include "app/live_run.h"
+#include "core/health.h"
 #include "core/metrics.h"
 #include "core/version.h"
 #include "system/metrics_server.h"
@@ -37,12 +38,14 @@ class MetricsView : public LiveView {
         input.stats = &stats;
         input.counters = &counters_;
         input.top_n = top_n_;
-        server_.publish(render_prometheus(input));
+        server_.publish(render_prometheus(input), health_problems(previous_, stats));
+        previous_ = stats;
     }
 
   private:
     MetricsServer server_;
     EventCounters counters_;
+    StatsSnapshot previous_;  // of the last refresh
     std::size_t top_n_;
     std::string kernel_release_;
     std::string hook_set_;

@@ -224,6 +224,22 @@ void Capture::attach(bpf_link *link, const std::string &name) {
     hooks_.push_back(name);
 }
 
+std::vector<std::string> Capture::detached_hooks() const {
+    std::vector<std::string> detached;
+    for (std::size_t i = 0; i < links_.size(); ++i) {
+        bpf_link_info info{};
+        __u32 length = sizeof(info);
+        if (bpf_obj_get_info_by_fd(bpf_link__fd(links_[i]), &info, &length) != 0) {
+            detached.push_back(hooks_[i] + " (" + std::strerror(errno) + ")");
+            continue;
+        }
+        // bpf_cgroup_link_detach() leaves the link open with no cgroup.
+        if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == 0)
+            detached.push_back(hooks_[i]);
+    }
+    return detached;
+}
+
 void Capture::attach_all() {
     auto *p = &skel_->progs;
     for (auto [program, hook] : programs_of(hook_set())) attach(bpf_program__attach(program), hook);

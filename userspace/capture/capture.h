@@ -60,6 +60,9 @@ class Capture {
     std::uint64_t decode_errors() const { return decode_errors_; }
     std::uint64_t owners_forgotten() const { return owners_.evicted(); }
     const std::vector<std::string> &hooks() const { return hooks_; }
+    // The hooks whose link another process detached (`bpftool link detach`: only cgroup
+    // links can be, see link_detach() in kernel/bpf/syscall.c), or whose state is unreadable.
+    std::vector<std::string> detached_hooks() const;
     // False when the cgroup2 mount is not the root cgroup (a cgroup namespace of its own, or a
     // sub-tree mounted): the cgroup programs then see only the processes below it.
     bool sees_every_cgroup() const { return sees_every_cgroup_; }

@@ -17,11 +17,22 @@ CounterTotals CounterTotals::sum(std::span<const pw_counters> per_cpu) {
     return totals;
 }
 
-std::uint64_t CounterTotals::lost_total() const {
+namespace {
+
+std::uint64_t total_of(const CounterTotals::Matrix &matrix) {
     std::uint64_t total = 0;
-    for (const auto &row : lost)
+    for (const auto &row : matrix)
         for (std::uint64_t n : row) total += n;
     return total;
+}
+
+}  // namespace
+
+std::uint64_t CounterTotals::lost_total() const {
+    return total_of(lost);
+}
+std::uint64_t CounterTotals::emitted_total() const {
+    return total_of(emitted);
 }
 
 }  // namespace portwatch

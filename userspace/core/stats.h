@@ -23,6 +23,7 @@ struct CounterTotals {
 
     static CounterTotals sum(std::span<const pw_counters> per_cpu);
     std::uint64_t lost_total() const;
+    std::uint64_t emitted_total() const;
 };
 
 // How much the kernel's socket tables corrected the event-built picture, in total.
@@ -45,6 +46,7 @@ struct StatsSnapshot {
     ReconcileTotals reconcile;           // corrections from the kernel's socket tables
     std::size_t tracked_sockets = 0;     // sockets whose ports the model holds
     Reach reach;                         // for the metrics; `ready` says it once in the output
+    std::vector<std::string> detached;   // programs whose link something else detached
     bool final = false;
 };
 

@@ -1,21 +1,18 @@
 // The Prometheus endpoint: /metrics serves the exposition the monitor loop last
-// published, /healthz says whether that loop is still publishing. cpp-httplib runs
-// it on its own threads; they only ever read the latest published text.
+// published, /healthz says whether the agent is doing its job. libmicrohttpd serves both
+// from one event-driven thread that only ever reads the latest publication, so no client
+// can hold a worker: idle and slow connections are closed, oldest first, when more
+// arrive, and no request body is read.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "core/options.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace portwatch {
 
@@ -24,31 +21,44 @@ class MetricsServerError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+struct ServerLimits {
+    unsigned timeout_s = 10;            // a connection silent this long is closed
+    std::size_t connections_kept = 64;  // above this, the least recently active idle one goes
+    unsigned connections_max = 1024;    // accepted at once; the unit's LimitNOFILE is above it
+    std::int64_t stale_after_ns = 10'000'000'000;  // the loop publishes every second
+};
+
 class MetricsServer {
   public:
-    // Binds at once (throws MetricsServerError when it cannot) and serves in the background.
-    explicit MetricsServer(const ListenAddress &address);
+    // Listens at once (throws MetricsServerError when it cannot) and serves in the background.
+    explicit MetricsServer(const ListenAddress &address, ServerLimits limits = {});
     ~MetricsServer();
     MetricsServer(const MetricsServer &) = delete;
     MetricsServer &operator=(const MetricsServer &) = delete;
 
     ListenAddress bound() const { return bound_; }
-    void publish(std::string exposition);
+    // `problems`: the agent's own reasons to be unhealthy now, one sentence each.
+    void publish(std::string exposition, std::vector<std::string> problems);
 
-  private:
+    // What the serving thread reads; public for its callbacks.
     struct Published {
         std::string exposition;
+        std::vector<std::string> problems;
         std::int64_t at_ns = 0;  // CLOCK_MONOTONIC; 0 before the first publish
     };
     Published latest() const;
-    void route();
+    const ServerLimits &limits() const { return limits_; }
 
+    class Connections;  // the open connections, by last activity
+
+  private:
     ListenAddress bound_;
-    std::unique_ptr<httplib::Server> server_;
-    std::thread thread_;
-    std::atomic<bool> serving_ended_{false};
+    ServerLimits limits_;
     mutable std::mutex mutex_;
     Published published_;
+    std::unique_ptr<Connections> connections_;
+    struct Daemon;
+    std::unique_ptr<Daemon> daemon_;  // last: it stops serving before the rest goes
 };
 
 }  // namespace portwatch
