@@ -201,9 +201,12 @@ class StaticFiles(unittest.TestCase):
         listed = set(re.search(r"--no-install-recommends\s+\\?\s*([^&]+)", runtime).group(1).split())
         listed -= {"\\"}
         provided = listed | {"libc6", "libgcc-s1", "libstdc++6"}
-        for package in listed:
-            depends = run(["dpkg-query", "-W", "-f=${Depends}", package]).stdout
-            provided |= {d.split()[0].split(":")[0] for d in depends.split(",") if d.strip()}
+        todo = set(listed)  # with their dependencies' dependencies (gnutls: p11-kit)
+        while todo:
+            depends = run(["dpkg-query", "-W", "-f=${Depends}", todo.pop()]).stdout
+            new = {d.split()[0].split(":")[0] for d in depends.split(",") if d.strip()} - provided
+            provided |= new
+            todo |= new
         for library in re.findall(r"=> (/\S+)", run(["ldd", BINARY]).stdout):
             path = str(Path(library).resolve())
             # merged /usr: dpkg knows each library under one of /lib and /usr/lib

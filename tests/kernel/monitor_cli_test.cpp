@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,6 +13,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
+#include <iterator>
+#include <sstream>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -500,11 +504,70 @@ TEST_F(MonitorCliTest, AnOutputFileCutMidLineGetsItsNextLineWhole) {
         EXPECT_NO_THROW(Json::parse(lines[i])) << lines[i];
 }
 
-TEST_F(MonitorCliTest, AnOutputFileThatCannotBeWrittenIsNamed) {
-    Monitor monitor({"monitor", "--json", "--output", "/dev/full"});
-    EXPECT_EQ(monitor.wait_exit_code(), 1);
-    EXPECT_NE(monitor.all_stderr().find("cannot write to /dev/full; stopping"), std::string::npos)
+TEST_F(MonitorCliTest, AnOutputThatTakesNothingIsNamedAndTracingGoesOn) {
+    Monitor monitor({"monitor", "--json", "--output", "/dev/full", "--duration", "1"});
+    EXPECT_EQ(monitor.wait_exit_code(), 0);
+    EXPECT_NE(monitor.all_stderr().find("cannot write to /dev/full: No space left on device; "
+                                        "tracing goes on"),
+              std::string::npos)
         << monitor.all_stderr();
+}
+
+// A small tmpfs as a full disk: the agent goes on, the file keeps whole lines only, and
+// when space comes back the final stats count exactly the allocate lines that were dropped.
+TEST_F(MonitorCliTest, AFullDiskDropsWholeLinesCountedAndTheAgentGoesOn) {
+    capture.reset();
+    std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("portwatch-full-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    ASSERT_EQ(mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k"), 0) << std::strerror(errno);
+    std::filesystem::path filler = dir / "filler", path = dir / "events.json";
+    std::ofstream(filler) << std::string(200 * 1024, 'x');
+    Netns netns;
+    Monitor monitor({"monitor", "--json", "--netns", std::to_string(netns.inode()),
+                     "--stats-interval", "0", "--report-interval", "0", "--output", path.string()});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // ready written
+    constexpr int kSockets = 600;         // ~300 bytes a line: far more than the 56 KB left
+    std::vector<int> fds;
+    netns.run([&] {
+        for (int i = 0; i < kSockets; ++i) {
+            fds.push_back(make_socket(Family::ipv4, Proto::tcp));
+            EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // every event read and its line tried
+    std::filesystem::remove(filler);
+    monitor.signal(SIGTERM);
+    EXPECT_EQ(monitor.wait_exit_code(), 0) << monitor.all_stderr();
+    for (int fd : fds) close(fd);
+
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    umount2(dir.c_str(), MNT_DETACH);
+    std::filesystem::remove_all(dir);
+    ASSERT_FALSE(text.empty());
+    EXPECT_EQ(text.back(), '\n');
+    int allocate_lines = 0;
+    Json final_stats;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        Json event = Json::parse(line);  // throws on a cut line
+        if (event["type"] == "allocate") ++allocate_lines;
+        if (event["type"] == "stats") final_stats = event;
+    }
+    ASSERT_TRUE(final_stats.is_object()) << "the final stats, written once space came back";
+    int lost = final_stats["output_lines_lost"];
+    EXPECT_GT(lost, 0);
+    EXPECT_GT(allocate_lines, 0);
+    EXPECT_EQ(allocate_lines + lost, kSockets);
+    std::string errors = monitor.all_stderr();
+    EXPECT_NE(errors.find("cannot write to " + path.string() + ": No space left on device"),
+              std::string::npos)
+        << errors;
+    EXPECT_NE(errors.find("writing to " + path.string() + " again; " + std::to_string(lost) +
+                          " lines could not be written"),
+              std::string::npos)
+        << errors;
 }
 
 TEST_F(MonitorCliTest, SighupWithoutOutputFileStopsCleanly) {

@@ -63,6 +63,7 @@ class MonitorLoop {
           options_(run.options),
           capture_(capture),
           reporter_(*run.reporter),
+          output_(run.output),
           model_(model),
           netns_reader_(netns_reader),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
@@ -84,9 +85,9 @@ class MonitorLoop {
         while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
             capture_.poll(kPollMs, deliver);
             reporter_.flush();
-            if (std::ferror(stdout)) {
-                std::fprintf(stderr, "portwatch: cannot write to %s; stopping\n",
-                             options_.output ? options_.output->c_str() : "standard output");
+            if (output_ && output_->reader_gone()) {
+                std::fprintf(stderr, "portwatch: nobody reads %s any more; stopping\n",
+                             output_->name().c_str());
                 return 1;
             }
             maybe_report_stats();
@@ -181,6 +182,7 @@ class MonitorLoop {
         stats.decoded = capture_.decoded();
         stats.decode_errors = capture_.decode_errors();
         stats.owners_forgotten = capture_.owners_forgotten();
+        stats.output_lines_lost = output_ ? output_->lines_lost() : 0;
         stats.reconcile = model_.reconcile_totals();
         stats.reconcile.baseline_ms = baseline_ms_;
         stats.reconcile.last_ms = last_reconcile_ms_;
@@ -199,6 +201,7 @@ class MonitorLoop {
     const MonitorOptions &options_;
     Capture &capture_;
     Reporter &reporter_;
+    const LineOutput *output_;
     PortModel &model_;
     NetnsConfigReader &netns_reader_;
     std::int64_t started_ns_;

@@ -14,6 +14,8 @@
 
 namespace portwatch {
 
+class LineOutput;
+
 // Something refreshed once a second from the live model: the metrics endpoint, top's screen.
 class LiveView {
   public:
@@ -30,7 +32,8 @@ struct LiveRun {
     MonitorOptions options;
     Reporter *reporter = nullptr;
     std::vector<LiveView *> views;
-    std::string metrics_address;  // for the ready line
+    std::string metrics_address;         // for the ready line
+    const LineOutput *output = nullptr;  // where the reporter writes; none for top
 };
 
 // SIGINT and SIGTERM stop run_live() (after a final report); SIGHUP reopens --output, or

@@ -62,14 +62,14 @@ int run_monitor(const MonitorOptions &options) {
             return 1;
         }
     }
-    static char output_buffer[1 << 20];
-    std::setvbuf(stdout, output_buffer, _IOFBF, sizeof(output_buffer));
+    LineOutput output(options.output.value_or("standard output"));
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
-    auto reporter = make_reporter(options.format, stdout, time, options.event_lines);
+    auto reporter = make_reporter(options.format, output.stream(), time, options.event_lines);
 
     LiveRun run;
     run.options = options;
     run.reporter = reporter.get();
+    run.output = &output;
     // Bound before the BPF programs load: a port in use fails fast and attaches nothing.
     std::unique_ptr<MetricsView> metrics;
     if (options.metrics_listen) {

@@ -172,6 +172,7 @@ Json to_json(const StatsSnapshot &stats) {
     out["decoded"] = stats.decoded;
     out["decode_errors"] = stats.decode_errors;
     out["owners_forgotten"] = stats.owners_forgotten;
+    out["output_lines_lost"] = stats.output_lines_lost;
     out["tracked_sockets"] = stats.tracked_sockets;
     out["reconciliation"] = {{"runs", stats.reconcile.runs},
                              {"added", stats.reconcile.added},

@@ -251,6 +251,9 @@ void write_agent_stats(Exposition &out, const MetricsInput &input) {
          "Syscalls in flight the kernel side could not remember", stats.kernel.pending_overflow},
         {"portwatch_owners_forgotten_total", "Releases reported without their owner",
          stats.owners_forgotten},
+        {"portwatch_output_lines_lost_total",
+         "Output lines that could not be written (a full disk), dropped whole",
+         stats.output_lines_lost},
         {"portwatch_reconcile_runs_total", "Passes over the kernel's socket tables",
          stats.reconcile.runs},
     };

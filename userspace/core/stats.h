@@ -40,13 +40,14 @@ struct StatsSnapshot {
     std::int64_t realtime_ns = 0;
     double uptime_s = 0;
     CounterTotals kernel;
-    std::uint64_t decoded = 0;           // records user space turned into events
-    std::uint64_t decode_errors = 0;     // records rejected by the decoder
-    std::uint64_t owners_forgotten = 0;  // PortOwners::evicted(): releases left without owner
-    ReconcileTotals reconcile;           // corrections from the kernel's socket tables
-    std::size_t tracked_sockets = 0;     // sockets whose ports the model holds
-    Reach reach;                         // for the metrics; `ready` says it once in the output
-    std::vector<std::string> detached;   // programs whose link something else detached
+    std::uint64_t decoded = 0;            // records user space turned into events
+    std::uint64_t decode_errors = 0;      // records rejected by the decoder
+    std::uint64_t owners_forgotten = 0;   // PortOwners::evicted(): releases left without owner
+    std::uint64_t output_lines_lost = 0;  // lines the output could not take (a full disk)
+    ReconcileTotals reconcile;            // corrections from the kernel's socket tables
+    std::size_t tracked_sockets = 0;      // sockets whose ports the model holds
+    Reach reach;                          // for the metrics; `ready` says it once in the output
+    std::vector<std::string> detached;    // programs whose link something else detached
     bool final = false;
 };
 

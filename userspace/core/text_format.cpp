@@ -115,7 +115,11 @@ std::string text_line(const StatsSnapshot &stats) {
                   (unsigned long long)stats.kernel.lost_total(),
                   (unsigned long long)stats.kernel.untracked,
                   (unsigned long long)stats.decode_errors);
-    return buffer;
+    std::string line = buffer;
+    if (stats.output_lines_lost > 0)  // a full disk: this line may be the first to say so
+        line.insert(line.size() - 1,
+                    "; output lines lost " + std::to_string(stats.output_lines_lost));
+    return line;
 }
 
 namespace {

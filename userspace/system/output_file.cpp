@@ -1,11 +1,16 @@
 #include "system/output_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
+#include <utility>
 
 namespace portwatch {
 
@@ -38,6 +43,66 @@ std::string append_stdout_to(const std::string &path) {
     int saved_errno = errno;
     if (fd != STDOUT_FILENO) close(fd);  // open() gave 1 itself if stdout was closed
     return swapped ? "" : path + ": " + std::strerror(saved_errno);
+}
+
+LineOutput::LineOutput(std::string name) : name_(std::move(name)) {
+    cookie_io_functions_t io{};
+    io.write = &LineOutput::on_write;
+    stream_ = fopencookie(this, "w", io);
+    if (!stream_)
+        throw std::runtime_error("cannot make the output stream: " +
+                                 std::string(std::strerror(errno)));
+    std::setvbuf(stream_, nullptr, _IOFBF, 1 << 20);
+}
+
+LineOutput::~LineOutput() {
+    std::fclose(stream_);
+}
+
+ssize_t LineOutput::on_write(void *self, const char *data, std::size_t size) {
+    auto &output = *static_cast<LineOutput *>(self);
+    output.partial_.append(data, size);
+    std::size_t end = output.partial_.rfind('\n');
+    if (end != std::string::npos) {
+        output.write_lines(std::string_view(output.partial_).substr(0, end + 1));
+        output.partial_.erase(0, end + 1);
+    }
+    return static_cast<ssize_t>(size);  // always all: what did not go out is counted, not retried
+}
+
+void LineOutput::write_lines(std::string_view lines) {
+    for (std::size_t written = 0; written < lines.size();) {
+        ssize_t n = ::write(STDOUT_FILENO, lines.data() + written, lines.size() - written);
+        if (n > 0) {
+            written += std::size_t(n);
+        } else if (n == 0 || errno != EINTR) {
+            lost(lines, written, n == 0 ? ENOSPC : errno);
+            return;
+        }
+    }
+    if (failing_with_ != 0)
+        std::fprintf(stderr, "portwatch: writing to %s again; %llu lines could not be written\n",
+                     name_.c_str(), static_cast<unsigned long long>(lines_lost_));
+    failing_with_ = 0;
+}
+
+// `written` bytes of `lines` went out before `error`: keep the whole lines among them, cut
+// the rest away (O_APPEND, one writer: the file ends where the cut line began), count the others.
+void LineOutput::lost(std::string_view lines, std::size_t written, int error) {
+    std::size_t kept = written == 0 ? 0 : lines.rfind('\n', written - 1) + 1;  // npos + 1 == 0
+    struct stat file {};
+    if (kept < written && fstat(STDOUT_FILENO, &file) == 0 && S_ISREG(file.st_mode) &&
+        ftruncate(STDOUT_FILENO, file.st_size - off_t(written - kept)) != 0)
+        std::fprintf(stderr, "portwatch: cannot cut a partial line off %s: %s\n", name_.c_str(),
+                     std::strerror(errno));
+    lines_lost_ += std::count(lines.begin() + kept, lines.end(), '\n');
+    reader_gone_ = reader_gone_ || error == EPIPE;
+    if (failing_with_ != error)
+        std::fprintf(stderr,
+                     "portwatch: cannot write to %s: %s; tracing goes on, the lines not written "
+                     "are counted (output_lines_lost in stats)\n",
+                     name_.c_str(), std::strerror(error));
+    failing_with_ = error;
 }
 
 }  // namespace portwatch

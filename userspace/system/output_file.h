@@ -2,7 +2,10 @@
 // logrotate can move the file away and have the next line go to a new one.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace portwatch {
 
@@ -10,5 +13,35 @@ namespace portwatch {
 // missing; a cut last line is ended first). Returns "" on success, else why; standard output
 // is then left as it was.
 std::string append_stdout_to(const std::string &path);
+
+// The monitor's output stream: lines to descriptor 1 (stdout, or the --output file), whole
+// ones only. A line that does not fit (a full disk, a quota) is dropped and counted, a cut one
+// is truncated away, and the agent goes on tracing: the file always ends with a whole line.
+// stderr says when writing stops and when it resumes, naming `name`.
+class LineOutput {
+  public:
+    explicit LineOutput(std::string name);
+    ~LineOutput();
+    LineOutput(const LineOutput &) = delete;
+    LineOutput &operator=(const LineOutput &) = delete;
+
+    std::FILE *stream() const { return stream_; }
+    const std::string &name() const { return name_; }
+    std::uint64_t lines_lost() const { return lines_lost_; }
+    // True once a write found no reader (EPIPE): there is nobody left to write for.
+    bool reader_gone() const { return reader_gone_; }
+
+  private:
+    static ssize_t on_write(void *self, const char *data, std::size_t size);
+    void write_lines(std::string_view lines);
+    void lost(std::string_view lines, std::size_t written, int error);
+
+    std::string name_;
+    std::string partial_;  // the start of a line stdio handed over without its end
+    std::FILE *stream_ = nullptr;
+    std::uint64_t lines_lost_ = 0;
+    int failing_with_ = 0;  // the errno of the failure in progress; 0 while lines go out
+    bool reader_gone_ = false;
+};
 
 }  // namespace portwatch
