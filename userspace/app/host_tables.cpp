@@ -5,6 +5,7 @@
 #include <ctime>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "system/socket_tables.h"
 
@@ -23,7 +24,7 @@ bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
 }  // namespace
 
 double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
-                             const Filters &filters) {
+                             const Filters &filters, const std::function<void()> &drain_events) {
     std::int64_t started = clock_ns(CLOCK_MONOTONIC);
     std::set<std::uint32_t> namespaces;
     if (filters.netns) {
@@ -34,16 +35,26 @@ double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
     }
     std::string error;
     SocketOwners owners = socket_owners(error);
+    struct Table {
+        std::uint32_t netns;
+        std::vector<KernelSocket> sockets;
+        std::int64_t read_at;
+    };
+    std::vector<Table> tables;
     for (std::uint32_t netns : namespaces) {
         int fd = netns_reader.handle(netns);
         if (fd < 0) continue;  // gone since: its sockets went with it
         std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
-        auto table = dump_sockets(fd, netns, error);
-        if (!table) continue;
-        model.reconcile(
-            netns, with_owners(std::move(*table), owners), std::uint64_t(read_at),
-            [&](const KernelSocket &socket) { return table_socket_passes(filters, socket); });
+        if (auto table = dump_sockets(fd, netns, error))
+            tables.push_back({netns, with_owners(std::move(*table), owners), read_at});
     }
+    // A socket made after /proc was read is in a table with no owner: its event, queued
+    // meanwhile, names it, and must reach the model before the tables are compared.
+    if (drain_events) drain_events();
+    for (const Table &table : tables)
+        model.reconcile(
+            table.netns, table.sockets, std::uint64_t(table.read_at),
+            [&](const KernelSocket &socket) { return table_socket_passes(filters, socket); });
     return double(clock_ns(CLOCK_MONOTONIC) - started) / 1e6;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ctime>
+#include <functional>
 #include <string>
 
 #include "core/options.h"
@@ -19,8 +20,10 @@ std::int64_t clock_ns(clockid_t clock);
 PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netns_reader);
 
 // Brings the model in line with the socket tables of every namespace it knows or can find
-// (only --netns's, if given). Returns the wall time it took, in ms.
+// (only --netns's, if given). `drain_events`, if given, is called once every table has been
+// read, to apply the events the ring buffer holds by then. Returns the wall time it took, in ms.
 double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
-                             const Filters &filters);
+                             const Filters &filters,
+                             const std::function<void()> &drain_events = {});
 
 }  // namespace portwatch

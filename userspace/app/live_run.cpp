@@ -74,14 +74,7 @@ class MonitorLoop {
     int run() {
         for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.flush();
-        auto deliver = [this](Event &event) {
-            if (auto *release = std::get_if<ReleaseEvent>(&event))
-                if (!model_.attribute(*release)) return;
-            cgroups_.annotate(event);
-            reporter_.event(event);
-            for (LiveView *view : views_) view->event(event);
-            for (const Warning &warning : model_.apply(event)) warn(warning);
-        };
+        auto deliver = [this](Event &event) { this->deliver(event); };
         while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
             capture_.poll(kPollMs, deliver);
             reporter_.flush();
@@ -95,7 +88,7 @@ class MonitorLoop {
             maybe_refresh_views();
             maybe_reopen_output();
         }
-        capture_.poll(0, deliver);  // whatever is still in the ring buffer
+        drain_ring_buffer();  // whatever is still in the ring buffer
         report_usage();
         reporter_.stats(snapshot(true));
         reporter_.flush();
@@ -105,6 +98,19 @@ class MonitorLoop {
   private:
     static constexpr int kPollMs = 100;
     static constexpr std::int64_t kRefreshNs = 1'000'000'000;
+
+    void deliver(Event &event) {
+        if (auto *release = std::get_if<ReleaseEvent>(&event))
+            if (!model_.attribute(*release)) return;
+        cgroups_.annotate(event);
+        reporter_.event(event);
+        for (LiveView *view : views_) view->event(event);
+        for (const Warning &warning : model_.apply(event)) warn(warning);
+    }
+
+    void drain_ring_buffer() {
+        capture_.poll(0, [this](Event &event) { deliver(event); });
+    }
 
     void warn(const Warning &warning) {
         reporter_.warning(warning);
@@ -154,7 +160,8 @@ class MonitorLoop {
     }
 
     void report_usage() {
-        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters);
+        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters,
+                                                   [this] { drain_ring_buffer(); });
         Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
         bound_report(report, options_.report_top);
         for (const Warning &warning : model_.take_warnings()) warn(warning);
