@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -114,13 +115,22 @@ Allocated allocate_and_fail_once(const Netns &netns) {
     return allocated;
 }
 
-// The monitor, filtered to one netns, serving metrics on a free loopback port.
+std::vector<std::string> metrics_monitor_args(std::uint32_t netns, const std::string &listen,
+                                              const std::vector<std::string> &more) {
+    std::vector<std::string> args = {
+        "monitor",          "--json", "--netns",           std::to_string(netns),
+        "--metrics-listen", listen,   "--report-interval", "0"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+}
+
+// The monitor, filtered to one netns, serving metrics on a free loopback port; `more`: its
+// other flags.
 struct MetricsMonitor {
     explicit MetricsMonitor(std::uint32_t netns, const Netns *in = nullptr,
-                            const std::string &listen = "0")
-        : monitor({"monitor", "--json", "--netns", std::to_string(netns), "--metrics-listen",
-                   listen, "--stats-interval", "0", "--report-interval", "0"},
-                  in) {
+                            const std::string &listen = "0",
+                            const std::vector<std::string> &more = {"--stats-interval", "0"})
+        : monitor(metrics_monitor_args(netns, listen, more), in) {
         std::string line = monitor.next_line();
         EXPECT_FALSE(line.empty()) << monitor.all_stderr();
         if (line.empty()) return;
@@ -313,6 +323,59 @@ TEST_F(MetricsTest, RequestBodiesAreRefusedUnread) {
     EXPECT_EQ(status_within(agent.port, "/healthz", 1000ms), 200);
     agent.monitor.signal(SIGTERM);
     EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+}
+
+// Standard output a pipe nobody reads: the loop waits on its write, the programs go on, the
+// events that do not fit the ring buffer are counted as lost, /healthz says why meanwhile,
+// and the stats line says how many once the pipe is read again.
+TEST_F(MetricsTest, AnOutputNobodyReadsLosesEventsCountedAndTheProbeSaysWhy) {
+    capture.reset();
+    Netns netns;
+    MetricsMonitor agent(netns.inode(), nullptr, "0",
+                         {"--stats-interval", "1", "--ringbuf-mb", "1"});
+    ASSERT_GT(agent.port, 0);
+    constexpr int kSockets = 40000;  // 80,000 events: far more than the pipe and 1 MiB hold
+    auto started = std::chrono::steady_clock::now();
+    netns.run([&] {
+        for (int i = 0; i < kSockets; ++i) {
+            int fd = make_socket(Family::ipv4, Proto::udp);
+            ASSERT_EQ(bind_to(fd, Family::ipv4, 0), 0);
+            close(fd);
+        }
+    });
+    auto storm = std::chrono::steady_clock::now() - started;
+    EXPECT_LT(storm, 30s) << "the programs must not wait for the output";
+    HttpReply health = poll_get(
+        "127.0.0.1", agent.port, "/healthz", [](const HttpReply &r) { return r.status == 503; },
+        5s);
+    EXPECT_EQ(health.status, 503);
+    EXPECT_EQ(health.body.rfind("output blocked: standard output has taken nothing for ", 0), 0)
+        << health.body;
+    EXPECT_EQ(status_within(agent.port, "/metrics", 2000ms), 200);
+
+    std::atomic<std::uint64_t> lost = 0, allocations = 0, allocations_lost = 0;
+    std::thread reader([&] {  // reads on to the end: the rest of the ring buffer comes too
+        for (std::string line; !(line = agent.monitor.next_line()).empty();) {
+            Json event = Json::parse(line);
+            if (event["type"] == "allocate") ++allocations;
+            if (event["type"] != "stats") continue;
+            lost = event["lost_total"].get<std::uint64_t>();
+            allocations_lost = event["events"]["allocate"]["lost"].get<std::uint64_t>();
+        }
+    });
+    for (auto until = std::chrono::steady_clock::now() + 10s;
+         lost == 0 && std::chrono::steady_clock::now() < until;)
+        std::this_thread::sleep_for(100ms);
+    EXPECT_GT(lost, 0u) << "a stats line once the pipe is read again";
+    HttpReply recovered = poll_get(
+        "127.0.0.1", agent.port, "/healthz", [](const HttpReply &r) { return r.status == 200; },
+        10s);
+    EXPECT_EQ(recovered.status, 200) << recovered.body;
+    agent.monitor.signal(SIGTERM);
+    reader.join();
+    EXPECT_EQ(agent.monitor.wait_exit_code(), 0);
+    EXPECT_EQ(allocations + allocations_lost, std::uint64_t(kSockets))
+        << "each allocation written or counted lost";
 }
 
 // The ids of the sock_ops cgroup links on this host.

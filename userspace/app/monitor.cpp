@@ -1,9 +1,11 @@
 #include "monitor.h"
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
@@ -17,11 +19,25 @@
 namespace portwatch {
 namespace {
 
+// A write waiting this long stops the loop from reading the ring buffer: the events that
+// do not fit it meanwhile are lost (and counted).
+constexpr std::chrono::seconds kOutputBlockedAfter{2};
+
+std::vector<std::string> output_problems(const LineOutput &output) {
+    auto blocked = std::chrono::duration_cast<std::chrono::seconds>(output.blocked_for());
+    if (blocked < kOutputBlockedAfter) return {};
+    return {"output blocked: " + output.name() + " has taken nothing for " +
+            std::to_string(blocked.count()) +
+            " s; events that do not fit the ring buffer meanwhile are lost (counted)"};
+}
+
 // Counts what the loop sees and publishes the exposition on every refresh.
 class MetricsView : public LiveView {
   public:
-    MetricsView(const ListenAddress &address, std::size_t top_n)
-        : server_(address), top_n_(top_n), kernel_release_(kernel_release()) {}
+    MetricsView(const ListenAddress &address, std::size_t top_n, const LineOutput &output)
+        : server_(address, [&output] { return output_problems(output); }),
+          top_n_(top_n),
+          kernel_release_(kernel_release()) {}
 
     std::string address() const { return server_.bound().text(); }
 
@@ -73,7 +89,8 @@ int run_monitor(const MonitorOptions &options) {
     // Bound before the BPF programs load: a port in use fails fast and attaches nothing.
     std::unique_ptr<MetricsView> metrics;
     if (options.metrics_listen) {
-        metrics = std::make_unique<MetricsView>(*options.metrics_listen, options.metrics_top);
+        metrics =
+            std::make_unique<MetricsView>(*options.metrics_listen, options.metrics_top, output);
         run.views.push_back(metrics.get());
         run.metrics_address = metrics->address();
     }

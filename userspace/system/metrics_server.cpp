@@ -185,13 +185,14 @@ bool has_body(MHD_Connection *connection) {
                                        MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
-std::string health_body(const MetricsServer::Published &published, std::int64_t stale_after_ns,
-                        bool &healthy) {
+std::string health_body(const MetricsServer &server, bool &healthy) {
     healthy = false;
+    MetricsServer::Published published = server.latest();
     if (published.at_ns == 0) return "starting\n";
     std::int64_t age_ns = monotonic_ns() - published.at_ns;
     std::string body;
-    if (age_ns >= stale_after_ns)
+    for (const std::string &problem : server.live_problems()) body += problem + "\n";
+    if (age_ns >= server.limits().stale_after_ns)
         body += "stale: the monitor loop has not read the ring buffer for " +
                 std::to_string(age_ns / 1'000'000'000) + " s (is its output blocked?)\n";
     for (const std::string &problem : published.problems) body += problem + "\n";
@@ -217,7 +218,7 @@ MHD_Result on_request(void *server_ptr, MHD_Connection *connection, const char *
     }
     if (std::strcmp(url, "/healthz") == 0) {
         bool healthy = false;
-        std::string body = health_body(server.latest(), server.limits().stale_after_ns, healthy);
+        std::string body = health_body(server, healthy);
         return reply(connection, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, body);
     }
     return reply(connection, MHD_HTTP_NOT_FOUND, "portwatch serves /metrics and /healthz\n");
@@ -232,9 +233,11 @@ struct MetricsServer::Daemon {
     }
 };
 
-MetricsServer::MetricsServer(const ListenAddress &address, ServerLimits limits)
+MetricsServer::MetricsServer(const ListenAddress &address, LiveCheck live_check,
+                             ServerLimits limits)
     : bound_(address),
       limits_(limits),
+      live_check_(std::move(live_check)),
       connections_(std::make_unique<Connections>(limits_)),
       daemon_(std::make_unique<Daemon>()) {
     Fd listener(listen_on(bound_));

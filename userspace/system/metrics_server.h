@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -30,8 +31,13 @@ struct ServerLimits {
 
 class MetricsServer {
   public:
+    // Reasons to be unhealthy that the loop, being stuck, cannot publish (its output blocked):
+    // asked on each /healthz, from the serving thread.
+    using LiveCheck = std::function<std::vector<std::string>()>;
+
     // Listens at once (throws MetricsServerError when it cannot) and serves in the background.
-    explicit MetricsServer(const ListenAddress &address, ServerLimits limits = {});
+    explicit MetricsServer(const ListenAddress &address, LiveCheck live_check = {},
+                           ServerLimits limits = {});
     ~MetricsServer();
     MetricsServer(const MetricsServer &) = delete;
     MetricsServer &operator=(const MetricsServer &) = delete;
@@ -48,12 +54,16 @@ class MetricsServer {
     };
     Published latest() const;
     const ServerLimits &limits() const { return limits_; }
+    std::vector<std::string> live_problems() const {
+        return live_check_ ? live_check_() : std::vector<std::string>{};
+    }
 
     class Connections;  // the open connections, by last activity
 
   private:
     ListenAddress bound_;
     ServerLimits limits_;
+    LiveCheck live_check_;
     mutable std::mutex mutex_;
     Published published_;
     std::unique_ptr<Connections> connections_;

@@ -70,9 +70,24 @@ ssize_t LineOutput::on_write(void *self, const char *data, std::size_t size) {
     return static_cast<ssize_t>(size);  // always all: what did not go out is counted, not retried
 }
 
+namespace {
+
+std::int64_t steady_ns() {
+    return std::chrono::steady_clock::now().time_since_epoch() / std::chrono::nanoseconds(1);
+}
+
+}  // namespace
+
+std::chrono::nanoseconds LineOutput::blocked_for() const {
+    std::int64_t since = writing_since_ns_.load(std::memory_order_relaxed);
+    return std::chrono::nanoseconds(since == 0 ? 0 : steady_ns() - since);
+}
+
 void LineOutput::write_lines(std::string_view lines) {
     for (std::size_t written = 0; written < lines.size();) {
+        writing_since_ns_.store(steady_ns(), std::memory_order_relaxed);
         ssize_t n = ::write(STDOUT_FILENO, lines.data() + written, lines.size() - written);
+        writing_since_ns_.store(0, std::memory_order_relaxed);
         if (n > 0) {
             written += std::size_t(n);
         } else if (n == 0 || errno != EINTR) {

@@ -2,6 +2,8 @@
 // logrotate can move the file away and have the next line go to a new one.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -30,6 +32,9 @@ class LineOutput {
     std::uint64_t lines_lost() const { return lines_lost_; }
     // True once a write found no reader (EPIPE): there is nobody left to write for.
     bool reader_gone() const { return reader_gone_; }
+    // How long the write under way has waited (a pipe nobody reads, a stuck disk); 0 when
+    // none is. Safe from any thread: the metrics server asks while the loop is stuck.
+    std::chrono::nanoseconds blocked_for() const;
 
   private:
     static ssize_t on_write(void *self, const char *data, std::size_t size);
@@ -42,6 +47,7 @@ class LineOutput {
     std::uint64_t lines_lost_ = 0;
     int failing_with_ = 0;  // the errno of the failure in progress; 0 while lines go out
     bool reader_gone_ = false;
+    std::atomic<std::int64_t> writing_since_ns_ = 0;  // steady_clock; 0 while not writing
 };
 
 }  // namespace portwatch
