@@ -18,6 +18,7 @@ packages=(
   libcpp-httplib-dev                 # tests: an HTTP client
   liburing-dev                       # tests of io_uring's socket ops
   libbenchmark-dev                   # benchmarks
+  libclang-rt-14-dev                 # fuzz harnesses: libFuzzer and the sanitizers
   prometheus tmux                    # tests: promtool and a real scrape; portwatch top
   systemd rsyslog logrotate strace python3-yaml  # tests of deploy/
   python3 iproute2 procps            # benchmark script, debugging

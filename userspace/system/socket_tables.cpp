@@ -3,6 +3,7 @@
 #include "core/containers.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_thread.h"
+#include "system/sock_diag_answer.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -46,8 +47,6 @@ struct DumpRequest {
 };
 static_assert(sizeof(DumpRequest) == NLMSG_LENGTH(sizeof(inet_diag_req_v2)));
 
-enum class Progress { more, done, failed };
-
 // inet_diag lists the sockets of the netlink socket's own namespace (sock_net()), so it is
 // created inside the namespace. Its user namespace stays the caller's, in which idiag_uid
 // is given.
@@ -80,125 +79,25 @@ bool request_dump(int fd, const Table &table, std::uint32_t seq, std::string &er
     return false;
 }
 
-IpAddress address(Family family, const __be32 (&words)[4]) {
-    IpAddress ip;
-    ip.family = family;
-    std::memcpy(ip.bytes.data(), words, family == Family::ipv4 ? 4 : 16);
-    return ip;
-}
-
-// sock_diag_save_cookie() stores sock_gen_cookie()'s u64 as cookie[0] = low 32 bits,
-// cookie[1] = high 32 bits, each in host order.
-std::uint64_t cookie(const inet_diag_sockid &id) {
-    return static_cast<std::uint64_t>(id.idiag_cookie[1]) << 32 | id.idiag_cookie[0];
-}
-
-KernelSocket decode(const inet_diag_msg &message, Proto proto, std::uint32_t netns_inode) {
-    KernelSocket socket;
-    SocketInfo &sock = socket.sock;
-    sock.cookie = cookie(message.id);
-    sock.netns = netns_inode;
-    sock.proto = proto;
-    sock.family = message.idiag_family == AF_INET6 ? Family::ipv6 : Family::ipv4;
-    sock.local_addr = address(sock.family, message.id.idiag_src);
-    sock.local_port = ntohs(message.id.idiag_sport);
-    sock.remote_addr = address(sock.family, message.id.idiag_dst);
-    sock.remote_port = ntohs(message.id.idiag_dport);
-    socket.state = message.idiag_state;
-    socket.inode = message.idiag_inode;
-    socket.uid = message.idiag_uid;
-    if (message.idiag_state == kTcpTimeWait) socket.time_wait_left_ms = message.idiag_expires;
-    return socket;
-}
-
-// A dump ends with NLMSG_DONE, whose payload is an int: 0 or the -errno that ended the dump
-// early (netlink_dump_done()).
-Progress end_of_dump(const char *payload, std::size_t length, std::string &error) {
-    int result = 0;
-    if (length >= sizeof(result)) std::memcpy(&result, payload, sizeof(result));
-    if (result >= 0) return Progress::done;
-    error = std::string("sock_diag dump: ") + std::strerror(-result);
-    return Progress::failed;
-}
-
-Progress error_message(const char *payload, std::size_t length, std::string &error) {
-    nlmsgerr failure{};
-    if (length < sizeof(failure)) {
-        error = "sock_diag: truncated error message";
-        return Progress::failed;
-    }
-    std::memcpy(&failure, payload, sizeof(failure));
-    if (failure.error == 0) return Progress::done;  // an acknowledgement
-    error = std::string("sock_diag: ") + std::strerror(-failure.error);
-    return Progress::failed;
-}
-
-// The answer to one table's request, being read.
-struct TableDump {
-    const Table &table;
-    std::uint32_t seq;
-    std::uint32_t netns_inode;
-    std::vector<KernelSocket> &sockets;
-    std::string &error;
-};
-
-Progress take_message(const nlmsghdr &header, const char *payload, std::size_t length,
-                      TableDump &dump) {
-    if (header.nlmsg_type == NLMSG_DONE) return end_of_dump(payload, length, dump.error);
-    if (header.nlmsg_type == NLMSG_ERROR) return error_message(payload, length, dump.error);
-    if (header.nlmsg_type != SOCK_DIAG_BY_FAMILY) return Progress::more;
-    inet_diag_msg message;
-    if (length < sizeof(message)) {
-        dump.error = "sock_diag: truncated socket message";
-        return Progress::failed;
-    }
-    std::memcpy(&message, payload, sizeof(message));
-    if (message.idiag_family != AF_INET && message.idiag_family != AF_INET6) return Progress::more;
-    Proto proto = dump.table.protocol == IPPROTO_TCP ? Proto::tcp : Proto::udp;
-    dump.sockets.push_back(decode(message, proto, dump.netns_inode));
-    return Progress::more;
-}
-
-// The messages of one received datagram, each checked to lie within it.
-Progress take_messages(const char *data, std::size_t length, TableDump &dump) {
-    while (length >= NLMSG_HDRLEN) {
-        nlmsghdr header;
-        std::memcpy(&header, data, sizeof(header));
-        if (header.nlmsg_len < NLMSG_HDRLEN || header.nlmsg_len > length) {
-            dump.error = "sock_diag: malformed message";
-            return Progress::failed;
-        }
-        if (header.nlmsg_seq == dump.seq) {
-            Progress progress =
-                take_message(header, data + NLMSG_HDRLEN, header.nlmsg_len - NLMSG_HDRLEN, dump);
-            if (progress != Progress::more) return progress;
-        }
-        std::size_t step = std::min<std::size_t>(NLMSG_ALIGN(header.nlmsg_len), length);
-        data += step;
-        length -= step;
-    }
-    return Progress::more;
-}
-
 // Sends the request for one table and reads its answer, in as many parts as it comes.
-bool dump_table(int fd, TableDump dump) {
-    if (!request_dump(fd, dump.table, dump.seq, dump.error)) return false;
+bool dump_table(int fd, const Table &table, DumpAnswer &dump) {
+    if (!request_dump(fd, table, dump.seq, dump.error)) return false;
     std::vector<char> buffer(kReceiveBytes);
-    Progress progress = Progress::more;
-    while (progress == Progress::more) {
+    DumpProgress progress = DumpProgress::more;
+    while (progress == DumpProgress::more) {
         ssize_t length = recv(fd, buffer.data(), buffer.size(), MSG_TRUNC);
         if (length < 0 && errno == EINTR) continue;
         if (length < 0) {
-            dump.error = errno_text(std::string("sock_diag ") + dump.table.name + " receive");
+            dump.error = errno_text(std::string("sock_diag ") + table.name + " receive");
             return false;
         }
         if (static_cast<std::size_t>(length) > buffer.size()) {
             dump.error = "sock_diag: message larger than the receive buffer";
             return false;
         }
-        progress = take_messages(buffer.data(), length, dump);
+        progress = take_datagram({buffer.data(), std::size_t(length)}, dump);
     }
-    return progress == Progress::done;
+    return progress == DumpProgress::done;
 }
 
 bool is_number(std::string_view name) {
@@ -308,7 +207,9 @@ std::optional<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_
     std::vector<KernelSocket> sockets;
     std::uint32_t seq = 0;
     bool dumped = std::all_of(std::begin(kTables), std::end(kTables), [&](const Table &table) {
-        return dump_table(fd, {table, ++seq, netns_inode, sockets, error});
+        Proto proto = table.protocol == IPPROTO_TCP ? Proto::tcp : Proto::udp;
+        DumpAnswer answer{++seq, proto, netns_inode, sockets, error};
+        return dump_table(fd, table, answer);
     });
     close(fd);
     if (!dumped) return std::nullopt;
