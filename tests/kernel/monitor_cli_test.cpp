@@ -64,6 +64,20 @@ bool file_gets_line(const std::string &path, const std::function<bool(const Json
     return false;
 }
 
+// Waits until `path` has kept its size for a second (at most 15 s).
+void wait_until_size_settles(const std::filesystem::path &path) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    std::uintmax_t size = std::filesystem::file_size(path);
+    auto still = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::uintmax_t now = std::filesystem::file_size(path);
+        if (now != size) still = std::chrono::steady_clock::now();
+        size = now;
+        if (std::chrono::steady_clock::now() - still >= std::chrono::seconds(1)) return;
+    }
+}
+
 std::uint16_t bind_udp_in(const Netns &netns) {
     std::uint16_t port = 0;
     netns.run([&] {
@@ -590,7 +604,10 @@ TEST_F(MonitorCliTest, AFullDiskDropsWholeLinesCountedAndTheAgentGoesOn) {
     Netns netns;
     Monitor monitor({"monitor", "--json", "--netns", std::to_string(netns.inode()),
                      "--stats-interval", "0", "--report-interval", "0", "--output", path.string()});
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // ready written
+    // a slow guest (TCG) may take seconds to attach: the sockets must come after `ready`
+    ASSERT_TRUE(file_gets_line(path.string(), [](const Json &line) {
+        return line["type"] == "ready";
+    })) << monitor.all_stderr();
     constexpr int kSockets = 600;  // ~300 bytes a line: far more than the 56 KB left
     std::vector<int> fds;
     netns.run([&] {
@@ -599,8 +616,7 @@ TEST_F(MonitorCliTest, AFullDiskDropsWholeLinesCountedAndTheAgentGoesOn) {
             EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
         }
     });
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(1500));  // every event read and its line tried
+    wait_until_size_settles(path);  // every event read and its line tried
     std::filesystem::remove(filler);
     monitor.signal(SIGTERM);
     EXPECT_EQ(monitor.wait_exit_code(), 0) << monitor.all_stderr();
