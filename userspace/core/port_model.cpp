@@ -335,7 +335,8 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
     if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
         add_time_wait(held.scope, held.sock.proto, held.sock.local_port, held.sock.cookie,
-                      event.boot_ns, event.boot_ns + settings_.time_wait_ns);
+                      event.boot_ns,
+                      event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns);
     else
         hold_port(netns_state(held.sock.netns, 0), held.scope, held.sock.proto,
                   held.sock.local_port, -1);
@@ -663,8 +664,9 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         auto held = from_table(socket, listening, read_at_ns);
         if (!held) continue;
         if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
+            std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
             add_time_wait(held->scope, Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
-                          read_at_ns + std::uint64_t(socket.time_wait_left_ms) * 1'000'000);
+                          read_at_ns + left_ns + settings_.time_wait_timer_lag_ns);
             hold_port(netns_[netns], held->scope, Proto::tcp, socket.sock.local_port, +1);
             if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
             continue;

@@ -132,6 +132,11 @@ struct ModelSettings {
     std::size_t top_n = 5;
     std::uint64_t rate_window_ns = 60'000'000'000;
     std::uint64_t time_wait_ns = 60'000'000'000;  // TCP_TIMEWAIT_LEN
+    // A TIME_WAIT socket keeps its port until its timer fires, and the timer wheel fires a
+    // 60 s timer up to one bucket late (kernel/time/timer.c, calc_wheel_index(): 2.048 s at
+    // HZ=250, Debian's; 4.096 s at HZ=1000); sock_diag shows it meanwhile with 0 ms left.
+    // Each TIME_WAIT port is counted this much past its due time: half a bucket at HZ=250.
+    std::uint64_t time_wait_timer_lag_ns = 1'000'000'000;
     // Events may still be on their way when the tables are read: sockets allocated or
     // released this recently are left as the events say.
     std::uint64_t reconcile_grace_ns = 2'000'000'000;
