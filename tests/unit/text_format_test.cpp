@@ -92,6 +92,18 @@ TEST(TextFormat, CommWithControlsStaysOnOneLine) {
     expect_contains(text_line(connect_allocate("x\ny"), time_base()), {" x\\x0ay "});
 }
 
+TEST(TextFormat, AnEscapedCommLongerThanItsColumnDoesNotShiftTheNextOnes) {
+    std::string plain = text_line(connect_allocate("curl"), time_base());
+    for (const char *comm : {"\x1b]0;pwned\x07", "\xc2\x9b\xc2\x9b\xc2\x9b\xc2\x9b\xc2\x9b",
+                             "\xe2\x80\xae"
+                             "evil-process-name"}) {
+        std::string line = text_line(connect_allocate(comm), time_base());
+        std::size_t netns_at = line.find(" 4026531840 ");
+        ASSERT_NE(netns_at, std::string::npos) << line;
+        EXPECT_EQ(netns_at, plain.find(" 4026531840 ")) << line;
+    }
+}
+
 TEST(TextFormat, WidestRowStillEndsTheLine) {
     IpAddress wide;
     wide.family = Family::ipv6;

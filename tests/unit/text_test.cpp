@@ -71,6 +71,23 @@ TEST(Text, PrintableEscapesControls) {
     for (const auto &[raw, expected] : cases) EXPECT_EQ(printable(raw), expected);
 }
 
+TEST(Text, PrintableColumnIsAlwaysItsWidth) {
+    const std::pair<std::string, std::string> cases[] = {
+        {"nginx", "nginx           "},
+        {"sixteen-chars-ok", "sixteen-chars-ok"},
+        {"seventeen-chars-x", "seventeen-chars+"},
+        {"\x1b]0;pwned\x07", "\\x1b]0;pwned\\x07"},              // 16 columns escaped
+        {"\x1b\x1b\x1b\x1b\x1b", "\\x1b\\x1b\\x1b+   "},         // cut between escapes
+        {"\xc3\xbc\xc3\xbc", "\xc3\xbc\xc3\xbc              "},  // "uu" with umlauts: 2 columns
+        {"", "                "},
+    };
+    for (const auto &[raw, expected] : cases)
+        EXPECT_EQ(printable_column(raw, 16), expected) << printable(raw);
+    std::string umlauts;
+    for (int i = 0; i < 20; i++) umlauts += "\xc3\xbc";
+    EXPECT_EQ(printable_column(umlauts, 16), umlauts.substr(0, 30) + "+") << "15 characters and +";
+}
+
 TEST(Text, HexBytes) {
     EXPECT_EQ(hex_bytes(""), "");
     EXPECT_EQ(hex_bytes(std::string("\x00\x01\xab\xff", 4)), "0001abff");

@@ -61,20 +61,36 @@ bool is_control(char32_t point) {
            (point >= 0x202A && point <= 0x202E) || (point >= 0x2066 && point <= 0x2069);
 }
 
+// One unit of escaped text: a character as it is, or the \xNN escapes of the bytes that
+// are not one (or are a control). Returns the bytes of `raw` it took from `i`.
+struct Unit {
+    std::string text;
+    std::size_t columns = 0;
+    bool escaped = false;
+};
+std::size_t next_unit(std::string_view raw, std::size_t i, bool escape_controls, Unit &unit) {
+    unit = {};
+    std::size_t length = utf8_sequence_length(raw, i);
+    if (length == 0 || (escape_controls && is_control(code_point(raw, i, length)))) {
+        std::size_t bytes = std::max<std::size_t>(length, 1);
+        for (std::size_t k = 0; k < bytes; k++)
+            append_escaped_byte(unit.text, static_cast<unsigned char>(raw[i + k]));
+        unit.columns = unit.text.size();
+        unit.escaped = true;
+        return bytes;
+    }
+    unit.text = raw.substr(i, length);
+    unit.columns = 1;  // East Asian wide characters take 2; not worth a table for a comm
+    return length;
+}
+
 SafeText escape(std::string_view raw, bool escape_controls) {
     SafeText result;
+    Unit unit;
     for (std::size_t i = 0; i < raw.size();) {
-        std::size_t length = utf8_sequence_length(raw, i);
-        if (length == 0 || (escape_controls && is_control(code_point(raw, i, length)))) {
-            std::size_t bytes = std::max<std::size_t>(length, 1);
-            for (std::size_t k = 0; k < bytes; k++)
-                append_escaped_byte(result.text, static_cast<unsigned char>(raw[i + k]));
-            result.altered = true;
-            i += bytes;
-            continue;
-        }
-        result.text.append(raw.substr(i, length));
-        i += length;
+        i += next_unit(raw, i, escape_controls, unit);
+        result.text += unit.text;
+        result.altered |= unit.escaped;
     }
     return result;
 }
@@ -87,6 +103,28 @@ SafeText utf8_or_escaped(std::string_view raw) {
 
 std::string printable(std::string_view raw) {
     return escape(raw, true).text;
+}
+
+std::string printable_column(std::string_view raw, std::size_t width) {
+    std::string text;
+    std::size_t columns = 0, kept = 0;  // kept: the columns of `text` when a '+' still fits
+    std::string cut;
+    Unit unit;
+    for (std::size_t i = 0; i < raw.size();) {
+        i += next_unit(raw, i, true, unit);
+        if (columns + unit.columns > width) {
+            text = cut + "+";
+            columns = kept + 1;
+            break;
+        }
+        text += unit.text;
+        columns += unit.columns;
+        if (columns < width) {
+            cut = text;
+            kept = columns;
+        }
+    }
+    return text + std::string(width - std::min(width, columns), ' ');
 }
 
 std::string hex_bytes(std::string_view raw) {

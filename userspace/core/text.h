@@ -20,6 +20,9 @@ SafeText utf8_or_escaped(std::string_view raw);
 
 // For a terminal column: as above, and control characters become \xNN too.
 std::string printable(std::string_view raw);
+// printable() in a column `width` characters wide: padded with spaces, or cut between two
+// characters (never inside an escape) and ended with '+' when longer.
+std::string printable_column(std::string_view raw, std::size_t width);
 
 std::string hex_bytes(std::string_view raw);
 

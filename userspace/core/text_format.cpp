@@ -35,7 +35,8 @@ std::string row(const std::string &time, std::string_view event, std::string_vie
                   std::string(how).c_str(), std::string(syscall).c_str(), proto.c_str(),
                   task ? std::to_string(task->pid).c_str() : "-",
                   task ? std::to_string(task->tid).c_str() : "-",
-                  task ? printable(task->comm).c_str() : "-", std::to_string(sock.netns).c_str(),
+                  task ? printable_column(task->comm, 16).c_str() : "-",
+                  std::to_string(sock.netns).c_str(),
                   endpoint(sock.local_addr, sock.local_port).c_str(), remote.c_str(),
                   joined(detail, task ? container_label(task->cgroup_path) : "").c_str());
     return buffer;
@@ -205,11 +206,12 @@ std::string text_report(const Report &report, const TimeBase &time) {
     text += format_text("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD",
                         "ALLOC", "FAIL", "RATE/s", "BY KIND");
     for (const auto &usage : report.processes)
-        text += format_text("%-8s %-16s %-11u %6zu %6llu %5llu %8.1f %s\n",
-                            pid_text(usage.pid).c_str(), comm_text(usage.pid, usage.comm).c_str(),
-                            usage.netns, usage.held_total(), (unsigned long long)usage.allocations,
-                            (unsigned long long)usage.failures, usage.allocation_rate,
-                            joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
+        text +=
+            format_text("%-8s %-16s %-11u %6zu %6llu %5llu %8.1f %s\n", pid_text(usage.pid).c_str(),
+                        usage.pid ? printable_column(usage.comm, 16).c_str() : "-", usage.netns,
+                        usage.held_total(), (unsigned long long)usage.allocations,
+                        (unsigned long long)usage.failures, usage.allocation_rate,
+                        joined(held_text(usage), container_label(usage.cgroup_path)).c_str());
     text += left_out_row(report.processes_left_out);
     return text;
 }

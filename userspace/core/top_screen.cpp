@@ -65,7 +65,8 @@ std::string container_text(const ProcessUsage &process) {
 
 ScreenLine process_line(const ProcessUsage &process) {
     return {format_text(kProcessColumns, std::to_string(process.pid).c_str(),
-                        printable(process.comm).c_str(), std::to_string(process.netns).c_str(),
+                        printable_column(process.comm, 16).c_str(),
+                        std::to_string(process.netns).c_str(),
                         std::to_string(process.held_total()).c_str(),
                         std::to_string(held_of(process, Proto::tcp)).c_str(),
                         std::to_string(held_of(process, Proto::udp)).c_str(),
@@ -80,8 +81,9 @@ ScreenLine failure_line(const AllocateEvent &failure, const TimeBase &time) {
     return {
         format_text(
             kFailureColumns, clock_time(time.realtime(failure.boot_ns)).substr(0, 8).c_str(),
-            std::to_string(failure.task.pid).c_str(), printable(failure.task.comm).c_str(),
-            errno_name(failure.error).c_str(), std::string(name_of(failure.how)).c_str(),
+            std::to_string(failure.task.pid).c_str(),
+            printable_column(failure.task.comm, 16).c_str(), errno_name(failure.error).c_str(),
+            std::string(name_of(failure.how)).c_str(),
             std::string(name_of(failure.syscall)).c_str(),
             std::to_string(failure.sock.netns).c_str(),
             (endpoint(failure.sock.local_addr, failure.sock.local_port) + " -> " + remote).c_str()),
