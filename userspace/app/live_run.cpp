@@ -95,6 +95,16 @@ class MonitorLoop {
         return 0;
     }
 
+    // The views' first picture, before `ready` is written: a probe asked right after it is
+    // answered. Warnings wait for run(), so that `ready` stays the first line.
+    void refresh_views_before_ready() {
+        if (views_.empty()) return;
+        next_refresh_ns_ = clock_ns(CLOCK_MONOTONIC) + kRefreshNs;
+        Report current = model_.current(clock_ns(CLOCK_BOOTTIME));
+        StatsSnapshot stats = snapshot(false);
+        for (LiveView *view : views_) view->refresh(current, stats);
+    }
+
   private:
     static constexpr int kPollMs = 100;
     static constexpr std::int64_t kRefreshNs = 1'000'000'000;
@@ -243,9 +253,11 @@ int run_live(const LiveRun &run) {
     ready.events = std::string(name_of(run.options.event_lines));
     ready.reach = reach;
     for (LiveView *view : run.views) view->started(ready);
+    MonitorLoop loop(run, capture, model, netns_reader, baseline_ms, reach);
+    loop.refresh_views_before_ready();
     run.reporter->ready(ready);
     run.reporter->flush();
-    return MonitorLoop(run, capture, model, netns_reader, baseline_ms, reach).run();
+    return loop.run();
 }
 
 }  // namespace portwatch
