@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -250,10 +251,14 @@ std::vector<Event> EventLog::collect(std::uint32_t netns,
     };
     auto keep = [this](const Event &event) { all_.push_back(event); };
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done(of_netns()) && std::chrono::steady_clock::now() < deadline)
-        capture_.poll(50, keep);
+    auto poll = [&] {
+        int polled = capture_.poll(50, keep);  // io_uring's task work interrupts it: EINTR
+        EXPECT_TRUE(polled >= 0 || polled == -EINTR)
+            << "the ring buffer: " << std::strerror(-polled);
+    };
+    while (!done(of_netns()) && std::chrono::steady_clock::now() < deadline) poll();
     auto settled = std::chrono::steady_clock::now() + settle;
-    while (std::chrono::steady_clock::now() < settled) capture_.poll(50, keep);
+    while (std::chrono::steady_clock::now() < settled) poll();
     return of_netns();
 }
 

@@ -47,5 +47,15 @@ TEST(Health, DetachedProgramsAreNamed) {
               "cgroup/sock_release@/sys/fs/cgroup");
 }
 
+TEST(Health, UnreadableCountersAreAProblem) {
+    StatsSnapshot before, now;
+    now.counters_error = "cannot read the event counters: Bad file descriptor";
+    std::vector<std::string> problems = health_problems(before, now);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0],
+              "cannot read the event counters: Bad file descriptor (lost events cannot be "
+              "counted)");
+}
+
 }  // namespace
 }  // namespace portwatch

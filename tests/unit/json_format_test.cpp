@@ -284,6 +284,16 @@ TEST(JsonFormat, Stats) {
     EXPECT_EQ(events["release"]["lost_by_how"]["listen_autobind"], 1);
 }
 
+TEST(JsonFormat, StatsSayWhyTheCountersAreTheLastReading) {
+    StatsSnapshot stats;
+    stats.kernel.lost[PW_RECORD_ALLOCATE][PW_HOW_BIND] = 3;
+    EXPECT_FALSE(parse_line(json_line(to_json(stats))).contains("counters_error"));
+    stats.counters_error = "cannot read the event counters: Bad file descriptor";
+    Json j = parse_line(json_line(to_json(stats)));
+    EXPECT_EQ(j["counters_error"], stats.counters_error);
+    EXPECT_EQ(j["lost_total"], 3);
+}
+
 TEST(JsonFormat, CommThatIsNotUtf8IsEscapedAndGivenInHex) {
     struct Case {
         std::string raw, comm, hex;

@@ -158,6 +158,10 @@ TEST(TextFormat, Stats) {
               "errors 9\n");
     stats.final = false;
     EXPECT_EQ(text_line(stats).rfind("# stats: allocate 7,", 0), 0u);
+    stats.counters_error = "cannot read the event counters: Bad file descriptor";
+    EXPECT_EQ(text_line(stats),
+              "# stats: allocate 7, failed 2, release 5; lost 7; untracked 8; decode errors 9; "
+              "cannot read the event counters: Bad file descriptor\n");
 }
 
 }  // namespace

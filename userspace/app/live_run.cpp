@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <set>
 
@@ -75,8 +77,14 @@ class MonitorLoop {
         for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.flush();
         auto deliver = [this](Event &event) { this->deliver(event); };
+        int status = 0;
         while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
-            capture_.poll(kPollMs, deliver);
+            if (int polled = capture_.poll(kPollMs, deliver); polled < 0 && polled != -EINTR) {
+                std::fprintf(stderr, "portwatch: cannot wait on the ring buffer: %s; stopping\n",
+                             std::strerror(-polled));
+                status = 1;
+                break;
+            }
             reporter_.flush();
             if (output_ && output_->reader_gone()) {
                 std::fprintf(stderr, "portwatch: nobody reads %s any more; stopping\n",
@@ -92,7 +100,7 @@ class MonitorLoop {
         report_usage();
         reporter_.stats(snapshot(true));
         reporter_.flush();
-        return 0;
+        return status;
     }
 
     // The views' first picture, before `ready` is written: a probe asked right after it is
@@ -195,7 +203,9 @@ class MonitorLoop {
         StatsSnapshot stats;
         stats.realtime_ns = clock_ns(CLOCK_REALTIME);
         stats.uptime_s = (clock_ns(CLOCK_MONOTONIC) - started_ns_) / 1e9;
-        stats.kernel = capture_.counters();
+        Capture::CounterReading counters = capture_.counters();
+        stats.kernel = counters.totals;
+        stats.counters_error = counters.error;
         stats.decoded = capture_.decoded();
         stats.decode_errors = capture_.decode_errors();
         stats.owners_forgotten = capture_.owners_forgotten();

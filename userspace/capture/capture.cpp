@@ -183,8 +183,13 @@ void Capture::configure(const CaptureConfig &config) {
     }
     std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
     ro->wakeup_bytes = ring_bytes / 8;  // the reader also polls every 100 ms
-    bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
-    bpf_map__set_max_entries(skel_->maps.held_ports, config.max_tracked_sockets);
+    if (int err = bpf_map__set_max_entries(skel_->maps.events, ring_bytes))
+        throw CaptureError(explain(
+            "cannot size the ring buffer to " + std::to_string(config.ringbuf_mb) + " MiB", err));
+    if (int err = bpf_map__set_max_entries(skel_->maps.held_ports, config.max_tracked_sockets))
+        throw CaptureError(explain("cannot size the socket table to " +
+                                       std::to_string(config.max_tracked_sockets) + " entries",
+                                   err));
 }
 
 // libbpf loads without a log and, when the kernel refuses a program, loads it again with
@@ -276,17 +281,23 @@ int Capture::poll(int timeout_ms, const EventHandler &handler) {
     int polled = ring_buffer__poll(ring_, timeout_ms);
     int consumed = polled == -EINTR ? 0 : ring_buffer__consume(ring_);
     handler_ = nullptr;
-    if (polled == -EINTR) return -EINTR;
-    return (polled > 0 ? polled : 0) + (consumed > 0 ? consumed : 0);
+    if (polled < 0) return polled;
+    if (consumed < 0) return consumed;
+    return polled + consumed;
 }
 
-CounterTotals Capture::counters() const {
+Capture::CounterReading Capture::counters() const {
     int cpus = libbpf_num_possible_cpus();
-    std::vector<pw_counters> per_cpu(cpus > 0 ? cpus : 1);
+    if (cpus <= 0)
+        return {last_counters_, "cannot read the event counters: cannot count the possible CPUs: " +
+                                    std::string(std::strerror(-cpus))};
+    std::vector<pw_counters> per_cpu(cpus);
     std::uint32_t zero = 0;
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.counters), &zero, per_cpu.data()) != 0)
-        return {};
-    return CounterTotals::sum(per_cpu);
+        return {last_counters_,
+                "cannot read the event counters: " + std::string(std::strerror(errno))};
+    last_counters_ = CounterTotals::sum(per_cpu);
+    return {last_counters_, ""};
 }
 
 }  // namespace portwatch

@@ -51,11 +51,18 @@ class Capture {
     Capture(const Capture &) = delete;
     Capture &operator=(const Capture &) = delete;
 
-    // Waits up to timeout_ms, then hands every pending record to `handler`.
-    // Returns the count of records, or -EINTR when a signal arrived.
+    // Waits up to timeout_ms, then hands every pending record to `handler`. Returns the
+    // count of records, -EINTR when a signal arrived, or another negative errno when the ring
+    // buffer cannot be waited on (what could be read without waiting was read).
     int poll(int timeout_ms, const EventHandler &handler);
 
-    CounterTotals counters() const;
+    // The kernel's counters, summed over CPUs. When the map cannot be read, the last reading
+    // that worked (counters only grow) and the reason in `error`.
+    struct CounterReading {
+        CounterTotals totals;
+        std::string error;
+    };
+    CounterReading counters() const;
     std::uint64_t decoded() const { return decoded_; }
     std::uint64_t decode_errors() const { return decode_errors_; }
     std::uint64_t owners_forgotten() const { return owners_.evicted(); }
@@ -94,6 +101,7 @@ class Capture {
     const EventHandler *handler_ = nullptr;
     std::uint64_t decoded_ = 0;
     std::uint64_t decode_errors_ = 0;
+    mutable CounterTotals last_counters_;
     PortOwners owners_;
 };
 

@@ -24,6 +24,8 @@ std::vector<std::string> health_problems(const StatsSnapshot &before, const Stat
                            std::to_string(lost + emitted) + " in the last " + interval +
                            " s did not fit the ring buffer (--ringbuf-mb)");
     }
+    if (!now.counters_error.empty())
+        problems.push_back(now.counters_error + " (lost events cannot be counted)");
     if (!now.detached.empty())
         problems.push_back("programs detached by another process: " + join(now.detached));
     return problems;

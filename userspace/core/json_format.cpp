@@ -167,6 +167,7 @@ Json to_json(const StatsSnapshot &stats) {
     }
     out["events"] = std::move(events);
     out["lost_total"] = stats.kernel.lost_total();
+    if (!stats.counters_error.empty()) out["counters_error"] = stats.counters_error;
     out["untracked"] = stats.kernel.untracked;
     out["pending_overflow"] = stats.kernel.pending_overflow;
     out["decoded"] = stats.decoded;

@@ -40,6 +40,9 @@ struct StatsSnapshot {
     std::int64_t realtime_ns = 0;
     double uptime_s = 0;
     CounterTotals kernel;
+    // Why the kernel's counters could not be read ("" when they were): `kernel` is then the
+    // last reading that worked, never zeros, so lost events never read as none.
+    std::string counters_error;
     std::uint64_t decoded = 0;            // records user space turned into events
     std::uint64_t decode_errors = 0;      // records rejected by the decoder
     std::uint64_t owners_forgotten = 0;   // PortOwners::evicted(): releases left without owner

@@ -120,6 +120,8 @@ std::string text_line(const StatsSnapshot &stats) {
     if (stats.output_lines_lost > 0)  // a full disk: this line may be the first to say so
         line.insert(line.size() - 1,
                     "; output lines lost " + std::to_string(stats.output_lines_lost));
+    if (!stats.counters_error.empty())  // the figures are the last that could be read
+        line.insert(line.size() - 1, "; " + stats.counters_error);
     return line;
 }
 
