@@ -1,7 +1,8 @@
 /* The records the BPF programs write to the ring buffer and the values of the
  * maps user space reads. The one definition, included by bpf/portwatch.bpf.c
- * and by the C++ decoder. Fixed-width fields, explicit padding: the C++ side
- * static_asserts every size (userspace/core/abi_layout.cpp). */
+ * and by the C++ decoder. Fixed-width fields, explicit padding, and every size and
+ * offset asserted at the end of this file: clang -target bpf and g++ both check them, so
+ * a change one compiler lays out differently fails the build. */
 #ifndef PORTWATCH_ABI_H
 #define PORTWATCH_ABI_H
 
@@ -132,5 +133,30 @@ struct pw_counters {
     __u64 untracked;        /* allocation seen but its release cannot be: table full or no cookie */
     __u64 pending_overflow; /* a syscall in flight could not be remembered */
 };
+
+#ifdef __cplusplus
+#define PW_ABI_ASSERT(condition) static_assert(condition, #condition)
+#else
+#define PW_ABI_ASSERT(condition) _Static_assert(condition, #condition)
+#endif
+#define PW_OFFSET(type, field) __builtin_offsetof(struct type, field)
+PW_ABI_ASSERT(sizeof(struct pw_record_header) == 16);
+PW_ABI_ASSERT(sizeof(struct pw_socket) == 56);
+PW_ABI_ASSERT(PW_OFFSET(pw_socket, local_addr) == 16);
+PW_ABI_ASSERT(PW_OFFSET(pw_socket, remote_addr) == 32);
+PW_ABI_ASSERT(PW_OFFSET(pw_socket, remote_port) == 48);
+PW_ABI_ASSERT(sizeof(struct pw_task) == 40);
+PW_ABI_ASSERT(PW_OFFSET(pw_task, comm) == 24);
+PW_ABI_ASSERT(sizeof(struct pw_allocate_record) == 120);
+PW_ABI_ASSERT(PW_OFFSET(pw_allocate_record, sock) == 16);
+PW_ABI_ASSERT(PW_OFFSET(pw_allocate_record, task) == 72);
+PW_ABI_ASSERT(PW_OFFSET(pw_allocate_record, error) == 112);
+PW_ABI_ASSERT(sizeof(struct pw_held_port) == 112);
+PW_ABI_ASSERT(PW_OFFSET(pw_held_port, how) == 104);
+PW_ABI_ASSERT(sizeof(struct pw_release_record) == 136);
+PW_ABI_ASSERT(PW_OFFSET(pw_release_record, reason) == 128);
+PW_ABI_ASSERT(sizeof(struct pw_counters) == 2 * PW_RECORD_TYPE_COUNT * PW_HOW_COUNT * 8 + 16);
+#undef PW_OFFSET
+#undef PW_ABI_ASSERT
 
 #endif /* PORTWATCH_ABI_H */

@@ -29,6 +29,18 @@ std::optional<Proto> proto_of(std::uint8_t proto) {
     return std::nullopt;
 }
 
+// The C++ enums are the ABI's values from their first one on, in the same order.
+static_assert(int(How::bind) == PW_HOW_BIND - PW_HOW_BIND &&
+              int(How::sendto_autobind) == PW_HOW_SENDTO_AUTOBIND - PW_HOW_BIND &&
+              PW_HOW_SENDTO_AUTOBIND + 1 == PW_HOW_COUNT);
+static_assert(int(Syscall::bind) == PW_SYSCALL_BIND - PW_SYSCALL_BIND &&
+              int(Syscall::sendmmsg) == PW_SYSCALL_SENDMMSG - PW_SYSCALL_BIND &&
+              PW_SYSCALL_SENDMMSG + 1 == PW_SYSCALL_COUNT);
+static_assert(int(ReleaseReason::socket_closed) == 0 &&
+              int(ReleaseReason::tcp_closed) == PW_RELEASE_TCP_CLOSED - PW_RELEASE_SOCKET_CLOSED &&
+              int(ReleaseReason::time_wait) == PW_RELEASE_TIME_WAIT - PW_RELEASE_SOCKET_CLOSED &&
+              int(ReleaseReason::disconnect) == PW_RELEASE_DISCONNECT - PW_RELEASE_SOCKET_CLOSED);
+
 std::optional<How> how_of(std::uint8_t how) {
     if (how < PW_HOW_BIND || how >= PW_HOW_COUNT) return std::nullopt;
     return static_cast<How>(how - PW_HOW_BIND);
