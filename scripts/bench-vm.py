@@ -46,7 +46,7 @@ IN_VM = r"""
 set -u
 cd /tmp
 STORM=@BUILD@/tests/connect_storm LOOP=@BUILD@/tests/syscall_loop
-FLOOR=@BUILD@/tests/hook_floor OBJECT=@BUILD@/tests/hook_floor.bpf.o PORTWATCH=@BUILD@/portwatch
+FLOOR=@BUILD@/tests/hook_floor OBJECT=@BUILD@/bpf/hook_floor.bpf.o PORTWATCH=@BUILD@/portwatch
 declare -A FLOOR_PROGRAMS=(@FLOOR_PROGRAMS@)
 conditions=(@CONDITIONS@)
 wait_ready() {  # file
@@ -137,7 +137,8 @@ def main() -> int:
     args = parser.parse_args()
     build = args.build.resolve()
     extra = tuple(str(build / "tests" / name)
-                  for name in ("connect_storm", "syscall_loop", "hook_floor", "hook_floor.bpf.o"))
+                  for name in ("connect_storm", "syscall_loop", "hook_floor")) + (
+                      str(build / "bpf" / "hook_floor.bpf.o"),)
     for path in extra:
         if not os.path.exists(path):
             print(f"bench-vm: {path} is not built (scripts/build.sh builds it)", file=sys.stderr)
