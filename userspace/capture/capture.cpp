@@ -90,33 +90,27 @@ Capture::Capture(const CaptureConfig &config) : owners_(config.max_tracked_socke
     hooks_decision_ = choose_hooks(
         config.hooks, config.hooks == HookChoice::tracepoint ? std::string() : fexit_refusal());
     if (!hooks_decision_.error.empty()) throw CaptureError(hooks_decision_.error);
-    skel_ = portwatch_bpf__open();
+    skel_.reset(portwatch_bpf__open());
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
-    try {
-        configure(config);
-        load();
-        attach_all();
-        ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr);
-        if (!ring_) throw CaptureError(explain("cannot open the ring buffer", errno));
-    } catch (...) {
-        close_all();
-        throw;
-    }
+    configure(config);
+    load();
+    attach_all();
+    ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr));
+    if (!ring_) throw CaptureError(explain("cannot open the ring buffer", errno));
 }
 
-Capture::~Capture() {
-    close_all();
+Capture::~Capture() = default;
+
+void Capture::SkeletonDeleter::operator()(portwatch_bpf *skeleton) const {
+    portwatch_bpf__destroy(skeleton);
 }
 
-void Capture::close_all() {
-    if (ring_) ring_buffer__free(ring_);
-    ring_ = nullptr;
-    for (bpf_link *link : links_) bpf_link__destroy(link);
-    links_.clear();
-    if (cgroup_fd_ >= 0) close(cgroup_fd_);
-    cgroup_fd_ = -1;
-    if (skel_) portwatch_bpf__destroy(skel_);
-    skel_ = nullptr;
+void Capture::LinkDeleter::operator()(bpf_link *link) const {
+    bpf_link__destroy(link);
+}
+
+void Capture::RingDeleter::operator()(ring_buffer *ring) const {
+    ring_buffer__free(ring);
 }
 
 // Each hook set's own programs, with the hook each attaches to.
@@ -209,7 +203,7 @@ void Capture::load() {
         if (int err = bpf_program__set_log_buf(program, log.text.get(), kVerifierLogBytes))
             throw CaptureError(explain("cannot give libbpf a verifier log buffer", err));
     }
-    int err = portwatch_bpf__load(skel_);
+    int err = portwatch_bpf__load(skel_.get());
     for (ProgramLog &log : logs) bpf_program__set_log_buf(log.program, nullptr, 0);
     if (!err) return;
     for (ProgramLog &log : logs) {
@@ -225,7 +219,7 @@ void Capture::load() {
 
 void Capture::attach(bpf_link *link, const std::string &name) {
     if (!link) throw CaptureError(explain("cannot attach " + name, errno));
-    links_.push_back(link);
+    links_.emplace_back(link);
     hooks_.push_back(name);
 }
 
@@ -234,7 +228,7 @@ std::vector<std::string> Capture::detached_hooks() const {
     for (std::size_t i = 0; i < links_.size(); ++i) {
         bpf_link_info info{};
         __u32 length = sizeof(info);
-        if (bpf_obj_get_info_by_fd(bpf_link__fd(links_[i]), &info, &length) != 0) {
+        if (bpf_obj_get_info_by_fd(bpf_link__fd(links_[i].get()), &info, &length) != 0) {
             detached.push_back(hooks_[i] + " (" + std::strerror(errno) + ")");
             continue;
         }
@@ -251,14 +245,14 @@ void Capture::attach_all() {
     for (auto [program, hook] : io_uring_programs()) attach(bpf_program__attach(program), hook);
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
     std::string root = cgroup2_root();
-    cgroup_fd_ = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (cgroup_fd_ < 0) throw CaptureError(explain("cannot open cgroup " + root, errno));
+    cgroup_fd_ = UniqueFd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    int cgroup = cgroup_fd_.get();
+    if (cgroup < 0) throw CaptureError(explain("cannot open cgroup " + root, errno));
     struct stat root_stat {};
-    sees_every_cgroup_ = fstat(cgroup_fd_, &root_stat) == 0 && root_stat.st_ino == kRootCgroupId;
-    attach(bpf_program__attach_cgroup(p->pw_sock_create, cgroup_fd_), "cgroup/sock_create@" + root);
-    attach(bpf_program__attach_cgroup(p->pw_sock_release, cgroup_fd_),
-           "cgroup/sock_release@" + root);
-    attach(bpf_program__attach_cgroup(p->pw_sockops, cgroup_fd_), "sockops@" + root);
+    sees_every_cgroup_ = fstat(cgroup, &root_stat) == 0 && root_stat.st_ino == kRootCgroupId;
+    attach(bpf_program__attach_cgroup(p->pw_sock_create, cgroup), "cgroup/sock_create@" + root);
+    attach(bpf_program__attach_cgroup(p->pw_sock_release, cgroup), "cgroup/sock_release@" + root);
+    attach(bpf_program__attach_cgroup(p->pw_sockops, cgroup), "sockops@" + root);
 }
 
 int Capture::on_record(void *self, void *data, std::size_t size) {
@@ -278,8 +272,8 @@ int Capture::poll(int timeout_ms, const EventHandler &handler) {
     handler_ = &handler;
     // epoll only wakes us once enough has piled up (wakeup_bytes); consume the
     // rest ourselves when the timeout passes.
-    int polled = ring_buffer__poll(ring_, timeout_ms);
-    int consumed = polled == -EINTR ? 0 : ring_buffer__consume(ring_);
+    int polled = ring_buffer__poll(ring_.get(), timeout_ms);
+    int consumed = polled == -EINTR ? 0 : ring_buffer__consume(ring_.get());
     handler_ = nullptr;
     if (polled < 0) return polled;
     if (consumed < 0) return consumed;

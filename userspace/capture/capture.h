@@ -16,6 +16,7 @@
 #include "core/port_owners.h"
 #include "core/options.h"
 #include "core/stats.h"
+#include "system/unique_fd.h"
 
 struct portwatch_bpf;
 struct ring_buffer;
@@ -86,16 +87,27 @@ class Capture {
     void choose_programs();
     void configure(const CaptureConfig &config);
     void load();
-    void close_all();
     void attach_all();
     void attach(bpf_link *link, const std::string &name);
 
+    // Each libbpf object has one owner; the members go in reverse order of declaration:
+    // the ring buffer, the links, the cgroup, then the programs and maps.
+    struct SkeletonDeleter {
+        void operator()(portwatch_bpf *skeleton) const;
+    };
+    struct LinkDeleter {
+        void operator()(bpf_link *link) const;
+    };
+    struct RingDeleter {
+        void operator()(ring_buffer *ring) const;
+    };
+
     KernelVerdict verdict_;
     HookDecision hooks_decision_;
-    portwatch_bpf *skel_ = nullptr;
-    ring_buffer *ring_ = nullptr;
-    std::vector<bpf_link *> links_;
-    int cgroup_fd_ = -1;
+    std::unique_ptr<portwatch_bpf, SkeletonDeleter> skel_;
+    UniqueFd cgroup_fd_;
+    std::vector<std::unique_ptr<bpf_link, LinkDeleter>> links_;
+    std::unique_ptr<ring_buffer, RingDeleter> ring_;
     bool sees_every_cgroup_ = true;
     std::vector<std::string> hooks_;
     const EventHandler *handler_ = nullptr;

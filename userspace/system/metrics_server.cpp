@@ -13,6 +13,8 @@
 #include <list>
 #include <utility>
 
+#include "unique_fd.h"
+
 namespace portwatch {
 namespace {
 
@@ -41,21 +43,6 @@ class SignalsBlocked {
     sigset_t saved_;
 };
 
-class Fd {
-  public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) close(fd_);
-    }
-    Fd(const Fd &) = delete;
-    Fd &operator=(const Fd &) = delete;
-    int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-
-  private:
-    int fd_;
-};
-
 // A listening TCP socket on `address`; its port when 0 was asked. Our own, not
 // libmicrohttpd's, for an error that names the address and says why.
 int listen_on(ListenAddress &address) {
@@ -78,7 +65,7 @@ int listen_on(ListenAddress &address) {
         return MetricsServerError("cannot listen on " + address.text() +
                                   " for --metrics-listen: " + std::strerror(errno));
     };
-    Fd fd(socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    UniqueFd fd(socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (fd.get() < 0) throw fail();
     int on = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));  // a restart after a crash
@@ -240,7 +227,7 @@ MetricsServer::MetricsServer(const ListenAddress &address, LiveCheck live_check,
       live_check_(std::move(live_check)),
       connections_(std::make_unique<Connections>(limits_)),
       daemon_(std::make_unique<Daemon>()) {
-    Fd listener(listen_on(bound_));
+    UniqueFd listener(listen_on(bound_));
     auto on_connection = [](void *connections, MHD_Connection *connection, void **context,
                             MHD_ConnectionNotificationCode code) {
         auto &open = *static_cast<Connections *>(connections);
