@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 LISTEN_PORTS = range(20000, 20050)  # below the ephemeral range: no bind-scope capacity taken
@@ -155,7 +156,8 @@ def soak(args):
         monitor = subprocess.Popen(
             [os.path.join(args.build, "portwatch"), "monitor", "--json", "--netns", str(inode),
              "--metrics-listen", "127.0.0.1:0", "--output", output, "--events", "all",
-             "--stats-interval", "10", "--report-interval", "10"], stderr=subprocess.PIPE)
+             "--stats-interval", "10", "--report-interval", "10",
+             "--report-top", "0"], stderr=subprocess.PIPE)
         ready = wait_for_ready(output, monitor)
         load = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, __file__, "--load",
                                  "--seconds", str(seconds), "--rate", str(args.rate)],
@@ -169,7 +171,11 @@ def soak(args):
         errors = monitor.communicate(timeout=60)[1].decode()
         after = kernel_destinations(netns, False)
         lines = lines_of(output)
-        return verdict(samples, lines, before, after, made, seconds, errors, monitor.returncode)
+        result = verdict(samples, lines, before, after, made, seconds, errors, monitor.returncode)
+        if result and args.keep:
+            subprocess.run(["cp", output, args.keep], check=False)
+            print(f"soak: the monitor's output kept in {args.keep}")
+        return result
     finally:
         for process in (load, monitor):
             if process and process.poll() is None:
@@ -197,14 +203,26 @@ def sample_while(load, pid, every, metrics_address):
     while load.poll() is None:
         figures = process_figures(pid)
         figures["t_s"] = round(time.monotonic() - started)
-        with urllib.request.urlopen(f"http://{metrics_address}/healthz", timeout=5) as reply:
-            figures["healthz"] = reply.status
+        figures["healthz"], reason = healthz(metrics_address)
+        if reason:
+            figures["healthz_reason"] = reason
         samples.append(figures)
         print("soak: " + json.dumps(figures), flush=True)
         deadline = time.monotonic() + every
         while load.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
     return samples
+
+
+def healthz(metrics_address):
+    """/healthz's status, and its body when it is not 200 (the agent's reason)."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_address}/healthz", timeout=5) as reply:
+            return reply.status, None
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace").strip()
+    except OSError as error:
+        return None, str(error)
 
 
 def verdict(samples, lines, before, after, made, seconds, errors, exit_code):
@@ -245,6 +263,7 @@ def main():
     parser.add_argument("--rate", type=int, default=1000, help="connections a second")
     parser.add_argument("--sample", type=float, default=30, help="seconds between samples")
     parser.add_argument("--build", default="build")
+    parser.add_argument("--keep", metavar="FILE", help="keep the monitor's output here on failure")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
