@@ -306,7 +306,7 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
         passing.proto = event.sock.proto;
         passing.level = WarningLevel::critical;
         return {Warning{event.boot_ns, WarningLevel::critical,
-                        usage_of(*key, passing, event.boot_ns), event}};
+                        usage_with_causes(*key, passing, event.boot_ns), event}};
     }
     ScopeState &state = scope_state(*key, event.sock.proto);
     bool already = state.level == WarningLevel::critical && state.failure_reported;
@@ -316,7 +316,7 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
     Warning warning;
     warning.boot_ns = event.boot_ns;
     warning.level = WarningLevel::critical;
-    warning.usage = usage_of(*key, state, event.boot_ns);
+    warning.usage = usage_with_causes(*key, state, event.boot_ns);
     warning.failure = event;
     return {warning};
 }
@@ -340,6 +340,7 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
         hold_port(netns_state(held.sock.netns, 0), held.scope, held.sock.proto,
                   held.sock.local_port, -1);
     ScopeState &state = scope_state(held.scope, held.sock.proto);
+    count_release(state, event);
     record_sample(state, held.scope, event.boot_ns);
     if (auto warning = evaluate(held.scope, state, event.boot_ns)) warnings.push_back(*warning);
     evaluate_bind_scope(held.scope, held.sock.proto, event.boot_ns, warnings);
@@ -447,6 +448,16 @@ void PortModel::record_sample(ScopeState &state, const ScopeKey &key, std::uint6
     std::uint64_t window_s = settings_.rate_window_ns / kSecondNs;
     while (!state.allocations.empty() && state.allocations.front().first + window_s < now_s)
         state.allocations.pop_front();
+    while (!state.releases.empty() && state.releases.front().second + window_s < now_s)
+        state.releases.pop_front();
+}
+
+// UDP releases count as `closed`: they have no TIME_WAIT.
+void PortModel::count_release(ScopeState &state, const ReleaseEvent &event) {
+    std::uint64_t second = event.boot_ns / kSecondNs;
+    if (state.releases.empty() || state.releases.back().second != second)
+        state.releases.push_back({second, 0, 0});
+    (event.time_wait() ? state.releases.back().time_wait : state.releases.back().closed)++;
 }
 
 ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
@@ -478,6 +489,127 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
     usage.top_processes =
         top_processes(key.kind == ScopeKind::destination ? state.held_by_pid : range_holders(key));
     return usage;
+}
+
+ScopeUsage PortModel::usage_with_causes(const ScopeKey &key, const ScopeState &state,
+                                        std::uint64_t now_ns) const {
+    ScopeUsage usage = usage_of(key, state, now_ns);
+    if (usage.level >= WarningLevel::warning)
+        usage.causes = analyse_causes(cause_facts(key, state, usage, now_ns));
+    return usage;
+}
+
+namespace {
+
+// pid -> ports, as CauseProcess, most ports first (ties: lowest pid), at most `top`.
+std::vector<CauseProcess> ranked_processes(
+    const std::map<std::uint32_t, std::set<std::uint16_t>> &ports_by_pid,
+    const std::map<std::uint32_t, ProcessUsage> &processes, std::size_t top) {
+    std::vector<CauseProcess> out;
+    for (const auto &[pid, ports] : ports_by_pid) {
+        auto known = processes.find(pid);
+        out.push_back({pid, known != processes.end() ? known->second.comm : "", ports.size()});
+    }
+    std::sort(out.begin(), out.end(), [](const CauseProcess &a, const CauseProcess &b) {
+        return a.ports != b.ports ? a.ports > b.ports : a.pid < b.pid;
+    });
+    if (out.size() > top) out.resize(top);
+    return out;
+}
+
+constexpr std::size_t kExamplePorts = 5;
+
+}  // namespace
+
+// One pass over the model's sockets, for a scope at warning or above (a level change, a
+// report, a refresh of metrics or top): what causes.h needs to know.
+CauseFacts PortModel::cause_facts(const ScopeKey &key, const ScopeState &state,
+                                  const ScopeUsage &usage, std::uint64_t now_ns) const {
+    CauseFacts facts;
+    facts.kind = key.kind;
+    facts.loopback_destination = key.kind == ScopeKind::destination && is_loopback(key.remote_addr);
+    auto ns = netns_.find(key.netns);
+    if (ns != netns_.end()) facts.config = ns->second.config;
+    facts.warn_ratio = settings_.warn_ratio;
+    facts.in_use = usage.in_use;
+    facts.capacity = usage.capacity;
+    facts.time_wait = usage.time_wait;
+    facts.time_wait_counted =
+        key.kind == ScopeKind::udp || (key.kind == ScopeKind::destination && !time_wait_counts(key))
+            ? 0
+            : usage.time_wait;
+    facts.allocation_rate = usage.allocation_rate;
+    facts.eta_seconds = usage.eta_seconds;
+
+    Proto proto = key.kind == ScopeKind::udp ? Proto::udp : Proto::tcp;
+    // releases: this destination's, or every scope's of the netns and protocol
+    for (const auto &[other, other_state] : scopes_) {
+        bool counted = key.kind == ScopeKind::destination
+                           ? other == key
+                           : other.netns == key.netns && other_state.proto == proto;
+        if (!counted) continue;
+        const ScopeState &from = other == key ? state : other_state;
+        for (const auto &second : from.releases) {
+            facts.closed_here_first += second.time_wait;
+            facts.closed_otherwise += second.closed;
+        }
+    }
+    if (key.kind == ScopeKind::destination) {
+        facts.connections = state.held;
+        for (const auto &[other, other_state] : scopes_)
+            if (other.kind == ScopeKind::destination && other.netns == key.netns &&
+                other_state.held) {
+                facts.netns_connect_ports += other_state.held;
+                facts.destinations++;
+            }
+    }
+    facts.releases_last_minute = facts.closed_here_first + facts.closed_otherwise;
+
+    if (!usage.top_processes.empty()) {
+        const TopProcess &top = usage.top_processes.front();
+        facts.holder = CauseProcess{top.pid, top.comm, top.ports};
+    }
+    std::map<std::uint32_t, std::set<std::uint16_t>> bind_zero, bound;
+    std::set<std::uint16_t> bind_zero_ports, bound_ports, listener_ports;
+    std::set<std::uint16_t> connected_ports;
+    std::vector<double> holder_ages;
+    for (const auto &[cookie, held] : sockets_) {
+        if (held.sock.netns != key.netns || held.sock.proto != proto) continue;
+        std::uint16_t port = held.sock.local_port;
+        bool in_range = facts.config.is_ephemeral(port);
+        if (facts.holder && held.pid == facts.holder->pid &&
+            (key.kind == ScopeKind::destination ? held.scope == key : in_range))
+            holder_ages.push_back(double(now_ns > held.since_ns ? now_ns - held.since_ns : 0) /
+                                  1e9);
+        if (held.scope.kind == ScopeKind::destination || !in_range) continue;
+        if (proto == Proto::tcp && held.how == How::bind_ephemeral && !held.listening) {
+            bind_zero_ports.insert(port);
+            bind_zero[held.pid].insert(port);
+            if (held.connected) connected_ports.insert(port);
+        } else if (key.kind == ScopeKind::udp ? held.how == How::bind : true) {
+            bound_ports.insert(port);
+            bound[held.pid].insert(port);
+            if (held.listening || held.how == How::listen_autobind) listener_ports.insert(port);
+        }
+    }
+    // a port both kinds hold (SO_REUSEPORT) is the fixed bind's
+    for (std::uint16_t port : bound_ports) bind_zero_ports.erase(port);
+    facts.bind_zero_ports = bind_zero_ports.size();
+    facts.bind_zero_connected = connected_ports.size();
+    facts.bind_zero_processes = ranked_processes(bind_zero, processes_, settings_.top_n);
+    facts.bound_ports = bound_ports.size();
+    facts.bound_listeners = listener_ports.size();
+    facts.bound_processes = ranked_processes(bound, processes_, settings_.top_n);
+    for (std::uint16_t port : bound_ports) {
+        if (facts.bound_examples.size() == kExamplePorts) break;
+        facts.bound_examples.push_back(port);
+    }
+    if (!holder_ages.empty()) {
+        std::sort(holder_ages.begin(), holder_ages.end());
+        facts.holder_oldest_s = holder_ages.back();
+        facts.holder_median_s = holder_ages[holder_ages.size() / 2];
+    }
+    return facts;
 }
 
 // The bind and UDP scopes fill with every port of the range their protocol holds, whoever
@@ -526,7 +658,7 @@ std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &stat
     Warning warning;
     warning.boot_ns = now_ns;
     warning.level = level;
-    warning.usage = usage_of(key, state, now_ns);
+    warning.usage = usage_with_causes(key, state, now_ns);
     return warning;
 }
 
@@ -657,6 +789,13 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         auto known = sockets_.find(cookie);
         if (known != sockets_.end() && socket.owner && socket.owner->pid != known->second.pid)
             move_owner(known->second, *socket.owner);
+        if (known != sockets_.end() && socket.sock.proto == Proto::tcp) {
+            // a bind(0) the events showed: the tables say what it was for
+            if (socket.state == kTcpListen)
+                known->second.listening = true;
+            else if (socket.sock.has_remote())
+                known->second.connected = true;
+        }
         if (known != sockets_.end() || recently_released_.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
@@ -671,6 +810,8 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         }
         held->since_ns = read_at_ns;
         held->from_table = true;
+        held->listening = socket.sock.proto == Proto::tcp && socket.state == kTcpListen;
+        held->connected = !held->listening && socket.sock.has_remote();
         TaskInfo owner = socket.owner.value_or(TaskInfo{});
         hold(*held, owner);
         reconcile_totals_.added++;
@@ -722,7 +863,8 @@ Report PortModel::build_report(std::uint64_t now_boot_ns, std::uint64_t active_s
     for (const auto &[key, state] : scopes_) {
         if (quiet(key, state, active_since_s)) continue;
         for (auto &ns : report.netns)
-            if (ns.netns == key.netns) ns.scopes.push_back(usage_of(key, state, now_boot_ns));
+            if (ns.netns == key.netns)
+                ns.scopes.push_back(usage_with_causes(key, state, now_boot_ns));
     }
     for (auto &ns : report.netns)
         std::stable_sort(
