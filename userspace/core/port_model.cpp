@@ -452,12 +452,18 @@ void PortModel::record_sample(ScopeState &state, const ScopeKey &key, std::uint6
         state.releases.pop_front();
 }
 
-// UDP releases count as `closed`: they have no TIME_WAIT.
 void PortModel::count_release(ScopeState &state, const ReleaseEvent &event) {
     std::uint64_t second = event.boot_ns / kSecondNs;
     if (state.releases.empty() || state.releases.back().second != second)
-        state.releases.push_back({second, 0, 0});
-    (event.time_wait() ? state.releases.back().time_wait : state.releases.back().closed)++;
+        state.releases.push_back({second, 0, 0, 0});
+    ScopeState::Releases &now = state.releases.back();
+    bool tcp = event.sock.proto == Proto::tcp;
+    if (tcp && event.time_wait())
+        now.time_wait++;
+    else if (tcp && event.reason == ReleaseReason::tcp_closed)
+        now.closed++;
+    else
+        now.other++;
 }
 
 ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
@@ -552,6 +558,7 @@ CauseFacts PortModel::cause_facts(const ScopeKey &key, const ScopeState &state,
         for (const auto &second : from.releases) {
             facts.closed_here_first += second.time_wait;
             facts.closed_otherwise += second.closed;
+            facts.releases_last_minute += second.time_wait + second.closed + second.other;
         }
     }
     if (key.kind == ScopeKind::destination) {
@@ -563,7 +570,6 @@ CauseFacts PortModel::cause_facts(const ScopeKey &key, const ScopeState &state,
                 facts.destinations++;
             }
     }
-    facts.releases_last_minute = facts.closed_here_first + facts.closed_otherwise;
 
     if (!usage.top_processes.empty()) {
         const TopProcess &top = usage.top_processes.front();

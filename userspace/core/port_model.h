@@ -202,11 +202,14 @@ class PortModel {
         std::unordered_map<std::uint32_t, std::size_t> held_by_pid;
         std::deque<std::pair<std::uint64_t, std::size_t>> in_use_samples;  // one per second
         std::deque<std::pair<std::uint64_t, std::uint64_t>> allocations;   // per second
-        // releases per second: into TIME_WAIT (closed here first), or closed
+        // releases per second: TCP into TIME_WAIT (this host closed first) or to CLOSE
+        // without it (the peer closed first, or a reset); any other (a listener, a fixed
+        // bind, UDP)
         struct Releases {
             std::uint64_t second = 0;
             std::uint64_t time_wait = 0;
             std::uint64_t closed = 0;
+            std::uint64_t other = 0;
         };
         std::deque<Releases> releases;
         WarningLevel level = WarningLevel::ok;
