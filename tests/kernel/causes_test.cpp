@@ -28,6 +28,7 @@ using Json = nlohmann::json;
 constexpr std::uint16_t kServerPort = 7000;  // outside the test ranges
 const Sysctls kTenPorts{{"net/ipv4/ip_local_port_range", "40000 40009"},
                         {"net/ipv4/tcp_tw_reuse", "0"}};
+const Sysctls kTwentyPorts{{"net/ipv4/ip_local_port_range", "40000 40019"}};
 
 // Runs `body` on a thread inside the netns and keeps that thread there until destroyed, so
 // that the monitor's final pass over the socket tables finds the netns, as it finds a
@@ -88,8 +89,21 @@ std::string top_cause(const Json &scope) {
     return scope["causes"][0]["cause"];
 }
 
-void close_all(const std::vector<int> &fds) {
+// Starts the monitor, runs `open` in a fresh netns with `sysctls` on a thread that stays
+// there, stops the monitor while the sockets `open` put in its vector are still open, then
+// closes them: the monitor's lines about that netns.
+std::vector<Json> monitored(const Sysctls &sysctls,
+                            const std::function<void(std::vector<int> &)> &open) {
+    MonitorLog log;
+    Netns netns(sysctls);
+    std::vector<int> fds;
+    std::vector<Json> lines;
+    {
+        Resident resident(netns, [&] { open(fds); });
+        lines = log.stop_and_collect(netns.inode());
+    }
     for (int fd : fds) close(fd);
+    return lines;
 }
 
 // `count` connect()s to the server, each socket first prepared by `prepare` (0 = ok), kept
@@ -114,16 +128,7 @@ TEST_F(CausesTest, TimeWaitIsTheCauseWhenClosedConnectionsFillADestination) {
     Netns netns(kTenPorts);
     netns.run([&] {
         int server = listener_on(Family::ipv4, kServerPort);
-        for (int i = 0; i < 10; i++) {  // active close: each client port stays in TIME_WAIT
-            int client = make_socket(Family::ipv4, Proto::tcp);
-            ASSERT_EQ(connect_to(client, Family::ipv4, kServerPort), 0) << std::strerror(errno);
-            int accepted = accept(server, nullptr, nullptr);
-            ASSERT_GE(accepted, 0);
-            close(client);
-            char byte;
-            ASSERT_EQ(read(accepted, &byte, 1), 0);
-            close(accepted);
-        }
+        for (int i = 0; i < 10; i++) connect_and_close(server, kServerPort);
         close(server);
     });
     auto lines = log.stop_and_collect(netns.inode());
@@ -151,18 +156,10 @@ TEST_F(CausesTest, TimeWaitIsTheCauseWhenClosedConnectionsFillADestination) {
 // is held for every destination); the same client with IP_BIND_ADDRESS_NO_PORT does not.
 TEST_F(CausesTest, BindBeforeConnectIsTheCauseWhenBoundClientsFillTheBindRange) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(kTenPorts);
-    std::vector<int> fds;
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            fds.push_back(listener_on(Family::ipv4, kServerPort));
-            connect_many(8, kServerPort, fds, [](int fd) { return bind_to(fd, Family::ipv4, 0); });
-        });
-        lines = log.stop_and_collect(netns.inode());
-    }
-    close_all(fds);
+    std::vector<Json> lines = monitored(kTenPorts, [](std::vector<int> &fds) {
+        fds.push_back(listener_on(Family::ipv4, kServerPort));
+        connect_many(8, kServerPort, fds, [](int fd) { return bind_to(fd, Family::ipv4, 0); });
+    });
     Json warning = first_warning(lines, "bind");
     ASSERT_EQ(top_cause(warning), "bind_before_connect");
     EXPECT_EQ(warning["causes"][0]["share"], 0.8) << warning.dump();
@@ -182,23 +179,15 @@ TEST_F(CausesTest, BindBeforeConnectIsTheCauseWhenBoundClientsFillTheBindRange) 
 
 TEST_F(CausesTest, TheSameClientWithIpBindAddressNoPortHasNoBindBeforeConnect) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(kTenPorts);
-    std::vector<int> fds;
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            fds.push_back(listener_on(Family::ipv4, kServerPort));
-            connect_many(8, kServerPort, fds, [](int fd) {
-                int one = 1;
-                if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) != 0)
-                    return -1;
-                return bind_to(fd, Family::ipv4, 0);
-            });
+    std::vector<Json> lines = monitored(kTenPorts, [](std::vector<int> &fds) {
+        fds.push_back(listener_on(Family::ipv4, kServerPort));
+        connect_many(8, kServerPort, fds, [](int fd) {
+            int one = 1;
+            if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) != 0)
+                return -1;
+            return bind_to(fd, Family::ipv4, 0);
         });
-        lines = log.stop_and_collect(netns.inode());
-    }
-    close_all(fds);
+    });
     for (const auto &line : lines)
         if (line.value("type", "") == "warning") {
             EXPECT_EQ(cause_of(line, "bind_before_connect"), nullptr) << line.dump();
@@ -214,20 +203,12 @@ TEST_F(CausesTest, TheSameClientWithIpBindAddressNoPortHasNoBindBeforeConnect) {
 
 TEST_F(CausesTest, ListenersInsideTheRangeAreTheCauseForEveryDestination) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(kTenPorts);
-    std::vector<int> fds;
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            fds.push_back(listener_on(Family::ipv4, kServerPort));
-            for (std::uint16_t port = 40000; port < 40005; port++)
-                fds.push_back(listener_on(Family::ipv4, port));
-            connect_many(4, kServerPort, fds);  // 4 of the 5 ports left: 80 %
-        });
-        lines = log.stop_and_collect(netns.inode());
-    }
-    close_all(fds);
+    std::vector<Json> lines = monitored(kTenPorts, [](std::vector<int> &fds) {
+        fds.push_back(listener_on(Family::ipv4, kServerPort));
+        for (std::uint16_t port = 40000; port < 40005; port++)
+            fds.push_back(listener_on(Family::ipv4, port));
+        connect_many(4, kServerPort, fds);  // 4 of the 5 ports left: 80 %
+    });
     Json warning = first_warning(lines, "destination", kServerPort);
     ASSERT_EQ(top_cause(warning), "bind_held_in_range");
     const Json &cause = warning["causes"][0];
@@ -251,20 +232,14 @@ TEST_F(CausesTest, ListenersInsideTheRangeAreTheCauseForEveryDestination) {
 
 TEST_F(CausesTest, ReservedPortsAreTheCauseWhenTheyTakeMostOfTheRange) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40019"},
-                        {"net/ipv4/ip_local_reserved_ports", "40000-40011"},
-                        {"net/ipv4/tcp_tw_reuse", "0"}});
-    std::vector<int> fds;
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            fds.push_back(listener_on(Family::ipv4, kServerPort));
-            connect_many(7, kServerPort, fds);  // 7 of the 8 ports left
-        });
-        lines = log.stop_and_collect(netns.inode());
-    }
-    close_all(fds);
+    std::vector<Json> lines =
+        monitored(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40019"},
+                          {"net/ipv4/ip_local_reserved_ports", "40000-40011"},
+                          {"net/ipv4/tcp_tw_reuse", "0"}},
+                  [](std::vector<int> &fds) {
+                      fds.push_back(listener_on(Family::ipv4, kServerPort));
+                      connect_many(7, kServerPort, fds);  // 7 of the 8 ports left
+                  });
     Json warning = first_warning(lines, "destination", kServerPort);
     ASSERT_EQ(top_cause(warning), "reserved_ports");
     EXPECT_EQ(warning["causes"][0]["share"], 0.6) << warning.dump();
@@ -274,20 +249,12 @@ TEST_F(CausesTest, ReservedPortsAreTheCauseWhenTheyTakeMostOfTheRange) {
 
 TEST_F(CausesTest, OneDestinationIsTheCauseWhenItsConnectionsFillIt) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(kTenPorts);
-    std::vector<int> fds;
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            fds.push_back(listener_on(Family::ipv4, kServerPort));
-            fds.push_back(listener_on(Family::ipv4, kServerPort + 1));
-            connect_many(1, kServerPort + 1, fds);
-            connect_many(8, kServerPort, fds);
-        });
-        lines = log.stop_and_collect(netns.inode());
-    }
-    close_all(fds);
+    std::vector<Json> lines = monitored(kTenPorts, [](std::vector<int> &fds) {
+        fds.push_back(listener_on(Family::ipv4, kServerPort));
+        fds.push_back(listener_on(Family::ipv4, kServerPort + 1));
+        connect_many(1, kServerPort + 1, fds);
+        connect_many(8, kServerPort, fds);
+    });
     Json warning = first_warning(lines, "destination", kServerPort);
     ASSERT_EQ(top_cause(warning), "one_destination");
     const Json &cause = warning["causes"][0];
@@ -302,23 +269,14 @@ TEST_F(CausesTest, OneDestinationIsTheCauseWhenItsConnectionsFillIt) {
 
 TEST_F(CausesTest, HolderIsTheCauseWhenOneProcessHoldsTheUdpRange) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(kTenPorts);
-    std::vector<int> fds;
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            for (int i = 0; i < 8; i++) {
-                fds.push_back(make_socket(Family::ipv4, Proto::udp));
-                socklen_t length;
-                sockaddr_storage to = loopback(Family::ipv4, 9, &length);
-                EXPECT_EQ(sendto(fds.back(), "x", 1, 0, reinterpret_cast<sockaddr *>(&to), length),
-                          1);
-            }
-        });
-        lines = log.stop_and_collect(netns.inode());
-    }
-    close_all(fds);
+    std::vector<Json> lines = monitored(kTenPorts, [](std::vector<int> &fds) {
+        for (int i = 0; i < 8; i++) {
+            fds.push_back(make_socket(Family::ipv4, Proto::udp));
+            socklen_t length;
+            sockaddr_storage to = loopback(Family::ipv4, 9, &length);
+            EXPECT_EQ(sendto(fds.back(), "x", 1, 0, reinterpret_cast<sockaddr *>(&to), length), 1);
+        }
+    });
     Json warning = first_warning(lines, "udp");
     ASSERT_EQ(top_cause(warning), "holder");
     const Json &cause = warning["causes"][0];
@@ -339,8 +297,6 @@ TEST_F(CausesTest, HolderIsTheCauseWhenOneProcessHoldsTheUdpRange) {
 // too narrow for the load.
 TEST_F(CausesTest, NarrowRangeIsTheCauseWhenManySmallHoldersFillIt) {
     capture.reset();
-    MonitorLog log;
-    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40019"}});
     std::vector<pid_t> children;
     socklen_t length;
     sockaddr_storage to = loopback(Family::ipv4, 9, &length);
@@ -361,16 +317,12 @@ TEST_F(CausesTest, NarrowRangeIsTheCauseWhenManySmallHoldersFillIt) {
         close(ready[0]);
         children.push_back(pid);
     };
-    std::vector<Json> lines;
-    {
-        Resident resident(netns, [&] {
-            for (int i = 0; i < 8; i++) spawn();
-            // the fill rate needs samples 0.1 s apart (an ETA); more time only helps
-            std::this_thread::sleep_for(std::chrono::milliseconds(300));
-            for (int i = 0; i < 8; i++) spawn();
-        });
-        lines = log.stop_and_collect(netns.inode());
-    }
+    std::vector<Json> lines = monitored(kTwentyPorts, [&](std::vector<int> &) {
+        for (int i = 0; i < 8; i++) spawn();
+        // the fill rate needs samples 0.1 s apart (an ETA); more time only helps
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        for (int i = 0; i < 8; i++) spawn();
+    });
     for (pid_t child : children) {
         kill(child, SIGKILL);
         waitpid(child, nullptr, 0);
@@ -410,7 +362,7 @@ TEST_F(CausesTest, TheTextWarningLineSaysWhyAndWhatToDo) {
         }
         EXPECT_EQ(monitor.wait_exit_code(), 0);
     }
-    close_all(fds);
+    for (int fd : fds) close(fd);
     EXPECT_NE(warning_line.find("; why: bind_before_connect 80% of the range"), std::string::npos)
         << warning_line;
     EXPECT_NE(warning_line.find("; do: set IP_BIND_ADDRESS_NO_PORT"), std::string::npos)

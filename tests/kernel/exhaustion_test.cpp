@@ -56,18 +56,6 @@ void expect_warned_before_failure(const std::vector<Json> &lines, const char *sc
 
 using ExhaustionTest = KernelTest;
 
-// Active close: the client's port goes to TIME_WAIT and stays taken (tcp_tw_reuse=0).
-void connect_and_close(int server) {
-    int client = make_socket(Family::ipv4, Proto::tcp);
-    ASSERT_EQ(connect_to(client, Family::ipv4, kServerPort), 0) << std::strerror(errno);
-    int accepted = accept(server, nullptr, nullptr);
-    ASSERT_GE(accepted, 0);
-    close(client);
-    char byte;
-    ASSERT_EQ(read(accepted, &byte, 1), 0);
-    close(accepted);
-}
-
 TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
     capture.reset();  // the monitor binary is under test
     MonitorLog log;
@@ -76,7 +64,7 @@ TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
     std::size_t connected = 0;
     netns.run([&] {
         int server = listener_on(Family::ipv4, kServerPort);
-        for (; connected < kRangeSize; connected++) connect_and_close(server);
+        for (; connected < kRangeSize; connected++) connect_and_close(server, kServerPort);
         int extra = make_socket(Family::ipv4, Proto::tcp);
         EXPECT_NE(connect_to(extra, Family::ipv4, kServerPort), 0);
         error = errno;

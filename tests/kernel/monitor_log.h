@@ -2,6 +2,11 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -63,6 +68,19 @@ inline const nlohmann::json *scope_in(const nlohmann::json &report, const char *
         if (entry["scope"] == scope && (remote_port < 0 || entry["remote_port"] == remote_port))
             return &entry;
     return nullptr;
+}
+
+// One loopback connection to the listener `server` (on `port`), closed by the client first:
+// the client's port goes to TIME_WAIT and stays taken (tcp_tw_reuse=0).
+inline void connect_and_close(int server, std::uint16_t port) {
+    int client = make_socket(Family::ipv4, Proto::tcp);
+    ASSERT_EQ(connect_to(client, Family::ipv4, port), 0) << std::strerror(errno);
+    int accepted = accept(server, nullptr, nullptr);
+    ASSERT_GE(accepted, 0);
+    close(client);
+    char byte;
+    ASSERT_EQ(read(accepted, &byte, 1), 0);
+    close(accepted);
 }
 
 }  // namespace portwatch::test

@@ -101,6 +101,14 @@ class PortModelTest : public ::testing::Test {
         auto more = model.apply(event);
         warnings.insert(warnings.end(), more.begin(), more.end());
     }
+    // connect()s each closed here first: its port goes to TIME_WAIT
+    void connect_and_close(int count) {
+        for (int i = 0; i < count; i++) {
+            AllocateEvent made = events.connect(std::uint16_t(40000 + i));
+            apply(made);
+            apply(events.release(made, ReleaseReason::time_wait));
+        }
+    }
     std::vector<AllocateEvent> connects(int count, std::uint16_t first_port = 40000) {
         std::vector<AllocateEvent> made;
         for (int i = 0; i < count; i++) {
@@ -785,11 +793,7 @@ double figure_of(const Cause &cause, const std::string &name) {
 }
 
 TEST_F(PortModelTest, TimeWaitIsTheCauseWhenClosedConnectionsFillADestination) {
-    for (int i = 0; i < 8; i++) {
-        AllocateEvent made = events.connect(std::uint16_t(40000 + i));
-        apply(made);
-        apply(events.release(made, ReleaseReason::time_wait));
-    }
+    connect_and_close(8);
     auto destination = of_kind(warnings, ScopeKind::destination);
     ASSERT_EQ(destination.size(), 1u);
     const ScopeUsage &usage = destination[0].usage;
@@ -928,11 +932,7 @@ TEST_F(PortModelTest, AnOkScopeHasNoCauses) {
 }
 
 TEST_F(PortModelTest, GoldenWarningTextWithCauses) {
-    for (int i = 0; i < 8; i++) {
-        AllocateEvent made = events.connect(std::uint16_t(40000 + i));
-        apply(made);
-        apply(events.release(made, ReleaseReason::time_wait));
-    }
+    connect_and_close(8);
     auto destination = of_kind(warnings, ScopeKind::destination);
     ASSERT_EQ(destination.size(), 1u);
     EXPECT_EQ(text_line(destination[0], time_base()),
