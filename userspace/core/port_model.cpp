@@ -500,8 +500,7 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
 ScopeUsage PortModel::usage_with_causes(const ScopeKey &key, const ScopeState &state,
                                         std::uint64_t now_ns) const {
     ScopeUsage usage = usage_of(key, state, now_ns);
-    if (usage.level >= WarningLevel::warning)
-        usage.causes = analyse_causes(cause_facts(key, state, usage, now_ns));
+    attach_causes({{&usage, &state}}, now_ns);
     return usage;
 }
 
@@ -525,97 +524,170 @@ std::vector<CauseProcess> ranked_processes(
 
 constexpr std::size_t kExamplePorts = 5;
 
+struct PortsByPid {
+    std::set<std::uint16_t> ports;
+    std::map<std::uint32_t, std::set<std::uint16_t>> by_pid;
+
+    void add(std::uint32_t pid, std::uint16_t port) {
+        ports.insert(port);
+        by_pid[pid].insert(port);
+    }
+};
+
+struct ReleaseTotals {
+    std::uint64_t time_wait = 0, closed = 0, all = 0;
+};
+
+// What every scope of one netns shares: its bind()-held ports of the range, its
+// destinations' connections, its releases.
+struct NetnsTally {
+    PortsByPid bind_zero;  // TCP sockets bound to port 0, not listening
+    std::set<std::uint16_t> connected;
+    PortsByPid tcp_bound, udp_bound;  // listeners and explicit binds
+    std::set<std::uint16_t> listeners;
+    std::size_t connect_ports = 0, destinations = 0;
+    ReleaseTotals tcp_releases, udp_releases;
+};
+
+// The ports a holder has held in a scope, and for how long.
+struct HolderAges {
+    std::uint32_t pid = 0;
+    std::vector<double> ages_s;
+};
+
 }  // namespace
 
-// One pass over the model's sockets, for a scope at warning or above (a level change, a
-// report, a refresh of metrics or top): what causes.h needs to know.
-CauseFacts PortModel::cause_facts(const ScopeKey &key, const ScopeState &state,
-                                  const ScopeUsage &usage, std::uint64_t now_ns) const {
-    CauseFacts facts;
-    facts.kind = key.kind;
-    facts.loopback_destination = key.kind == ScopeKind::destination && is_loopback(key.remote_addr);
-    auto ns = netns_.find(key.netns);
-    if (ns != netns_.end()) facts.config = ns->second.config;
-    facts.warn_ratio = settings_.warn_ratio;
-    facts.in_use = usage.in_use;
-    facts.capacity = usage.capacity;
-    facts.time_wait = usage.time_wait;
-    facts.time_wait_counted =
-        key.kind == ScopeKind::udp || (key.kind == ScopeKind::destination && !time_wait_counts(key))
-            ? 0
-            : usage.time_wait;
-    facts.allocation_rate = usage.allocation_rate;
-    facts.eta_seconds = usage.eta_seconds;
+// What causes.h needs for each scope at warning or above in `usages` (a level change, a
+// report, a refresh of metrics or top): one pass over the scopes and one over the sockets,
+// whatever the number of scopes.
+void PortModel::attach_causes(
+    const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
+    std::uint64_t now_ns) const {
+    std::map<std::uint32_t, NetnsTally> tallies;
+    std::map<ScopeKey, HolderAges> holders;
+    for (const auto &[usage, state] : usages) {
+        if (usage->level < WarningLevel::warning) continue;
+        tallies[usage->key.netns];
+        if (!usage->top_processes.empty())
+            holders[usage->key].pid = usage->top_processes.front().pid;
+    }
+    if (tallies.empty()) return;
 
-    Proto proto = key.kind == ScopeKind::udp ? Proto::udp : Proto::tcp;
-    // releases: this destination's, or every scope's of the netns and protocol
-    for (const auto &[other, other_state] : scopes_) {
-        bool counted = key.kind == ScopeKind::destination
-                           ? other == key
-                           : other.netns == key.netns && other_state.proto == proto;
-        if (!counted) continue;
-        const ScopeState &from = other == key ? state : other_state;
-        for (const auto &second : from.releases) {
-            facts.closed_here_first += second.time_wait;
-            facts.closed_otherwise += second.closed;
-            facts.releases_last_minute += second.time_wait + second.closed + second.other;
+    for (const auto &[key, state] : scopes_) {
+        auto tally = tallies.find(key.netns);
+        if (tally == tallies.end()) continue;
+        ReleaseTotals &releases =
+            state.proto == Proto::udp ? tally->second.udp_releases : tally->second.tcp_releases;
+        for (const auto &second : state.releases) {
+            releases.time_wait += second.time_wait;
+            releases.closed += second.closed;
+            releases.all += second.time_wait + second.closed + second.other;
+        }
+        if (key.kind == ScopeKind::destination && state.held) {
+            tally->second.connect_ports += state.held;
+            tally->second.destinations++;
         }
     }
-    if (key.kind == ScopeKind::destination) {
-        facts.connections = state.held;
-        for (const auto &[other, other_state] : scopes_)
-            if (other.kind == ScopeKind::destination && other.netns == key.netns &&
-                other_state.held) {
-                facts.netns_connect_ports += other_state.held;
-                facts.destinations++;
-            }
-    }
-
-    if (!usage.top_processes.empty()) {
-        const TopProcess &top = usage.top_processes.front();
-        facts.holder = CauseProcess{top.pid, top.comm, top.ports};
-    }
-    std::map<std::uint32_t, std::set<std::uint16_t>> bind_zero, bound;
-    std::set<std::uint16_t> bind_zero_ports, bound_ports, listener_ports;
-    std::set<std::uint16_t> connected_ports;
-    std::vector<double> holder_ages;
-    for (const auto &[cookie, held] : sockets_) {
-        if (held.sock.netns != key.netns || held.sock.proto != proto) continue;
-        std::uint16_t port = held.sock.local_port;
-        bool in_range = facts.config.is_ephemeral(port);
-        if (facts.holder && held.pid == facts.holder->pid &&
-            (key.kind == ScopeKind::destination ? held.scope == key : in_range))
-            holder_ages.push_back(double(now_ns > held.since_ns ? now_ns - held.since_ns : 0) /
-                                  1e9);
+    for (const auto &entry : sockets_) {
+        const HeldSocket &held = entry.second;
+        auto tally_of = tallies.find(held.sock.netns);
+        if (tally_of == tallies.end()) continue;
+        NetnsTally &tally = tally_of->second;
+        auto ns = netns_.find(held.sock.netns);
+        bool in_range = ns != netns_.end() && ns->second.config.is_ephemeral(held.sock.local_port);
+        bool udp = held.sock.proto == Proto::udp;
+        ScopeKey range_scope;
+        range_scope.kind = udp ? ScopeKind::udp : ScopeKind::bind;
+        range_scope.netns = held.sock.netns;
+        auto note_age = [&](const ScopeKey &scope) {
+            auto holder = holders.find(scope);
+            if (holder != holders.end() && holder->second.pid == held.pid)
+                holder->second.ages_s.push_back(
+                    double(now_ns > held.since_ns ? now_ns - held.since_ns : 0) / 1e9);
+        };
+        if (held.scope.kind == ScopeKind::destination) note_age(held.scope);
+        if (in_range) note_age(range_scope);
         if (held.scope.kind == ScopeKind::destination || !in_range) continue;
-        if (proto == Proto::tcp && held.how == How::bind_ephemeral && !held.listening) {
-            bind_zero_ports.insert(port);
-            bind_zero[held.pid].insert(port);
-            if (held.connected) connected_ports.insert(port);
-        } else if (key.kind == ScopeKind::udp ? held.how == How::bind : true) {
-            bound_ports.insert(port);
-            bound[held.pid].insert(port);
-            if (held.listening || held.how == How::listen_autobind) listener_ports.insert(port);
+        std::uint16_t port = held.sock.local_port;
+        if (!udp && held.how == How::bind_ephemeral && !held.listening) {
+            tally.bind_zero.add(held.pid, port);
+            if (held.connected) tally.connected.insert(port);
+        } else if (!udp || held.how == How::bind) {
+            (udp ? tally.udp_bound : tally.tcp_bound).add(held.pid, port);
+            if (!udp && (held.listening || held.how == How::listen_autobind))
+                tally.listeners.insert(port);
         }
     }
     // a port both kinds hold (SO_REUSEPORT) is the fixed bind's
-    for (std::uint16_t port : bound_ports) bind_zero_ports.erase(port);
-    facts.bind_zero_ports = bind_zero_ports.size();
-    facts.bind_zero_connected = connected_ports.size();
-    facts.bind_zero_processes = ranked_processes(bind_zero, processes_, settings_.top_n);
-    facts.bound_ports = bound_ports.size();
-    facts.bound_listeners = listener_ports.size();
-    facts.bound_processes = ranked_processes(bound, processes_, settings_.top_n);
-    for (std::uint16_t port : bound_ports) {
-        if (facts.bound_examples.size() == kExamplePorts) break;
-        facts.bound_examples.push_back(port);
+    for (auto &[netns, tally] : tallies)
+        for (std::uint16_t port : tally.tcp_bound.ports) {
+            tally.bind_zero.ports.erase(port);
+            tally.connected.erase(port);
+        }
+
+    for (const auto &[usage, state] : usages) {
+        if (usage->level < WarningLevel::warning) continue;
+        const ScopeKey &key = usage->key;
+        const NetnsTally &tally = tallies.at(key.netns);
+        CauseFacts facts;
+        facts.kind = key.kind;
+        facts.loopback_destination =
+            key.kind == ScopeKind::destination && is_loopback(key.remote_addr);
+        if (auto ns = netns_.find(key.netns); ns != netns_.end()) facts.config = ns->second.config;
+        facts.warn_ratio = settings_.warn_ratio;
+        facts.in_use = usage->in_use;
+        facts.capacity = usage->capacity;
+        facts.time_wait = usage->time_wait;
+        bool counted = key.kind == ScopeKind::bind ||
+                       (key.kind == ScopeKind::destination && time_wait_counts(key));
+        facts.time_wait_counted = counted ? usage->time_wait : 0;
+        facts.allocation_rate = usage->allocation_rate;
+        facts.eta_seconds = usage->eta_seconds;
+
+        ReleaseTotals releases =
+            key.kind == ScopeKind::udp ? tally.udp_releases : tally.tcp_releases;
+        if (key.kind == ScopeKind::destination) {  // its own
+            releases = {};
+            for (const auto &second : state->releases) {
+                releases.time_wait += second.time_wait;
+                releases.closed += second.closed;
+                releases.all += second.time_wait + second.closed + second.other;
+            }
+            facts.connections = state->held;
+            facts.netns_connect_ports = tally.connect_ports;
+            facts.destinations = tally.destinations;
+        }
+        facts.closed_here_first = releases.time_wait;
+        facts.closed_otherwise = releases.closed;
+        facts.releases_last_minute = releases.all;
+
+        if (key.kind != ScopeKind::udp) {
+            facts.bind_zero_ports = tally.bind_zero.ports.size();
+            facts.bind_zero_connected = tally.connected.size();
+            facts.bind_zero_processes =
+                ranked_processes(tally.bind_zero.by_pid, processes_, settings_.top_n);
+        }
+        const PortsByPid &bound = key.kind == ScopeKind::udp ? tally.udp_bound : tally.tcp_bound;
+        facts.bound_ports = bound.ports.size();
+        facts.bound_listeners = key.kind == ScopeKind::udp ? 0 : tally.listeners.size();
+        facts.bound_processes = ranked_processes(bound.by_pid, processes_, settings_.top_n);
+        for (std::uint16_t port : bound.ports) {
+            if (facts.bound_examples.size() == kExamplePorts) break;
+            facts.bound_examples.push_back(port);
+        }
+
+        if (!usage->top_processes.empty()) {
+            const TopProcess &top = usage->top_processes.front();
+            facts.holder = CauseProcess{top.pid, top.comm, top.ports};
+            std::vector<double> ages = holders.at(key).ages_s;
+            if (!ages.empty()) {
+                std::sort(ages.begin(), ages.end());
+                facts.holder_oldest_s = ages.back();
+                facts.holder_median_s = ages[ages.size() / 2];
+            }
+        }
+        usage->causes = analyse_causes(facts);
     }
-    if (!holder_ages.empty()) {
-        std::sort(holder_ages.begin(), holder_ages.end());
-        facts.holder_oldest_s = holder_ages.back();
-        facts.holder_median_s = holder_ages[holder_ages.size() / 2];
-    }
-    return facts;
 }
 
 // The bind and UDP scopes fill with every port of the range their protocol holds, whoever
@@ -869,9 +941,14 @@ Report PortModel::build_report(std::uint64_t now_boot_ns, std::uint64_t active_s
     for (const auto &[key, state] : scopes_) {
         if (quiet(key, state, active_since_s)) continue;
         for (auto &ns : report.netns)
-            if (ns.netns == key.netns)
-                ns.scopes.push_back(usage_with_causes(key, state, now_boot_ns));
+            if (ns.netns == key.netns) ns.scopes.push_back(usage_of(key, state, now_boot_ns));
     }
+    std::vector<std::pair<ScopeUsage *, const ScopeState *>> warned;
+    for (auto &ns : report.netns)
+        for (auto &usage : ns.scopes)
+            if (usage.level >= WarningLevel::warning)
+                warned.emplace_back(&usage, &scopes_.at(usage.key));
+    attach_causes(warned, now_boot_ns);
     for (auto &ns : report.netns)
         std::stable_sort(
             ns.scopes.begin(), ns.scopes.end(),

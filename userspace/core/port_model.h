@@ -273,8 +273,9 @@ class PortModel {
     // The usage with its causes when its level is warning or above.
     ScopeUsage usage_with_causes(const ScopeKey &key, const ScopeState &state,
                                  std::uint64_t now_ns) const;
-    CauseFacts cause_facts(const ScopeKey &key, const ScopeState &state, const ScopeUsage &usage,
-                           std::uint64_t now_ns) const;
+    // Sets the causes of the usages at level warning or above (each with its scope's state).
+    void attach_causes(const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
+                       std::uint64_t now_ns) const;
     void count_release(ScopeState &state, const ReleaseEvent &event);
     void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
     std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
