@@ -900,6 +900,9 @@ TEST_F(PortModelTest, ReservedPortsAreTheCauseWhenTheyTakeMostOfTheRange) {
 TEST_F(PortModelTest, AHolderOfUdpPortsForLongIsALeak) {
     for (int i = 0; i < 8; i++)
         apply(events.allocation(How::sendto_autobind, Proto::udp, std::uint16_t(40000 + i), 4321));
+    AllocateEvent gone = events.allocation(How::sendto_autobind, Proto::udp, 40008, 4321);
+    apply(gone);
+    apply(events.release(gone, ReleaseReason::socket_closed));  // ten minutes ago: not counted
     events.now += 600 * kSecond;
     ScopeUsage usage = scope(ScopeKind::udp);
     ASSERT_FALSE(usage.causes.empty());

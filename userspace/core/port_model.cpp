@@ -536,6 +536,18 @@ struct PortsByPid {
 
 struct ReleaseTotals {
     std::uint64_t time_wait = 0, closed = 0, all = 0;
+
+    // A scope's releases of the last `window_s` seconds before `now_s` (its record is pruned
+    // only when it changes).
+    template <typename Seconds>
+    void add(const Seconds &releases, std::uint64_t now_s, std::uint64_t window_s) {
+        for (const auto &second : releases) {
+            if (second.second + window_s < now_s) continue;
+            time_wait += second.time_wait;
+            closed += second.closed;
+            all += second.time_wait + second.closed + second.other;
+        }
+    }
 };
 
 // What every scope of one netns shares: its bind()-held ports of the range, its
@@ -572,17 +584,14 @@ void PortModel::attach_causes(
             holders[usage->key].pid = usage->top_processes.front().pid;
     }
     if (tallies.empty()) return;
+    std::uint64_t now_s = now_ns / kSecondNs;
+    std::uint64_t window_s = settings_.rate_window_ns / kSecondNs;
 
     for (const auto &[key, state] : scopes_) {
         auto tally = tallies.find(key.netns);
         if (tally == tallies.end()) continue;
-        ReleaseTotals &releases =
-            state.proto == Proto::udp ? tally->second.udp_releases : tally->second.tcp_releases;
-        for (const auto &second : state.releases) {
-            releases.time_wait += second.time_wait;
-            releases.closed += second.closed;
-            releases.all += second.time_wait + second.closed + second.other;
-        }
+        (state.proto == Proto::udp ? tally->second.udp_releases : tally->second.tcp_releases)
+            .add(state.releases, now_s, window_s);
         if (key.kind == ScopeKind::destination && state.held) {
             tally->second.connect_ports += state.held;
             tally->second.destinations++;
@@ -648,11 +657,7 @@ void PortModel::attach_causes(
             key.kind == ScopeKind::udp ? tally.udp_releases : tally.tcp_releases;
         if (key.kind == ScopeKind::destination) {  // its own
             releases = {};
-            for (const auto &second : state->releases) {
-                releases.time_wait += second.time_wait;
-                releases.closed += second.closed;
-                releases.all += second.time_wait + second.closed + second.other;
-            }
+            releases.add(state->releases, now_s, window_s);
             facts.connections = state->held;
             facts.netns_connect_ports = tally.connect_ports;
             facts.destinations = tally.destinations;
