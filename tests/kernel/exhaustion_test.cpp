@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kernel_support.h"
+#include "monitor_log.h"
 
 namespace portwatch::test {
 namespace {
@@ -29,60 +30,6 @@ constexpr std::uint16_t kServerPort = 7000;  // outside the test range
 constexpr std::size_t kRangeSize = 10;       // even-sized: exact capacity (kernel-facts)
 const Sysctls kNarrowRangeNoTwReuse{{"net/ipv4/ip_local_port_range", "40000 40009"},
                                     {"net/ipv4/tcp_tw_reuse", "0"}};
-
-// The monitor's lines about one netns, from its ready line to its exit.
-class MonitorLog {
-  public:
-    MonitorLog()
-        : monitor_({"monitor", "--json", "--stats-interval", "0", "--report-interval", "0"}) {
-        Json ready = Json::parse(monitor_.next_line());
-        EXPECT_EQ(ready["type"], "ready");
-    }
-
-    // Stops the monitor and returns the lines of `netns` (events, warnings) and its report.
-    std::vector<Json> stop_and_collect(std::uint32_t netns) {
-        monitor_.signal(SIGINT);
-        std::vector<Json> lines;
-        for (std::string line = monitor_.next_line(); !line.empty(); line = monitor_.next_line()) {
-            Json object = Json::parse(line);
-            if (object["type"] == "report") {
-                for (const auto &ns : object["netns"])
-                    if (ns["netns"] == netns) lines.push_back(ns);
-            } else if (object.value("netns", 0u) == netns) {
-                lines.push_back(object);
-            }
-        }
-        EXPECT_EQ(monitor_.wait_exit_code(), 0);
-        return lines;
-    }
-
-  private:
-    Monitor monitor_;
-};
-
-// Index of the first line with that type (and level and scope, for warnings), or -1.
-int first(const std::vector<Json> &lines, const char *type, const char *level = nullptr,
-          const char *scope = nullptr) {
-    for (std::size_t i = 0; i < lines.size(); i++)
-        if (lines[i].value("type", "") == type && (!level || lines[i]["level"] == level) &&
-            (!scope || lines[i]["scope"] == scope))
-            return int(i);
-    return -1;
-}
-
-// The report entry of the netns (the one line without a type).
-const Json *report_of(const std::vector<Json> &lines) {
-    for (const auto &line : lines)
-        if (!line.contains("type")) return &line;
-    return nullptr;
-}
-
-const Json *scope_in(const Json &report, const char *scope, int remote_port = -1) {
-    for (const auto &entry : report["scopes"])
-        if (entry["scope"] == scope && (remote_port < 0 || entry["remote_port"] == remote_port))
-            return &entry;
-    return nullptr;
-}
 
 void expect_warned_before_failure(const std::vector<Json> &lines, const char *scope) {
     int warning = first(lines, "warning", "warning", scope);
@@ -109,18 +56,6 @@ void expect_warned_before_failure(const std::vector<Json> &lines, const char *sc
 
 using ExhaustionTest = KernelTest;
 
-// Active close: the client's port goes to TIME_WAIT and stays taken (tcp_tw_reuse=0).
-void connect_and_close(int server) {
-    int client = make_socket(Family::ipv4, Proto::tcp);
-    ASSERT_EQ(connect_to(client, Family::ipv4, kServerPort), 0) << std::strerror(errno);
-    int accepted = accept(server, nullptr, nullptr);
-    ASSERT_GE(accepted, 0);
-    close(client);
-    char byte;
-    ASSERT_EQ(read(accepted, &byte, 1), 0);
-    close(accepted);
-}
-
 TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
     capture.reset();  // the monitor binary is under test
     MonitorLog log;
@@ -129,7 +64,7 @@ TEST_F(ExhaustionTest, TimeWaitExhaustsADestinationAfterWarningAndCritical) {
     std::size_t connected = 0;
     netns.run([&] {
         int server = listener_on(Family::ipv4, kServerPort);
-        for (; connected < kRangeSize; connected++) connect_and_close(server);
+        for (; connected < kRangeSize; connected++) connect_and_close(server, kServerPort);
         int extra = make_socket(Family::ipv4, Proto::tcp);
         EXPECT_NE(connect_to(extra, Family::ipv4, kServerPort), 0);
         error = errno;

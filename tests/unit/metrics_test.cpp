@@ -160,6 +160,32 @@ TEST_F(Metrics, OnlyTheFullestDestinationsGetSeries) {
     EXPECT_TRUE(has_line(text, "portwatch_scopes{scope=\"udp\"} 0"));
 }
 
+TEST_F(Metrics, CausesAreOneSeriesEachOnTheExportedScopes) {
+    ScopeUsage bind = bind_scope(3);
+    Cause time_wait;
+    time_wait.kind = CauseKind::time_wait;
+    time_wait.share = 0.7;
+    Cause holder;
+    holder.kind = CauseKind::holder;
+    holder.share = 0.25;
+    bind.causes = {time_wait, holder};
+    std::vector<ScopeUsage> scopes{bind};
+    for (std::uint16_t port = 1; port <= 3; ++port) {
+        scopes.push_back(destination(port, 9, 10));
+        scopes.back().causes = {time_wait};
+    }
+    usage.netns.push_back({4026531840u, {}, scopes, {}});
+    std::string text = render(2);
+    EXPECT_TRUE(has_line(text,
+                         "portwatch_scope_cause{netns=\"4026531840\",scope=\"bind\",proto=\"tcp\","
+                         "cause=\"time_wait\"} 0.7"));
+    EXPECT_TRUE(has_line(text,
+                         "portwatch_scope_cause{netns=\"4026531840\",scope=\"bind\",proto=\"tcp\","
+                         "cause=\"holder\"} 0.25"));
+    EXPECT_EQ(samples(text, "portwatch_scope_cause").size(), 2u + 2u)
+        << "the bind scope's two, and one for each of the two destinations --metrics-top keeps";
+}
+
 TEST_F(Metrics, OnlyTheTopProcessesWithPortsGetSeries) {
     for (std::uint32_t pid = 1; pid <= 4; ++pid)
         usage.processes.push_back(process(pid, "p" + std::to_string(pid), 10 - pid));

@@ -101,6 +101,14 @@ class PortModelTest : public ::testing::Test {
         auto more = model.apply(event);
         warnings.insert(warnings.end(), more.begin(), more.end());
     }
+    // connect()s each closed here first: its port goes to TIME_WAIT
+    void connect_and_close(int count) {
+        for (int i = 0; i < count; i++) {
+            AllocateEvent made = events.connect(std::uint16_t(40000 + i));
+            apply(made);
+            apply(events.release(made, ReleaseReason::time_wait));
+        }
+    }
     std::vector<AllocateEvent> connects(int count, std::uint16_t first_port = 40000) {
         std::vector<AllocateEvent> made;
         for (int i = 0; i < count; i++) {
@@ -791,6 +799,203 @@ TEST(NextLevel, HysteresisTable) {
             << name_of(c.from) << " at " << c.utilization;
 }
 
+// Causes from synthetic events: each scenario makes one cause the largest.
+const Cause *cause_in(const ScopeUsage &usage, CauseKind kind) {
+    for (const Cause &cause : usage.causes)
+        if (cause.kind == kind) return &cause;
+    return nullptr;
+}
+
+double figure_of(const Cause &cause, const std::string &name) {
+    for (const Figure &f : cause.figures)
+        if (name == f.name) return f.value;
+    ADD_FAILURE() << "no figure " << name;
+    return -1;
+}
+
+TEST_F(PortModelTest, TimeWaitIsTheCauseWhenClosedConnectionsFillADestination) {
+    connect_and_close(8);
+    auto destination = of_kind(warnings, ScopeKind::destination);
+    ASSERT_EQ(destination.size(), 1u);
+    const ScopeUsage &usage = destination[0].usage;
+    // raised by the eighth connect(), before its release: 7 TIME_WAIT, 1 live
+    ASSERT_FALSE(usage.causes.empty());
+    EXPECT_EQ(usage.causes[0].kind, CauseKind::time_wait);
+    EXPECT_DOUBLE_EQ(usage.causes[0].share, 0.7);
+    EXPECT_EQ(figure_of(usage.causes[0], "ports"), 7);
+    EXPECT_EQ(figure_of(usage.causes[0], "closed_here_first"), 7);
+    ASSERT_NE(cause_in(usage, CauseKind::one_destination), nullptr);
+    EXPECT_DOUBLE_EQ(cause_in(usage, CauseKind::one_destination)->share, 0.1);
+    // the report a moment later has all eight
+    ScopeUsage now = scope(ScopeKind::destination);
+    EXPECT_DOUBLE_EQ(now.causes[0].share, 0.8);
+    EXPECT_EQ(cause_in(now, CauseKind::one_destination), nullptr) << "no live connection";
+    EXPECT_EQ(figure_of(now.causes[0], "closed_here_first"), 8);
+    EXPECT_EQ(figure_of(now.causes[0], "closed_by_peer"), 0);
+}
+
+TEST_F(PortModelTest, BindBeforeConnectIsTheCauseWhenBoundSocketsFillTheBindScope) {
+    std::vector<KernelSocket> table;
+    for (int i = 0; i < 8; i++) {
+        AllocateEvent bound = events.allocation(How::bind_ephemeral, Proto::tcp,
+                                                std::uint16_t(40000 + i), i < 6 ? 1234 : 55);
+        apply(bound);
+        table.push_back(table_socket(bound.sock.cookie, Proto::tcp, kTcpEstablished,
+                                     bound.sock.local_port, 443, bound.task.pid));
+    }
+    auto bind = of_kind(warnings, ScopeKind::bind);
+    ASSERT_EQ(bind.size(), 1u);
+    const ScopeUsage &usage = bind[0].usage;
+    ASSERT_FALSE(usage.causes.empty());
+    const Cause &cause = usage.causes[0];
+    EXPECT_EQ(cause.kind, CauseKind::bind_before_connect);
+    EXPECT_DOUBLE_EQ(cause.share, 0.8);
+    EXPECT_EQ(figure_of(cause, "seen_connected"), 0) << "the tables have not been read";
+    ASSERT_EQ(cause.processes.size(), 2u);
+    EXPECT_EQ(cause.processes[0].pid, 1234u);
+    EXPECT_EQ(cause.processes[0].ports, 6u);
+    EXPECT_EQ(cause.processes[1].pid, 55u);
+    const Cause *holder = cause_in(usage, CauseKind::holder);
+    ASSERT_NE(holder, nullptr);
+    EXPECT_DOUBLE_EQ(holder->share, 0.6);
+
+    events.now += 3 * kSecond;
+    model.reconcile(kNetns, table, events.now);
+    ScopeUsage later = scope(ScopeKind::bind);
+    ASSERT_FALSE(later.causes.empty());
+    EXPECT_EQ(figure_of(later.causes[0], "seen_connected"), 8) << "the tables show them connected";
+}
+
+TEST_F(PortModelTest, ABindZeroListenerIsBindHeldNotBindBeforeConnect) {
+    std::vector<KernelSocket> table;
+    for (int i = 0; i < 8; i++) {
+        AllocateEvent bound =
+            events.allocation(How::bind_ephemeral, Proto::tcp, std::uint16_t(40000 + i));
+        apply(bound);
+        table.push_back(table_socket(bound.sock.cookie, Proto::tcp, kTcpListen,
+                                     bound.sock.local_port, 0, 1234));
+    }
+    events.now += 3 * kSecond;
+    model.reconcile(kNetns, table, events.now);
+    ScopeUsage usage = scope(ScopeKind::bind);
+    ASSERT_FALSE(usage.causes.empty());
+    EXPECT_EQ(usage.causes[0].kind, CauseKind::bind_held_in_range);
+    EXPECT_EQ(figure_of(usage.causes[0], "listeners"), 8);
+    EXPECT_EQ(cause_in(usage, CauseKind::bind_before_connect), nullptr);
+}
+
+TEST_F(PortModelTest, BindHeldPortsInTheRangeAreTheCauseForEveryDestination) {
+    for (int i = 0; i < 6; i++)
+        apply(events.allocation(How::bind, Proto::tcp, std::uint16_t(40000 + i), 77));
+    connects(4, 40006);  // 4 of the 4 left
+    auto destination = of_kind(warnings, ScopeKind::destination);
+    ASSERT_FALSE(destination.empty());
+    const ScopeUsage &usage = destination.back().usage;
+    EXPECT_EQ(usage.capacity, 4u);
+    ASSERT_FALSE(usage.causes.empty());
+    const Cause &cause = usage.causes[0];
+    EXPECT_EQ(cause.kind, CauseKind::bind_held_in_range);
+    EXPECT_DOUBLE_EQ(cause.share, 0.6);
+    EXPECT_EQ(figure_of(cause, "ports"), 6);
+    EXPECT_EQ(cause.ports, (std::vector<std::uint16_t>{40000, 40001, 40002, 40003, 40004}));
+    ASSERT_EQ(cause.processes.size(), 1u);
+    EXPECT_EQ(cause.processes[0].pid, 77u);
+    ASSERT_NE(cause_in(usage, CauseKind::one_destination), nullptr);
+    EXPECT_DOUBLE_EQ(cause_in(usage, CauseKind::one_destination)->share, 0.4);
+}
+
+TEST_F(PortModelTest, ReservedPortsAreTheCauseWhenTheyTakeMostOfTheRange) {
+    host.configs[kNetns] = Host::config(
+        40000, 40019,
+        {40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007, 40008, 40009, 40010, 40011});
+    connects(7, 40012);
+    auto destination = of_kind(warnings, ScopeKind::destination);
+    ASSERT_FALSE(destination.empty());
+    const ScopeUsage &usage = destination.back().usage;
+    ASSERT_FALSE(usage.causes.empty());
+    EXPECT_EQ(usage.causes[0].kind, CauseKind::reserved_ports);
+    EXPECT_DOUBLE_EQ(usage.causes[0].share, 0.6);
+    EXPECT_EQ(figure_of(usage.causes[0], "reserved"), 12);
+}
+
+TEST_F(PortModelTest, AHolderOfUdpPortsForLongIsALeak) {
+    for (int i = 0; i < 8; i++)
+        apply(events.allocation(How::sendto_autobind, Proto::udp, std::uint16_t(40000 + i), 4321));
+    AllocateEvent gone = events.allocation(How::sendto_autobind, Proto::udp, 40008, 4321);
+    apply(gone);
+    apply(events.release(gone, ReleaseReason::socket_closed));  // ten minutes ago: not counted
+    events.now += 600 * kSecond;
+    ScopeUsage usage = scope(ScopeKind::udp);
+    ASSERT_FALSE(usage.causes.empty());
+    const Cause &cause = usage.causes[0];
+    EXPECT_EQ(cause.kind, CauseKind::holder);
+    EXPECT_DOUBLE_EQ(cause.share, 0.8);
+    EXPECT_EQ(figure_of(cause, "held_s_median"), 600);
+    EXPECT_EQ(figure_of(cause, "releases_last_minute"), 0);
+    EXPECT_NE(cause.advice.find("socket leak"), std::string::npos) << cause.advice;
+}
+
+TEST_F(PortModelTest, NarrowRangeLeadsWhenManySmallHoldersFillIt) {
+    host.configs[kNetns] = Host::config(40000, 40019);
+    for (int i = 0; i < 16; i++) {
+        apply(events.allocation(How::sendto_autobind, Proto::udp, std::uint16_t(40000 + i),
+                                std::uint32_t(100 + i)));
+        events.now += kSecond / 4;
+    }
+    auto udp = of_kind(warnings, ScopeKind::udp);
+    ASSERT_FALSE(udp.empty());
+    const ScopeUsage &usage = udp.back().usage;
+    ASSERT_EQ(usage.causes.size(), 1u) << "each process holds 5 %: no holder";
+    EXPECT_EQ(usage.causes[0].kind, CauseKind::narrow_range);
+    EXPECT_GT(figure_of(usage.causes[0], "widen_by"), 10000);
+}
+
+TEST_F(PortModelTest, AnOkScopeHasNoCauses) {
+    connects(2);
+    EXPECT_TRUE(scope(ScopeKind::destination).causes.empty());
+}
+
+TEST_F(PortModelTest, GoldenWarningTextWithCauses) {
+    connect_and_close(8);
+    auto destination = of_kind(warnings, ScopeKind::destination);
+    ASSERT_EQ(destination.size(), 1u);
+    EXPECT_EQ(text_line(destination[0], time_base()),
+              "# 10:01:35.123456 warning tcp 10.0.0.1->192.0.2.1:443 netns 4026532001: 8/10 in use "
+              "(80.0%), 7 TIME_WAIT, eta -; top: curl[1234] 1; why: time_wait 70% of the range "
+              "(also one_destination 10%, holder 10%); do: reuse connections (HTTP keep-alive, "
+              "connection pools) instead of one per request, or set net.ipv4.tcp_tw_reuse=1 "
+              "(connect() then reuses a TIME_WAIT port once it is 1 s old; this netns has 0; 2 "
+              "covers loopback only); the side that closes first keeps the TIME_WAIT and this host "
+              "closed 7 of the last minute's 7 connections: let the peer close first where the "
+              "protocol allows\n");
+}
+
+TEST_F(PortModelTest, ReportScopesAtWarningCarryCausesAndTheOthersDoNot) {
+    host.configs[kNetns] = Host::config(40000, 40019);
+    for (int i = 0; i < 16; i++)
+        apply(events.allocation(How::bind_ephemeral, Proto::tcp, std::uint16_t(40000 + i)));
+    apply(events.connect(40016, 99));
+    events.now += 10 * kSecond;
+    Json report = to_json(model.report(events.now), time_base());
+    const Json &scopes = report["netns"][0]["scopes"];
+    ASSERT_EQ(scopes.size(), 2u);
+    EXPECT_EQ(scopes[0]["scope"], "bind");
+    EXPECT_EQ(scopes[0]["level"], "warning");
+    ASSERT_TRUE(scopes[0].contains("causes"));
+    EXPECT_EQ(scopes[0]["causes"][0]["cause"], "bind_before_connect");
+    EXPECT_EQ(scopes[0]["causes"][0]["share"], 0.8);
+    EXPECT_EQ(scopes[0]["causes"][0]["ports"], 16);
+    EXPECT_EQ(scopes[0]["causes"][0]["processes"][0]["pid"], 1234);
+    EXPECT_EQ(scopes[1]["scope"], "destination");
+    EXPECT_FALSE(scopes[1].contains("causes")) << "ok: as before";
+    // and in text, a row per cause under the scope's
+    std::string text = text_report(model.current(events.now), time_base());
+    EXPECT_NE(text.find("\n            why: bind_before_connect 80.0% of the range (ports 16, "
+                        "seen_connected 0): set IP_BIND_ADDRESS_NO_PORT"),
+              std::string::npos)
+        << text;
+}
+
 TEST_F(PortModelTest, GoldenWarningJson) {
     connects(8);
     auto destination = of_kind(warnings, ScopeKind::destination);
@@ -798,12 +1003,22 @@ TEST_F(PortModelTest, GoldenWarningJson) {
     std::string line = json_line(to_json(destination[0], time_base()));
     EXPECT_EQ(line,
               "{\"type\":\"warning\",\"ts\":\"2026-11-21T10:01:35.123456Z\",\"level\":\"warning\","
-              "\"reason\":\"utilization\",\"scope\":\"destination\",\"netns\":4026532001,"
-              "\"proto\":\"tcp\",\"local_addr\":\"10.0.0.1\",\"remote_addr\":\"192.0.2.1\","
-              "\"remote_port\":443,\"in_use\":8,\"capacity\":10,\"utilization\":0.8,"
-              "\"time_wait\":0,\"allocation_rate\":8.0,\"eta_seconds\":null,"
-              "\"top_processes\":[{\"pid\":1234,\"comm\":\"curl\",\"ports\":8,\"cgroup\":null,"
-              "\"container_id\":null,\"container_runtime\":null}]}\n");
+              "\"reason\":\"utilization\",\"scope\":\"destination\",\"netns\":4026532001,\"proto\":"
+              "\"tcp\",\"local_addr\":\"10.0.0.1\",\"remote_addr\":\"192.0.2.1\",\"remote_port\":44"
+              "3,\"in_use\":8,\"capacity\":10,\"utilization\":0.8,\"time_wait\":0,\"allocation_rate"
+              "\":8.0,\"eta_seconds\":null,\"top_processes\":[{\"pid\":1234,\"comm\":\"curl\",\"por"
+              "ts\":8,\"cgroup\":null,\"container_id\":null,\"container_runtime\":null}],\"causes\""
+              ":[{\"cause\":\"one_destination\",\"share\":0.8,\"connections\":8,\"netns_connect_por"
+              "ts\":8,\"destination_share\":1.0,\"destinations\":1,\"advice\":\"100% of this "
+              "netns's connect() ports go to this destination and capacity is per (source address, "
+              "destination address, destination port): spread the connections over more "
+              "destination addresses or ports (more backends, several A records) or add source "
+              "addresses\"},{\"cause\":\"holder\",\"share\":0.8,\"ports\":8,\"held_s_median\":0.0,"
+              "\"held_s_oldest\":0.0,\"releases_last_minute\":0,\"processes\":[{\"pid\":1234,\"comm"
+              "\":\"curl\",\"ports\":8}],\"advice\":\"curl[1234] holds 8 ports, for a median of 0 "
+              "s so far: cap its connection pool or concurrency, or spread its connections over "
+              "more destinations or source addresses; ports held long and never released would be "
+              "a socket leak\"}]}\n");
 }
 
 TEST_F(PortModelTest, AReportLeavesOutAScopeThatHeldNothingAndDidNothingInItsInterval) {

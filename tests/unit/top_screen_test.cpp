@@ -57,6 +57,21 @@ class TopScreen : public ::testing::Test {
     RecentFailures failures;
 };
 
+TEST_F(TopScreen, AScopeAtWarningSaysItsTopCause) {
+    ScopeUsage full = bind_scope(7, 96);
+    Cause cause;
+    cause.kind = CauseKind::bind_before_connect;
+    cause.share = 0.9;
+    full.causes = {cause};
+    report.netns.push_back({7, {}, {full, bind_scope(7, 10)}, {}});
+    auto lines = texts(40);
+    int scopes = index_of(lines, "SCOPES CLOSEST TO EXHAUSTION");
+    ASSERT_GT(scopes, 0);
+    EXPECT_NE(lines[scopes + 2].find(" bind  why: bind_before_connect 90%"), std::string::npos)
+        << lines[scopes + 2];
+    EXPECT_EQ(lines[scopes + 3].find("why:"), std::string::npos) << lines[scopes + 3];
+}
+
 TEST_F(TopScreen, SectionsInOrderWithTheFullestScopeFirst) {
     report.netns.push_back({7, {}, {bind_scope(7, 10), bind_scope(7, 96)}, {}});
     report.netns.push_back({8, {}, {bind_scope(8, 50)}, {}});

@@ -216,6 +216,33 @@ void add_scope(Json &out, const ScopeUsage &usage) {
     out["top_processes"] = top_processes_json(usage.top_processes);
 }
 
+// Figures are whole numbers or fractions (4 decimals).
+Json causes_json(const std::vector<Cause> &causes) {
+    Json out = Json::array();
+    for (const Cause &cause : causes) {
+        Json entry;
+        entry["cause"] = name_of(cause.kind);
+        entry["share"] = rounded(cause.share, 4);
+        for (const Figure &figure : cause.figures)
+            entry[figure.name] = figure.whole ? Json(std::int64_t(std::llround(figure.value)))
+                                              : Json(rounded(figure.value, 4));
+        if (!cause.processes.empty()) {
+            Json processes = Json::array();
+            for (const CauseProcess &process : cause.processes) {
+                Json who;
+                add_owner(who, process.pid, process.comm);
+                who["ports"] = process.ports;
+                processes.push_back(std::move(who));
+            }
+            entry["processes"] = std::move(processes);
+        }
+        if (!cause.ports.empty()) entry["ports_in_range"] = cause.ports;
+        entry["advice"] = cause.advice;
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
 Json failure_json(const AllocateEvent &failure) {
     Json out;
     out["pid"] = failure.task.pid;
@@ -270,6 +297,7 @@ Json to_json(const Warning &warning, const TimeBase &time) {
     out["reason"] = warning.failure ? "allocate_failed" : "utilization";
     add_scope(out, warning.usage);
     if (warning.failure) out["failed"] = failure_json(*warning.failure);
+    out["causes"] = causes_json(warning.usage.causes);
     return out;
 }
 
@@ -288,6 +316,7 @@ Json to_json(const Report &report, const TimeBase &time) {
             Json scope;
             add_scope(scope, usage);
             scope["level"] = name_of(usage.level);
+            if (usage.level >= WarningLevel::warning) scope["causes"] = causes_json(usage.causes);
             scopes.push_back(std::move(scope));
         }
         entry["scopes"] = std::move(scopes);

@@ -149,6 +149,15 @@ void write_scopes(Exposition &out, const MetricsInput &input) {
         for (const ScopeUsage *scope : scopes)
             if (auto value = gauge.value(*scope)) out.sample(scope_labels(*scope), *value);
     }
+    out.family("portwatch_scope_cause", "gauge",
+               "Share of the range a cause of a scope at warning or above explains (README: Why is "
+               "it filling?)");
+    for (const ScopeUsage *scope : scopes)
+        for (const Cause &cause : scope->causes) {
+            Labels labels = scope_labels(*scope);
+            labels.emplace_back("cause", text_of(name_of(cause.kind)));
+            out.sample(labels, cause.share);
+        }
     out.family(
         "portwatch_scopes", "gauge",
         "Scopes with ports in use or recent allocations, exported or not (see --metrics-top)");

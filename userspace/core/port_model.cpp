@@ -306,7 +306,7 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
         passing.proto = event.sock.proto;
         passing.level = WarningLevel::critical;
         return {Warning{event.boot_ns, WarningLevel::critical,
-                        usage_of(*key, passing, event.boot_ns), event}};
+                        usage_with_causes(*key, passing, event.boot_ns), event}};
     }
     ScopeState &state = scope_state(*key, event.sock.proto);
     bool already = state.level == WarningLevel::critical && state.failure_reported;
@@ -316,7 +316,7 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
     Warning warning;
     warning.boot_ns = event.boot_ns;
     warning.level = WarningLevel::critical;
-    warning.usage = usage_of(*key, state, event.boot_ns);
+    warning.usage = usage_with_causes(*key, state, event.boot_ns);
     warning.failure = event;
     return {warning};
 }
@@ -341,6 +341,7 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
         hold_port(netns_state(held.sock.netns, 0), held.scope, held.sock.proto,
                   held.sock.local_port, -1);
     ScopeState &state = scope_state(held.scope, held.sock.proto);
+    count_release(state, event);
     record_sample(state, held.scope, event.boot_ns);
     if (auto warning = evaluate(held.scope, state, event.boot_ns)) warnings.push_back(*warning);
     evaluate_bind_scope(held.scope, held.sock.proto, event.boot_ns, warnings);
@@ -448,6 +449,22 @@ void PortModel::record_sample(ScopeState &state, const ScopeKey &key, std::uint6
     std::uint64_t window_s = settings_.rate_window_ns / kSecondNs;
     while (!state.allocations.empty() && state.allocations.front().first + window_s < now_s)
         state.allocations.pop_front();
+    while (!state.releases.empty() && state.releases.front().second + window_s < now_s)
+        state.releases.pop_front();
+}
+
+void PortModel::count_release(ScopeState &state, const ReleaseEvent &event) {
+    std::uint64_t second = event.boot_ns / kSecondNs;
+    if (state.releases.empty() || state.releases.back().second != second)
+        state.releases.push_back({second, 0, 0, 0});
+    ScopeState::Releases &now = state.releases.back();
+    bool tcp = event.sock.proto == Proto::tcp;
+    if (tcp && event.time_wait())
+        now.time_wait++;
+    else if (tcp && event.reason == ReleaseReason::tcp_closed)
+        now.closed++;
+    else
+        now.other++;
 }
 
 ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
@@ -479,6 +496,204 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
     usage.top_processes =
         top_processes(key.kind == ScopeKind::destination ? state.held_by_pid : range_holders(key));
     return usage;
+}
+
+ScopeUsage PortModel::usage_with_causes(const ScopeKey &key, const ScopeState &state,
+                                        std::uint64_t now_ns) const {
+    ScopeUsage usage = usage_of(key, state, now_ns);
+    attach_causes({{&usage, &state}}, now_ns);
+    return usage;
+}
+
+namespace {
+
+// pid -> ports, as CauseProcess, most ports first (ties: lowest pid), at most `top`.
+std::vector<CauseProcess> ranked_processes(
+    const std::map<std::uint32_t, std::set<std::uint16_t>> &ports_by_pid,
+    const std::map<std::uint32_t, ProcessUsage> &processes, std::size_t top) {
+    std::vector<CauseProcess> out;
+    for (const auto &[pid, ports] : ports_by_pid) {
+        auto known = processes.find(pid);
+        out.push_back({pid, known != processes.end() ? known->second.comm : "", ports.size()});
+    }
+    std::sort(out.begin(), out.end(), [](const CauseProcess &a, const CauseProcess &b) {
+        return a.ports != b.ports ? a.ports > b.ports : a.pid < b.pid;
+    });
+    if (out.size() > top) out.resize(top);
+    return out;
+}
+
+constexpr std::size_t kExamplePorts = 5;
+
+struct PortsByPid {
+    std::set<std::uint16_t> ports;
+    std::map<std::uint32_t, std::set<std::uint16_t>> by_pid;
+
+    void add(std::uint32_t pid, std::uint16_t port) {
+        ports.insert(port);
+        by_pid[pid].insert(port);
+    }
+};
+
+struct ReleaseTotals {
+    std::uint64_t time_wait = 0, closed = 0, all = 0;
+
+    // A scope's releases of the last `window_s` seconds before `now_s` (its record is pruned
+    // only when it changes).
+    template <typename Seconds>
+    void add(const Seconds &releases, std::uint64_t now_s, std::uint64_t window_s) {
+        for (const auto &second : releases) {
+            if (second.second + window_s < now_s) continue;
+            time_wait += second.time_wait;
+            closed += second.closed;
+            all += second.time_wait + second.closed + second.other;
+        }
+    }
+};
+
+// What every scope of one netns shares: its bind()-held ports of the range, its
+// destinations' connections, its releases.
+struct NetnsTally {
+    PortsByPid bind_zero;  // TCP sockets bound to port 0, not listening
+    std::set<std::uint16_t> connected;
+    PortsByPid tcp_bound, udp_bound;  // listeners and explicit binds
+    std::set<std::uint16_t> listeners;
+    std::size_t connect_ports = 0, destinations = 0;
+    ReleaseTotals tcp_releases, udp_releases;
+};
+
+// The ports a holder has held in a scope, and for how long.
+struct HolderAges {
+    std::uint32_t pid = 0;
+    std::vector<double> ages_s;
+};
+
+}  // namespace
+
+// What causes.h needs for each scope at warning or above in `usages` (a level change, a
+// report, a refresh of metrics or top): one pass over the scopes and one over the sockets,
+// whatever the number of scopes.
+void PortModel::attach_causes(
+    const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
+    std::uint64_t now_ns) const {
+    std::map<std::uint32_t, NetnsTally> tallies;
+    std::map<ScopeKey, HolderAges> holders;
+    for (const auto &[usage, state] : usages) {
+        if (usage->level < WarningLevel::warning) continue;
+        tallies[usage->key.netns];
+        if (!usage->top_processes.empty())
+            holders[usage->key].pid = usage->top_processes.front().pid;
+    }
+    if (tallies.empty()) return;
+    std::uint64_t now_s = now_ns / kSecondNs;
+    std::uint64_t window_s = settings_.rate_window_ns / kSecondNs;
+
+    for (const auto &[key, state] : scopes_) {
+        auto tally = tallies.find(key.netns);
+        if (tally == tallies.end()) continue;
+        (state.proto == Proto::udp ? tally->second.udp_releases : tally->second.tcp_releases)
+            .add(state.releases, now_s, window_s);
+        if (key.kind == ScopeKind::destination && state.held) {
+            tally->second.connect_ports += state.held;
+            tally->second.destinations++;
+        }
+    }
+    for (const auto &entry : sockets_) {
+        const HeldSocket &held = entry.second;
+        auto tally_of = tallies.find(held.sock.netns);
+        if (tally_of == tallies.end()) continue;
+        NetnsTally &tally = tally_of->second;
+        auto ns = netns_.find(held.sock.netns);
+        bool in_range = ns != netns_.end() && ns->second.config.is_ephemeral(held.sock.local_port);
+        bool udp = held.sock.proto == Proto::udp;
+        ScopeKey range_scope;
+        range_scope.kind = udp ? ScopeKind::udp : ScopeKind::bind;
+        range_scope.netns = held.sock.netns;
+        auto note_age = [&](const ScopeKey &scope) {
+            auto holder = holders.find(scope);
+            if (holder != holders.end() && holder->second.pid == held.pid)
+                holder->second.ages_s.push_back(
+                    double(now_ns > held.since_ns ? now_ns - held.since_ns : 0) / 1e9);
+        };
+        if (held.scope.kind == ScopeKind::destination) note_age(held.scope);
+        if (in_range) note_age(range_scope);
+        if (held.scope.kind == ScopeKind::destination || !in_range) continue;
+        std::uint16_t port = held.sock.local_port;
+        if (!udp && held.how == How::bind_ephemeral && !held.listening) {
+            tally.bind_zero.add(held.pid, port);
+            if (held.connected) tally.connected.insert(port);
+        } else if (!udp || held.how == How::bind) {
+            (udp ? tally.udp_bound : tally.tcp_bound).add(held.pid, port);
+            if (!udp && (held.listening || held.how == How::listen_autobind))
+                tally.listeners.insert(port);
+        }
+    }
+    // a port both kinds hold (SO_REUSEPORT) is the fixed bind's
+    for (auto &[netns, tally] : tallies)
+        for (std::uint16_t port : tally.tcp_bound.ports) {
+            tally.bind_zero.ports.erase(port);
+            tally.connected.erase(port);
+        }
+
+    for (const auto &[usage, state] : usages) {
+        if (usage->level < WarningLevel::warning) continue;
+        const ScopeKey &key = usage->key;
+        const NetnsTally &tally = tallies.at(key.netns);
+        CauseFacts facts;
+        facts.kind = key.kind;
+        facts.loopback_destination =
+            key.kind == ScopeKind::destination && is_loopback(key.remote_addr);
+        if (auto ns = netns_.find(key.netns); ns != netns_.end()) facts.config = ns->second.config;
+        facts.warn_ratio = settings_.warn_ratio;
+        facts.in_use = usage->in_use;
+        facts.capacity = usage->capacity;
+        facts.time_wait = usage->time_wait;
+        bool counted = key.kind == ScopeKind::bind ||
+                       (key.kind == ScopeKind::destination && time_wait_counts(key));
+        facts.time_wait_counted = counted ? usage->time_wait : 0;
+        facts.allocation_rate = usage->allocation_rate;
+        facts.eta_seconds = usage->eta_seconds;
+
+        ReleaseTotals releases =
+            key.kind == ScopeKind::udp ? tally.udp_releases : tally.tcp_releases;
+        if (key.kind == ScopeKind::destination) {  // its own
+            releases = {};
+            releases.add(state->releases, now_s, window_s);
+            facts.connections = state->held;
+            facts.netns_connect_ports = tally.connect_ports;
+            facts.destinations = tally.destinations;
+        }
+        facts.closed_here_first = releases.time_wait;
+        facts.closed_otherwise = releases.closed;
+        facts.releases_last_minute = releases.all;
+
+        if (key.kind != ScopeKind::udp) {
+            facts.bind_zero_ports = tally.bind_zero.ports.size();
+            facts.bind_zero_connected = tally.connected.size();
+            facts.bind_zero_processes =
+                ranked_processes(tally.bind_zero.by_pid, processes_, settings_.top_n);
+        }
+        const PortsByPid &bound = key.kind == ScopeKind::udp ? tally.udp_bound : tally.tcp_bound;
+        facts.bound_ports = bound.ports.size();
+        facts.bound_listeners = key.kind == ScopeKind::udp ? 0 : tally.listeners.size();
+        facts.bound_processes = ranked_processes(bound.by_pid, processes_, settings_.top_n);
+        for (std::uint16_t port : bound.ports) {
+            if (facts.bound_examples.size() == kExamplePorts) break;
+            facts.bound_examples.push_back(port);
+        }
+
+        if (!usage->top_processes.empty()) {
+            const TopProcess &top = usage->top_processes.front();
+            facts.holder = CauseProcess{top.pid, top.comm, top.ports};
+            std::vector<double> ages = holders.at(key).ages_s;
+            if (!ages.empty()) {
+                std::sort(ages.begin(), ages.end());
+                facts.holder_oldest_s = ages.back();
+                facts.holder_median_s = ages[ages.size() / 2];
+            }
+        }
+        usage->causes = analyse_causes(facts);
+    }
 }
 
 // The bind and UDP scopes fill with every port of the range their protocol holds, whoever
@@ -527,7 +742,7 @@ std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &stat
     Warning warning;
     warning.boot_ns = now_ns;
     warning.level = level;
-    warning.usage = usage_of(key, state, now_ns);
+    warning.usage = usage_with_causes(key, state, now_ns);
     return warning;
 }
 
@@ -658,6 +873,13 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         auto known = sockets_.find(cookie);
         if (known != sockets_.end() && socket.owner && socket.owner->pid != known->second.pid)
             move_owner(known->second, *socket.owner);
+        if (known != sockets_.end() && socket.sock.proto == Proto::tcp) {
+            // a bind(0) the events showed: the tables say what it was for
+            if (socket.state == kTcpListen)
+                known->second.listening = true;
+            else if (socket.sock.has_remote())
+                known->second.connected = true;
+        }
         if (known != sockets_.end() || recently_released_.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
@@ -673,6 +895,8 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         }
         held->since_ns = read_at_ns;
         held->from_table = true;
+        held->listening = socket.sock.proto == Proto::tcp && socket.state == kTcpListen;
+        held->connected = !held->listening && socket.sock.has_remote();
         TaskInfo owner = socket.owner.value_or(TaskInfo{});
         hold(*held, owner);
         reconcile_totals_.added++;
@@ -726,6 +950,12 @@ Report PortModel::build_report(std::uint64_t now_boot_ns, std::uint64_t active_s
         for (auto &ns : report.netns)
             if (ns.netns == key.netns) ns.scopes.push_back(usage_of(key, state, now_boot_ns));
     }
+    std::vector<std::pair<ScopeUsage *, const ScopeState *>> warned;
+    for (auto &ns : report.netns)
+        for (auto &usage : ns.scopes)
+            if (usage.level >= WarningLevel::warning)
+                warned.emplace_back(&usage, &scopes_.at(usage.key));
+    attach_causes(warned, now_boot_ns);
     for (auto &ns : report.netns)
         std::stable_sort(
             ns.scopes.begin(), ns.scopes.end(),

@@ -26,6 +26,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "causes.h"
 #include "event.h"
 #include "kernel_socket.h"
 #include "netns_ports.h"
@@ -33,7 +34,6 @@
 
 namespace portwatch {
 
-enum class ScopeKind { destination, bind, udp };
 enum class WarningLevel { ok, warning, critical };
 
 struct ScopeKey {
@@ -70,6 +70,7 @@ struct ScopeUsage {
     std::optional<double> eta_seconds;  // at the current fill rate; none when not filling
     std::vector<TopProcess> top_processes;
     WarningLevel level = WarningLevel::ok;
+    std::vector<Cause> causes;  // at level warning or above: why it is filling (causes.h)
 };
 
 struct Warning {
@@ -188,6 +189,9 @@ class PortModel {
         std::uint32_t pid = 0;
         std::uint64_t since_ns = 0;
         bool from_table = false;  // no event showed it: replaced by the event if one comes
+        // what the socket tables showed of it since: connected to a peer, or listening
+        bool connected = false;
+        bool listening = false;
     };
     struct TimeWaitEntry {
         std::uint64_t expires_ns = 0;
@@ -203,6 +207,16 @@ class PortModel {
         std::unordered_map<std::uint32_t, std::size_t> held_by_pid;
         std::deque<std::pair<std::uint64_t, std::size_t>> in_use_samples;  // one per second
         std::deque<std::pair<std::uint64_t, std::uint64_t>> allocations;   // per second
+        // releases per second: TCP into TIME_WAIT (this host closed first) or to CLOSE
+        // without it (the peer closed first, or a reset); any other (a listener, a fixed
+        // bind, UDP)
+        struct Releases {
+            std::uint64_t second = 0;
+            std::uint64_t time_wait = 0;
+            std::uint64_t closed = 0;
+            std::uint64_t other = 0;
+        };
+        std::deque<Releases> releases;
         WarningLevel level = WarningLevel::ok;
         bool failure_reported = false;
     };
@@ -261,6 +275,13 @@ class PortModel {
     std::size_t capacity(const ScopeKey &key) const;
     bool time_wait_counts(const ScopeKey &key) const;
     ScopeUsage usage_of(const ScopeKey &key, const ScopeState &state, std::uint64_t now_ns) const;
+    // The usage with its causes when its level is warning or above.
+    ScopeUsage usage_with_causes(const ScopeKey &key, const ScopeState &state,
+                                 std::uint64_t now_ns) const;
+    // Sets the causes of the usages at level warning or above (each with its scope's state).
+    void attach_causes(const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
+                       std::uint64_t now_ns) const;
+    void count_release(ScopeState &state, const ReleaseEvent &event);
     void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
     std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
     ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);

@@ -46,8 +46,9 @@ std::string rfc3339_utc(std::int64_t realtime_ns);
 // measured once at start and injected wherever a wall time is printed.
 struct TimeBase {
     std::int64_t boot_to_realtime_ns = 0;
+    // Wraps instead of overflowing for a boot time no kernel sends (a corrupt record).
     std::int64_t realtime(std::uint64_t boot_ns) const {
-        return static_cast<std::int64_t>(boot_ns) + boot_to_realtime_ns;
+        return static_cast<std::int64_t>(boot_ns + static_cast<std::uint64_t>(boot_to_realtime_ns));
     }
 };
 

@@ -170,6 +170,37 @@ std::string left_out_row(const ProcessesLeftOut &rest) {
                        (unsigned long long)rest.failures);
 }
 
+std::string figures_text(const Cause &cause) {
+    std::string text;
+    for (const Figure &figure : cause.figures)
+        text += format_text(figure.whole ? "%s%s %.0f" : "%s%s %.2f", text.empty() ? "" : ", ",
+                            figure.name, figure.value);
+    return text;
+}
+
+// "time_wait 80% of the range (also narrow_range 79%): <advice>"
+std::string top_cause_text(const std::vector<Cause> &causes) {
+    if (causes.empty()) return "";
+    std::string text =
+        format_text("; why: %s %.0f%% of the range", std::string(name_of(causes[0].kind)).c_str(),
+                    causes[0].share * 100);
+    for (std::size_t i = 1; i < causes.size(); i++)
+        text += format_text("%s%s %.0f%%", i == 1 ? " (also " : ", ",
+                            std::string(name_of(causes[i].kind)).c_str(), causes[i].share * 100);
+    if (causes.size() > 1) text += ")";
+    return text + "; do: " + causes[0].advice;
+}
+
+// One row per cause under its scope's row in the report.
+std::string cause_rows(const std::vector<Cause> &causes) {
+    std::string text;
+    for (const Cause &cause : causes)
+        text += format_text("%-11s why: %s %.1f%% of the range (%s): %s\n", "",
+                            std::string(name_of(cause.kind)).c_str(), cause.share * 100,
+                            figures_text(cause).c_str(), cause.advice.c_str());
+    return text;
+}
+
 }  // namespace
 
 std::string text_line(const Warning &warning, const TimeBase &time) {
@@ -184,7 +215,7 @@ std::string text_line(const Warning &warning, const TimeBase &time) {
     if (warning.failure)
         line += format_text("; FAILED %s[%u] %s", printable(warning.failure->task.comm).c_str(),
                             warning.failure->task.pid, errno_name(warning.failure->error).c_str());
-    return line + "\n";
+    return line + top_cause_text(usage.causes) + "\n";
 }
 
 std::string text_report(const Report &report, const TimeBase &time) {
@@ -196,13 +227,15 @@ std::string text_report(const Report &report, const TimeBase &time) {
                         "ETA", "LEVEL");
     for (const auto &ns : report.netns) {
         std::string range = format_text("%u-%u", ns.config.range.low, ns.config.range.high);
-        for (const auto &usage : ns.scopes)
+        for (const auto &usage : ns.scopes) {
             text += format_text(
                 "%-11u %-11s %-4zu %-5s %-45s %7zu %7zu %6.1f%% %6zu %8.1f %7s %s\n", ns.netns,
                 range.c_str(), ns.config.reserved_in_range(),
                 std::string(name_of(usage.proto)).c_str(), scope_name(usage).c_str(), usage.in_use,
                 usage.capacity, usage.utilization * 100, usage.time_wait, usage.allocation_rate,
                 eta_text(usage.eta_seconds).c_str(), std::string(name_of(usage.level)).c_str());
+            text += cause_rows(usage.causes);
+        }
         text += left_out_row(ns);
     }
     text += format_text("%-8s %-16s %-11s %6s %6s %5s %8s %s\n", "PID", "COMM", "NETNS", "HELD",

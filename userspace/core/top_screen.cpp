@@ -38,6 +38,13 @@ std::vector<const ScopeUsage *> fullest_scopes(const Report &report) {
     return scopes;
 }
 
+// "  why: time_wait 80%": the cause explaining most of a scope at warning or above.
+std::string why_text(const ScopeUsage &scope) {
+    if (scope.causes.empty()) return "";
+    const Cause &top = scope.causes.front();
+    return format_text("  why: %s %.0f%%", std::string(name_of(top.kind)).c_str(), top.share * 100);
+}
+
 ScreenLine scope_line(const ScopeUsage &scope) {
     return {
         format_text(kScopeColumns, std::string(name_of(scope.level)).c_str(),
@@ -46,7 +53,8 @@ ScreenLine scope_line(const ScopeUsage &scope) {
                     std::to_string(scope.time_wait).c_str(),
                     format_text("%.1f", scope.allocation_rate).c_str(),
                     eta_text(scope.eta_seconds).c_str(), std::to_string(scope.key.netns).c_str(),
-                    std::string(name_of(scope.proto)).c_str(), scope_name(scope).c_str()),
+                    std::string(name_of(scope.proto)).c_str(),
+                    (scope_name(scope) + why_text(scope)).c_str()),
         style_of(scope.level)};
 }
 
