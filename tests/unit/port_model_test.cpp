@@ -408,6 +408,19 @@ TEST_F(PortModelTest, TheTablesGiveTheBaseline) {
 // The kernel fires a 60 s timer up to a timer-wheel bucket late, and sock_diag shows the
 // socket meanwhile with 0 ms left: it still holds its port, and the report right after the
 // tables were read must say so (the soak found every destination ~1 s of TIME_WAIT short).
+// Two readings 1.5 s apart, with no event between (the load has stopped): the second says
+// the overdue socket is still there, and the report right after it counts it, whatever due
+// time the first reading gave it (the 25-minute soak was ~15 ports short per destination).
+TEST_F(PortModelTest, ALaterReadingReplacesAnEarlierOnesTimeWaitEntries) {
+    KernelSocket overdue = table_socket(104, Proto::tcp, kTcpTimeWait, 40002, 443);
+    overdue.time_wait_left_ms = 0;
+    model.reconcile(kNetns, {overdue}, events.now);
+    events.now += 1'500'000'000;
+    model.reconcile(kNetns, {overdue}, events.now);
+    events.now += 10'000'000;
+    EXPECT_EQ(time_wait_now(ScopeKind::destination), 1u);
+}
+
 TEST_F(PortModelTest, ATimeWaitSocketPastItsDueTimeIsCountedWhileTheTablesShowIt) {
     KernelSocket overdue = table_socket(104, Proto::tcp, kTcpTimeWait, 40002, 443);
     overdue.time_wait_left_ms = 0;

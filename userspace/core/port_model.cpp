@@ -334,9 +334,9 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     // baseline runs while the first events wait in the ring buffer): that entry stays.
     bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
     if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
-        add_time_wait(held.scope, held.sock.proto, held.sock.local_port, held.sock.cookie,
-                      event.boot_ns,
-                      event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns);
+        add_time_wait(
+            held.scope, held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
+            event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns, false);
     else
         hold_port(netns_state(held.sock.netns, 0), held.scope, held.sock.proto,
                   held.sock.local_port, -1);
@@ -363,11 +363,12 @@ void PortModel::evaluate_bind_scope(const ScopeKey &changed, Proto proto, std::u
 // The TIME_WAIT socket holds the port on (in the bind table too), until it expires.
 void PortModel::add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port,
                               std::uint64_t cookie, std::uint64_t added_ns,
-                              std::uint64_t expires_ns) {
+                              std::uint64_t expires_ns, bool from_table) {
     scope_state(scope, proto).time_wait++;
     NetnsState &ns = netns_state(scope.netns, 0);
     ns.tcp_time_wait.add(port, +1, ns.config);
-    time_wait_.emplace(expires_ns, TimeWaitEntry{expires_ns, scope, port, cookie, added_ns});
+    time_wait_.emplace(expires_ns,
+                       TimeWaitEntry{expires_ns, scope, port, cookie, added_ns, from_table});
     time_wait_cookies_.insert(cookie);
 }
 
@@ -794,7 +795,9 @@ std::set<std::uint64_t> PortModel::drop_time_wait_of(std::uint32_t netns,
             ++it;
             continue;
         }
-        if (entry.added_ns >= settled_before) {
+        // An earlier reading's entry is never kept: this reading says whether the socket is
+        // still there (kept, it could expire by its old due time while the table shows it).
+        if (entry.added_ns >= settled_before && !entry.from_table) {
             kept.insert(entry.cookie);
             ++it;
             continue;
@@ -888,7 +891,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
             std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
             add_time_wait(held->scope, Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
-                          read_at_ns + left_ns + settings_.time_wait_timer_lag_ns);
+                          read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);
             hold_port(netns_[netns], held->scope, Proto::tcp, socket.sock.local_port, +1);
             if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
             continue;

@@ -199,6 +199,7 @@ class PortModel {
         std::uint16_t port = 0;
         std::uint64_t cookie = 0;
         std::uint64_t added_ns = 0;
+        bool from_table = false;  // read from the socket tables, not from a release event
     };
     struct ScopeState {
         Proto proto = Proto::tcp;
@@ -253,10 +254,11 @@ class PortModel {
     std::vector<TopProcess> top_processes(
         const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
-                       std::uint64_t added_ns, std::uint64_t expires_ns);
+                       std::uint64_t added_ns, std::uint64_t expires_ns, bool from_table);
     void remove_time_wait(const TimeWaitEntry &entry);
-    // Drops the netns's TIME_WAIT entries added before `settled_before`; returns the
-    // cookies of the ones kept.
+    // Drops the netns's TIME_WAIT entries that the tables read now replace: every one an
+    // earlier reading made, and those events added before `settled_before`; returns the
+    // cookies of the ones kept (events the tables may not show yet).
     std::set<std::uint64_t> drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
