@@ -427,8 +427,36 @@ def boot(kernel_files: KernelFiles, initramfs: Path, work: Path, console: Path,
     text = report_file.read_text(errors="replace") if report_file.exists() else ""
     match = re.search(r"VMTEST-REPORT-BEGIN\s*(.*?)\s*VMTEST-REPORT-END", text, re.S)
     if not match or not match.group(1).strip():
-        raise Fail(f"the suite wrote no report (console: {console})")
+        raise Fail(f"the suite wrote no report: {how_the_suite_ended(console)} (console: {console})")
     return match.group(1)
+
+
+# What the guest kernel prints when it kills or crashes: the first such line names the cause.
+KERNEL_TROUBLE = re.compile(r"(Kernel panic|BUG:|Oops|general protection fault|segfault at|"
+                            r"Out of memory|invalid opcode|WARNING:)")
+
+
+def how_the_suite_ended(console: Path) -> str:
+    """For a run without a report: the suite's exit status, the test it was running and the
+    guest kernel's first complaint, as far as the console shows them."""
+    text = console.read_text(errors="replace") if console.exists() else ""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # gtest's colours
+    parts = []
+    exit_line = re.findall(r"vmtest: exit (\d+) after (\d+) s", plain)
+    if exit_line:
+        status = int(exit_line[-1][0])
+        signal = f" (signal {status - 128})" if status > 128 else ""
+        parts.append(f"kernel_tests exited with {status}{signal} after {exit_line[-1][1]} s")
+    else:
+        parts.append("kernel_tests never finished")
+    started = re.findall(r"\[ RUN      \]\s+(\S+)", plain)
+    ended = re.findall(r"\[\s+(?:OK|FAILED|SKIPPED)\s+\]\s+(\S+)", plain)
+    if started and (not ended or ended[-1] != started[-1]):
+        parts.append(f"during {started[-1]}")
+    trouble = [line.strip() for line in plain.splitlines() if KERNEL_TROUBLE.search(line)]
+    if trouble:
+        parts.append(f"guest kernel: {trouble[0][:160]}")
+    return "; ".join(parts)
 
 
 # Seen on 6.1 with the tracepoint set under TCG (both CPUs at the syscall tracepoint's
