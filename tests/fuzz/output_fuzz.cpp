@@ -79,7 +79,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         if (!decoded.event) continue;
         Event &event = *decoded.event;
         set_owner(event, cgroup_path);
-        require_json_line(json_line(to_json(event, time)));
+        std::string line = json_line(event, time);  // streamed: the tree's bytes, no tree
+        fuzz::require(line == json_line(to_json(event, time)));
+        require_json_line(line);
         require_no_terminal_control(text_line(event, time));
         counters.count(event);
         std::visit([&](const auto &e) { last_ns = std::max(last_ns, e.boot_ns); }, event);

@@ -21,8 +21,9 @@ Json parse_line(const std::string &line) {
     return Json::parse(line);
 }
 
+// What the monitor writes per event: the line streamed without a tree.
 Json event_line(const Event &event) {
-    return parse_line(json_line(to_json(event, time_base())));
+    return parse_line(json_line(event, time_base()));
 }
 
 std::vector<std::string> keys_of(const Json &object) {
@@ -305,20 +306,20 @@ TEST(JsonFormat, CommThatIsNotUtf8IsEscapedAndGivenInHex) {
     };
     for (const auto &c : cases) {
         SCOPED_TRACE(c.hex);
-        std::string line = json_line(to_json(connect_allocate(c.raw), time_base()));
+        std::string line = json_line(connect_allocate(c.raw), time_base());
         expect_one_line(line);
         nlohmann::json j;
         ASSERT_NO_THROW(j = nlohmann::json::parse(line));
         EXPECT_EQ(j["comm"], c.comm);
         EXPECT_EQ(j["comm_hex"], c.hex);
 
-        std::string release = json_line(to_json(
+        std::string release = json_line(
             [&] {
                 ReleaseEvent e = ipv6_release(ReleaseReason::socket_closed);
                 e.owner.comm = c.raw;
                 return Event{e};
             }(),
-            time_base()));
+            time_base());
         ASSERT_NO_THROW(j = nlohmann::json::parse(release));
         EXPECT_EQ(j["comm"], c.comm);
         EXPECT_EQ(j["comm_hex"], c.hex);
@@ -334,6 +335,49 @@ TEST(JsonFormat, Utf8CommIsKeptAsIs) {
 TEST(JsonFormat, ControlCharactersInCommStayOnOneLine) {
     Json j = event_line(connect_allocate("x\ny\r\tz"));
     EXPECT_EQ(j["comm"], "x\ny\r\tz");
+}
+
+// Every event kind, every optional field both ways, every byte value in comm and cgroup, held
+// times from 0 to years: the streamed line is byte for byte the tree's.
+std::vector<Event> events_of_every_shape() {
+    std::vector<Event> events;
+    std::string every_byte;
+    for (int byte = 1; byte < 256; ++byte) every_byte += static_cast<char>(byte);
+    for (const std::string &text : {std::string("curl"), std::string("caf\xc3\xa9 \"q\" \\"),
+                                    every_byte, std::string(1, '\0') + "nul"}) {
+        AllocateEvent allocate = connect_allocate(text);
+        allocate.task.cgroup_path = "/" + text;
+        events.push_back(allocate);
+        allocate.task.cgroup_path = kDockerCgroup;
+        allocate.sock.family = Family::ipv6;
+        allocate.sock.local_addr = ipv6_doc(7);
+        allocate.sock.remote_addr = ipv6_doc(9);
+        events.push_back(allocate);
+        AllocateEvent failed = failed_bind(EADDRINUSE);
+        failed.task.comm = text;
+        events.push_back(failed);
+        failed.error = 4095;  // no name for it
+        events.push_back(failed);
+        for (std::uint64_t held_ns :
+             {0ull, 999ull, 1'000ull, 2'500'123'456ull, 86'400'000'000'000ull, ~0ull}) {
+            ReleaseEvent release = ipv6_release(ReleaseReason::time_wait);
+            release.owner.comm = text;
+            release.owner.cgroup_path = text;
+            release.held_ns = held_ns;
+            events.push_back(release);
+        }
+        ReleaseEvent unknown = ipv6_release(ReleaseReason::tcp_closed);
+        unknown.owner_known = false;
+        events.push_back(unknown);
+    }
+    return events;
+}
+
+TEST(JsonFormat, TheStreamedEventLineIsTheTreesByteForByte) {
+    for (const Event &event : events_of_every_shape()) {
+        std::string tree = json_line(to_json(event, time_base()));
+        EXPECT_EQ(json_line(event, time_base()), tree);
+    }
 }
 
 TEST(JsonFormat, AWarningNamesTheContainersOfTheFailureAndTheTopProcesses) {

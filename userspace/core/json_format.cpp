@@ -1,6 +1,8 @@
 #include "json_format.h"
 
+#include <charconv>
 #include <cmath>
+#include <concepts>
 
 #include "containers.h"
 #include "names.h"
@@ -14,101 +16,243 @@ double rounded(double value, int digits) {
     return std::round(value * scale) / scale;
 }
 
-Json json_address(const IpAddress &addr) {
-    return to_string(addr);
-}
+// The fields of an object, set one by one in contract order, go either into a tree (the rare
+// lines: reports, warnings, stats) or straight out as text (the line per event, the hot path:
+// nlohmann's tree costs a dozen allocations per line). The helpers below take either.
+class JsonTreeFields {
+  public:
+    explicit JsonTreeFields(Json &json) : json_(json) {}
+    template <class Value>
+    void set(std::string_view key, Value &&value) {
+        json_[std::string(key)] = std::forward<Value>(value);
+    }
+    void set_null(std::string_view key) { json_[std::string(key)] = nullptr; }
+
+  private:
+    Json &json_;
+};
+
+// Writes the bytes nlohmann's dump() writes for the same object (a unit test holds them equal).
+class JsonTextFields {
+  public:
+    explicit JsonTextFields(std::string &out) : out_(out) { out_ += '{'; }
+    ~JsonTextFields() { out_ += '}'; }
+    JsonTextFields(const JsonTextFields &) = delete;
+    JsonTextFields &operator=(const JsonTextFields &) = delete;
+
+    // `text` must be valid UTF-8 (utf8_or_escaped makes raw bytes so): dump()'s error handler
+    // is never needed, and multi-byte characters pass as they are (ensure_ascii off).
+    void set(std::string_view key, std::string_view text) {
+        start(key);
+        append_string(text);
+    }
+    void set(std::string_view key, const char *text) { set(key, std::string_view(text)); }
+    void set(std::string_view key, const std::string &text) { set(key, std::string_view(text)); }
+    void set(std::string_view key, bool value) {
+        start(key);
+        out_ += value ? "true" : "false";
+    }
+    void set(std::string_view key, std::integral auto value) {
+        start(key);
+        char digits[24];
+        out_.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+    }
+    // Finite values only (every double an event carries is).
+    void set(std::string_view key, double value) {
+        start(key);
+        char digits[64];
+        out_.append(digits, nlohmann::detail::to_chars(digits, digits + sizeof digits, value));
+    }
+    void set_null(std::string_view key) {
+        start(key);
+        out_ += "null";
+    }
+
+  private:
+    // Keys are this file's ASCII literals: nothing to escape.
+    void start(std::string_view key) {
+        if (!first_) out_ += ',';
+        first_ = false;
+        out_ += '"';
+        out_ += key;
+        out_ += "\":";
+    }
+    // As nlohmann's serializer escapes: the two-character forms where JSON has them, \u00xx
+    // (lower-case hex) for the other control characters, nothing else.
+    void append_string(std::string_view text) {
+        out_ += '"';
+        for (char c : text) {
+            if (const char *escaped = two_character_escape(c))
+                out_ += escaped;
+            else if (static_cast<unsigned char>(c) < 0x20)
+                append_unicode_escape(static_cast<unsigned char>(c));
+            else
+                out_ += c;
+        }
+        out_ += '"';
+    }
+    static const char *two_character_escape(char c) {
+        static constexpr std::pair<char, const char *> escapes[] = {
+            {'"', "\\\""}, {'\\', "\\\\"}, {'\b', "\\b"}, {'\f', "\\f"},
+            {'\n', "\\n"}, {'\r', "\\r"},  {'\t', "\\t"}};
+        for (const auto &[plain, escaped] : escapes)
+            if (c == plain) return escaped;
+        return nullptr;
+    }
+    void append_unicode_escape(unsigned char byte) {
+        static constexpr char hex[] = "0123456789abcdef";
+        out_ += "\\u00";
+        out_ += hex[byte >> 4];
+        out_ += hex[byte & 0xf];
+    }
+
+    std::string &out_;
+    bool first_ = true;
+};
 
 // `key` as valid UTF-8, and `<key>_hex` with the exact bytes when that changed anything.
-void add_raw_text(Json &out, const std::string &key, const std::string &raw) {
+template <class Fields>
+void add_raw_text(Fields &out, std::string_view key, const std::string &raw) {
     SafeText safe = utf8_or_escaped(raw);
-    out[key] = safe.text;
-    if (safe.altered) out[key + "_hex"] = hex_bytes(raw);
+    out.set(key, safe.text);
+    if (safe.altered) out.set(std::string(key) + "_hex", hex_bytes(raw));
 }
 
-void add_comm(Json &out, const std::string &raw) {
+template <class Fields>
+void add_comm(Fields &out, const std::string &raw) {
     add_raw_text(out, "comm", raw);
 }
 
 // pid 0: a socket the tables showed whose owner no /proc fd table named (as a release's
 // unknown owner, null).
-void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
+template <class Fields>
+void add_owner(Fields &out, std::uint32_t pid, const std::string &comm) {
     if (pid == 0) {
-        out["pid"] = nullptr;
-        out["comm"] = nullptr;
+        out.set_null("pid");
+        out.set_null("comm");
         return;
     }
-    out["pid"] = pid;
+    out.set("pid", pid);
     add_comm(out, comm);
 }
 
 // The cgroup path (null when unknown) and the container it shows (null when none).
-void add_cgroup(Json &out, const std::string &path) {
+template <class Fields>
+void add_cgroup(Fields &out, const std::string &path) {
     if (path.empty())
-        out["cgroup"] = nullptr;
+        out.set_null("cgroup");
     else
         add_raw_text(out, "cgroup", path);
     std::optional<Container> container = container_of(path);
-    out["container_id"] = container ? Json(container->id) : Json(nullptr);
-    out["container_runtime"] = container ? Json(container->runtime) : Json(nullptr);
+    if (container) {
+        out.set("container_id", container->id);
+        out.set("container_runtime", container->runtime);
+    } else {
+        out.set_null("container_id");
+        out.set_null("container_runtime");
+    }
 }
 
-void add_task(Json &out, const TaskInfo &task, bool with_tid) {
-    out["pid"] = task.pid;
-    if (with_tid) out["tid"] = task.tid;
+// The same, on a tree.
+void add_comm(Json &out, const std::string &raw) {
+    JsonTreeFields fields(out);
+    add_comm(fields, raw);
+}
+
+void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
+    JsonTreeFields fields(out);
+    add_owner(fields, pid, comm);
+}
+
+void add_cgroup(Json &out, const std::string &path) {
+    JsonTreeFields fields(out);
+    add_cgroup(fields, path);
+}
+
+template <class Fields>
+void add_task(Fields &out, const TaskInfo &task, bool with_tid) {
+    out.set("pid", task.pid);
+    if (with_tid) out.set("tid", task.tid);
     add_comm(out, task.comm);
-    out["uid"] = task.uid;
-    out["cgroup_id"] = task.cgroup_id;
+    out.set("uid", task.uid);
+    out.set("cgroup_id", task.cgroup_id);
     add_cgroup(out, task.cgroup_path);
 }
 
-void add_socket(Json &out, const SocketInfo &sock) {
-    out["proto"] = name_of(sock.proto);
-    out["family"] = name_of(sock.family);
-    out["netns"] = sock.netns;
-    out["local_addr"] = json_address(sock.local_addr);
-    out["local_port"] = sock.local_port;
-    out["remote_addr"] = sock.has_remote() ? json_address(sock.remote_addr) : Json(nullptr);
-    out["remote_port"] = sock.has_remote() ? Json(sock.remote_port) : Json(nullptr);
-    out["sock_cookie"] = sock.cookie;
+template <class Fields>
+void add_socket(Fields &out, const SocketInfo &sock) {
+    out.set("proto", name_of(sock.proto));
+    out.set("family", name_of(sock.family));
+    out.set("netns", sock.netns);
+    out.set("local_addr", to_string(sock.local_addr));
+    out.set("local_port", sock.local_port);
+    if (sock.has_remote()) {
+        out.set("remote_addr", to_string(sock.remote_addr));
+        out.set("remote_port", sock.remote_port);
+    } else {
+        out.set_null("remote_addr");
+        out.set_null("remote_port");
+    }
+    out.set("sock_cookie", sock.cookie);
+}
+
+template <class Fields>
+void add_header(Fields &out, std::string_view type, std::int64_t realtime_ns) {
+    out.set("type", type);
+    out.set("ts", rfc3339_utc(realtime_ns));
 }
 
 Json header(std::string_view type, std::int64_t realtime_ns) {
     Json out;
-    out["type"] = type;
-    out["ts"] = rfc3339_utc(realtime_ns);
+    JsonTreeFields fields(out);
+    add_header(fields, type, realtime_ns);
     return out;
 }
 
-Json allocate_json(const AllocateEvent &event, const TimeBase &time) {
-    Json out =
-        header(event.failed() ? "allocate_failed" : "allocate", time.realtime(event.boot_ns));
-    out["how"] = name_of(event.how);
-    out["syscall"] = name_of(event.syscall);
+template <class Fields>
+void add_allocate(Fields &out, const AllocateEvent &event, const TimeBase &time) {
+    add_header(out, event.failed() ? "allocate_failed" : "allocate", time.realtime(event.boot_ns));
+    out.set("how", name_of(event.how));
+    out.set("syscall", name_of(event.syscall));
     add_socket(out, event.sock);
     add_task(out, event.task, true);
-    out["ephemeral"] = event.ephemeral;
+    out.set("ephemeral", event.ephemeral);
     if (event.failed()) {
-        out["errno"] = event.error;
-        out["error"] = errno_name(event.error);
+        out.set("errno", event.error);
+        out.set("error", errno_name(event.error));
     }
-    return out;
 }
 
-Json release_json(const ReleaseEvent &event, const TimeBase &time) {
-    Json out = header("release", time.realtime(event.boot_ns));
-    out["how"] = event.owner_known ? Json(name_of(event.how)) : Json(nullptr);
+template <class Fields>
+void add_release(Fields &out, const ReleaseEvent &event, const TimeBase &time) {
+    add_header(out, "release", time.realtime(event.boot_ns));
+    if (event.owner_known)
+        out.set("how", name_of(event.how));
+    else
+        out.set_null("how");
     add_socket(out, event.sock);
     if (event.owner_known) {
         add_task(out, event.owner, false);
-        out["held_ms"] = static_cast<double>(event.held_ns / 1000) / 1000.0;
+        out.set("held_ms", static_cast<double>(event.held_ns / 1000) / 1000.0);
     } else {
         for (const char *key : {"pid", "comm", "uid", "cgroup_id", "cgroup", "container_id",
                                 "container_runtime", "held_ms"})
-            out[key] = nullptr;
+            out.set_null(key);
     }
-    out["reason"] = name_of(event.reason);
-    out["time_wait"] = event.time_wait();
-    return out;
+    out.set("reason", name_of(event.reason));
+    out.set("time_wait", event.time_wait());
+}
+
+template <class Fields>
+void add_event(Fields &out, const Event &event, const TimeBase &time) {
+    if (const auto *allocate = std::get_if<AllocateEvent>(&event))
+        add_allocate(out, *allocate, time);
+    else
+        add_release(out, std::get<ReleaseEvent>(event), time);
+}
+
+Json json_address(const IpAddress &addr) {
+    return to_string(addr);
 }
 
 Json per_how(const CounterTotals::Matrix &matrix, std::size_t type) {
@@ -127,9 +271,21 @@ std::uint64_t row_total(const CounterTotals::Matrix &matrix, std::size_t type) {
 }  // namespace
 
 Json to_json(const Event &event, const TimeBase &time) {
-    if (const auto *allocate = std::get_if<AllocateEvent>(&event))
-        return allocate_json(*allocate, time);
-    return release_json(std::get<ReleaseEvent>(event), time);
+    Json out;
+    JsonTreeFields fields(out);
+    add_event(fields, event, time);
+    return out;
+}
+
+std::string json_line(const Event &event, const TimeBase &time) {
+    std::string line;
+    line.reserve(512);
+    {
+        JsonTextFields fields(line);
+        add_event(fields, event, time);
+    }
+    line += '\n';
+    return line;
 }
 
 Json to_json(const ReadyInfo &ready) {

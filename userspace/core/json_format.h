@@ -13,6 +13,9 @@ namespace portwatch {
 using Json = nlohmann::ordered_json;
 
 Json to_json(const Event &event, const TimeBase &time);
+// The line of json_line(to_json(event, time)), written without building the tree: the one
+// line per event is the monitor's hot path.
+std::string json_line(const Event &event, const TimeBase &time);
 Json to_json(const ReadyInfo &ready);
 Json to_json(const StatsSnapshot &stats);
 Json to_json(const Warning &warning, const TimeBase &time);

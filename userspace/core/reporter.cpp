@@ -27,7 +27,7 @@ class JsonReporter : public StreamReporter {
     using StreamReporter::StreamReporter;
     void ready(const ReadyInfo &ready) override { write(json_line(to_json(ready))); }
     void event(const Event &event) override {
-        if (shows(lines_, event)) write(json_line(to_json(event, time_)));
+        if (shows(lines_, event)) write(json_line(event, time_));
     }
     void stats(const StatsSnapshot &stats) override { write(json_line(to_json(stats))); }
     void warning(const Warning &warning) override { write(json_line(to_json(warning, time_))); }
