@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+
 #include <string>
 
 #include <gtest/gtest.h>
@@ -116,6 +118,18 @@ TEST(Text, ToString) {
     for (const auto &[addr, text] : cases) EXPECT_EQ(to_string(addr), text);
 }
 
+TEST(Text, ToStringWritesEveryIpv4AddressAsInetNtop) {
+    for (int value = 0; value < 256; value++) {
+        for (std::size_t position = 0; position < 4; position++) {
+            IpAddress addr = ipv4(1, 22, 133, 4);
+            addr.bytes[position] = static_cast<std::uint8_t>(value);
+            char expected[INET_ADDRSTRLEN];
+            ASSERT_NE(inet_ntop(AF_INET, addr.bytes.data(), expected, sizeof expected), nullptr);
+            EXPECT_EQ(to_string(addr), expected);
+        }
+    }
+}
+
 TEST(Text, Endpoint) {
     EXPECT_EQ(endpoint(ipv4(127, 0, 0, 1), 80), "127.0.0.1:80");
     EXPECT_EQ(endpoint(ipv6_bytes({{15, 1}}), 80), "[::1]:80");
@@ -145,6 +159,18 @@ TEST(Text, Rfc3339Utc) {
         {-1'500'000'000, "1969-12-31T23:59:58.500000Z"},
     };
     for (const auto &[ns, text] : cases) EXPECT_EQ(rfc3339_utc(ns), text) << ns;
+}
+
+TEST(Text, Rfc3339UtcOfTheSameSecondAgainAndOfAnother) {
+    const std::pair<std::int64_t, const char *> in_turn[] = {
+        {1'795'255'200'000'001'000, "2026-11-21T10:00:00.000001Z"},
+        {1'795'255'200'999'999'999, "2026-11-21T10:00:00.999999Z"},
+        {1'795'255'201'000'000'000, "2026-11-21T10:00:01.000000Z"},
+        {1'795'255'200'500'000'000, "2026-11-21T10:00:00.500000Z"},
+        {-1000, "1969-12-31T23:59:59.999999Z"},
+        {1'795'255'200'000'000'000, "2026-11-21T10:00:00.000000Z"},
+    };
+    for (const auto &[ns, text] : in_turn) EXPECT_EQ(rfc3339_utc(ns), text) << ns;
 }
 
 TEST(Text, TimeBaseAddsTheOffset) {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <ctime>
+#include <limits>
 
 namespace portwatch {
 namespace {
@@ -138,9 +140,17 @@ std::string hex_bytes(std::string_view raw) {
 }
 
 std::string to_string(const IpAddress &addr) {
+    if (addr.family == Family::ipv4) {  // as inet_ntop writes it, without its sprintf per byte
+        std::array<char, 16> buffer;
+        char *end = buffer.data();
+        for (std::size_t i = 0; i < 4; i++) {
+            if (i) *end++ = '.';
+            end = std::to_chars(end, buffer.data() + buffer.size(), addr.bytes[i]).ptr;
+        }
+        return std::string(buffer.data(), end);
+    }
     std::array<char, INET6_ADDRSTRLEN> buffer{};
-    int af = addr.family == Family::ipv4 ? AF_INET : AF_INET6;
-    if (!inet_ntop(af, addr.bytes.data(), buffer.data(), buffer.size())) return "?";
+    if (!inet_ntop(AF_INET6, addr.bytes.data(), buffer.data(), buffer.size())) return "?";
     return buffer.data();
 }
 
@@ -150,6 +160,26 @@ std::string endpoint(const IpAddress &addr, std::uint16_t port) {
     return host + ":" + std::to_string(port);
 }
 
+namespace {
+
+// "2026-11-21T10:00:00" of a second since the epoch. Lines come many to a second: the last
+// second's text is kept (per thread: the metrics server formats too).
+std::string_view utc_seconds(std::int64_t seconds) {
+    thread_local std::int64_t cached_seconds = std::numeric_limits<std::int64_t>::min();
+    thread_local std::array<char, 32> cached{};
+    thread_local std::size_t cached_length = 0;
+    if (seconds != cached_seconds) {
+        std::time_t t = static_cast<std::time_t>(seconds);
+        std::tm utc{};
+        gmtime_r(&t, &utc);
+        cached_length = std::strftime(cached.data(), cached.size(), "%Y-%m-%dT%H:%M:%S", &utc);
+        cached_seconds = seconds;
+    }
+    return {cached.data(), cached_length};
+}
+
+}  // namespace
+
 std::string rfc3339_utc(std::int64_t realtime_ns) {
     std::int64_t seconds = realtime_ns / 1'000'000'000;
     std::int64_t micros = (realtime_ns % 1'000'000'000) / 1000;
@@ -157,13 +187,11 @@ std::string rfc3339_utc(std::int64_t realtime_ns) {
         seconds -= 1;
         micros += 1'000'000;
     }
-    std::time_t t = static_cast<std::time_t>(seconds);
-    std::tm utc{};
-    gmtime_r(&t, &utc);
-    std::array<char, 40> buffer{};
-    std::size_t n = std::strftime(buffer.data(), buffer.size(), "%Y-%m-%dT%H:%M:%S", &utc);
-    std::snprintf(buffer.data() + n, buffer.size() - n, ".%06lldZ", static_cast<long long>(micros));
-    return buffer.data();
+    std::string text(utc_seconds(seconds));
+    char fraction[] = ".000000Z";
+    for (int digit = 6; digit >= 1; digit--, micros /= 10)
+        fraction[digit] = char('0' + micros % 10);
+    return text + fraction;
 }
 
 bool IpAddress::is_unspecified() const {
