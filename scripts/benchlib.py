@@ -64,6 +64,7 @@ def _raise_interrupt(signum, _frame):
 def run_main(name: str, main: Callable[[], int]) -> None:
     """Runs MAIN, then the clean-ups; exits with its status, 2 on BenchError, 130 on SIGINT."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)  # also when started with SIGINT ignored
     status = 0
     try:
         status = main()
@@ -369,11 +370,40 @@ def bpf_links() -> list[dict]:
     return json.loads(result.stdout or "[]")
 
 
-def new_programs(before: dict[int, dict], prefix: str) -> dict[int, dict]:
-    """Programs loaded since BEFORE whose names start with PREFIX (others on the machine may
-    load programs too)."""
-    return {pid: prog for pid, prog in bpf_programs().items()
-            if pid not in before and prog["name"].startswith(prefix)}
+def attachments(prog_ids: Iterable[int]) -> list[str]:
+    """Where the links of programs PROG_IDS attach (bpftool -j link show), sorted: "tp sys_exit",
+    "cgroup_sock_ops cgroup 1", "trace_fexit btf 1234"... Equal lists: the same hooks."""
+    ids = set(prog_ids)
+    found = []
+    for link in bpf_links():
+        if link.get("prog_id") not in ids:
+            continue
+        if "tp_name" in link:
+            found.append(f"tp {link['tp_name']}")
+        else:
+            where = link.get("attach_type", link.get("type", "?"))
+            if "cgroup_id" in link:
+                where += f" cgroup {link['cgroup_id']}"
+            if "target_btf_id" in link:
+                where += f" btf {link['target_obj_id']}/{link['target_btf_id']}"
+            found.append(where)
+    return sorted(found)
+
+
+def programs_of(pid: int) -> dict[int, dict]:
+    """The BPF programs process PID holds (prog_id in the fdinfo of its program and link file
+    descriptors), from bpf_programs(). Exact even while others load programs."""
+    ids = set()
+    for fdinfo in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = fdinfo.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("prog_id:"):
+                ids.add(int(line.split()[1]))
+    programs = bpf_programs()
+    return {i: programs[i] for i in sorted(ids) if i in programs}
 
 
 def bpf_stats_delta(ids: Iterable[int], before: dict[int, dict]) -> dict[int, dict]:
