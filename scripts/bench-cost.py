@@ -9,14 +9,16 @@ namespace) under each condition, the order rotated by one every round to cancel 
   floor        empty programs (tests/bench/hook_floor) on exactly the hooks portwatch monitor
                attaches on this kernel (read from its ready line at start, checked with bpftool)
   agent(MODE)  `portwatch monitor --json --stats-interval 0 --events MODE --output FILE`
-               (--events MODE, default all; --modes all,failures,none: one condition per mode)
+               (--events MODE, default all; --modes all,failures,none: one condition per mode;
+               --stats-interval S > 0: stats lines during the storm, for tracked_sockets)
 
 Prints per round and as medians: each condition's rate, the ratios floor/base and agent/base and
 agent - floor in points; the storm's kernel CPU us per connection; the monitor's CPU share of
 one CPU and CPU us per event written (allocate, allocate_failed and release lines written from
 the storm's start until the output stops growing, over the CPU it used in that time); the
-monitor's VmRSS/VmHWM at its ready line and at the end of the storm, and per tracked socket
-(tracked_sockets of the final stats line); per BPF program (bpf_stats: kernel.bpf_stats_enabled
+monitor's VmRSS/VmHWM at its ready line and at the end of the storm, and the growth per tracked
+socket (tracked_sockets of the last stats line of the storm, else of the final one); per BPF
+program (bpf_stats: kernel.bpf_stats_enabled
 is 1 during the measurement, restored after) calls, ns per call, calls per connection, and the
 total BPF ns per connection, for the floor's programs and the agent's.
 
@@ -81,8 +83,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-bpf-stats", dest="bpf_stats", action="store_false",
                         help="leave kernel.bpf_stats_enabled alone (no per-program figures;"
                         " its two clock reads per program call are then not in the rates)")
+    parser.add_argument("--stats-interval", type=float, default=0,
+                        help="the monitor's --stats-interval (default 0: only the final line);"
+                        " > 0 gives tracked_sockets during the storm for the memory figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data")
     args = parser.parse_args()
+    if args.stats_interval < 0:
+        parser.error("--stats-interval must be >= 0")
     modes = args.modes.split(",") if args.modes else [args.events]
     for mode in modes:
         if mode not in EVENT_MODES:
@@ -108,7 +115,8 @@ class Bench:
         self.bpf_stats_before = bl.read_sysctl("kernel.bpf_stats_enabled")
 
     def monitor_command(self, mode: str, output: Path) -> list[str]:
-        return [str(self.portwatch), "monitor", "--json", "--stats-interval", "0",
+        return [str(self.portwatch), "monitor", "--json", "--stats-interval",
+                f"{self.args.stats_interval:g}",
                 "--events", mode, "--output", str(output)]
 
     def start_monitor(self, mode: str, tag: str):
@@ -155,7 +163,7 @@ class Bench:
         self.check_floor(bl.attachments(ids))
         stats_before = bl.bpf_programs()
         storm = self.storm.run(self.args.seconds)
-        bpf = bl.bpf_stats_delta(ids, stats_before)
+        bpf = bl.bpf_stats_delta(ids, stats_before) if self.args.bpf_stats else {}
         bl.stop_checked(loader, "hook_floor", err)
         return {"storm": storm, "bpf": bpf}
 
@@ -172,7 +180,7 @@ class Bench:
         storm = self.storm.run(self.args.seconds, ports)
         cpu_storm = sum(bl.cpu_seconds(pid)) - cpu_start
         user_storm = bl.cpu_seconds(pid)[0] - user_start
-        bpf = bl.bpf_stats_delta(ids, stats_before)
+        bpf = bl.bpf_stats_delta(ids, stats_before) if self.args.bpf_stats else {}
         bl.wait_until_idle(out)  # the monitor has written what the storm made
         cpu_drained = sum(bl.cpu_seconds(pid)) - cpu_start
         end_offset = out.stat().st_size
@@ -191,7 +199,7 @@ def read_output(path: Path, start: int, end: int, ports: Path, storm_pid: int) -
     wanted = collections.Counter(int(l) for l in ports.read_text().split())
     seen: collections.Counter = collections.Counter()
     written = {kind: 0 for kind in EVENT_TYPES}
-    final, bad_lines, offset = None, 0, 0
+    final, in_storm, bad_lines, offset = None, None, 0, 0
     with open(path, "rb") as f:
         for raw in f:
             in_window = start <= offset < end
@@ -212,9 +220,11 @@ def read_output(path: Path, start: int, end: int, ports: Path, storm_pid: int) -
                     bad_lines += 1
                 elif event.get("final") is True:
                     final = event
+                elif in_window:
+                    in_storm = event  # the last periodic stats line of the storm
     missing = sum(max(0, n - seen[port]) for port, n in wanted.items())
     return {"written": written, "ports": sum(wanted.values()), "missing": missing,
-            "final": final, "bad_lines": bad_lines}
+            "final": final, "in_storm": in_storm, "bad_lines": bad_lines}
 
 
 def parse(line: str):
@@ -319,14 +329,15 @@ def print_rates(rounds: list[dict], names: list[str]) -> None:
     print()
     print("rate: connections/s; ratio: rate / base rate of the same round; a-f: agent ratio"
           " minus floor ratio, points")
-    head = "round  order     " + " ".join(f"{n:>15}" for n in names)
+    order_width = max(8, 2 * len(names) - 1)
+    head = f"round  {'order':{order_width}} " + " ".join(f"{n:>15}" for n in names)
     head += "  " + " ".join(f"{n + '/base':>19}" for n in others)
     head += "  " + " ".join(f"{'a-f ' + mode_of(a):>11}" for a in agents(names))
     print(head)
     for n, results in enumerate(rounds, 1):
         base = results["base"]["storm"]["rate"]
         ratios = {c: bl.ratio(results[c]["storm"]["rate"], base) for c in others}
-        row = f"{n:5}  {results['_order']:8}  "
+        row = f"{n:5}  {results['_order']:{order_width}}  "
         row += " ".join(f"{results[c]['storm']['rate']:15.0f}" for c in names)
         row += "  " + " ".join(f"{ratios[c]:19.3f}" for c in others)
         row += "  " + " ".join(f"{100 * (ratios[a] - ratios['floor']):+11.1f}"
@@ -341,7 +352,8 @@ def median_ratios(rounds: list[dict], names: list[str]) -> dict[str, float]:
 
 def print_rate_medians(rounds: list[dict], names: list[str]) -> dict[str, float]:
     ratios = median_ratios(rounds, names)
-    print("median " + "           " + " ".join(
+    order_width = max(8, 2 * len(names) - 1)
+    print("median " + " " * (order_width + 3) + " ".join(
         f"{bl.median(r[c]['storm']['rate'] for r in rounds):15.0f}" for c in names)
         + "  " + " ".join(f"{ratios[c]:19.3f}" for c in names[1:])
         + "  " + " ".join(f"{100 * (ratios[a] - ratios['floor']):+11.1f}" for a in agents(names)))
@@ -350,18 +362,32 @@ def print_rate_medians(rounds: list[dict], names: list[str]) -> dict[str, float]
 
 
 def print_kernel_time(rounds: list[dict], names: list[str]) -> None:
+    hooked = names[1:]
     print()
     print("storm kernel CPU per connection, us (cpu_sys_s / connections, both storm threads; the"
-          " BPF programs run there), and user CPU of every other process, in CPUs")
-    print("round  " + " ".join(f"{n:>15}" for n in names) + "   others: "
-          + " ".join(f"{n:>15}" for n in names))
+          " BPF programs run there); BPF: run time of the condition's programs per connection"
+          " (bpf_stats), us; others: user CPU of every other process during the run, in CPUs")
+    print("round  " + " ".join(f"{n:>15}" for n in names)
+          + "   BPF: " + " ".join(f"{n:>15}" for n in hooked)
+          + "   others: " + " ".join(f"{n:>15}" for n in names))
     for n, results in enumerate(rounds, 1):
         print(f"{n:5}  " + " ".join(f"{bl.sys_us_per_connection(results[c]['storm']):15.2f}"
                                     for c in names)
+              + "        " + " ".join(f"{bl.fmt(bpf_us(results[c]), '.2f', 15)}" for c in hooked)
               + "           " + " ".join(f"{others(results[c]):15.2f}" for c in names))
     print("median " + " ".join(
         f"{bl.median(bl.sys_us_per_connection(r[c]['storm']) for r in rounds):15.2f}"
-        for c in names))
+        for c in names)
+        + "        " + " ".join(f"{bl.fmt(bl.median(bpf_us(r[c]) for r in rounds), '.2f', 15)}"
+                                for c in hooked))
+    failures = sum(r[c]["storm"].get("failures", 0) for r in rounds for c in names)
+    if failures:
+        print(f"note: {failures} failed connect attempts in all (retried by the storm)")
+
+
+def bpf_us(run: dict) -> float | None:
+    ns = bpf_ns_per_connection(run)
+    return None if ns is None else ns / 1000
 
 
 def others(run: dict) -> float:
@@ -413,7 +439,8 @@ def print_memory(rounds: list[dict], names: list[str]) -> None:
     print()
     print("monitor memory, MiB: VmRSS/VmHWM at the ready line (the start-up pass may still run)"
           " and at the end of the storm (output drained); growth: RSS end - RSS ready, KiB;"
-          " tracked: tracked_sockets of the final stats line (at exit, after the storm);"
+          " tracked: tracked_sockets of the last stats line written during the storm (with"
+          " --stats-interval > 0; *: of the final line, at exit, after the storm);"
           f" B/socket: growth / tracked (n/a below {MIN_TRACKED_FOR_PER_SOCKET} tracked);"
           " peak/steady: VmHWM / VmRSS at the end")
     print("round  condition        rss@ready hwm@ready  rss@end  hwm@end  growth   tracked"
@@ -423,23 +450,27 @@ def print_memory(rounds: list[dict], names: list[str]) -> None:
             m = memory(results[agent])
             print(f"{n:5}  {agent:15} {m['rss_ready']:9.1f} {m['hwm_ready']:9.1f}"
                   f" {m['rss_end']:8.1f} {m['hwm_end']:8.1f} {m['growth_kb']:7d}"
-                  f" {bl.fmt(m['tracked'], 'd', 9)} {bl.fmt(m['per_socket'], '.0f', 9)}"
+                  f" {bl.fmt(m['tracked'], 'd', 8)}{m['source']}"
+                  f" {bl.fmt(m['per_socket'], '.0f', 9)}"
                   f" {m['peak_steady']:12.2f}")
     print("(issue 15's memory target: <= 200 B per tracked socket steady, peak <= 2x steady."
-          " Not measurable here: the storm's sockets close as fast as they open and its"
-          " TIME_WAIT sockets go with its network namespace, so the monitor tracks few sockets"
-          " at any time and fewer at exit (no stats line during the storm at --stats-interval"
-          " 0). Per tracked socket with many live sockets: scripts/bench-baseline.py.)")
+          " A storm's sockets close at once, so few are tracked at any time (the tracked column;"
+          " * marks a count from the final line, after the storm's network namespace is gone:"
+          " --stats-interval 1 reads it during the storm) and B/socket is n/a below"
+          f" {MIN_TRACKED_FOR_PER_SOCKET}. Memory per tracked socket with many live sockets:"
+          " scripts/bench-baseline.py.)")
 
 
 def memory(run: dict) -> dict:
     ready, end = run["mem_ready"], run["mem_end"]
-    tracked = None if run["final"] is None else run["final"].get("tracked_sockets")
+    stats = run["in_storm"] or run["final"]
+    tracked = None if stats is None else stats.get("tracked_sockets")
     growth_kb = end["VmRSS"] - ready["VmRSS"]
     enough = tracked is not None and tracked >= MIN_TRACKED_FOR_PER_SOCKET
     return {"rss_ready": ready["VmRSS"] / 1024, "hwm_ready": ready["VmHWM"] / 1024,
             "rss_end": end["VmRSS"] / 1024, "hwm_end": end["VmHWM"] / 1024,
             "growth_kb": growth_kb, "tracked": tracked,
+            "source": " " if run["in_storm"] else "*",
             "per_socket": 1024 * growth_kb / tracked if enough else None,
             "peak_steady": bl.ratio(end["VmHWM"], end["VmRSS"])}
 
