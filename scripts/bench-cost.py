@@ -141,7 +141,7 @@ class Bench:
         unknown = [h for h in hooks if h.split("@")[0] not in FLOOR_PROGRAM]
         if unknown:
             raise bl.BenchError(f"no empty program for portwatch's hook(s) {', '.join(unknown)}:"
-                             " add one to tests/bench/hook_floor.bpf.c and FLOOR_PROGRAM")
+                                " add one to tests/bench/hook_floor.bpf.c and FLOOR_PROGRAM")
         self.floor_programs = [FLOOR_PROGRAM[h.split("@")[0]] for h in hooks]
 
     def check_floor(self, floor: list[str]) -> None:
@@ -178,8 +178,8 @@ class Bench:
         cpu_start = user_start + sys_start
         ports = self.work / f"{tag}.ports"
         storm = self.storm.run(self.args.seconds, ports)
-        cpu_storm = sum(bl.cpu_seconds(pid)) - cpu_start
-        user_storm = bl.cpu_seconds(pid)[0] - user_start
+        user_end, sys_end = bl.cpu_seconds(pid)
+        cpu_storm, user_storm = user_end + sys_end - cpu_start, user_end - user_start
         bpf = bl.bpf_stats_delta(ids, stats_before) if self.args.bpf_stats else {}
         bl.wait_until_idle(out)  # the monitor has written what the storm made
         cpu_drained = sum(bl.cpu_seconds(pid)) - cpu_start
