@@ -215,6 +215,28 @@ def wchan(pid: int) -> str:
         return ""
 
 
+def wait_for_event_loop(pid: int, timeout: float = 120) -> None:
+    """Waits until a process that has printed its ready line is in its event loop: its main
+    thread waits in epoll_wait (wchan), or, if wchan cannot tell, it used no CPU for 1 s.
+    (portwatch monitor prints ready before its start-up pass over the socket tables.)"""
+    deadline = time.monotonic() + timeout
+    last, idle_since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        where = wchan(pid)
+        if "epoll" in where:
+            return
+        try:
+            now = sum(cpu_seconds(pid))
+        except OSError:
+            raise BenchError(f"process {pid} exited during its start-up") from None
+        if now != last:
+            last, idle_since = now, time.monotonic()
+        elif time.monotonic() - idle_since >= 1.0:
+            return
+        time.sleep(0.05)
+    raise BenchError(f"process {pid} did not reach its event loop within {timeout:.0f} s")
+
+
 # ---- child processes ------------------------------------------------------------------------
 
 def start(command: list[str], stdout: Path, stderr: Path) -> subprocess.Popen:
@@ -467,24 +489,3 @@ def rotated(items: list, n: int) -> list:
     k = n % len(items)
     return items[k:] + items[:k]
 
-
-def wait_for_event_loop(pid: int, timeout: float = 120) -> None:
-    """Waits until a process that has printed its ready line is in its event loop: its main
-    thread waits in epoll_wait (wchan), or, if wchan cannot tell, it used no CPU for 1 s.
-    (portwatch monitor prints ready before its start-up pass over the socket tables.)"""
-    deadline = time.monotonic() + timeout
-    last, idle_since = None, time.monotonic()
-    while time.monotonic() < deadline:
-        where = wchan(pid)
-        if "epoll" in where:
-            return
-        try:
-            now = sum(cpu_seconds(pid))
-        except OSError:
-            raise BenchError(f"process {pid} exited during its start-up") from None
-        if now != last:
-            last, idle_since = now, time.monotonic()
-        elif time.monotonic() - idle_since >= 1.0:
-            return
-        time.sleep(0.05)
-    raise BenchError(f"process {pid} did not reach its event loop within {timeout:.0f} s")
