@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* hook_floor.bpf.c: trivial programs on the hooks portwatch uses, for
- * scripts/bench-hook-floor.sh. Each one does (almost) nothing: the early exit
- * or the single helper call a real program needs at the least, so that what a
- * benchmark measures with them attached is the cost of the hooks themselves
- * (tracepoint or cgroup/sockops dispatch), not of any work done in them.
+ * scripts/bench-hook-floor.py and scripts/bench-cost.py. Each one does
+ * (almost) nothing: the early exit or the single helper call a real program
+ * needs at the least, so that what a benchmark measures with them attached is
+ * the cost of the hooks themselves (tracepoint or cgroup/sockops dispatch),
+ * not of any work done in them.
  *
  * Loaded and attached by tests/bench/hook_floor.cpp, by program name. */
 
@@ -148,6 +149,26 @@ int BPF_PROG(floor_fexit_udp_lib_get_port, struct sock *sk, unsigned short snum,
 
 SEC("?fexit/udp_disconnect")
 int BPF_PROG(floor_fexit_udp_disconnect, struct sock *sk, int flags, int ret)
+{
+    return 0;
+}
+
+/* portwatch's io_uring tracepoints (kernel 5.19+), returning at once. Loaded only where asked
+ * for: which submit tracepoint exists, and its arguments, depend on the kernel. */
+SEC("?tp_btf/io_uring_submit_req")
+int BPF_PROG(floor_io_uring_submit_req)
+{
+    return 0;
+}
+
+SEC("?tp_btf/io_uring_submit_sqe")
+int BPF_PROG(floor_io_uring_submit_sqe)
+{
+    return 0;
+}
+
+SEC("?tp_btf/io_uring_complete")
+int BPF_PROG(floor_io_uring_complete)
 {
     return 0;
 }

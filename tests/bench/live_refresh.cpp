@@ -1,7 +1,7 @@
 // What the once-a-second refresh of the live views costs on a busy host: PortModel::current()
 // plus render_prometheus() (the metrics endpoint) or render_top() (portwatch top), for a model
 // holding `sockets` connect()-allocated ports spread over `destinations` destination scopes
-// and 200 processes, built from synthetic events. Run by scripts/bench-live-refresh.sh.
+// and 200 processes, built from synthetic events. Run by scripts/bench-live-refresh.py.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

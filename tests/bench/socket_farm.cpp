@@ -1,5 +1,5 @@
 // socket_farm: holds a large number of live loopback TCP sockets for the portwatch baseline
-// benchmark (scripts/bench-baseline.sh), so that the agent starts on a "busy host".
+// benchmark (scripts/bench-baseline.py), so that the agent starts on a "busy host".
 //
 // N sockets (default 100000) are spread over W forked worker processes, W chosen so that each
 // worker stays under kMaxSocketsPerWorker descriptors (one process may not hold more than the
