@@ -9,6 +9,7 @@ namespace) under each condition, the order rotated by one every round to cancel 
   floor        empty programs (tests/bench/hook_floor) on exactly the hooks portwatch monitor
                attaches on this kernel (read from its ready line at start, checked with bpftool)
   agent(MODE)  `portwatch monitor --json --stats-interval 0 --events MODE --output FILE`
+               (--compare LABEL=PATH: the same with another build's binary, agent(MODE)@LABEL)
                (--events MODE, default all; --modes all,failures,none: one condition per mode;
                --stats-interval S > 0: stats lines during the storm, for tracked_sockets)
 
@@ -87,6 +88,10 @@ def parse_args() -> argparse.Namespace:
                         help="the monitor's --stats-interval (default 0: only the final line);"
                         " > 0 gives tracked_sockets during the storm for the memory figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data")
+    parser.add_argument("--compare", action="append", default=[], metavar="LABEL=PORTWATCH",
+                        help="also run this portwatch binary (another commit's build) as agent"
+                             " conditions named agent(MODE)@LABEL, in the same rounds; left out"
+                             " of the verdict")
     args = parser.parse_args()
     if args.stats_interval < 0:
         parser.error("--stats-interval must be >= 0")
@@ -97,6 +102,12 @@ def parse_args() -> argparse.Namespace:
     if len(set(modes)) != len(modes):
         parser.error("--modes: a mode named twice")
     args.modes = modes
+    args.others = {}
+    for item in args.compare:
+        label, _, binary = item.partition("=")
+        if not label or not binary or not label.isidentifier():
+            parser.error(f"--compare: {item!r} is not LABEL=PATH")
+        args.others[label] = Path(binary)
     return args
 
 
@@ -108,22 +119,24 @@ class Bench:
         self.args = args
         self.work = work
         self.portwatch = bl.executable(build / "portwatch")
+        self.binaries = {"": self.portwatch}
+        self.binaries.update({label: bl.executable(path) for label, path in args.others.items()})
         self.loader = bl.executable(build / "tests/hook_floor", " (PORTWATCH_TESTS off?)")
         self.storm = bl.Storm(bl.executable(build / "tests/connect_storm"), args.pin_cpu)
         self.floor_programs: list[str] = []
         self.agent_attachments: list[str] = []
         self.bpf_stats_before = bl.read_sysctl("kernel.bpf_stats_enabled")
 
-    def monitor_command(self, mode: str, output: Path) -> list[str]:
-        return [str(self.portwatch), "monitor", "--json", "--stats-interval",
+    def monitor_command(self, mode: str, output: Path, label: str = "") -> list[str]:
+        return [str(self.binaries[label]), "monitor", "--json", "--stats-interval",
                 f"{self.args.stats_interval:g}",
                 "--events", mode, "--output", str(output)]
 
-    def start_monitor(self, mode: str, tag: str):
+    def start_monitor(self, mode: str, tag: str, label: str = ""):
         """Starts the monitor; returns (process, output path, stderr path, ready line)."""
         out, err = self.work / f"{tag}.jsonl", self.work / f"{tag}.err"
         out.touch()
-        process = bl.start(self.monitor_command(mode, out), self.work / f"{tag}.stdout", err)
+        process = bl.start(self.monitor_command(mode, out, label), self.work / f"{tag}.stdout", err)
         line = bl.wait_for_line(process, out, lambda l: '"type":"ready"' in l,
                                 "portwatch monitor", err)
         bl.wait_for_event_loop(process.pid)
@@ -167,8 +180,8 @@ class Bench:
         bl.stop_checked(loader, "hook_floor", err)
         return {"storm": storm, "bpf": bpf}
 
-    def run_agent(self, mode: str, tag: str) -> dict:
-        process, out, err, _ = self.start_monitor(mode, tag)
+    def run_agent(self, mode: str, tag: str, label: str = "") -> dict:
+        process, out, err, _ = self.start_monitor(mode, tag, label)
         pid = process.pid
         ids = bl.programs_of(pid)
         mem_ready = bl.status_kb(pid, "VmRSS", "VmHWM")
@@ -236,8 +249,9 @@ def parse(line: str):
 
 # ---- running the rounds ---------------------------------------------------------------------
 
-def conditions(modes: list[str]) -> list[str]:
-    return ["base", "floor"] + [f"agent({mode})" for mode in modes]
+def conditions(modes: list[str], others: dict[str, Path]) -> list[str]:
+    names = ["base", "floor"] + [f"agent({mode})" for mode in modes]
+    return names + [f"agent({mode})@{label}" for label in others for mode in modes]
 
 
 def run_condition(bench: Bench, condition: str, tag: str) -> dict:
@@ -245,7 +259,7 @@ def run_condition(bench: Bench, condition: str, tag: str) -> dict:
         return bench.run_base(tag)
     if condition == "floor":
         return bench.run_floor(tag)
-    return bench.run_agent(condition[len("agent("):-1], tag)
+    return bench.run_agent(mode_of(condition), tag, label_of(condition))
 
 
 def run_rounds(bench: Bench, names: list[str]) -> list[dict[str, dict]]:
@@ -277,6 +291,8 @@ def print_header(bench: Bench, names: list[str], ready: dict, programs: dict[int
              f" {bench.bpf_stats_before}")
     print(f"bpf_stats: {stats}")
     print(f"agent:     {' '.join(bench.monitor_command('MODE', Path('FILE'))[1:])}")
+    for label, binary in bench.args.others.items():
+        print(f"           @{label}: {binary} (--compare; not in the verdict)")
     print(f"           hook set {ready.get('hook_set')} ({ready.get('hook_set_reason')});"
           f" portwatch {ready.get('version')}")
     print(f"           hooks (ready line): {', '.join(ready.get('hooks', []))}")
@@ -297,7 +313,12 @@ def agents(names: list[str]) -> list[str]:
 
 
 def mode_of(agent: str) -> str:
-    return agent[len("agent("):-1]
+    return agent[len("agent("):agent.index(")")]
+
+
+def label_of(agent: str) -> str:
+    """"" for this build's portwatch, else the --compare label."""
+    return agent.partition("@")[2]
 
 
 def events_written(run: dict) -> int:
@@ -500,6 +521,8 @@ def print_bpf(rounds: list[dict], names: list[str]) -> None:
 def verdict(rounds: list[dict], names: list[str], ratios: dict[str, float]) -> int:
     problems = []
     for agent in agents(names):
+        if label_of(agent):
+            continue  # a comparison, not this build
         runs = [r[agent] for r in rounds]
         gap = ratios[agent] - ratios["floor"]
         print(f"{agent}: agent/base {ratios[agent]:.3f} vs floor/base {ratios['floor']:.3f}:"
@@ -539,7 +562,7 @@ def main() -> int:
     bl.build(args.build_dir, "portwatch", "connect_storm", "hook_floor", skip=not args.build)
     work = bl.work_dir(NAME, args.keep)
     bench = Bench(args, work)
-    names = conditions(args.modes)
+    names = conditions(args.modes, args.others)
     with bl.BpfStats(args.bpf_stats):
         ready, programs = bench.probe_hooks()
         bench.set_floor(ready.get("hooks", []))
