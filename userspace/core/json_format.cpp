@@ -71,35 +71,36 @@ class JsonTextFields {
   private:
     // Keys are this file's ASCII literals: nothing to escape.
     void start(std::string_view key) {
-        if (!first_) out_ += ',';
+        out_.append(first_ ? "\"" : ",\"", first_ ? 1 : 2);
         first_ = false;
-        out_ += '"';
-        out_ += key;
-        out_ += "\":";
+        out_.append(key);
+        out_.append("\":", 2);
     }
     // As nlohmann's serializer escapes: the two-character forms where JSON has them, \u00xx
-    // (lower-case hex) for the other control characters, nothing else.
+    // (lower-case hex) for the other control characters, nothing else. Runs of plain bytes
+    // are copied whole.
     void append_string(std::string_view text) {
         out_ += '"';
-        for (char c : text) {
-            if (const char *escaped = two_character_escape(c))
-                out_ += escaped;
-            else if (static_cast<unsigned char>(c) < 0x20)
-                append_unicode_escape(static_cast<unsigned char>(c));
-            else
-                out_ += c;
+        std::size_t plain_from = 0;
+        for (std::size_t i = 0; i < text.size(); i++) {
+            auto byte = static_cast<unsigned char>(text[i]);
+            if (byte >= 0x20 && byte != '"' && byte != '\\') continue;
+            out_.append(text.substr(plain_from, i - plain_from));
+            append_escaped(byte);
+            plain_from = i + 1;
         }
+        out_.append(text.substr(plain_from));
         out_ += '"';
     }
-    static const char *two_character_escape(char c) {
-        static constexpr std::pair<char, const char *> escapes[] = {
+    void append_escaped(unsigned char byte) {
+        static constexpr std::pair<char, const char *> short_forms[] = {
             {'"', "\\\""}, {'\\', "\\\\"}, {'\b', "\\b"}, {'\f', "\\f"},
             {'\n', "\\n"}, {'\r', "\\r"},  {'\t', "\\t"}};
-        for (const auto &[plain, escaped] : escapes)
-            if (c == plain) return escaped;
-        return nullptr;
-    }
-    void append_unicode_escape(unsigned char byte) {
+        for (const auto &[plain, escaped] : short_forms)
+            if (byte == static_cast<unsigned char>(plain)) {
+                out_ += escaped;
+                return;
+            }
         static constexpr char hex[] = "0123456789abcdef";
         out_ += "\\u00";
         out_ += hex[byte >> 4];

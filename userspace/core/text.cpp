@@ -100,6 +100,10 @@ SafeText escape(std::string_view raw, bool escape_controls) {
 }  // namespace
 
 SafeText utf8_or_escaped(std::string_view raw) {
+    // ASCII is UTF-8 as it is: nearly every comm and cgroup path, once per event line
+    if (std::all_of(raw.begin(), raw.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
+        return {std::string(raw), false};
     return escape(raw, false);
 }
 
