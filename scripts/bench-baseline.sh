@@ -61,7 +61,7 @@ portwatch=$build_dir/portwatch
 farm=$build_dir/tests/socket_farm
 [[ -x $portwatch ]] || die "$portwatch was not built"
 [[ -x $farm ]] || die "$farm was not built (is PORTWATCH_TESTS off in $build_dir?)"
-if ! grep -q baseline_ms userspace/core/json_format.cpp 2>/dev/null; then
+if ! grep -q baseline_ms userspace/output/json_format.cpp 2>/dev/null; then
     echo "note: this portwatch may not report reconciliation.baseline_ms/last_ms; missing" \
         "figures show as n/a"
 fi
