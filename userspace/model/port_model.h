@@ -12,8 +12,6 @@
 //   udp          UDP autobind and bind, per netns, exclusive.
 #pragma once
 
-#include <compare>
-#include <tuple>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -26,31 +24,17 @@
 #include <unordered_set>
 #include <vector>
 
-#include "model/causes.h"
 #include "events/event.h"
 #include "events/kernel_socket.h"
+#include "model/causes.h"
+#include "model/held_socket.h"
 #include "model/netns_ports.h"
+#include "model/netns_state.h"
+#include "model/scope_key.h"
+#include "model/scope_state.h"
 #include "model/stats.h"
 
 namespace portwatch {
-
-enum class WarningLevel { ok, warning, critical };
-
-struct ScopeKey {
-    ScopeKind kind = ScopeKind::bind;
-    std::uint32_t netns = 0;
-    IpAddress local_addr;   // destination: the source address; others: unspecified
-    IpAddress remote_addr;  // destination only
-    std::uint16_t remote_port = 0;
-
-    auto operator<=>(const ScopeKey &other) const {
-        return std::tie(kind, netns, local_addr.family, local_addr.bytes, remote_addr.family,
-                        remote_addr.bytes, remote_port) <=>
-               std::tie(other.kind, other.netns, other.local_addr.family, other.local_addr.bytes,
-                        other.remote_addr.family, other.remote_addr.bytes, other.remote_port);
-    }
-    bool operator==(const ScopeKey &) const = default;
-};
 
 struct TopProcess {
     std::uint32_t pid = 0;
@@ -182,131 +166,88 @@ class PortModel {
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
 
   private:
-    struct HeldSocket {
-        SocketInfo sock;
-        How how = How::bind;
-        ScopeKey scope;
-        std::uint32_t pid = 0;
-        std::uint64_t since_ns = 0;
-        bool from_table = false;  // no event showed it: replaced by the event if one comes
-        // what the socket tables showed of it since: connected to a peer, or listening
-        bool connected = false;
-        bool listening = false;
-    };
-    struct TimeWaitEntry {
-        std::uint64_t expires_ns = 0;
-        ScopeKey scope;
-        std::uint16_t port = 0;
-        std::uint64_t cookie = 0;
-        std::uint64_t added_ns = 0;
-        bool from_table = false;  // read from the socket tables, not from a release event
-    };
-    struct ScopeState {
-        Proto proto = Proto::tcp;
-        std::size_t held = 0;
-        std::size_t time_wait = 0;
-        std::unordered_map<std::uint32_t, std::size_t> held_by_pid;
-        std::deque<std::pair<std::uint64_t, std::size_t>> in_use_samples;  // one per second
-        std::deque<std::pair<std::uint64_t, std::uint64_t>> allocations;   // per second
-        // releases per second: TCP into TIME_WAIT (this host closed first) or to CLOSE
-        // without it (the peer closed first, or a reset); any other (a listener, a fixed
-        // bind, UDP)
-        struct Releases {
-            std::uint64_t second = 0;
-            std::uint64_t time_wait = 0;
-            std::uint64_t closed = 0;
-            std::uint64_t other = 0;
-        };
-        std::deque<Releases> releases;
-        WarningLevel level = WarningLevel::ok;
-        bool failure_reported = false;
-    };
-    // Ports held, with how many sockets (TIME_WAIT included) hold each, and how many
-    // distinct ones an automatic choice could otherwise have handed out (inside the range,
-    // not reserved): kept in step, recounted when the settings change.
-    struct PortCounts {
-        std::unordered_map<std::uint16_t, std::size_t> holders;
-        std::size_t ephemeral = 0;
-
-        void add(std::uint16_t port, int delta, const NetnsPortConfig &config);
-        void recount(const NetnsPortConfig &config);
-    };
-    struct NetnsState {
-        NetnsPortConfig config;
-        PortCounts tcp_any;   // every TCP port: bind(0)/listen() skip them all
-        PortCounts tcp_bind;  // bind()-style TCP ports: connect() skips these
-        PortCounts udp;
-        PortCounts tcp_time_wait;  // TCP ports TIME_WAIT sockets hold: the bind scope's share
-        // bind()-style TCP ports given up, and when: sockets accepted on them stay
-        std::unordered_map<std::uint16_t, std::uint64_t> bind_ports_released;
-    };
+    // Events (port_model.cpp)
     NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
-    ScopeKey scope_of(const SocketInfo &sock, How how) const;
-    std::optional<ScopeKey> failure_scope(const AllocateEvent &failure);
+    ScopeState &scope_state(const ScopeKey &key, Proto proto);
     void hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
                    int delta);
-
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
-    void move_owner(HeldSocket &held, const TaskInfo &owner);
-    void count_process_port(const HeldSocket &held, int delta);
-    std::unordered_map<std::uint32_t, std::size_t> range_holders(const ScopeKey &key) const;
-    std::vector<TopProcess> top_processes(
-        const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
+    void drop_table_entry(std::uint64_t cookie, std::uint32_t netns);
+    std::vector<Warning> on_allocate(const AllocateEvent &event);
+    std::vector<Warning> on_failure(const AllocateEvent &event);
+    std::vector<Warning> on_release(const ReleaseEvent &event);
+    void housekeeping(std::uint64_t now_ns);
+
+    // Scope usage: rate, ETA, levels (scope_usage.cpp)
+    ScopeKey scope_of(const SocketInfo &sock, How how) const;
+    std::optional<ScopeKey> failure_scope(const AllocateEvent &failure);
+    std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
+    std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
+    std::size_t capacity(const ScopeKey &key) const;
+    double utilization(const ScopeKey &key, const ScopeState &state) const;
+    bool time_wait_counts(const ScopeKey &key) const;
+    void count_allocation(ScopeState &state, std::uint64_t now_ns);
+    void count_release(ScopeState &state, const ReleaseEvent &event);
+    void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
+    ScopeUsage usage_of(const ScopeKey &key, const ScopeState &state, std::uint64_t now_ns) const;
+    // The usage with its causes when its level is warning or above.
+    ScopeUsage usage_with_causes(const ScopeKey &key, const ScopeState &state,
+                                 std::uint64_t now_ns) const;
+    std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
+    void evaluate_netns(std::uint32_t netns, std::uint64_t now_ns);
+    void evaluate_bind_scope(const ScopeKey &changed, Proto proto, std::uint64_t now_ns,
+                             std::vector<Warning> &warnings);
+
+    // TIME_WAIT (time_wait.cpp)
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
                        std::uint64_t added_ns, std::uint64_t expires_ns, bool from_table);
     void remove_time_wait(const TimeWaitEntry &entry);
+    void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
+    // The cookies of the netns's TIME_WAIT entries added before `settled_before`.
+    std::set<std::uint64_t> time_wait_before(std::uint32_t netns,
+                                             std::uint64_t settled_before) const;
     // Drops the netns's TIME_WAIT entries that the tables read now replace: every one an
     // earlier reading made, and those events added before `settled_before`; returns the
     // cookies of the ones kept (events the tables may not show yet).
     std::set<std::uint64_t> drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
+
+    // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
     std::optional<HeldSocket> from_table(const KernelSocket &socket,
                                          const std::set<std::uint16_t> &listening,
                                          std::uint64_t read_at_ns) const;
-    std::vector<Warning> on_allocate(const AllocateEvent &event);
-    std::vector<Warning> on_failure(const AllocateEvent &event);
-    std::vector<Warning> on_release(const ReleaseEvent &event);
-    void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
+    void drop_gone_sockets(std::uint32_t netns, const std::set<std::uint64_t> &live,
+                           std::uint64_t settled_before, std::uint64_t read_at_ns);
+    bool update_known_socket(const KernelSocket &socket);
+    void add_table_socket(std::uint32_t netns, const KernelSocket &socket,
+                          const std::set<std::uint16_t> &listening, std::uint64_t read_at_ns,
+                          const std::set<std::uint64_t> &old_waiting);
 
-    ScopeState &scope_state(const ScopeKey &key, Proto proto);
+    // Per-process accounting (process_usage.cpp)
+    ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+    void move_owner(HeldSocket &held, const TaskInfo &owner);
+    void count_process_port(const HeldSocket &held, int delta);
+    std::unordered_map<std::uint32_t, std::size_t> range_holders(const ScopeKey &key) const;
+    std::vector<TopProcess> top_processes(
+        const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
+
+    // Reports (report_builder.cpp) and their causes (cause_facts.cpp)
     Report build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s);
-    std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
-    std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
-    std::size_t capacity(const ScopeKey &key) const;
-    bool time_wait_counts(const ScopeKey &key) const;
-    ScopeUsage usage_of(const ScopeKey &key, const ScopeState &state, std::uint64_t now_ns) const;
-    // The usage with its causes when its level is warning or above.
-    ScopeUsage usage_with_causes(const ScopeKey &key, const ScopeState &state,
-                                 std::uint64_t now_ns) const;
+    void add_scope_usages(Report &report, std::uint64_t now_boot_ns,
+                          std::uint64_t active_since_s) const;
+    void add_process_usages(Report &report) const;
+    CauseFacts scope_facts(const ScopeUsage &usage) const;
     // Sets the causes of the usages at level warning or above (each with its scope's state).
     void attach_causes(const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
                        std::uint64_t now_ns) const;
-    void count_release(ScopeState &state, const ReleaseEvent &event);
-    void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
-    std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
-    ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
     bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
-    void housekeeping(std::uint64_t now_ns);
-    void evaluate_netns(std::uint32_t netns, std::uint64_t now_ns);
-    void evaluate_bind_scope(const ScopeKey &changed, Proto proto, std::uint64_t now_ns,
-                             std::vector<Warning> &warnings);
 
     ModelSettings settings_;
     ConfigSource config_source_;
     std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
-    // In this order, a scope's entries are one run of the map, and one process's sockets on
-    // one port (of any kind) are neighbours.
-    struct ProcessPort {
-        std::uint32_t netns = 0;
-        Proto proto = Proto::tcp;
-        std::uint32_t pid = 0;
-        std::uint16_t port = 0;
-        How how = How::bind;
-        auto operator<=>(const ProcessPort &) const = default;
-    };
     std::map<ProcessPort, std::size_t> process_ports_;       // sockets on each port a process holds
     std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
     std::unordered_set<std::uint64_t> time_wait_cookies_;    // the cookies in time_wait_
