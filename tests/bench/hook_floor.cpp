@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/mounts.h"
+#include "system/mounts.h"
 
 #ifndef HOOK_FLOOR_BPF_OBJECT
 #error "HOOK_FLOOR_BPF_OBJECT (path of hook_floor.bpf.o) must be defined by the build"

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 
-#include "metrics.h"
-#include "port_model.h"
-#include "top_screen.h"
+#include "output/metrics.h"
+#include "model/port_model.h"
+#include "output/top_screen.h"
 
 namespace portwatch {
 namespace {

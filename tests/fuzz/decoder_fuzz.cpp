@@ -5,7 +5,7 @@
 #include <span>
 #include <variant>
 
-#include "core/decoder.h"
+#include "events/decoder.h"
 #include "fuzz_input.h"
 
 using namespace portwatch;

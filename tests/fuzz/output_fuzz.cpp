@@ -9,11 +9,11 @@
 #include <string_view>
 #include <variant>
 
-#include "core/decoder.h"
-#include "core/json_format.h"
-#include "core/metrics.h"
-#include "core/port_model.h"
-#include "core/text_format.h"
+#include "events/decoder.h"
+#include "output/json_format.h"
+#include "output/metrics.h"
+#include "model/port_model.h"
+#include "output/text_lines.h"
 #include "fuzz_input.h"
 
 using namespace portwatch;

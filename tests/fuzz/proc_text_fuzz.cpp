@@ -7,9 +7,9 @@
 #include <sstream>
 #include <string>
 
-#include "core/containers.h"
-#include "core/mounts.h"
-#include "core/netns_ports.h"
+#include "enrich/containers.h"
+#include "system/mounts.h"
+#include "model/netns_ports.h"
 #include "fuzz_input.h"
 
 using namespace portwatch;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/abi.h"
+#include "events/abi.h"
 
 namespace {
 

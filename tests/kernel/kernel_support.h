@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "capture/capture.h"
-#include "core/event.h"
+#include "events/event.h"
 
 namespace portwatch::test {
 

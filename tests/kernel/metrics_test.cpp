@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/containers.h"
+#include "enrich/containers.h"
 #include "kernel_support.h"
 
 namespace portwatch::test {

@@ -1,5 +1,5 @@
 // The cause analysis on its own: facts in, ranked causes out.
-#include "core/causes.h"
+#include "model/causes.h"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "containers.h"
+#include "enrich/containers.h"
 
 namespace portwatch {
 namespace {

@@ -11,9 +11,9 @@
 
 #include <gtest/gtest.h>
 
-#include "abi.h"
-#include "decoder.h"
-#include "text.h"
+#include "events/abi.h"
+#include "events/decoder.h"
+#include "output/safe_text.h"
 
 namespace portwatch {
 namespace {

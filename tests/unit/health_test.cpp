@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "health.h"
+#include "model/health.h"
 
 namespace portwatch {
 namespace {

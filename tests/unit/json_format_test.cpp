@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "json_format.h"
+#include "output/json_format.h"
 #include "sample_events.h"
 
 namespace portwatch {

@@ -1,4 +1,4 @@
-#include "core/kernel_features.h"
+#include "capture/kernel_features.h"
 
 #include <gtest/gtest.h>
 

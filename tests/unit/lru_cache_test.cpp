@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "lru_cache.h"
+#include "system/lru_cache.h"
 
 namespace portwatch {
 namespace {

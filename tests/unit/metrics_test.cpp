@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "metrics.h"
+#include "output/metrics.h"
 #include "sample_events.h"
 
 namespace portwatch {

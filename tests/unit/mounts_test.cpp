@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "mounts.h"
+#include "system/mounts.h"
 
 namespace portwatch {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "netns_ports.h"
+#include "model/netns_ports.h"
 
 namespace portwatch {
 namespace {

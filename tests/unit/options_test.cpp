@@ -6,8 +6,8 @@
 
 #include <cstdlib>
 
-#include "options.h"
-#include "version.h"
+#include "app/options.h"
+#include "app/version.h"
 
 namespace portwatch {
 namespace {

@@ -1,11 +1,11 @@
-#include "core/port_model.h"
+#include "model/port_model.h"
 
 #include <gtest/gtest.h>
 
 #include <map>
 
-#include "core/json_format.h"
-#include "core/text_format.h"
+#include "output/json_format.h"
+#include "output/text_lines.h"
 #include "sample_events.h"
 
 namespace portwatch {

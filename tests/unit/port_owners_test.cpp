@@ -1,4 +1,4 @@
-#include "core/port_owners.h"
+#include "enrich/port_owners.h"
 
 #include <gtest/gtest.h>
 

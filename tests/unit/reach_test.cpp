@@ -1,4 +1,4 @@
-#include "core/reach.h"
+#include "model/reach.h"
 
 #include <gtest/gtest.h>
 

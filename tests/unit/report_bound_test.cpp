@@ -1,12 +1,12 @@
-#include "core/report_bound.h"
+#include "model/report_bound.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "core/json_format.h"
-#include "core/text_format.h"
+#include "output/json_format.h"
+#include "output/text_lines.h"
 #include "sample_events.h"
 
 namespace portwatch {

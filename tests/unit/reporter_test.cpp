@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "reporter.h"
+#include "output/reporter.h"
 #include "sample_events.h"
 
 namespace portwatch {

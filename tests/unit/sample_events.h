@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <string>
 
-#include "event.h"
-#include "text.h"
+#include "events/event.h"
+#include "output/safe_text.h"
 
 namespace portwatch::testing {
 

@@ -1,4 +1,4 @@
-#include "core/schedule.h"
+#include "model/schedule.h"
 
 #include <gtest/gtest.h>
 

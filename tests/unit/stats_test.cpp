@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "stats.h"
+#include "model/stats.h"
 
 namespace portwatch {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "sample_events.h"
-#include "top_screen.h"
+#include "output/top_screen.h"
 
 namespace portwatch {
 namespace {

@@ -12,11 +12,12 @@
 #include <vector>
 
 #include "capture/capture.h"
-#include "core/json_format.h"
-#include "core/version.h"
+#include "output/json_format.h"
+#include "app/version.h"
 #include "system/netns_config.h"
 #include "system/privileges.h"
 #include "system/socket_tables.h"
+#include "system/host_info.h"
 
 namespace portwatch {
 namespace {
@@ -31,7 +32,7 @@ struct Finding {
 // whether their cgroup hooks cover every process.
 std::vector<Finding> check_bpf(const MonitorOptions &options, std::vector<std::string> &hooks) {
     try {
-        Capture capture(CaptureConfig::of(options));
+        Capture capture(capture_config(options));
         hooks = capture.hooks();
         Reach cgroup_only{true, true, capture.sees_every_cgroup()};
         auto limits = reach_limits(cgroup_only);

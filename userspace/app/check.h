@@ -2,7 +2,7 @@
 // would use, and a non-zero exit with the reason when it cannot run.
 #pragma once
 
-#include "core/options.h"
+#include "app/options.h"
 
 namespace portwatch {
 

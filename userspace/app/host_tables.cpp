@@ -1,12 +1,11 @@
 #include "app/host_tables.h"
 
-#include <sys/utsname.h>
-
 #include <ctime>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "system/host_info.h"
 #include "system/socket_tables.h"
 
 namespace portwatch {
@@ -67,12 +66,6 @@ PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netn
                      [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
                          return netns_reader.read(netns, pid_hint).value_or(host_config);
                      });
-}
-
-std::int64_t clock_ns(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
-    return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 }  // namespace portwatch

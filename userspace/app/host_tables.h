@@ -1,19 +1,16 @@
-// What the subcommands read from this host: its clocks and the port
-// model from the kernel's socket tables (`monitor`: the baseline and every reconciliation;
-// `snapshot`: one pass, no tracing).
+// What the subcommands read from this host: the port model from the kernel's socket tables
+// (`monitor`: the baseline and every reconciliation; `snapshot`: one pass, no tracing).
 #pragma once
 
 #include <ctime>
 #include <functional>
 #include <string>
 
-#include "core/options.h"
-#include "core/port_model.h"
+#include "app/options.h"
+#include "model/port_model.h"
 #include "system/netns_config.h"
 
 namespace portwatch {
-
-std::int64_t clock_ns(clockid_t clock);
 
 // A model whose netns settings come from `netns_reader`; a namespace that cannot be read
 // (gone, or no handle on it) is assumed to have the host's settings.

@@ -1,4 +1,4 @@
-#include "live_run.h"
+#include "app/live_run.h"
 
 #include <unistd.h>
 
@@ -10,17 +10,18 @@
 #include <set>
 
 #include "capture/capture.h"
-#include "core/port_model.h"
-#include "core/report_bound.h"
-#include "core/reporter.h"
-#include "core/schedule.h"
-#include "core/version.h"
+#include "model/port_model.h"
+#include "model/report_bound.h"
+#include "output/reporter.h"
+#include "model/schedule.h"
+#include "app/version.h"
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_config.h"
 #include "system/output_file.h"
 #include "system/privileges.h"
+#include "system/host_info.h"
 
 namespace portwatch {
 namespace {
@@ -240,7 +241,7 @@ class MonitorLoop {
 }  // namespace
 
 int run_live(const LiveRun &run) {
-    Capture capture(CaptureConfig::of(run.options));
+    Capture capture(capture_config(run.options));
     Reach reach = current_reach();
     reach.every_cgroup = capture.sees_every_cgroup();
     print_reach_limits(reach);

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "core/options.h"
-#include "core/port_model.h"
-#include "core/reporter.h"
-#include "core/stats.h"
+#include "app/options.h"
+#include "model/port_model.h"
+#include "output/reporter.h"
+#include "model/stats.h"
 
 namespace portwatch {
 

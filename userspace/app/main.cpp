@@ -8,7 +8,7 @@
 #include "app/snapshot.h"
 #include "app/top.h"
 #include "capture/capture.h"
-#include "core/options.h"
+#include "app/options.h"
 #include "system/metrics_server.h"
 
 int main(int argc, char **argv) {

@@ -1,4 +1,4 @@
-#include "monitor.h"
+#include "app/monitor.h"
 
 #include <chrono>
 #include <cstdio>
@@ -10,11 +10,12 @@
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
 #include "app/live_run.h"
-#include "core/health.h"
-#include "core/metrics.h"
-#include "core/version.h"
+#include "model/health.h"
+#include "output/metrics.h"
+#include "app/version.h"
 #include "system/metrics_server.h"
 #include "system/output_file.h"
+#include "system/host_info.h"
 
 namespace portwatch {
 namespace {

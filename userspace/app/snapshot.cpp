@@ -3,9 +3,10 @@
 #include <cstdio>
 
 #include "app/host_tables.h"
-#include "core/report_bound.h"
-#include "core/reporter.h"
+#include "model/report_bound.h"
+#include "output/reporter.h"
 #include "system/privileges.h"
+#include "system/host_info.h"
 
 namespace portwatch {
 

@@ -2,7 +2,7 @@
 // kernel's socket tables; no BPF.
 #pragma once
 
-#include "core/options.h"
+#include "app/options.h"
 
 namespace portwatch {
 

@@ -1,4 +1,4 @@
-#include "top.h"
+#include "app/top.h"
 
 #include <curses.h>
 #include <unistd.h>
@@ -11,7 +11,8 @@
 
 #include "app/host_tables.h"
 #include "app/live_run.h"
-#include "core/top_screen.h"
+#include "output/top_screen.h"
+#include "system/host_info.h"
 
 namespace portwatch {
 namespace {

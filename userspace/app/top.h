@@ -1,6 +1,6 @@
 #pragma once
 
-#include "core/options.h"
+#include "app/options.h"
 
 namespace portwatch {
 

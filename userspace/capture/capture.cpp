@@ -1,4 +1,4 @@
-#include "capture.h"
+#include "capture/capture.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -15,9 +15,10 @@
 #include <fstream>
 
 #include "capture/feature_probe.h"
-#include "core/decoder.h"
-#include "core/mounts.h"
+#include "events/decoder.h"
+#include "system/mounts.h"
 #include "portwatch.skel.h"
+#include "system/host_info.h"
 
 namespace portwatch {
 namespace {

@@ -11,11 +11,11 @@
 #include <utility>
 #include <vector>
 
-#include "core/event.h"
-#include "core/kernel_features.h"
-#include "core/port_owners.h"
-#include "core/options.h"
-#include "core/stats.h"
+#include "events/event.h"
+#include "capture/capture_config.h"
+#include "capture/kernel_features.h"
+#include "enrich/port_owners.h"
+#include "model/stats.h"
 #include "system/unique_fd.h"
 
 struct portwatch_bpf;
@@ -24,18 +24,6 @@ struct bpf_link;
 struct bpf_program;
 
 namespace portwatch {
-
-// The capture's share of the monitor's options; defaults are the command line's.
-struct CaptureConfig {
-    Filters filters;
-    std::uint32_t ringbuf_mb = MonitorOptions{}.ringbuf_mb;
-    std::uint32_t max_tracked_sockets = MonitorOptions{}.max_tracked_sockets;
-    HookChoice hooks = MonitorOptions{}.hooks;
-
-    static CaptureConfig of(const MonitorOptions &options) {
-        return {options.filters, options.ringbuf_mb, options.max_tracked_sockets, options.hooks};
-    }
-};
 
 class CaptureError : public std::runtime_error {
   public:

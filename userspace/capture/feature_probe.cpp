@@ -1,10 +1,9 @@
-#include "feature_probe.h"
+#include "capture/feature_probe.h"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -192,11 +191,6 @@ IoUringSubmit io_uring_submit_tracepoint() {
     BtfHandle types(btf__load_vmlinux_btf());
     return types && has_io_uring_requests(types.get()) ? io_uring_submit_in(types.get())
                                                        : IoUringSubmit::none;
-}
-
-std::string kernel_release() {
-    utsname names{};
-    return uname(&names) == 0 ? names.release : "unknown";
 }
 
 }  // namespace portwatch

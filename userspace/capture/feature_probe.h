@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "core/kernel_features.h"
+#include "capture/kernel_features.h"
 
 namespace portwatch {
 
@@ -31,7 +31,5 @@ enum class IoUringSubmit {
     submit_sqe_after_ctx,  // 5.19-6.1: io_uring_submit_sqe(ctx, req, ...)
 };
 IoUringSubmit io_uring_submit_tracepoint();
-
-std::string kernel_release();  // uname -r, or "unknown"
 
 }  // namespace portwatch

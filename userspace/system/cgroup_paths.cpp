@@ -10,8 +10,8 @@
 #include <cstring>
 #include <fstream>
 
-#include "core/containers.h"
-#include "core/mounts.h"
+#include "enrich/containers.h"
+#include "system/mounts.h"
 
 namespace portwatch {
 namespace {

@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "core/event.h"
-#include "core/lru_cache.h"
+#include "events/event.h"
+#include "system/lru_cache.h"
 
 namespace portwatch {
 

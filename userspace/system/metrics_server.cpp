@@ -1,4 +1,4 @@
-#include "metrics_server.h"
+#include "system/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -13,7 +13,7 @@
 #include <list>
 #include <utility>
 
-#include "unique_fd.h"
+#include "system/unique_fd.h"
 
 namespace portwatch {
 namespace {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/options.h"
+#include "system/listen_address.h"
 
 namespace portwatch {
 

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/netns_ports.h"
+#include "model/netns_ports.h"
 
 namespace portwatch {
 

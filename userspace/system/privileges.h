@@ -1,7 +1,7 @@
 // The capabilities this process has, as the Reach the socket-table passes depend on.
 #pragma once
 
-#include "core/reach.h"
+#include "model/reach.h"
 
 namespace portwatch {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/kernel_socket.h"
+#include "events/kernel_socket.h"
 
 namespace portwatch {
 

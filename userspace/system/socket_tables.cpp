@@ -1,6 +1,6 @@
 #include "system/socket_tables.h"
 
-#include "core/containers.h"
+#include "enrich/containers.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_thread.h"
 #include "system/sock_diag_answer.h"

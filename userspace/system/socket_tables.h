@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/event.h"
-#include "core/kernel_socket.h"
+#include "events/event.h"
+#include "events/kernel_socket.h"
 
 namespace portwatch {
 

@@ -1,0 +1,232 @@
+#include "app/options.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <vector>
+
+#include "output/names.h"
+#include "app/version.h"
+
+namespace portwatch {
+namespace {
+
+constexpr std::size_t kMaxCommLength = 15;
+
+std::string validate_comm(const std::string &comm) {
+    if (comm.empty()) return "must not be empty";
+    if (comm.size() > kMaxCommLength)
+        return "is longer than the kernel's 15-byte comm, so it could never match";
+    return "";
+}
+
+// CLI11's own NonNegativeNumber/PositiveNumber print the largest double in full;
+// these say the same in a few words.
+CLI::Validator number_at_least(double minimum, const char *what) {
+    return CLI::Validator(
+        [minimum, what](const std::string &text) -> std::string {
+            double value = 0;
+            if (!CLI::detail::lexical_cast(text, value) || value < minimum)
+                return std::string("must be ") + what + ", not " + text;
+            return "";
+        },
+        what);
+}
+
+bool is_power_of_two(std::uint32_t value) {
+    return value != 0 && (value & (value - 1)) == 0;
+}
+
+void add_output_option(CLI::App &command, bool &json) {
+    command.add_flag("--json", json, "One JSON object per line (NDJSON) instead of text columns");
+}
+
+void add_filter_options(CLI::App &command, MonitorOptions &options, std::string &proto,
+                        std::string &family) {
+    command.add_option("--pid", options.filters.pid, "Only this process (tgid)")
+        ->check(number_at_least(1, "a number >= 1"));
+    command.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
+        ->check(CLI::Validator(validate_comm, "COMM"));
+    command
+        .add_option("--netns", options.filters.netns,
+                    "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
+        ->check(number_at_least(1, "a number >= 1"));
+    command.add_option("--proto", proto, "Only tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
+    command.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
+        ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
+}
+
+void add_report_top_option(CLI::App &command, MonitorOptions &options) {
+    command
+        .add_option("--report-top", options.report_top,
+                    "Scopes and processes per netns in a report, fullest first; the rest in "
+                    "one summary row (scopes at warning or above always shown; 0: all)")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1000000}));
+}
+
+void add_threshold_options(CLI::App &command, MonitorOptions &options) {
+    command
+        .add_option("--warn-ratio", options.warn_ratio,
+                    "Utilization of a port scope that raises a warning (0-1)")
+        ->check(CLI::Range(0.01, 1.0));
+    command
+        .add_option("--critical-ratio", options.critical_ratio,
+                    "Utilization of a port scope that is critical (0-1, above --warn-ratio)")
+        ->check(CLI::Range(0.01, 1.0));
+}
+
+const std::vector<std::string> kHookNames = {"auto", "fexit", "tracepoint"};
+
+// For the subcommands that load the programs. (Not CLI11's envname(): it fills the variable
+// the three subcommands share from the environment after the command line had set it.)
+void add_hooks_option(CLI::App &command, std::string &hooks) {
+    command
+        .add_option("--hooks", hooks,
+                    "Which hooks see allocations: fexit (the kernel's port allocators), "
+                    "tracepoint (the syscalls), or auto (default): fexit where it attaches")
+        ->check(CLI::IsMember(kHookNames));
+}
+
+// --events takes the names name_of() gives.
+std::map<std::string, EventLines> event_lines_by_name() {
+    std::map<std::string, EventLines> by_name;
+    for (EventLines lines : kEventLines) by_name.emplace(name_of(lines), lines);
+    return by_name;
+}
+
+void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
+    monitor
+        .add_option("--duration", options.duration_s,
+                    "Stop after SECONDS (0: until SIGINT/SIGTERM)")
+        ->check(number_at_least(0, "a number >= 0"));
+    monitor
+        .add_option("--stats-interval", options.stats_interval_s,
+                    "Print a stats line every SECONDS (0: only at exit)")
+        ->check(number_at_least(0, "a number >= 0"));
+    monitor
+        .add_option("--ringbuf-mb", options.ringbuf_mb, "Ring buffer size in MiB (power of two)")
+        ->check(CLI::Range(1, 1024));
+    monitor
+        .add_option("--max-tracked-sockets", options.max_tracked_sockets,
+                    "Sockets whose release is followed at once")
+        ->check(CLI::Range(1024u, 1u << 24));
+    monitor.add_option("--output", options.output,
+                       "Append the output to FILE instead of standard output; SIGHUP reopens "
+                       "FILE (after log rotation)");
+    monitor
+        .add_option("--events", options.event_lines,
+                    "Which allocate/release lines to write: all (default), failures "
+                    "(allocate_failed only) or none; warnings, reports and stats always")
+        ->transform(CLI::CheckedTransformer(event_lines_by_name(), CLI::ignore_case));
+    monitor
+        .add_option("--report-interval", options.report_interval_s,
+                    "Print a usage report every SECONDS (0: only at exit)")
+        ->check(number_at_least(0, "a number >= 0"));
+}
+
+CLI::Validator listen_address() {
+    return CLI::Validator(
+        [](const std::string &text) {
+            std::string error;
+            return parse_listen_address(text, error) ? std::string() : error;
+        },
+        "ADDR:PORT");
+}
+
+void add_metrics_options(CLI::App &monitor, MonitorOptions &options, std::string &listen) {
+    monitor
+        .add_option("--metrics-listen", listen,
+                    "Serve Prometheus /metrics and /healthz on [ADDR:]PORT (default address "
+                    "127.0.0.1; port 0 picks a free one)")
+        ->check(listen_address());
+    monitor
+        .add_option("--metrics-top", options.metrics_top,
+                    "Destination scopes and processes that get their own series")
+        ->check(CLI::Range(1, 1000));
+}
+
+CommandLine exit_with(int code, std::string output) {
+    CommandLine result;
+    result.action = CommandLine::Action::exit;
+    result.exit_code = code;
+    result.output = std::move(output);
+    return result;
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, const char *const *argv) {
+    CLI::App app{"portwatch: every local port the kernel hands out, who got it and how",
+                 "portwatch"};
+    app.set_version_flag("--version", kPortwatchVersion);
+    app.require_subcommand(1);
+    MonitorOptions options;
+    std::string proto, family, metrics_listen, hooks;
+    bool json = false;
+    CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
+    CLI::App *snapshot = app.add_subcommand(
+        "snapshot", "The ports in use now, from the kernel's socket tables (no tracing)");
+    CLI::App *top = app.add_subcommand(
+        "top", "A live terminal view: fullest scopes, processes holding most ports, failures");
+    CLI::App *check = app.add_subcommand(
+        "check", "What this kernel and these privileges allow; exit 1 if monitor cannot run");
+    add_output_option(*check, json);
+    for (CLI::App *command : {monitor, snapshot}) {
+        add_output_option(*command, json);
+        add_report_top_option(*command, options);
+    }
+    for (CLI::App *command : {monitor, snapshot, top}) {
+        add_filter_options(*command, options, proto, family);
+        add_threshold_options(*command, options);
+    }
+    for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, hooks);
+    add_monitor_options(*monitor, options);
+    add_metrics_options(*monitor, options, metrics_listen);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp &) {
+        return exit_with(0, app.help());
+    } catch (const CLI::CallForAllHelp &) {
+        return exit_with(0, app.help("", CLI::AppFormatMode::All));
+    } catch (const CLI::CallForVersion &) {
+        return exit_with(0, std::string(kPortwatchVersion) + "\n");
+    } catch (const CLI::ParseError &error) {
+        return exit_with(2, "portwatch: " + std::string(error.what()) + " (see --help)\n");
+    }
+    if (!is_power_of_two(options.ringbuf_mb))
+        return exit_with(2, "portwatch: --ringbuf-mb: must be a power of two, not " +
+                                std::to_string(options.ringbuf_mb) + " (see --help)\n");
+    if (options.critical_ratio <= options.warn_ratio)
+        return exit_with(2,
+                         "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n");
+    options.format = json ? OutputFormat::json : OutputFormat::text;
+    if (!metrics_listen.empty()) {
+        std::string unused;
+        options.metrics_listen = parse_listen_address(metrics_listen, unused);
+    }
+    if (hooks.empty()) {
+        const char *from_environment = std::getenv("PORTWATCH_HOOKS");
+        hooks = from_environment ? from_environment : "auto";
+        if (std::find(kHookNames.begin(), kHookNames.end(), hooks) == kHookNames.end())
+            return exit_with(
+                2, "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {auto,fexit,tracepoint}\n");
+    }
+    options.hooks = hook_choice_named(hooks);
+    if (!proto.empty()) options.filters.proto = parse_proto(proto);
+    if (!family.empty()) options.filters.family = parse_family(family);
+    CommandLine result;
+    result.action = snapshot->parsed() ? CommandLine::Action::snapshot
+                    : top->parsed()    ? CommandLine::Action::top
+                    : check->parsed()  ? CommandLine::Action::check
+                                       : CommandLine::Action::monitor;
+    result.monitor = options;
+    return result;
+}
+
+CaptureConfig capture_config(const MonitorOptions &options) {
+    return {options.filters, options.ringbuf_mb, options.max_tracked_sockets, options.hooks};
+}
+
+}  // namespace portwatch

@@ -1,0 +1,50 @@
+// The command line (CLI11), parsed into plain options. No side effects: the
+// caller decides what to print and how to exit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "capture/capture_config.h"
+#include "capture/kernel_features.h"
+#include "events/filters.h"
+#include "model/report_bound.h"
+#include "output/output_choice.h"
+#include "system/listen_address.h"
+
+namespace portwatch {
+
+struct MonitorOptions {
+    OutputFormat format = OutputFormat::text;
+    double duration_s = 0;         // 0: until SIGINT/SIGTERM
+    double stats_interval_s = 10;  // 0: only the final stats line
+    Filters filters;
+    std::uint32_t ringbuf_mb = CaptureConfig{}.ringbuf_mb;
+    std::uint32_t max_tracked_sockets = CaptureConfig{}.max_tracked_sockets;
+    HookChoice hooks = CaptureConfig{}.hooks;     // --hooks; PORTWATCH_HOOKS in the environment
+    double report_interval_s = 10;                // 0: only the report at exit
+    std::size_t report_top = kDefaultReportTop;   // scopes and processes per netns in a report
+    double warn_ratio = 0.80;                     // utilization of a scope that raises `warning`
+    double critical_ratio = 0.95;                 // ... and `critical`
+    std::optional<ListenAddress> metrics_listen;  // serve /metrics and /healthz there
+    std::size_t metrics_top = 10;                 // destination scopes and processes given series
+    std::optional<std::string> output;            // append to this file, not stdout; SIGHUP reopens
+    EventLines event_lines = EventLines::all;     // --events
+};
+
+struct CommandLine {
+    enum class Action { monitor, snapshot, top, check, exit };
+    Action action = Action::exit;
+    MonitorOptions monitor;
+    int exit_code = 0;
+    std::string output;  // help or version text (stdout) or one error line (stderr)
+};
+
+CommandLine parse_command_line(int argc, const char *const *argv);
+
+// The capture's share of the options.
+CaptureConfig capture_config(const MonitorOptions &options);
+
+}  // namespace portwatch

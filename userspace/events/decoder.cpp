@@ -1,0 +1,184 @@
+#include "events/decoder.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "events/abi.h"
+
+namespace portwatch {
+namespace {
+
+template <typename Record>
+Record copy_record(std::span<const std::uint8_t> bytes) {
+    Record record;
+    std::memcpy(&record, bytes.data(), sizeof(record));
+    return record;
+}
+
+std::optional<Family> family_of(std::uint8_t af) {
+    if (af == AF_INET) return Family::ipv4;
+    if (af == AF_INET6) return Family::ipv6;
+    return std::nullopt;
+}
+
+std::optional<Proto> proto_of(std::uint8_t proto) {
+    if (proto == IPPROTO_TCP) return Proto::tcp;
+    if (proto == IPPROTO_UDP) return Proto::udp;
+    return std::nullopt;
+}
+
+// The C++ enums are the ABI's values from their first one on, in the same order.
+static_assert(int(How::bind) == PW_HOW_BIND - PW_HOW_BIND &&
+              int(How::sendto_autobind) == PW_HOW_SENDTO_AUTOBIND - PW_HOW_BIND &&
+              PW_HOW_SENDTO_AUTOBIND + 1 == PW_HOW_COUNT);
+static_assert(int(Syscall::bind) == PW_SYSCALL_BIND - PW_SYSCALL_BIND &&
+              int(Syscall::sendmmsg) == PW_SYSCALL_SENDMMSG - PW_SYSCALL_BIND &&
+              PW_SYSCALL_SENDMMSG + 1 == PW_SYSCALL_COUNT);
+static_assert(int(ReleaseReason::socket_closed) == 0 &&
+              int(ReleaseReason::tcp_closed) == PW_RELEASE_TCP_CLOSED - PW_RELEASE_SOCKET_CLOSED &&
+              int(ReleaseReason::time_wait) == PW_RELEASE_TIME_WAIT - PW_RELEASE_SOCKET_CLOSED &&
+              int(ReleaseReason::disconnect) == PW_RELEASE_DISCONNECT - PW_RELEASE_SOCKET_CLOSED);
+
+std::optional<How> how_of(std::uint8_t how) {
+    if (how < PW_HOW_BIND || how >= PW_HOW_COUNT) return std::nullopt;
+    return static_cast<How>(how - PW_HOW_BIND);
+}
+
+std::optional<Syscall> syscall_of(std::uint8_t syscall) {
+    if (syscall < PW_SYSCALL_BIND || syscall >= PW_SYSCALL_COUNT) return std::nullopt;
+    return static_cast<Syscall>(syscall - PW_SYSCALL_BIND);
+}
+
+std::optional<ReleaseReason> reason_of(std::uint8_t reason) {
+    if (reason < PW_RELEASE_SOCKET_CLOSED || reason > PW_RELEASE_DISCONNECT) return std::nullopt;
+    return static_cast<ReleaseReason>(reason - PW_RELEASE_SOCKET_CLOSED);
+}
+
+IpAddress address_of(Family family, const __u8 (&raw)[PW_ADDR_LEN]) {
+    IpAddress addr;
+    addr.family = family;
+    std::size_t length = family == Family::ipv4 ? 4 : PW_ADDR_LEN;
+    std::memcpy(addr.bytes.data(), raw, length);
+    return addr;
+}
+
+std::optional<SocketInfo> socket_of(const pw_socket &raw) {
+    auto family = family_of(raw.family);
+    auto proto = proto_of(raw.proto);
+    if (!family || !proto) return std::nullopt;
+    SocketInfo sock;
+    sock.cookie = raw.cookie;
+    sock.netns = raw.netns;
+    sock.proto = *proto;
+    sock.family = *family;
+    sock.local_addr = address_of(*family, raw.local_addr);
+    sock.local_port = raw.local_port;
+    sock.remote_addr = address_of(*family, raw.remote_addr);
+    sock.remote_port = raw.remote_port;
+    return sock;
+}
+
+TaskInfo task_of(const pw_task &raw) {
+    TaskInfo task;
+    task.pid = raw.pid;
+    task.tid = raw.tid;
+    task.uid = raw.uid;
+    task.cgroup_id = raw.cgroup_id;
+    task.comm.assign(raw.comm, strnlen(raw.comm, sizeof(raw.comm)));
+    return task;
+}
+
+Decoded failure(DecodeError error) {
+    return Decoded{std::nullopt, error};
+}
+
+Decoded decode_allocate(std::span<const std::uint8_t> bytes) {
+    auto raw = copy_record<pw_allocate_record>(bytes);
+    auto sock = socket_of(raw.sock);
+    auto how = how_of(raw.how);
+    auto syscall = syscall_of(raw.syscall);
+    bool failed = raw.hdr.type == PW_RECORD_ALLOCATE_FAILED;
+    if (!sock || !how || !syscall || failed != (raw.error != 0) || raw.error < 0)
+        return failure(DecodeError::bad_field);
+    AllocateEvent event;
+    event.boot_ns = raw.hdr.boot_ns;
+    event.sock = *sock;
+    event.task = task_of(raw.task);
+    event.how = *how;
+    event.syscall = *syscall;
+    // A failed automatic choice has no port (0) to look up in the range, but it was one
+    // the range should have given.
+    event.ephemeral = raw.ephemeral != 0 || (failed && *how != How::bind);
+    event.error = raw.error;
+    return Decoded{Event{std::move(event)}, DecodeError::none};
+}
+
+Decoded decode_release(std::span<const std::uint8_t> bytes) {
+    auto raw = copy_record<pw_release_record>(bytes);
+    auto sock = socket_of(raw.held.sock);
+    bool owner_known = raw.held.how != PW_HOW_NONE;  // NONE: joined in user space
+    auto how = how_of(raw.held.how);
+    auto reason = reason_of(raw.reason);
+    if (!sock || (owner_known && !how) || !reason) return failure(DecodeError::bad_field);
+    ReleaseEvent event;
+    event.boot_ns = raw.hdr.boot_ns;
+    event.sock = *sock;
+    event.reason = *reason;
+    event.owner_known = owner_known;
+    if (!owner_known) return Decoded{Event{std::move(event)}, DecodeError::none};
+    event.owner = task_of(raw.held.owner);
+    event.how = *how;
+    event.held_ns = raw.hdr.boot_ns > raw.held.allocated_boot_ns
+                        ? raw.hdr.boot_ns - raw.held.allocated_boot_ns
+                        : 0;
+    return Decoded{Event{std::move(event)}, DecodeError::none};
+}
+
+std::size_t record_size(std::uint16_t type) {
+    switch (type) {
+        case PW_RECORD_ALLOCATE:
+        case PW_RECORD_ALLOCATE_FAILED:
+            return sizeof(pw_allocate_record);
+        case PW_RECORD_RELEASE:
+            return sizeof(pw_release_record);
+        default:
+            return 0;
+    }
+}
+
+}  // namespace
+
+std::string_view name_of(DecodeError error) {
+    switch (error) {
+        case DecodeError::none:
+            return "none";
+        case DecodeError::too_short:
+            return "too_short";
+        case DecodeError::bad_version:
+            return "bad_version";
+        case DecodeError::size_mismatch:
+            return "size_mismatch";
+        case DecodeError::unknown_type:
+            return "unknown_type";
+        case DecodeError::bad_field:
+            return "bad_field";
+    }
+    return "unknown";
+}
+
+Decoded decode_record(std::span<const std::uint8_t> bytes) {
+    if (bytes.size() < sizeof(pw_record_header)) return failure(DecodeError::too_short);
+    auto header = copy_record<pw_record_header>(bytes);
+    if (header.version != PW_ABI_VERSION) return failure(DecodeError::bad_version);
+    std::size_t expected = record_size(header.type);
+    if (expected == 0) return failure(DecodeError::unknown_type);
+    if (bytes.size() < expected) return failure(DecodeError::too_short);
+    if (header.size != expected || bytes.size() != expected)
+        return failure(DecodeError::size_mismatch);
+    if (header.type == PW_RECORD_RELEASE) return decode_release(bytes);
+    return decode_allocate(bytes);
+}
+
+}  // namespace portwatch

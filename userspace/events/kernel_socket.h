@@ -1,0 +1,36 @@
+// One socket as the kernel's socket tables (sock_diag) list it: what the agent reads at
+// start (the baseline) and periodically (reconciliation), independent of events.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "events/event.h"
+
+namespace portwatch {
+
+// TCP states as include/net/tcp_states.h numbers them (sock_diag's idiag_state).
+enum TcpState : std::uint8_t {
+    kTcpEstablished = 1,
+    kTcpSynSent = 2,
+    kTcpSynRecv = 3,
+    kTcpFinWait1 = 4,
+    kTcpFinWait2 = 5,
+    kTcpTimeWait = 6,
+    kTcpClose = 7,
+    kTcpCloseWait = 8,
+    kTcpLastAck = 9,
+    kTcpListen = 10,
+    kTcpClosing = 11,
+};
+
+struct KernelSocket {
+    SocketInfo sock;          // cookie: idiag_cookie, the same as BPF's socket cookie
+    std::uint8_t state = 0;   // TcpState; UDP: 7 unconnected, 1 connected
+    std::uint64_t inode = 0;  // 0 for TIME_WAIT and SYN_RECV (request) sockets
+    std::uint32_t uid = 0;
+    std::uint32_t time_wait_left_ms = 0;  // TIME_WAIT: idiag_expires
+    std::optional<TaskInfo> owner;        // a process holding it (from /proc/*/fd), if any
+};
+
+}  // namespace portwatch

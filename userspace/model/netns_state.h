@@ -1,0 +1,34 @@
+// What the model keeps per network namespace: its port settings and which ports its sockets
+// hold, as each of the kernel's port choices sees them. PortModel's own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+
+#include "model/netns_ports.h"
+
+namespace portwatch {
+
+// Ports held, with how many sockets (TIME_WAIT included) hold each, and how many
+// distinct ones an automatic choice could otherwise have handed out (inside the range,
+// not reserved): kept in step, recounted when the settings change.
+struct PortCounts {
+    std::unordered_map<std::uint16_t, std::size_t> holders;
+    std::size_t ephemeral = 0;
+
+    void add(std::uint16_t port, int delta, const NetnsPortConfig &config);
+    void recount(const NetnsPortConfig &config);
+};
+
+struct NetnsState {
+    NetnsPortConfig config;
+    PortCounts tcp_any;   // every TCP port: bind(0)/listen() skip them all
+    PortCounts tcp_bind;  // bind()-style TCP ports: connect() skips these
+    PortCounts udp;
+    PortCounts tcp_time_wait;  // TCP ports TIME_WAIT sockets hold: the bind scope's share
+    // bind()-style TCP ports given up, and when: sockets accepted on them stay
+    std::unordered_map<std::uint16_t, std::uint64_t> bind_ports_released;
+};
+
+}  // namespace portwatch

@@ -1,0 +1,269 @@
+// The ports in use as the kernel's allocator sees them: who holds which port, in which
+// allocation scope, how full each scope is, how fast it fills and when it runs out.
+// Fed with events (each carries its own time); no clock, no kernel: the netns settings
+// come from an injected source.
+//
+// Scopes (../shared/product.md, ../shared/kernel-facts.md):
+//   destination  TCP connect() autobind, per (netns, source IP, destination IP, port):
+//                the range minus reserved ports minus bind()-held ports in it;
+//                TIME_WAIT counts unless the netns's tcp_tw_reuse lets connect() reuse it.
+//   bind         TCP bind(0) / listen() autobind, per netns: the range minus reserved ports,
+//                shared with every bind()-held port.
+//   udp          UDP autobind and bind, per netns, exclusive.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "events/event.h"
+#include "events/kernel_socket.h"
+#include "model/causes.h"
+#include "model/held_socket.h"
+#include "model/netns_ports.h"
+#include "model/netns_state.h"
+#include "model/scope_key.h"
+#include "model/scope_state.h"
+#include "model/stats.h"
+
+namespace portwatch {
+
+struct TopProcess {
+    std::uint32_t pid = 0;
+    std::string comm;
+    std::size_t ports = 0;
+    std::string cgroup_path;  // "" when unknown
+};
+
+struct ScopeUsage {
+    ScopeKey key;
+    Proto proto = Proto::tcp;
+    std::size_t in_use = 0;     // what the allocator cannot hand out, TIME_WAIT included if counted
+    std::size_t time_wait = 0;  // TIME_WAIT ports in this scope (counted or not)
+    std::size_t capacity = 0;
+    double utilization = 0;             // in_use / capacity (1 when capacity is 0)
+    double allocation_rate = 0;         // allocations per second over the rate window
+    std::optional<double> eta_seconds;  // at the current fill rate; none when not filling
+    std::vector<TopProcess> top_processes;
+    WarningLevel level = WarningLevel::ok;
+    std::vector<Cause> causes;  // at level warning or above: why it is filling (causes.h)
+};
+
+struct Warning {
+    std::uint64_t boot_ns = 0;
+    WarningLevel level = WarningLevel::ok;
+    ScopeUsage usage;
+    std::optional<AllocateEvent> failure;  // the failed allocation that raised it
+};
+
+struct ProcessUsage {
+    std::uint32_t pid = 0;
+    std::string comm;
+    std::uint64_t cgroup_id = 0;
+    std::string cgroup_path;  // as TaskInfo's: "" when unknown
+    std::uint32_t uid = 0;
+    std::uint32_t netns = 0;
+    std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
+    std::uint64_t allocations = 0;                      // in the report interval
+    std::uint64_t failures = 0;                         // in the report interval
+    double allocation_rate = 0;  // allocations per second in the report interval
+
+    std::size_t held_total() const;
+};
+
+// What a bounded report leaves out of a section (bound_report()), summed up in one row.
+struct ScopesLeftOut {
+    std::size_t count = 0;
+    std::size_t in_use = 0;
+    std::size_t time_wait = 0;
+    double utilization = 0;  // the fullest of them
+    WarningLevel level = WarningLevel::ok;
+};
+
+struct ProcessesLeftOut {
+    std::size_t count = 0;
+    std::size_t ports_held = 0;
+    std::uint64_t allocations = 0;
+    std::uint64_t failures = 0;
+};
+
+struct NetnsReport {
+    std::uint32_t netns = 0;
+    NetnsPortConfig config;
+    std::vector<ScopeUsage> scopes;  // fullest first
+    ScopesLeftOut scopes_left_out;
+};
+
+struct Report {
+    std::uint64_t boot_ns = 0;
+    double interval_s = 0;
+    std::vector<NetnsReport> netns;
+    std::vector<ProcessUsage> processes;  // most ports held first
+    ProcessesLeftOut processes_left_out;
+};
+
+struct ModelSettings {
+    double warn_ratio = 0.80;
+    double critical_ratio = 0.95;
+    double hysteresis = 0.05;  // a level is left only this far below its threshold
+    std::size_t top_n = 5;
+    std::uint64_t rate_window_ns = 60'000'000'000;
+    std::uint64_t time_wait_ns = 60'000'000'000;  // TCP_TIMEWAIT_LEN
+    // A TIME_WAIT socket keeps its port until its timer fires, and the timer wheel fires a
+    // 60 s timer up to one bucket late (kernel/time/timer.c, calc_wheel_index(): 2.048 s at
+    // HZ=250, Debian's; 4.096 s at HZ=1000); sock_diag shows it meanwhile with 0 ms left.
+    // Each TIME_WAIT port is counted this much past its due time: half a bucket at HZ=250.
+    std::uint64_t time_wait_timer_lag_ns = 1'000'000'000;
+    // Events may still be on their way when the tables are read: sockets allocated or
+    // released this recently are left as the events say.
+    std::uint64_t reconcile_grace_ns = 2'000'000'000;
+};
+
+class PortModel {
+  public:
+    // The settings of a netns; pid_hint is a process seen in it.
+    using ConfigSource =
+        std::function<NetnsPortConfig(std::uint32_t netns, std::uint32_t pid_hint)>;
+
+    PortModel(ModelSettings settings, ConfigSource config_source);
+
+    // Applies one event (its boot_ns is "now") and returns the warnings whose level changed.
+    std::vector<Warning> apply(const Event &event);
+    // The state at `now`; starts a new report interval. Re-reads every netns's settings.
+    Report report(std::uint64_t now_boot_ns);
+    // The same picture without starting a new interval or re-reading the settings: for
+    // views refreshed more often than the report (metrics, top).
+    Report current(std::uint64_t now_boot_ns);
+
+    // Makes one netns's picture match its socket tables, read at `read_at_ns`: adds the
+    // sockets no event showed (the baseline at start; ports allocated while events were
+    // lost), drops the ones that are gone, and replaces its TIME_WAIT entries.
+    // `admit` says which sockets the user wants counted (the monitor's filters); what is
+    // gone is decided on the whole table.
+    void reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
+                   std::uint64_t read_at_ns,
+                   const std::function<bool(const KernelSocket &)> &admit = {});
+    // Level changes found outside apply() (reconcile, TIME_WAIT expiry at report time).
+    std::vector<Warning> take_warnings();
+
+    // Completes a release with what the model knows of its socket: the process holding it
+    // now (which reconciliation may have moved since the allocation) and, when the event
+    // knew no owner, how and since when. False for a release of a socket the model never
+    // held with no owner of its own: not one this monitor reported (another sockops user
+    // asked for that socket's state changes).
+    bool attribute(ReleaseEvent &release) const;
+
+    std::size_t tracked_sockets() const { return sockets_.size(); }
+    std::vector<std::uint32_t> namespaces() const;
+    const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
+
+  private:
+    // Events (port_model.cpp)
+    NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
+    ScopeState &scope_state(const ScopeKey &key, Proto proto);
+    void hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
+                   int delta);
+    void hold(const HeldSocket &held, const TaskInfo &owner);
+    void forget(const HeldSocket &held);
+    void drop_table_entry(std::uint64_t cookie, std::uint32_t netns);
+    std::vector<Warning> on_allocate(const AllocateEvent &event);
+    std::vector<Warning> on_failure(const AllocateEvent &event);
+    std::vector<Warning> on_release(const ReleaseEvent &event);
+    void housekeeping(std::uint64_t now_ns);
+
+    // Scope usage: rate, ETA, levels (scope_usage.cpp)
+    ScopeKey scope_of(const SocketInfo &sock, How how) const;
+    std::optional<ScopeKey> failure_scope(const AllocateEvent &failure);
+    std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
+    std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
+    std::size_t capacity(const ScopeKey &key) const;
+    double utilization(const ScopeKey &key, const ScopeState &state) const;
+    bool time_wait_counts(const ScopeKey &key) const;
+    void count_allocation(ScopeState &state, std::uint64_t now_ns);
+    void count_release(ScopeState &state, const ReleaseEvent &event);
+    void record_sample(ScopeState &state, const ScopeKey &key, std::uint64_t now_ns);
+    ScopeUsage usage_of(const ScopeKey &key, const ScopeState &state, std::uint64_t now_ns) const;
+    // The usage with its causes when its level is warning or above.
+    ScopeUsage usage_with_causes(const ScopeKey &key, const ScopeState &state,
+                                 std::uint64_t now_ns) const;
+    std::optional<Warning> evaluate(const ScopeKey &key, ScopeState &state, std::uint64_t now_ns);
+    void evaluate_netns(std::uint32_t netns, std::uint64_t now_ns);
+    void evaluate_bind_scope(const ScopeKey &changed, Proto proto, std::uint64_t now_ns,
+                             std::vector<Warning> &warnings);
+
+    // TIME_WAIT (time_wait.cpp)
+    void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
+                       std::uint64_t added_ns, std::uint64_t expires_ns, bool from_table);
+    void remove_time_wait(const TimeWaitEntry &entry);
+    void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
+    // The cookies of the netns's TIME_WAIT entries added before `settled_before`.
+    std::set<std::uint64_t> time_wait_before(std::uint32_t netns,
+                                             std::uint64_t settled_before) const;
+    // Drops the netns's TIME_WAIT entries that the tables read now replace: every one an
+    // earlier reading made, and those events added before `settled_before`; returns the
+    // cookies of the ones kept (events the tables may not show yet).
+    std::set<std::uint64_t> drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
+
+    // Reconciliation with the socket tables (reconcile.cpp)
+    void note_released(const HeldSocket &held, std::uint64_t now_ns);
+    bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
+    std::optional<HeldSocket> from_table(const KernelSocket &socket,
+                                         const std::set<std::uint16_t> &listening,
+                                         std::uint64_t read_at_ns) const;
+    void drop_gone_sockets(std::uint32_t netns, const std::set<std::uint64_t> &live,
+                           std::uint64_t settled_before, std::uint64_t read_at_ns);
+    bool update_known_socket(const KernelSocket &socket);
+    void add_table_socket(std::uint32_t netns, const KernelSocket &socket,
+                          const std::set<std::uint16_t> &listening, std::uint64_t read_at_ns,
+                          const std::set<std::uint64_t> &old_waiting);
+
+    // Per-process accounting (process_usage.cpp)
+    ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+    void move_owner(HeldSocket &held, const TaskInfo &owner);
+    void count_process_port(const HeldSocket &held, int delta);
+    std::unordered_map<std::uint32_t, std::size_t> range_holders(const ScopeKey &key) const;
+    std::vector<TopProcess> top_processes(
+        const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
+
+    // Reports (report_builder.cpp) and their causes (cause_facts.cpp)
+    Report build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s);
+    void add_scope_usages(Report &report, std::uint64_t now_boot_ns,
+                          std::uint64_t active_since_s) const;
+    void add_process_usages(Report &report) const;
+    CauseFacts scope_facts(const ScopeUsage &usage) const;
+    // Sets the causes of the usages at level warning or above (each with its scope's state).
+    void attach_causes(const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
+                       std::uint64_t now_ns) const;
+    bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
+    void forget_idle(std::uint64_t now_ns);
+
+    ModelSettings settings_;
+    ConfigSource config_source_;
+    std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
+    std::map<ProcessPort, std::size_t> process_ports_;       // sockets on each port a process holds
+    std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
+    std::unordered_set<std::uint64_t> time_wait_cookies_;    // the cookies in time_wait_
+    std::map<ScopeKey, ScopeState> scopes_;
+    std::map<std::uint32_t, NetnsState> netns_;
+    std::map<std::uint32_t, ProcessUsage> processes_;                     // by pid
+    std::unordered_map<std::uint64_t, std::uint64_t> recently_released_;  // cookie -> when
+    ReconcileTotals reconcile_totals_;
+    std::vector<Warning> pending_warnings_;
+    std::uint64_t last_housekeeping_ns_ = 0;
+    std::uint64_t interval_start_ns_ = 0;
+    bool interval_started_ = false;
+};
+
+WarningLevel next_level(WarningLevel current, double utilization, const ModelSettings &settings);
+std::string_view name_of(ScopeKind kind);
+std::string_view name_of(WarningLevel level);
+
+}  // namespace portwatch

@@ -1,0 +1,155 @@
+// Reconciliation: the kernel's socket tables, read at start and periodically, correct what
+// the events built (sockets allocated before the start or while events were lost, sockets
+// gone, owners changed, TIME_WAIT).
+#include "model/port_model.h"
+
+namespace portwatch {
+
+namespace {
+
+// A table's listening ports, and its sockets by cookie: TCP ones in TIME_WAIT, and the rest.
+struct TableCookies {
+    std::set<std::uint16_t> listening;
+    std::set<std::uint64_t> live, waiting;
+};
+
+TableCookies cookies_of(const std::vector<KernelSocket> &table) {
+    TableCookies cookies;
+    for (const auto &socket : table) {
+        if (socket.sock.proto == Proto::tcp && socket.state == kTcpListen)
+            cookies.listening.insert(socket.sock.local_port);
+        (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp ? cookies.waiting
+                                                                         : cookies.live)
+            .insert(socket.sock.cookie);
+    }
+    return cookies;
+}
+
+}  // namespace
+
+void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
+                          std::uint64_t read_at_ns,
+                          const std::function<bool(const KernelSocket &)> &admit) {
+    reconcile_totals_.runs++;
+    netns_state(netns, 0);
+    std::uint64_t settled_before =
+        read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
+    std::erase_if(recently_released_,
+                  [&](const auto &entry) { return entry.second < settled_before; });
+    TableCookies cookies = cookies_of(table);
+    drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
+
+    std::set<std::uint64_t> old_waiting = time_wait_before(netns, settled_before);
+    std::set<std::uint64_t> kept_waiting = drop_time_wait_of(netns, settled_before);
+    for (const auto &socket : table) {
+        std::uint64_t cookie = socket.sock.cookie;
+        if (update_known_socket(socket) || recently_released_.contains(cookie) ||
+            kept_waiting.contains(cookie) || (admit && !admit(socket)))
+            continue;
+        add_table_socket(netns, socket, cookies.listening, read_at_ns, old_waiting);
+    }
+    for (std::uint64_t cookie : old_waiting)
+        if (!cookies.waiting.contains(cookie)) reconcile_totals_.time_wait++;
+    evaluate_netns(netns, read_at_ns);
+}
+
+// Drops the netns's sockets the tables no longer list, unless an event showed them too
+// recently for the tables to tell.
+void PortModel::drop_gone_sockets(std::uint32_t netns, const std::set<std::uint64_t> &live,
+                                  std::uint64_t settled_before, std::uint64_t read_at_ns) {
+    for (auto it = sockets_.begin(); it != sockets_.end();) {
+        const HeldSocket &held = it->second;
+        bool gone =
+            held.sock.netns == netns && !live.contains(it->first) && held.since_ns < settled_before;
+        if (!gone) {
+            ++it;
+            continue;
+        }
+        forget(held);
+        note_released(held, read_at_ns);
+        hold_port(netns_[netns], held.scope, held.sock.proto, held.sock.local_port, -1);
+        it = sockets_.erase(it);
+        reconcile_totals_.removed++;
+    }
+}
+
+// What the tables say of a socket the model holds: who holds it now, and for a TCP socket
+// (a bind(0) the events showed) what it is for. False when the model does not hold it.
+bool PortModel::update_known_socket(const KernelSocket &socket) {
+    auto known = sockets_.find(socket.sock.cookie);
+    if (known == sockets_.end()) return false;
+    if (socket.owner && socket.owner->pid != known->second.pid)
+        move_owner(known->second, *socket.owner);
+    if (socket.sock.proto == Proto::tcp) {
+        if (socket.state == kTcpListen)
+            known->second.listening = true;
+        else if (socket.sock.has_remote())
+            known->second.connected = true;
+    }
+    return true;
+}
+
+// A socket no event showed: a TIME_WAIT entry, or a port held since the tables were read.
+void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket,
+                                 const std::set<std::uint16_t> &listening, std::uint64_t read_at_ns,
+                                 const std::set<std::uint64_t> &old_waiting) {
+    auto held = from_table(socket, listening, read_at_ns);
+    if (!held) return;
+    std::uint64_t cookie = socket.sock.cookie;
+    if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
+        std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
+        add_time_wait(held->scope, Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
+                      read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);
+        hold_port(netns_[netns], held->scope, Proto::tcp, socket.sock.local_port, +1);
+        if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
+        return;
+    }
+    held->since_ns = read_at_ns;
+    held->from_table = true;
+    held->listening = socket.sock.proto == Proto::tcp && socket.state == kTcpListen;
+    held->connected = !held->listening && socket.sock.has_remote();
+    TaskInfo owner = socket.owner.value_or(TaskInfo{});
+    hold(*held, owner);
+    reconcile_totals_.added++;
+}
+
+// What a socket in the tables holds, as far as they tell: a listener, or a port in the
+// range (a connect() autobind, or a bind(0) we cannot tell from it), or a fixed port.
+// An accepted socket shares its listener's port and holds none of its own.
+std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket,
+                                                const std::set<std::uint16_t> &listening,
+                                                std::uint64_t read_at_ns) const {
+    const SocketInfo &sock = socket.sock;
+    if (sock.local_port == 0 || sock.cookie == 0) return std::nullopt;
+    How how = How::bind;
+    if (sock.proto == Proto::tcp && socket.state != kTcpListen) {
+        if (listening.contains(sock.local_port)) return std::nullopt;
+        auto ns = netns_.find(sock.netns);
+        bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
+        if (ephemeral && sock.has_remote() &&
+            !bind_style_port(sock.netns, sock.local_port, read_at_ns))
+            how = How::connect_autobind;
+    }
+    std::uint32_t pid = socket.owner ? socket.owner->pid : 0;
+    return HeldSocket{sock, how, scope_of(sock, how), pid, 0};
+}
+
+// __inet_hash_connect() never hands out a port a bind()-style socket holds, so a socket
+// on one (accepted from a listener since closed, in TIME_WAIT or not) is no connect()
+// autobind: it shares that bind bucket, which stays as long as any socket on it.
+bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
+                                std::uint64_t now_ns) const {
+    auto ns = netns_.find(netns);
+    if (ns == netns_.end()) return false;
+    if (ns->second.tcp_bind.holders.contains(port)) return true;
+    auto released = ns->second.bind_ports_released.find(port);
+    return released != ns->second.bind_ports_released.end() &&
+           released->second + settings_.time_wait_ns >= now_ns;
+}
+
+void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {
+    if (held.sock.proto == Proto::tcp && held.scope.kind == ScopeKind::bind)
+        netns_state(held.sock.netns, 0).bind_ports_released[held.sock.local_port] = now_ns;
+}
+
+}  // namespace portwatch

@@ -1,0 +1,27 @@
+#include "model/scope_key.h"
+
+#include <algorithm>
+#include <array>
+
+namespace portwatch {
+
+IpAddress unmapped(const IpAddress &addr) {
+    bool mapped = addr.family == Family::ipv6 &&
+                  std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
+                              [](std::uint8_t b) { return b == 0; }) &&
+                  addr.bytes[10] == 0xff && addr.bytes[11] == 0xff;
+    if (!mapped) return addr;
+    IpAddress v4;
+    std::copy(addr.bytes.begin() + 12, addr.bytes.end(), v4.bytes.begin());
+    return v4;
+}
+
+bool is_loopback(const IpAddress &addr) {
+    IpAddress plain = unmapped(addr);
+    if (plain.family == Family::ipv4) return plain.bytes[0] == 127;
+    static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0,
+                                                             0, 0, 0, 0, 0, 0, 0, 1};
+    return plain.bytes == kLoopback6;
+}
+
+}  // namespace portwatch

@@ -1,0 +1,496 @@
+#include "output/json_format.h"
+
+#include <charconv>
+#include <cmath>
+#include <concepts>
+
+#include "enrich/containers.h"
+#include "output/names.h"
+
+namespace portwatch {
+namespace {
+
+// value to `digits` decimals, so that JSON shows 0.7, not 0.7000000000000001
+double rounded(double value, int digits) {
+    double scale = std::pow(10.0, digits);
+    return std::round(value * scale) / scale;
+}
+
+// The fields of an object, set one by one in contract order, go either into a tree (the rare
+// lines: reports, warnings, stats) or straight out as text (the line per event, the hot path:
+// nlohmann's tree costs a dozen allocations per line). The helpers below take either.
+class JsonTreeFields {
+  public:
+    explicit JsonTreeFields(Json &json) : json_(json) {}
+    template <class Value>
+    void set(std::string_view key, Value &&value) {
+        json_[std::string(key)] = std::forward<Value>(value);
+    }
+    void set_null(std::string_view key) { json_[std::string(key)] = nullptr; }
+
+  private:
+    Json &json_;
+};
+
+// Writes the bytes nlohmann's dump() writes for the same object (a unit test holds them equal).
+class JsonTextFields {
+  public:
+    explicit JsonTextFields(std::string &out) : out_(out) { out_ += '{'; }
+    ~JsonTextFields() { out_ += '}'; }
+    JsonTextFields(const JsonTextFields &) = delete;
+    JsonTextFields &operator=(const JsonTextFields &) = delete;
+
+    // `text` must be valid UTF-8 (utf8_or_escaped makes raw bytes so): dump()'s error handler
+    // is never needed, and multi-byte characters pass as they are (ensure_ascii off).
+    void set(std::string_view key, std::string_view text) {
+        start(key);
+        append_string(text);
+    }
+    void set(std::string_view key, const char *text) { set(key, std::string_view(text)); }
+    void set(std::string_view key, const std::string &text) { set(key, std::string_view(text)); }
+    void set(std::string_view key, bool value) {
+        start(key);
+        out_ += value ? "true" : "false";
+    }
+    void set(std::string_view key, std::integral auto value) {
+        start(key);
+        char digits[24];
+        out_.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+    }
+    // Finite values only (every double an event carries is).
+    void set(std::string_view key, double value) {
+        start(key);
+        char digits[64];
+        out_.append(digits, nlohmann::detail::to_chars(digits, digits + sizeof digits, value));
+    }
+    void set_null(std::string_view key) {
+        start(key);
+        out_ += "null";
+    }
+
+  private:
+    // Keys are this file's ASCII literals: nothing to escape.
+    void start(std::string_view key) {
+        out_.append(first_ ? "\"" : ",\"", first_ ? 1 : 2);
+        first_ = false;
+        out_.append(key);
+        out_.append("\":", 2);
+    }
+    // As nlohmann's serializer escapes: the two-character forms where JSON has them, \u00xx
+    // (lower-case hex) for the other control characters, nothing else. Runs of plain bytes
+    // are copied whole.
+    void append_string(std::string_view text) {
+        out_ += '"';
+        std::size_t plain_from = 0;
+        for (std::size_t i = 0; i < text.size(); i++) {
+            auto byte = static_cast<unsigned char>(text[i]);
+            if (byte >= 0x20 && byte != '"' && byte != '\\') continue;
+            out_.append(text.substr(plain_from, i - plain_from));
+            append_escaped(byte);
+            plain_from = i + 1;
+        }
+        out_.append(text.substr(plain_from));
+        out_ += '"';
+    }
+    void append_escaped(unsigned char byte) {
+        static constexpr std::pair<char, const char *> short_forms[] = {
+            {'"', "\\\""}, {'\\', "\\\\"}, {'\b', "\\b"}, {'\f', "\\f"},
+            {'\n', "\\n"}, {'\r', "\\r"},  {'\t', "\\t"}};
+        for (const auto &[plain, escaped] : short_forms)
+            if (byte == static_cast<unsigned char>(plain)) {
+                out_ += escaped;
+                return;
+            }
+        static constexpr char hex[] = "0123456789abcdef";
+        out_ += "\\u00";
+        out_ += hex[byte >> 4];
+        out_ += hex[byte & 0xf];
+    }
+
+    std::string &out_;
+    bool first_ = true;
+};
+
+// `key` as valid UTF-8, and `<key>_hex` with the exact bytes when that changed anything.
+template <class Fields>
+void add_raw_text(Fields &out, std::string_view key, const std::string &raw) {
+    SafeText safe = utf8_or_escaped(raw);
+    out.set(key, safe.text);
+    if (safe.altered) out.set(std::string(key) + "_hex", hex_bytes(raw));
+}
+
+template <class Fields>
+void add_comm(Fields &out, const std::string &raw) {
+    add_raw_text(out, "comm", raw);
+}
+
+// pid 0: a socket the tables showed whose owner no /proc fd table named (as a release's
+// unknown owner, null).
+template <class Fields>
+void add_owner(Fields &out, std::uint32_t pid, const std::string &comm) {
+    if (pid == 0) {
+        out.set_null("pid");
+        out.set_null("comm");
+        return;
+    }
+    out.set("pid", pid);
+    add_comm(out, comm);
+}
+
+// The cgroup path (null when unknown) and the container it shows (null when none).
+template <class Fields>
+void add_cgroup(Fields &out, const std::string &path) {
+    if (path.empty())
+        out.set_null("cgroup");
+    else
+        add_raw_text(out, "cgroup", path);
+    std::optional<Container> container = container_of(path);
+    if (container) {
+        out.set("container_id", container->id);
+        out.set("container_runtime", container->runtime);
+    } else {
+        out.set_null("container_id");
+        out.set_null("container_runtime");
+    }
+}
+
+// The same, on a tree.
+void add_comm(Json &out, const std::string &raw) {
+    JsonTreeFields fields(out);
+    add_comm(fields, raw);
+}
+
+void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
+    JsonTreeFields fields(out);
+    add_owner(fields, pid, comm);
+}
+
+void add_cgroup(Json &out, const std::string &path) {
+    JsonTreeFields fields(out);
+    add_cgroup(fields, path);
+}
+
+template <class Fields>
+void add_task(Fields &out, const TaskInfo &task, bool with_tid) {
+    out.set("pid", task.pid);
+    if (with_tid) out.set("tid", task.tid);
+    add_comm(out, task.comm);
+    out.set("uid", task.uid);
+    out.set("cgroup_id", task.cgroup_id);
+    add_cgroup(out, task.cgroup_path);
+}
+
+template <class Fields>
+void add_socket(Fields &out, const SocketInfo &sock) {
+    out.set("proto", name_of(sock.proto));
+    out.set("family", name_of(sock.family));
+    out.set("netns", sock.netns);
+    out.set("local_addr", to_string(sock.local_addr));
+    out.set("local_port", sock.local_port);
+    if (sock.has_remote()) {
+        out.set("remote_addr", to_string(sock.remote_addr));
+        out.set("remote_port", sock.remote_port);
+    } else {
+        out.set_null("remote_addr");
+        out.set_null("remote_port");
+    }
+    out.set("sock_cookie", sock.cookie);
+}
+
+template <class Fields>
+void add_header(Fields &out, std::string_view type, std::int64_t realtime_ns) {
+    out.set("type", type);
+    out.set("ts", rfc3339_utc(realtime_ns));
+}
+
+Json header(std::string_view type, std::int64_t realtime_ns) {
+    Json out;
+    JsonTreeFields fields(out);
+    add_header(fields, type, realtime_ns);
+    return out;
+}
+
+template <class Fields>
+void add_allocate(Fields &out, const AllocateEvent &event, const TimeBase &time) {
+    add_header(out, event.failed() ? "allocate_failed" : "allocate", time.realtime(event.boot_ns));
+    out.set("how", name_of(event.how));
+    out.set("syscall", name_of(event.syscall));
+    add_socket(out, event.sock);
+    add_task(out, event.task, true);
+    out.set("ephemeral", event.ephemeral);
+    if (event.failed()) {
+        out.set("errno", event.error);
+        out.set("error", errno_name(event.error));
+    }
+}
+
+template <class Fields>
+void add_release(Fields &out, const ReleaseEvent &event, const TimeBase &time) {
+    add_header(out, "release", time.realtime(event.boot_ns));
+    if (event.owner_known)
+        out.set("how", name_of(event.how));
+    else
+        out.set_null("how");
+    add_socket(out, event.sock);
+    if (event.owner_known) {
+        add_task(out, event.owner, false);
+        out.set("held_ms", static_cast<double>(event.held_ns / 1000) / 1000.0);
+    } else {
+        for (const char *key : {"pid", "comm", "uid", "cgroup_id", "cgroup", "container_id",
+                                "container_runtime", "held_ms"})
+            out.set_null(key);
+    }
+    out.set("reason", name_of(event.reason));
+    out.set("time_wait", event.time_wait());
+}
+
+template <class Fields>
+void add_event(Fields &out, const Event &event, const TimeBase &time) {
+    if (const auto *allocate = std::get_if<AllocateEvent>(&event))
+        add_allocate(out, *allocate, time);
+    else
+        add_release(out, std::get<ReleaseEvent>(event), time);
+}
+
+Json json_address(const IpAddress &addr) {
+    return to_string(addr);
+}
+
+Json per_how(const CounterTotals::Matrix &matrix, std::size_t type) {
+    Json out = Json::object();
+    for (std::size_t how = PW_HOW_BIND; how < PW_HOW_COUNT; how++)
+        out[std::string(name_of(static_cast<How>(how - PW_HOW_BIND)))] = matrix[type][how];
+    return out;
+}
+
+std::uint64_t row_total(const CounterTotals::Matrix &matrix, std::size_t type) {
+    std::uint64_t total = 0;
+    for (std::uint64_t n : matrix[type]) total += n;
+    return total;
+}
+
+}  // namespace
+
+Json to_json(const Event &event, const TimeBase &time) {
+    Json out;
+    JsonTreeFields fields(out);
+    add_event(fields, event, time);
+    return out;
+}
+
+std::string json_line(const Event &event, const TimeBase &time) {
+    std::string line;
+    line.reserve(512);
+    {
+        JsonTextFields fields(line);
+        add_event(fields, event, time);
+    }
+    line += '\n';
+    return line;
+}
+
+Json to_json(const ReadyInfo &ready) {
+    Json out = header("ready", ready.realtime_ns);
+    out["version"] = ready.version;
+    out["kernel"] = ready.kernel_release;
+    out["abi_version"] = PW_ABI_VERSION;
+    out["pid"] = ready.agent_pid;
+    out["hooks"] = ready.hooks;
+    out["hook_set"] = ready.hook_set;
+    out["hook_set_reason"] = ready.hook_set_reason;
+    out["events"] = ready.events;
+    out["metrics"] = ready.metrics_address.empty() ? Json(nullptr) : Json(ready.metrics_address);
+    out["reach"] = {{"every_netns", ready.reach.every_netns},
+                    {"every_owner", ready.reach.every_owner},
+                    {"every_cgroup", ready.reach.every_cgroup}};
+    return out;
+}
+
+Json to_json(const StatsSnapshot &stats) {
+    static constexpr std::pair<const char *, std::size_t> kinds[] = {
+        {"allocate", PW_RECORD_ALLOCATE},
+        {"allocate_failed", PW_RECORD_ALLOCATE_FAILED},
+        {"release", PW_RECORD_RELEASE},
+    };
+    Json out = header("stats", stats.realtime_ns);
+    out["final"] = stats.final;
+    out["uptime_s"] = stats.uptime_s;
+    Json events = Json::object();
+    for (const auto &[name, type] : kinds) {
+        events[name] = {{"seen", row_total(stats.kernel.emitted, type)},
+                        {"lost", row_total(stats.kernel.lost, type)},
+                        {"seen_by_how", per_how(stats.kernel.emitted, type)},
+                        {"lost_by_how", per_how(stats.kernel.lost, type)}};
+    }
+    out["events"] = std::move(events);
+    out["lost_total"] = stats.kernel.lost_total();
+    if (!stats.counters_error.empty()) out["counters_error"] = stats.counters_error;
+    out["untracked"] = stats.kernel.untracked;
+    out["pending_overflow"] = stats.kernel.pending_overflow;
+    out["decoded"] = stats.decoded;
+    out["decode_errors"] = stats.decode_errors;
+    out["owners_forgotten"] = stats.owners_forgotten;
+    out["output_lines_lost"] = stats.output_lines_lost;
+    out["tracked_sockets"] = stats.tracked_sockets;
+    out["reconciliation"] = {{"runs", stats.reconcile.runs},
+                             {"added", stats.reconcile.added},
+                             {"removed", stats.reconcile.removed},
+                             {"time_wait", stats.reconcile.time_wait},
+                             {"baseline_ms", rounded(stats.reconcile.baseline_ms, 1)},
+                             {"last_ms", rounded(stats.reconcile.last_ms, 1)}};
+    return out;
+}
+
+namespace {
+
+Json top_processes_json(const std::vector<TopProcess> &top) {
+    Json out = Json::array();
+    for (const auto &process : top) {
+        Json entry;
+        add_owner(entry, process.pid, process.comm);
+        entry["ports"] = process.ports;
+        add_cgroup(entry, process.cgroup_path);
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
+void add_scope(Json &out, const ScopeUsage &usage) {
+    const ScopeKey &key = usage.key;
+    bool destination = key.kind == ScopeKind::destination;
+    out["scope"] = name_of(key.kind);
+    out["netns"] = key.netns;
+    out["proto"] = name_of(usage.proto);
+    out["local_addr"] = destination ? json_address(key.local_addr) : Json(nullptr);
+    out["remote_addr"] = destination ? json_address(key.remote_addr) : Json(nullptr);
+    out["remote_port"] = destination ? Json(key.remote_port) : Json(nullptr);
+    out["in_use"] = usage.in_use;
+    out["capacity"] = usage.capacity;
+    out["utilization"] = rounded(usage.utilization, 4);
+    out["time_wait"] = usage.time_wait;
+    out["allocation_rate"] = rounded(usage.allocation_rate, 3);
+    out["eta_seconds"] = usage.eta_seconds ? Json(rounded(*usage.eta_seconds, 1)) : Json(nullptr);
+    out["top_processes"] = top_processes_json(usage.top_processes);
+}
+
+// Figures are whole numbers or fractions (4 decimals).
+Json causes_json(const std::vector<Cause> &causes) {
+    Json out = Json::array();
+    for (const Cause &cause : causes) {
+        Json entry;
+        entry["cause"] = name_of(cause.kind);
+        entry["share"] = rounded(cause.share, 4);
+        for (const Figure &figure : cause.figures)
+            entry[figure.name] = figure.whole ? Json(std::int64_t(std::llround(figure.value)))
+                                              : Json(rounded(figure.value, 4));
+        if (!cause.processes.empty()) {
+            Json processes = Json::array();
+            for (const CauseProcess &process : cause.processes) {
+                Json who;
+                add_owner(who, process.pid, process.comm);
+                who["ports"] = process.ports;
+                processes.push_back(std::move(who));
+            }
+            entry["processes"] = std::move(processes);
+        }
+        if (!cause.ports.empty()) entry["ports_in_range"] = cause.ports;
+        entry["advice"] = cause.advice;
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
+Json failure_json(const AllocateEvent &failure) {
+    Json out;
+    out["pid"] = failure.task.pid;
+    out["tid"] = failure.task.tid;
+    add_comm(out, failure.task.comm);
+    add_cgroup(out, failure.task.cgroup_path);
+    out["how"] = name_of(failure.how);
+    out["syscall"] = name_of(failure.syscall);
+    out["errno"] = failure.error;
+    out["error"] = errno_name(failure.error);
+    return out;
+}
+
+Json left_out_json(const ScopesLeftOut &rest) {
+    return {{"count", rest.count},
+            {"in_use", rest.in_use},
+            {"time_wait", rest.time_wait},
+            {"utilization", rounded(rest.utilization, 4)},
+            {"level", name_of(rest.level)}};
+}
+
+Json left_out_json(const ProcessesLeftOut &rest) {
+    return {{"count", rest.count},
+            {"ports_held_total", rest.ports_held},
+            {"allocations", rest.allocations},
+            {"failures", rest.failures}};
+}
+
+Json process_json(const ProcessUsage &usage) {
+    Json out;
+    add_owner(out, usage.pid, usage.comm);
+    out["cgroup_id"] = usage.cgroup_id;
+    add_cgroup(out, usage.cgroup_path);
+    out["netns"] = usage.netns;
+    Json held = {{"tcp", Json::object()}, {"udp", Json::object()}};
+    for (const auto &[kind, count] : usage.held)
+        if (count)
+            held[std::string(name_of(kind.first))][std::string(name_of(kind.second))] = count;
+    out["ports_held"] = std::move(held);
+    out["ports_held_total"] = usage.held_total();
+    out["allocations"] = usage.allocations;
+    out["failures"] = usage.failures;
+    out["allocation_rate"] = rounded(usage.allocation_rate, 3);
+    return out;
+}
+
+}  // namespace
+
+Json to_json(const Warning &warning, const TimeBase &time) {
+    Json out = header("warning", time.realtime(warning.boot_ns));
+    out["level"] = name_of(warning.level);
+    out["reason"] = warning.failure ? "allocate_failed" : "utilization";
+    add_scope(out, warning.usage);
+    if (warning.failure) out["failed"] = failure_json(*warning.failure);
+    out["causes"] = causes_json(warning.usage.causes);
+    return out;
+}
+
+Json to_json(const Report &report, const TimeBase &time) {
+    Json out = header("report", time.realtime(report.boot_ns));
+    out["interval_s"] = rounded(report.interval_s, 3);
+    Json namespaces = Json::array();
+    for (const auto &ns : report.netns) {
+        Json entry;
+        entry["netns"] = ns.netns;
+        entry["port_range"] = {{"low", ns.config.range.low}, {"high", ns.config.range.high}};
+        entry["reserved"] = ns.config.reserved_in_range();
+        entry["tcp_tw_reuse"] = ns.config.tw_reuse;
+        Json scopes = Json::array();
+        for (const auto &usage : ns.scopes) {
+            Json scope;
+            add_scope(scope, usage);
+            scope["level"] = name_of(usage.level);
+            if (usage.level >= WarningLevel::warning) scope["causes"] = causes_json(usage.causes);
+            scopes.push_back(std::move(scope));
+        }
+        entry["scopes"] = std::move(scopes);
+        entry["scopes_left_out"] = left_out_json(ns.scopes_left_out);
+        namespaces.push_back(std::move(entry));
+    }
+    out["netns"] = std::move(namespaces);
+    Json processes = Json::array();
+    for (const auto &usage : report.processes) processes.push_back(process_json(usage));
+    out["processes"] = std::move(processes);
+    out["processes_left_out"] = left_out_json(report.processes_left_out);
+    return out;
+}
+
+std::string json_line(const Json &object) {
+    // comm is already valid UTF-8; `replace` is the belt to those braces.
+    return object.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace portwatch

@@ -1,0 +1,22 @@
+// What the user chose to see: the format and which event lines. Plain enums, so the command
+// line can name them without the model and the formatters.
+#pragma once
+
+#include <string_view>
+
+#include "events/event.h"
+
+namespace portwatch {
+
+enum class OutputFormat { text, json };
+
+// Which allocate/allocate_failed/release lines are written (--events). Warnings, reports
+// and stats are written in every mode, and the model sees every event whatever is printed.
+enum class EventLines { all, failures, none };
+inline constexpr EventLines kEventLines[] = {EventLines::all, EventLines::failures,
+                                             EventLines::none};
+
+std::string_view name_of(EventLines lines);
+bool shows(EventLines lines, const Event &event);
+
+}  // namespace portwatch
