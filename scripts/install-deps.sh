@@ -9,6 +9,7 @@ packages=(
   clang llvm                         # BPF programs (clang 14 on Debian 12)
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libcli11-dev nlohmann-json3-dev    # command line, JSON
+  libabsl-dev                        # the model's compact hash maps and B-trees
   libmicrohttpd-dev                  # the Prometheus endpoint
   libncurses-dev                     # portwatch top
   libcap-dev                         # which capabilities the agent has

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "model/netns_ports.h"
 
 namespace portwatch {
@@ -14,7 +16,7 @@ namespace portwatch {
 // distinct ones an automatic choice could otherwise have handed out (inside the range,
 // not reserved): kept in step, recounted when the settings change.
 struct PortCounts {
-    std::unordered_map<std::uint16_t, std::size_t> holders;
+    absl::flat_hash_map<std::uint16_t, std::uint32_t> holders;
     std::size_t ephemeral = 0;
 
     void add(std::uint16_t port, int delta, const NetnsPortConfig &config);

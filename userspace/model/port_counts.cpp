@@ -5,7 +5,7 @@
 namespace portwatch {
 
 void PortCounts::add(std::uint16_t port, int delta, const NetnsPortConfig &config) {
-    std::size_t &count = holders[port];
+    std::uint32_t &count = holders[port];
     bool was_held = count > 0;
     count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
     bool is_held = count > 0;

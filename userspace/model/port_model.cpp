@@ -68,18 +68,18 @@ void PortModel::hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, st
 
 void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
     NetnsState &ns = netns_state(held.sock.netns, held.pid);
-    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    ScopeState &state = scope_state(held.scope(), held.sock.proto);
     state.held++;
     state.held_by_pid[held.pid]++;
     process(owner, held.sock.netns);
     count_process_port(held, +1);
-    hold_port(ns, held.scope, held.sock.proto, held.sock.local_port, +1);
+    hold_port(ns, held.scope(), held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
 
 // Undoes hold() except for the port itself, which a TIME_WAIT socket may keep.
 void PortModel::forget(const HeldSocket &held) {
-    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    ScopeState &state = scope_state(held.scope(), held.sock.proto);
     if (state.held) state.held--;
     if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
         if (--pid->second == 0) state.held_by_pid.erase(pid);
@@ -92,7 +92,7 @@ void PortModel::drop_table_entry(std::uint64_t cookie, std::uint32_t netns) {
     auto known = sockets_.find(cookie);
     if (known == sockets_.end() || !known->second.from_table) return;
     forget(known->second);
-    hold_port(netns_state(netns, 0), known->second.scope, known->second.sock.proto,
+    hold_port(netns_state(netns, 0), known->second.scope(), known->second.sock.proto,
               known->second.sock.local_port, -1);
     sockets_.erase(known);
 }
@@ -107,7 +107,7 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     std::uint64_t cookie = event.sock.cookie;
     drop_table_entry(cookie, event.sock.netns);
     if (cookie != 0 && !sockets_.contains(cookie))
-        hold({event.sock, event.how, key, event.task.pid, event.boot_ns}, event.task);
+        hold({event.sock, event.how, event.task.pid, event.boot_ns}, event.task);
     count_allocation(state, event.boot_ns);
     record_sample(state, key, event.boot_ns);
     if (auto warning = evaluate(key, state, event.boot_ns)) warnings.push_back(*warning);
@@ -152,16 +152,16 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
     if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
         add_time_wait(
-            held.scope, held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
+            held.scope(), held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
             event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns, false);
     else
-        hold_port(netns_state(held.sock.netns, 0), held.scope, held.sock.proto,
+        hold_port(netns_state(held.sock.netns, 0), held.scope(), held.sock.proto,
                   held.sock.local_port, -1);
-    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    ScopeState &state = scope_state(held.scope(), held.sock.proto);
     count_release(state, event);
-    record_sample(state, held.scope, event.boot_ns);
-    if (auto warning = evaluate(held.scope, state, event.boot_ns)) warnings.push_back(*warning);
-    evaluate_bind_scope(held.scope, held.sock.proto, event.boot_ns, warnings);
+    record_sample(state, held.scope(), event.boot_ns);
+    if (auto warning = evaluate(held.scope(), state, event.boot_ns)) warnings.push_back(*warning);
+    evaluate_bind_scope(held.scope(), held.sock.proto, event.boot_ns, warnings);
     return warnings;
 }
 
@@ -173,8 +173,8 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
     if (now_ns < last_housekeeping_ns_ + settings_.rate_window_ns / 6) return;
     last_housekeeping_ns_ = now_ns;
     std::uint64_t settled_before = now_ns - std::min(now_ns, settings_.reconcile_grace_ns);
-    std::erase_if(recently_released_,
-                  [&](const auto &entry) { return entry.second < settled_before; });
+    absl::erase_if(recently_released_,
+                   [&](const auto &entry) { return entry.second < settled_before; });
     for (auto &[netns, ns] : netns_)
         std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
             return entry.second + settings_.time_wait_ns < now_ns;

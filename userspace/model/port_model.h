@@ -24,6 +24,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
 #include "events/event.h"
 #include "events/kernel_socket.h"
 #include "model/causes.h"
@@ -180,7 +184,6 @@ class PortModel {
     void housekeeping(std::uint64_t now_ns);
 
     // Scope usage: rate, ETA, levels (scope_usage.cpp)
-    ScopeKey scope_of(const SocketInfo &sock, How how) const;
     std::optional<ScopeKey> failure_scope(const AllocateEvent &failure);
     std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
     std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
@@ -247,14 +250,15 @@ class PortModel {
 
     ModelSettings settings_;
     ConfigSource config_source_;
-    std::unordered_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
-    std::map<ProcessPort, std::size_t> process_ports_;       // sockets on each port a process holds
+    absl::flat_hash_map<std::uint64_t, HeldSocket> sockets_;  // by cookie
+    // sockets on each port a process holds
+    absl::btree_map<ProcessPort, std::uint32_t> process_ports_;
     std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
-    std::unordered_set<std::uint64_t> time_wait_cookies_;    // the cookies in time_wait_
+    absl::flat_hash_set<std::uint64_t> time_wait_cookies_;   // the cookies in time_wait_
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
-    std::map<std::uint32_t, ProcessUsage> processes_;                     // by pid
-    std::unordered_map<std::uint64_t, std::uint64_t> recently_released_;  // cookie -> when
+    std::map<std::uint32_t, ProcessUsage> processes_;                      // by pid
+    absl::flat_hash_map<std::uint64_t, std::uint64_t> recently_released_;  // cookie -> when
     ReconcileTotals reconcile_totals_;
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;

@@ -27,9 +27,9 @@ ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
 // SO_REUSEPORT sockets share a port: a process holds it once, as the kernel counts it.
 void PortModel::count_process_port(const HeldSocket &held, int delta) {
     ProcessPort key{held.sock.netns, held.sock.proto, held.pid, held.sock.local_port, held.how};
-    std::size_t &sockets = process_ports_[key];
+    std::uint32_t &sockets = process_ports_[key];
     bool was_held = sockets > 0;
-    sockets = delta > 0 ? sockets + 1 : sockets - std::min<std::size_t>(sockets, 1);
+    sockets = delta > 0 ? sockets + 1 : sockets - std::min<std::uint32_t>(sockets, 1);
     bool is_held = sockets > 0;
     if (!is_held) process_ports_.erase(key);
     auto owner = processes_.find(held.pid);
@@ -43,7 +43,7 @@ void PortModel::count_process_port(const HeldSocket &held, int delta) {
 void PortModel::move_owner(HeldSocket &held, const TaskInfo &owner) {
     forget(held);
     held.pid = owner.pid;
-    ScopeState &state = scope_state(held.scope, held.sock.proto);
+    ScopeState &state = scope_state(held.scope(), held.sock.proto);
     state.held++;
     state.held_by_pid[held.pid]++;
     process(owner, held.sock.netns);

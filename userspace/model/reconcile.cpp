@@ -34,8 +34,8 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
     netns_state(netns, 0);
     std::uint64_t settled_before =
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
-    std::erase_if(recently_released_,
-                  [&](const auto &entry) { return entry.second < settled_before; });
+    absl::erase_if(recently_released_,
+                   [&](const auto &entry) { return entry.second < settled_before; });
     TableCookies cookies = cookies_of(table);
     drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
 
@@ -67,8 +67,8 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const std::set<std::uint6
         }
         forget(held);
         note_released(held, read_at_ns);
-        hold_port(netns_[netns], held.scope, held.sock.proto, held.sock.local_port, -1);
-        it = sockets_.erase(it);
+        hold_port(netns_[netns], held.scope(), held.sock.proto, held.sock.local_port, -1);
+        sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
     }
 }
@@ -98,9 +98,9 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
     std::uint64_t cookie = socket.sock.cookie;
     if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
         std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
-        add_time_wait(held->scope, Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
+        add_time_wait(held->scope(), Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
                       read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);
-        hold_port(netns_[netns], held->scope, Proto::tcp, socket.sock.local_port, +1);
+        hold_port(netns_[netns], held->scope(), Proto::tcp, socket.sock.local_port, +1);
         if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
         return;
     }
@@ -131,7 +131,7 @@ std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket,
             how = How::connect_autobind;
     }
     std::uint32_t pid = socket.owner ? socket.owner->pid : 0;
-    return HeldSocket{sock, how, scope_of(sock, how), pid, 0};
+    return HeldSocket{sock, how, pid, 0};
 }
 
 // __inet_hash_connect() never hands out a port a bind()-style socket holds, so a socket
@@ -148,7 +148,7 @@ bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
 }
 
 void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {
-    if (held.sock.proto == Proto::tcp && held.scope.kind == ScopeKind::bind)
+    if (held.sock.proto == Proto::tcp && held.scope().kind == ScopeKind::bind)
         netns_state(held.sock.netns, 0).bind_ports_released[held.sock.local_port] = now_ns;
 }
 

@@ -28,6 +28,10 @@ struct ScopeKey {
     bool operator==(const ScopeKey &) const = default;
 };
 
+// The scope a socket's port was drawn from: bind and udp scopes are one per netns, whatever
+// the family (one port table); a connect()/sendto() autobind's is its destination.
+ScopeKey scope_of(const SocketInfo &sock, How how);
+
 // ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
 IpAddress unmapped(const IpAddress &addr);
 bool is_loopback(const IpAddress &addr);

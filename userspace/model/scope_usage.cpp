@@ -75,23 +75,6 @@ std::string_view name_of(WarningLevel level) {
     return "?";
 }
 
-// bind and udp scopes are one per netns, whatever the family (one port table).
-ScopeKey PortModel::scope_of(const SocketInfo &sock, How how) const {
-    ScopeKey key;
-    key.netns = sock.netns;
-    if (sock.proto == Proto::udp) {
-        key.kind = ScopeKind::udp;
-    } else if (how == How::connect_autobind || how == How::sendto_autobind) {
-        key.kind = ScopeKind::destination;
-        key.local_addr = unmapped(sock.local_addr);
-        key.remote_addr = unmapped(sock.remote_addr);
-        key.remote_port = sock.remote_port;
-    } else {
-        key.kind = ScopeKind::bind;
-    }
-    return key;
-}
-
 // A failed connect() has no source address any more (the kernel reset it); it belongs
 // to the fullest known scope towards that destination.
 std::optional<ScopeKey> PortModel::failure_scope(const AllocateEvent &failure) {
