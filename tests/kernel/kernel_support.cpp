@@ -249,7 +249,10 @@ std::vector<Event> EventLog::collect(std::uint32_t netns,
         }
         return mine;
     };
-    auto keep = [this](const Event &event) { all_.push_back(event); };
+    auto keep = [this](Event &event) {
+        enricher_.enrich(event);
+        all_.push_back(event);
+    };
     auto deadline = std::chrono::steady_clock::now() + timeout;
     auto poll = [&] {
         int polled = capture_.poll(50, keep);  // io_uring's task work interrupts it: EINTR

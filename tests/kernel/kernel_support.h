@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "capture/capture.h"
+#include "enrich/enricher.h"
 #include "events/event.h"
 
 namespace portwatch::test {
@@ -155,10 +156,12 @@ int bind_to(int fd, Family family, std::uint16_t port);
 int connect_to(int fd, Family family, std::uint16_t port);
 int listener_on(Family family, std::uint16_t port);  // bound and listening (EXPECTs both)
 
-// Collects every event of one netns from a Capture.
+// Collects every event of one netns from a Capture, with the owners of releases joined in
+// as the monitor joins them (Enricher; no model, no cgroup paths).
 class EventLog {
   public:
-    explicit EventLog(Capture &capture) : capture_(capture) {}
+    explicit EventLog(Capture &capture)
+        : capture_(capture), enricher_(CaptureConfig{}.max_tracked_sockets) {}
 
     // Polls until `done` holds for this netns's events or `timeout` passes, then
     // keeps polling for `settle` so that unexpected extra events are seen too.
@@ -169,6 +172,7 @@ class EventLog {
 
   private:
     Capture &capture_;
+    Enricher enricher_;
     std::vector<Event> all_;
 };
 

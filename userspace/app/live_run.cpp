@@ -10,6 +10,7 @@
 #include <set>
 
 #include "capture/capture.h"
+#include "enrich/enricher.h"
 #include "model/port_model.h"
 #include "model/report_bound.h"
 #include "output/reporter.h"
@@ -61,6 +62,10 @@ class MonitorLoop {
         : views_(run.views),
           reach_(reach),
           cgroups_(read_cgroup2_mount()),
+          enricher_(
+              run.options.max_tracked_sockets,
+              [&model](ReleaseEvent &release) { return model.attribute(release); },
+              [this](std::uint64_t cgroup_id) { return cgroups_.path_of(cgroup_id); }),
           baseline_ms_(baseline_ms),
           last_reconcile_ms_(baseline_ms),
           options_(run.options),
@@ -119,9 +124,7 @@ class MonitorLoop {
     static constexpr std::int64_t kRefreshNs = 1'000'000'000;
 
     void deliver(Event &event) {
-        if (auto *release = std::get_if<ReleaseEvent>(&event))
-            if (!model_.attribute(*release)) return;
-        cgroups_.annotate(event);
+        if (!enricher_.enrich(event)) return;
         reporter_.event(event);
         for (LiveView *view : views_) view->event(event);
         for (const Warning &warning : model_.apply(event)) warn(warning);
@@ -209,7 +212,7 @@ class MonitorLoop {
         stats.counters_error = counters.error;
         stats.decoded = capture_.decoded();
         stats.decode_errors = capture_.decode_errors();
-        stats.owners_forgotten = capture_.owners_forgotten();
+        stats.owners_forgotten = enricher_.owners_forgotten();
         stats.output_lines_lost = output_ ? output_->lines_lost() : 0;
         stats.reconcile = model_.reconcile_totals();
         stats.reconcile.baseline_ms = baseline_ms_;
@@ -224,6 +227,7 @@ class MonitorLoop {
     std::vector<LiveView *> views_;
     Reach reach_;
     CgroupPaths cgroups_;
+    Enricher enricher_;  // after cgroups_, which it reads
     double baseline_ms_;
     double last_reconcile_ms_;
     const MonitorOptions &options_;

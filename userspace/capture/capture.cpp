@@ -85,7 +85,7 @@ KernelVerdict judge_this_kernel() {
 
 }  // namespace
 
-Capture::Capture(const CaptureConfig &config) : owners_(config.max_tracked_sockets) {
+Capture::Capture(const CaptureConfig &config) {
     libbpf_set_print(capture_libbpf_output);
     verdict_ = judge_this_kernel();
     hooks_decision_ = choose_hooks(
@@ -264,7 +264,6 @@ int Capture::on_record(void *self, void *data, std::size_t size) {
         return 0;
     }
     capture->decoded_++;
-    capture->owners_.apply(*decoded.event);
     (*capture->handler_)(*decoded.event);
     return 0;
 }

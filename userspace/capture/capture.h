@@ -14,7 +14,6 @@
 #include "events/event.h"
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
-#include "enrich/port_owners.h"
 #include "model/stats.h"
 #include "system/unique_fd.h"
 
@@ -32,7 +31,8 @@ class CaptureError : public std::runtime_error {
 
 class Capture {
   public:
-    // The event is the handler's to complete (the cgroup path) before it passes it on.
+    // The event is as decoded: the handler enriches it (enrich/enricher.h) before it passes
+    // it on.
     using EventHandler = std::function<void(Event &)>;
 
     explicit Capture(const CaptureConfig &config);  // throws CaptureError, one clear sentence
@@ -54,7 +54,6 @@ class Capture {
     CounterReading counters() const;
     std::uint64_t decoded() const { return decoded_; }
     std::uint64_t decode_errors() const { return decode_errors_; }
-    std::uint64_t owners_forgotten() const { return owners_.evicted(); }
     const std::vector<std::string> &hooks() const { return hooks_; }
     // The hooks whose link another process detached (`bpftool link detach`: only cgroup
     // links can be, see link_detach() in kernel/bpf/syscall.c), or whose state is unreadable.
@@ -102,7 +101,6 @@ class Capture {
     std::uint64_t decoded_ = 0;
     std::uint64_t decode_errors_ = 0;
     mutable CounterTotals last_counters_;
-    PortOwners owners_;
 };
 
 }  // namespace portwatch

@@ -6,6 +6,8 @@
 #include <string>
 #include <variant>
 
+#include "enrich/cgroup_path.h"
+
 namespace portwatch {
 
 enum class How { bind, bind_ephemeral, listen_autobind, connect_autobind, sendto_autobind };
@@ -41,9 +43,10 @@ struct TaskInfo {
     std::uint32_t uid = 0;
     std::uint64_t cgroup_id = 0;
     std::string comm;  // raw bytes as the process set them; may not be UTF-8
-    // The path of cgroup_id under the cgroup2 root ("/": the root), raw bytes; "" when unknown.
-    // The kernel sends only the id: the path is looked up outside the core.
-    std::string cgroup_path;
+    // The path of cgroup_id under the cgroup2 root ("/": the root), raw bytes; "" when unknown,
+    // with the container it shows. The kernel sends only the id: the enrichment step
+    // (enrich/enricher.h) fills the path in, from a lookup outside the core.
+    CgroupPath cgroup_path;
 };
 
 // allocate (error == 0) or allocate_failed (error = errno).

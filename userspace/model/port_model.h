@@ -44,7 +44,7 @@ struct TopProcess {
     std::uint32_t pid = 0;
     std::string comm;
     std::size_t ports = 0;
-    std::string cgroup_path;  // "" when unknown
+    CgroupPath cgroup_path;  // "" when unknown
 };
 
 struct ScopeUsage {
@@ -72,7 +72,7 @@ struct ProcessUsage {
     std::uint32_t pid = 0;
     std::string comm;
     std::uint64_t cgroup_id = 0;
-    std::string cgroup_path;  // as TaskInfo's: "" when unknown
+    CgroupPath cgroup_path;  // as TaskInfo's: "" when unknown
     std::uint32_t uid = 0;
     std::uint32_t netns = 0;
     std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind

@@ -99,7 +99,7 @@ std::vector<TopProcess> PortModel::top_processes(
         auto owner = processes_.find(pid);
         bool known = owner != processes_.end();
         top.push_back({pid, known ? owner->second.comm : std::string(), ports,
-                       known ? owner->second.cgroup_path : std::string()});
+                       known ? owner->second.cgroup_path : CgroupPath()});
     }
     std::sort(top.begin(), top.end(), [](const TopProcess &a, const TopProcess &b) {
         return a.ports != b.ports ? a.ports > b.ports : a.pid < b.pid;

@@ -177,11 +177,11 @@ void write_processes(Exposition &out, const MetricsInput &input) {
     for (const ProcessUsage &process : input.usage->processes) {
         if (written == input.top_n || process.held_total() == 0) break;
         if (process.pid == 0) continue;  // sockets from the tables whose owner was not found
-        std::optional<Container> container = container_of(process.cgroup_path);
+        const std::optional<Container> &container = process.cgroup_path.container();
         out.sample({{"pid", std::to_string(process.pid)},
                     {"comm", process.comm},
                     {"netns", std::to_string(process.netns)},
-                    {"cgroup", process.cgroup_path},
+                    {"cgroup", process.cgroup_path.text()},
                     {"container_id", container ? container->id : ""},
                     {"container_runtime", container ? container->runtime : ""}},
                    double(process.held_total()));

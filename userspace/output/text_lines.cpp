@@ -10,8 +10,8 @@ namespace {
 
 // "container=<12 digits>" for a process whose cgroup shows a container, "" otherwise: it goes
 // last on a line, so the columns stay where they were.
-std::string container_label(const std::string &cgroup_path) {
-    std::optional<Container> container = container_of(cgroup_path);
+std::string container_label(const CgroupPath &cgroup_path) {
+    const std::optional<Container> &container = cgroup_path.container();
     if (!container) return "";
     return "container=" + std::string(short_container_id(container->id));
 }

@@ -66,7 +66,7 @@ std::size_t held_of(const ProcessUsage &process, Proto proto) {
 }
 
 std::string container_text(const ProcessUsage &process) {
-    std::optional<Container> container = container_of(process.cgroup_path);
+    const std::optional<Container> &container = process.cgroup_path.container();
     if (!container) return "-";
     return container->runtime + " " + std::string(short_container_id(container->id));
 }

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "enrich/containers.h"
+#include "enrich/enricher.h"
 #include "system/mounts.h"
 
 namespace portwatch {
@@ -91,16 +92,7 @@ std::string CgroupPaths::path_of(std::uint64_t cgroup_id) {
 }
 
 void CgroupPaths::annotate(Event &event) {
-    if (auto *allocation = std::get_if<AllocateEvent>(&event)) {
-        fill(allocation->task);
-        return;
-    }
-    auto &release = std::get<ReleaseEvent>(event);
-    if (release.owner_known) fill(release.owner);
-}
-
-void CgroupPaths::fill(TaskInfo &task) {
-    if (task.cgroup_path.empty()) task.cgroup_path = path_of(task.cgroup_id);
+    fill_cgroup_paths(event, [this](std::uint64_t cgroup_id) { return path_of(cgroup_id); });
 }
 
 std::string CgroupPaths::resolve(std::uint64_t cgroup_id) {

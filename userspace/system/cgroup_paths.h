@@ -51,7 +51,6 @@ class CgroupPaths {
     std::optional<std::string> by_search(std::uint64_t cgroup_id) const;
     std::optional<std::string> relative_if_same(const std::string &absolute,
                                                 std::uint64_t cgroup_id) const;
-    void fill(TaskInfo &task);
 
     std::string mount_;
     int mount_fd_ = -1;
