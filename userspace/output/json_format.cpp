@@ -42,12 +42,12 @@ void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
 }
 
 // The cgroup path (null when unknown) and the container it shows (null when none).
-void add_cgroup(Json &out, const std::string &path) {
+void add_cgroup(Json &out, const CgroupPath &path) {
     if (path.empty())
         out["cgroup"] = nullptr;
     else
         add_raw_text(out, "cgroup", path);
-    std::optional<Container> container = container_of(path);
+    const std::optional<Container> &container = path.container();
     out["container_id"] = container ? Json(container->id) : Json(nullptr);
     out["container_runtime"] = container ? Json(container->runtime) : Json(nullptr);
 }
