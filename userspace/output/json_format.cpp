@@ -139,12 +139,12 @@ void add_owner(Fields &out, std::uint32_t pid, const std::string &comm) {
 
 // The cgroup path (null when unknown) and the container it shows (null when none).
 template <class Fields>
-void add_cgroup(Fields &out, const std::string &path) {
+void add_cgroup(Fields &out, const CgroupPath &path) {
     if (path.empty())
         out.set_null("cgroup");
     else
         add_raw_text(out, "cgroup", path);
-    std::optional<Container> container = container_of(path);
+    const std::optional<Container> &container = path.container();
     if (container) {
         out.set("container_id", container->id);
         out.set("container_runtime", container->runtime);
@@ -165,7 +165,7 @@ void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
     add_owner(fields, pid, comm);
 }
 
-void add_cgroup(Json &out, const std::string &path) {
+void add_cgroup(Json &out, const CgroupPath &path) {
     JsonTreeFields fields(out);
     add_cgroup(fields, path);
 }
