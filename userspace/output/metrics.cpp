@@ -149,9 +149,10 @@ void write_scopes(Exposition &out, const MetricsInput &input) {
         for (const ScopeUsage *scope : scopes)
             if (auto value = gauge.value(*scope)) out.sample(scope_labels(*scope), *value);
     }
-    out.family("portwatch_scope_cause", "gauge",
-               "Share of the range a cause of a scope at warning or above explains (README: Why is "
-               "it filling?)");
+    out.family(
+        "portwatch_scope_cause", "gauge",
+        "Share of the range a cause of a scope at warning or above explains (docs/usage.md: Why "
+        "is it filling?)");
     for (const ScopeUsage *scope : scopes)
         for (const Cause &cause : scope->causes) {
             Labels labels = scope_labels(*scope);
