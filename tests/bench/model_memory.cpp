@@ -35,10 +35,10 @@ KernelSocket table_socket(int i, std::uint8_t state) {
         return socket;
     }
     socket.inode = 100000 + i;
-    TaskInfo owner;
-    owner.pid = 100 + i % 6;
-    owner.comm = "client";
-    owner.cgroup_path = "/system.slice/client.service";
+    auto owner = std::make_shared<TaskInfo>();
+    owner->pid = 100 + i % 6;
+    owner->comm = "client";
+    owner->cgroup_path = "/system.slice/client.service";
     socket.owner = owner;
     return socket;
 }

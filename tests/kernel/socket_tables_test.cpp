@@ -251,14 +251,14 @@ TEST_F(SocketTablesTest, OwnersAreTheProcessesHoldingTheSockets) {
     auto owner = owners.find(inode_of(made.listener));
     ASSERT_NE(owner, owners.end());
     auto pid = static_cast<std::uint32_t>(getpid());
-    EXPECT_EQ(owner->second.pid, pid);
-    EXPECT_EQ(owner->second.tid, pid);
-    EXPECT_EQ(owner->second.uid, getuid());
+    EXPECT_EQ(owner->second->pid, pid);
+    EXPECT_EQ(owner->second->tid, pid);
+    EXPECT_EQ(owner->second->uid, getuid());
     std::string own_cgroup = own_cgroup_path();
-    EXPECT_EQ(owner->second.cgroup_path, own_cgroup);
-    EXPECT_EQ(owner->second.cgroup_id, cgroup_id_at(TestCgroup::mount(), own_cgroup));
-    EXPECT_NE(owner->second.cgroup_id, 0u);
-    EXPECT_EQ(owner->second.comm, own_comm());
+    EXPECT_EQ(owner->second->cgroup_path, own_cgroup);
+    EXPECT_EQ(owner->second->cgroup_id, cgroup_id_at(TestCgroup::mount(), own_cgroup));
+    EXPECT_NE(owner->second->cgroup_id, 0u);
+    EXPECT_EQ(owner->second->comm, own_comm());
 
     NetnsConfigReader reader;
     for (const KernelSocket &socket : with_owners(dump_of(netns, reader), owners)) {

@@ -369,7 +369,7 @@ KernelSocket table_socket(std::uint64_t cookie, Proto proto, std::uint8_t state,
     }
     socket.state = state;
     if (owner_pid) {
-        socket.owner = task("nginx");
+        socket.owner = std::make_shared<TaskInfo>(task("nginx"));
         socket.owner->pid = owner_pid;
     }
     return socket;

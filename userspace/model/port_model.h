@@ -40,6 +40,11 @@
 
 namespace portwatch {
 
+// What a reconciliation pass collects of a table, for membership only: a hash set costs a
+// pass's peak ~10 bytes per socket where std::set spent ~48.
+using CookieSet = absl::flat_hash_set<std::uint64_t>;
+using PortSet = absl::flat_hash_set<std::uint16_t>;
+
 struct TopProcess {
     std::uint32_t pid = 0;
     std::string comm;
@@ -208,25 +213,22 @@ class PortModel {
     void remove_time_wait(const TimeWaitEntry &entry);
     void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
     // The cookies of the netns's TIME_WAIT entries added before `settled_before`.
-    std::set<std::uint64_t> time_wait_before(std::uint32_t netns,
-                                             std::uint64_t settled_before) const;
+    CookieSet time_wait_before(std::uint32_t netns, std::uint64_t settled_before) const;
     // Drops the netns's TIME_WAIT entries that the tables read now replace: every one an
     // earlier reading made, and those events added before `settled_before`; returns the
     // cookies of the ones kept (events the tables may not show yet).
-    std::set<std::uint64_t> drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
+    CookieSet drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
 
     // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
-    std::optional<HeldSocket> from_table(const KernelSocket &socket,
-                                         const std::set<std::uint16_t> &listening,
+    std::optional<HeldSocket> from_table(const KernelSocket &socket, const PortSet &listening,
                                          std::uint64_t read_at_ns) const;
-    void drop_gone_sockets(std::uint32_t netns, const std::set<std::uint64_t> &live,
-                           std::uint64_t settled_before, std::uint64_t read_at_ns);
+    void drop_gone_sockets(std::uint32_t netns, const CookieSet &live, std::uint64_t settled_before,
+                           std::uint64_t read_at_ns);
     bool update_known_socket(const KernelSocket &socket);
-    void add_table_socket(std::uint32_t netns, const KernelSocket &socket,
-                          const std::set<std::uint16_t> &listening, std::uint64_t read_at_ns,
-                          const std::set<std::uint64_t> &old_waiting);
+    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const PortSet &listening,
+                          std::uint64_t read_at_ns, const CookieSet &old_waiting);
 
     // Per-process accounting (process_usage.cpp)
     ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);

@@ -9,8 +9,8 @@ namespace {
 
 // A table's listening ports, and its sockets by cookie: TCP ones in TIME_WAIT, and the rest.
 struct TableCookies {
-    std::set<std::uint16_t> listening;
-    std::set<std::uint64_t> live, waiting;
+    PortSet listening;
+    CookieSet live, waiting;
 };
 
 TableCookies cookies_of(const std::vector<KernelSocket> &table) {
@@ -39,8 +39,8 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
     TableCookies cookies = cookies_of(table);
     drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
 
-    std::set<std::uint64_t> old_waiting = time_wait_before(netns, settled_before);
-    std::set<std::uint64_t> kept_waiting = drop_time_wait_of(netns, settled_before);
+    CookieSet old_waiting = time_wait_before(netns, settled_before);
+    CookieSet kept_waiting = drop_time_wait_of(netns, settled_before);
     for (const auto &socket : table) {
         std::uint64_t cookie = socket.sock.cookie;
         if (update_known_socket(socket) || recently_released_.contains(cookie) ||
@@ -55,7 +55,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
 
 // Drops the netns's sockets the tables no longer list, unless an event showed them too
 // recently for the tables to tell.
-void PortModel::drop_gone_sockets(std::uint32_t netns, const std::set<std::uint64_t> &live,
+void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
                                   std::uint64_t settled_before, std::uint64_t read_at_ns) {
     for (auto it = sockets_.begin(); it != sockets_.end();) {
         const HeldSocket &held = it->second;
@@ -91,8 +91,8 @@ bool PortModel::update_known_socket(const KernelSocket &socket) {
 
 // A socket no event showed: a TIME_WAIT entry, or a port held since the tables were read.
 void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket,
-                                 const std::set<std::uint16_t> &listening, std::uint64_t read_at_ns,
-                                 const std::set<std::uint64_t> &old_waiting) {
+                                 const PortSet &listening, std::uint64_t read_at_ns,
+                                 const CookieSet &old_waiting) {
     auto held = from_table(socket, listening, read_at_ns);
     if (!held) return;
     std::uint64_t cookie = socket.sock.cookie;
@@ -108,7 +108,7 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
     held->from_table = true;
     held->listening = socket.sock.proto == Proto::tcp && socket.state == kTcpListen;
     held->connected = !held->listening && socket.sock.has_remote();
-    TaskInfo owner = socket.owner.value_or(TaskInfo{});
+    TaskInfo owner = socket.owner ? *socket.owner : TaskInfo{};
     hold(*held, owner);
     reconcile_totals_.added++;
 }
@@ -117,7 +117,7 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
 // range (a connect() autobind, or a bind(0) we cannot tell from it), or a fixed port.
 // An accepted socket shares its listener's port and holds none of its own.
 std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket,
-                                                const std::set<std::uint16_t> &listening,
+                                                const PortSet &listening,
                                                 std::uint64_t read_at_ns) const {
     const SocketInfo &sock = socket.sock;
     if (sock.local_port == 0 || sock.cookie == 0) return std::nullopt;

@@ -39,18 +39,16 @@ void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &war
     }
 }
 
-std::set<std::uint64_t> PortModel::time_wait_before(std::uint32_t netns,
-                                                    std::uint64_t settled_before) const {
-    std::set<std::uint64_t> cookies;
+CookieSet PortModel::time_wait_before(std::uint32_t netns, std::uint64_t settled_before) const {
+    CookieSet cookies;
     for (const auto &[expiry, entry] : time_wait_)
         if (entry.scope.netns == netns && entry.added_ns < settled_before)
             cookies.insert(entry.cookie);
     return cookies;
 }
 
-std::set<std::uint64_t> PortModel::drop_time_wait_of(std::uint32_t netns,
-                                                     std::uint64_t settled_before) {
-    std::set<std::uint64_t> kept;
+CookieSet PortModel::drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before) {
+    CookieSet kept;
     for (auto it = time_wait_.begin(); it != time_wait_.end();) {
         const TimeWaitEntry &entry = it->second;
         if (entry.scope.netns != netns) {

@@ -186,14 +186,17 @@ void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2
         close(fd_directory);
         return;
     }
-    std::optional<TaskInfo> owner;  // read once, at its first socket nobody else holds
+    std::shared_ptr<TaskInfo> owner;  // read once, at its first socket nobody else holds
     while (dirent *entry = readdir(fds)) {
         if (!is_number(entry->d_name)) continue;
         auto inode = socket_inode(fd_directory, entry->d_name);
         if (!inode || owners.contains(*inode)) continue;
-        if (!owner) owner = task_of(proc, pid, cgroup2_mount);
-        if (!owner) break;
-        owners.emplace(*inode, *owner);
+        if (!owner) {
+            std::optional<TaskInfo> task = task_of(proc, pid, cgroup2_mount);
+            if (!task) break;
+            owner = std::make_shared<TaskInfo>(std::move(*task));
+        }
+        owners.emplace(*inode, owner);
     }
     closedir(fds);
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -14,7 +15,7 @@
 namespace portwatch {
 
 // Socket inode -> a process with an fd on that socket.
-using SocketOwners = std::unordered_map<std::uint64_t, TaskInfo>;
+using SocketOwners = std::unordered_map<std::uint64_t, std::shared_ptr<TaskInfo>>;
 
 // Every TCP socket (in any state, TIME_WAIT included) and every UDP socket, IPv4 and IPv6,
 // of the namespace `netns_fd` refers to; `netns_inode` (its inode) is copied into each.
