@@ -112,11 +112,7 @@ class MonitorLoop {
     // The views' first picture, before `ready` is written: a probe asked right after it is
     // answered. Warnings wait for run(), so that `ready` stays the first line.
     void refresh_views_before_ready() {
-        if (views_.empty()) return;
-        next_refresh_ns_ = clock_ns(CLOCK_MONOTONIC) + kRefreshNs;
-        Report current = model_.current(clock_ns(CLOCK_BOOTTIME));
-        StatsSnapshot stats = snapshot(false);
-        for (LiveView *view : views_) view->refresh(current, stats);
+        if (!views_.empty()) refresh_views(false);
     }
 
   private:
@@ -157,10 +153,18 @@ class MonitorLoop {
 
     void maybe_refresh_views() {
         if (views_.empty() || clock_ns(CLOCK_MONOTONIC) < next_refresh_ns_) return;
+        refresh_views(true);
+    }
+
+    // The metrics and top views get the model's current picture; with `warn`, the level
+    // changes computing it found are written first.
+    void refresh_views(bool warn_now) {
         next_refresh_ns_ = clock_ns(CLOCK_MONOTONIC) + kRefreshNs;
         Report current = model_.current(clock_ns(CLOCK_BOOTTIME));
-        for (const Warning &warning : model_.take_warnings()) warn(warning);
-        reporter_.flush();
+        if (warn_now) {
+            for (const Warning &warning : model_.take_warnings()) warn(warning);
+            reporter_.flush();
+        }
         StatsSnapshot stats = snapshot(false);
         for (LiveView *view : views_) view->refresh(current, stats);
     }
