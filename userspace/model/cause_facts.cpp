@@ -116,9 +116,9 @@ void tally_socket(Tallies &tallies, const HeldSocket &held, bool in_range, std::
     ScopeKey range_scope;
     range_scope.kind = udp ? ScopeKind::udp : ScopeKind::bind;
     range_scope.netns = held.sock.netns;
-    if (held.scope().kind == ScopeKind::destination) note_age(tallies, held.scope(), held, now_ns);
+    if (held.scope_kind() == ScopeKind::destination) note_age(tallies, held.scope(), held, now_ns);
     if (in_range) note_age(tallies, range_scope, held, now_ns);
-    if (held.scope().kind == ScopeKind::destination || !in_range) return;
+    if (held.scope_kind() == ScopeKind::destination || !in_range) return;
     std::uint16_t port = held.sock.local_port;
     if (!udp && held.how == How::bind_ephemeral && !held.listening) {
         tally.bind_zero.add(held.pid, port);

@@ -22,6 +22,7 @@ struct HeldSocket {
 
     // Computed, not kept: a tracked socket costs 52 bytes less (issue 15's memory target).
     ScopeKey scope() const { return scope_of(sock, how); }
+    ScopeKind scope_kind() const { return scope_kind_of(sock, how); }
 };
 
 struct TimeWaitEntry {

@@ -56,24 +56,25 @@ ScopeState &PortModel::scope_state(const ScopeKey &key, Proto proto) {
 
 // inet_csk_find_open_port() (bind(0), listen()) skips a port any TCP socket holds;
 // __inet_hash_connect() skips the ones bind()-style sockets hold.
-void PortModel::hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
+void PortModel::hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port,
                           int delta) {
     if (proto == Proto::udp) {
         ns.udp.add(port, delta, ns.config);
         return;
     }
     ns.tcp_any.add(port, delta, ns.config);
-    if (scope.kind != ScopeKind::destination) ns.tcp_bind.add(port, delta, ns.config);
+    if (kind != ScopeKind::destination) ns.tcp_bind.add(port, delta, ns.config);
 }
 
 void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
     NetnsState &ns = netns_state(held.sock.netns, held.pid);
-    ScopeState &state = scope_state(held.scope(), held.sock.proto);
+    ScopeKey scope = held.scope();
+    ScopeState &state = scope_state(scope, held.sock.proto);
     state.held++;
     state.held_by_pid[held.pid]++;
     process(owner, held.sock.netns);
     count_process_port(held, +1);
-    hold_port(ns, held.scope(), held.sock.proto, held.sock.local_port, +1);
+    hold_port(ns, scope.kind, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
 
@@ -92,7 +93,7 @@ void PortModel::drop_table_entry(std::uint64_t cookie, std::uint32_t netns) {
     auto known = sockets_.find(cookie);
     if (known == sockets_.end() || !known->second.from_table) return;
     forget(known->second);
-    hold_port(netns_state(netns, 0), known->second.scope(), known->second.sock.proto,
+    hold_port(netns_state(netns, 0), known->second.scope_kind(), known->second.sock.proto,
               known->second.sock.local_port, -1);
     sockets_.erase(known);
 }
@@ -145,23 +146,24 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     if (found == sockets_.end()) return warnings;  // allocated before we saw it
     HeldSocket held = found->second;
     sockets_.erase(found);
+    ScopeKey scope = held.scope();
     forget(held);
     note_released(held, event.boot_ns);
     // The tables may have shown this TIME_WAIT socket before its events were read (the
     // baseline runs while the first events wait in the ring buffer): that entry stays.
     bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
     if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
-        add_time_wait(
-            held.scope(), held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
-            event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns, false);
+        add_time_wait(scope, held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
+                      event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns,
+                      false);
     else
-        hold_port(netns_state(held.sock.netns, 0), held.scope(), held.sock.proto,
+        hold_port(netns_state(held.sock.netns, 0), scope.kind, held.sock.proto,
                   held.sock.local_port, -1);
-    ScopeState &state = scope_state(held.scope(), held.sock.proto);
+    ScopeState &state = scope_state(scope, held.sock.proto);
     count_release(state, event);
-    record_sample(state, held.scope(), event.boot_ns);
-    if (auto warning = evaluate(held.scope(), state, event.boot_ns)) warnings.push_back(*warning);
-    evaluate_bind_scope(held.scope(), held.sock.proto, event.boot_ns, warnings);
+    record_sample(state, scope, event.boot_ns);
+    if (auto warning = evaluate(scope, state, event.boot_ns)) warnings.push_back(*warning);
+    evaluate_bind_scope(scope, held.sock.proto, event.boot_ns, warnings);
     return warnings;
 }
 

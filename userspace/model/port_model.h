@@ -178,8 +178,7 @@ class PortModel {
     // Events (port_model.cpp)
     NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
     ScopeState &scope_state(const ScopeKey &key, Proto proto);
-    void hold_port(NetnsState &ns, const ScopeKey &scope, Proto proto, std::uint16_t port,
-                   int delta);
+    void hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port, int delta);
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
     void drop_table_entry(std::uint64_t cookie, std::uint32_t netns);

@@ -67,7 +67,7 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
         }
         forget(held);
         note_released(held, read_at_ns);
-        hold_port(netns_[netns], held.scope(), held.sock.proto, held.sock.local_port, -1);
+        hold_port(netns_[netns], held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
         sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
     }
@@ -100,7 +100,7 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
         std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
         add_time_wait(held->scope(), Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
                       read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);
-        hold_port(netns_[netns], held->scope(), Proto::tcp, socket.sock.local_port, +1);
+        hold_port(netns_[netns], held->scope_kind(), Proto::tcp, socket.sock.local_port, +1);
         if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
         return;
     }
@@ -148,7 +148,7 @@ bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
 }
 
 void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {
-    if (held.sock.proto == Proto::tcp && held.scope().kind == ScopeKind::bind)
+    if (held.sock.proto == Proto::tcp && held.scope_kind() == ScopeKind::bind)
         netns_state(held.sock.netns, 0).bind_ports_released[held.sock.local_port] = now_ns;
 }
 

@@ -24,18 +24,20 @@ bool is_loopback(const IpAddress &addr) {
     return plain.bytes == kLoopback6;
 }
 
+ScopeKind scope_kind_of(const SocketInfo &sock, How how) {
+    if (sock.proto == Proto::udp) return ScopeKind::udp;
+    bool autobind = how == How::connect_autobind || how == How::sendto_autobind;
+    return autobind ? ScopeKind::destination : ScopeKind::bind;
+}
+
 ScopeKey scope_of(const SocketInfo &sock, How how) {
     ScopeKey key;
     key.netns = sock.netns;
-    if (sock.proto == Proto::udp) {
-        key.kind = ScopeKind::udp;
-    } else if (how == How::connect_autobind || how == How::sendto_autobind) {
-        key.kind = ScopeKind::destination;
+    key.kind = scope_kind_of(sock, how);
+    if (key.kind == ScopeKind::destination) {
         key.local_addr = unmapped(sock.local_addr);
         key.remote_addr = unmapped(sock.remote_addr);
         key.remote_port = sock.remote_port;
-    } else {
-        key.kind = ScopeKind::bind;
     }
     return key;
 }

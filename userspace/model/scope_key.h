@@ -31,6 +31,7 @@ struct ScopeKey {
 // The scope a socket's port was drawn from: bind and udp scopes are one per netns, whatever
 // the family (one port table); a connect()/sendto() autobind's is its destination.
 ScopeKey scope_of(const SocketInfo &sock, How how);
+ScopeKind scope_kind_of(const SocketInfo &sock, How how);
 
 // ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
 IpAddress unmapped(const IpAddress &addr);

@@ -22,7 +22,7 @@ void PortModel::remove_time_wait(const TimeWaitEntry &entry) {
     if (state.time_wait) state.time_wait--;
     NetnsState &ns = netns_[entry.scope.netns];
     ns.tcp_time_wait.add(entry.port, -1, ns.config);
-    hold_port(ns, entry.scope, state.proto, entry.port, -1);
+    hold_port(ns, entry.scope.kind, state.proto, entry.port, -1);
     time_wait_cookies_.erase(entry.cookie);
 }
 
