@@ -143,10 +143,9 @@ class MonitorLoop {
         if (!g_reopen_signal || !options_.output) return;
         g_reopen_signal = 0;
         reporter_.flush();
-        std::string error = append_stdout_to(*options_.output);
-        if (!error.empty())
+        if (Status reopened = append_stdout_to(*options_.output); !reopened)
             std::fprintf(stderr, "portwatch: cannot reopen --output %s; writing on where it was\n",
-                         error.c_str());
+                         reopened.error().c_str());
     }
 
     bool view_wants_stop() {
