@@ -88,9 +88,10 @@ KernelVerdict judge_this_kernel() {
 Capture::Capture(const CaptureConfig &config) {
     libbpf_set_print(capture_libbpf_output);
     verdict_ = judge_this_kernel();
-    hooks_decision_ = choose_hooks(
-        config.hooks, config.hooks == HookChoice::tracepoint ? std::string() : fexit_refusal());
-    if (!hooks_decision_.error.empty()) throw CaptureError(hooks_decision_.error);
+    Result<HookDecision> hooks = choose_hooks(
+        config.hooks, config.hooks == HookChoice::tracepoint ? Status() : fexit_attaches());
+    if (!hooks) throw CaptureError(hooks.error());
+    hooks_decision_ = std::move(hooks).value();
     skel_.reset(portwatch_bpf__open());
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
     configure(config);
