@@ -69,14 +69,13 @@ std::string read_text(const std::string &path) {
     return text.str();
 }
 
-void expect_small_range(const std::optional<NetnsPortConfig> &config,
-                        const NetnsConfigReader &reader) {
-    ASSERT_TRUE(config) << reader.last_error();
+void expect_small_range(const Result<NetnsPortConfig> &config) {
+    ASSERT_TRUE(config) << config.error();
     EXPECT_EQ(config->range, (PortRange{40000, 40009}));
     EXPECT_EQ(config->reserved, (std::vector<std::uint16_t>{40002, 40005, 40006}));
     EXPECT_EQ(config->tw_reuse, 0);
     EXPECT_EQ(config->capacity(), 7u);
-    EXPECT_TRUE(reader.last_error().empty());
+    EXPECT_TRUE(config.error().empty());
 }
 
 TEST_F(NetnsConfigTest, ReadsANamespaceByInodeWhileOnlyAThreadIsInside) {
@@ -85,7 +84,7 @@ TEST_F(NetnsConfigTest, ReadsANamespaceByInodeWhileOnlyAThreadIsInside) {
     ASSERT_TRUE(thread.inside());
 
     NetnsConfigReader reader;
-    expect_small_range(reader.read(netns.inode()), reader);
+    expect_small_range(reader.read(netns.inode()));
 }
 
 TEST_F(NetnsConfigTest, AWrongPidHintFallsBackToTheThreadScan) {
@@ -95,20 +94,21 @@ TEST_F(NetnsConfigTest, AWrongPidHintFallsBackToTheThreadScan) {
     ASSERT_NE(own_thread_netns(), netns.inode());  // the hint's namespace is not the one
 
     NetnsConfigReader reader;
-    expect_small_range(reader.read(netns.inode(), static_cast<std::uint32_t>(getpid())), reader);
+    expect_small_range(reader.read(netns.inode(), static_cast<std::uint32_t>(getpid())));
 }
 
-TEST_F(NetnsConfigTest, UnknownInodeGivesNulloptAndAReason) {
+TEST_F(NetnsConfigTest, UnknownInodeIsAFailureWithAReason) {
     NetnsConfigReader reader;
-    EXPECT_EQ(reader.read(1), std::nullopt);
-    EXPECT_FALSE(reader.last_error().empty());
+    Result<NetnsPortConfig> config = reader.read(1);
+    EXPECT_FALSE(config);
+    EXPECT_FALSE(config.error().empty());
     EXPECT_EQ(reader.cached(), 0u);
 }
 
 TEST_F(NetnsConfigTest, ReadCurrentGivesTheHostsOwnSysctls) {
     NetnsConfigReader reader;
     auto config = reader.read_current();
-    ASSERT_TRUE(config) << reader.last_error();
+    ASSERT_TRUE(config) << config.error();
     EXPECT_EQ(config->range, parse_port_range(read_text("/proc/sys/net/ipv4/ip_local_port_range")));
     EXPECT_EQ(config->reserved,
               parse_reserved_ports(read_text("/proc/sys/net/ipv4/ip_local_reserved_ports")));
@@ -122,11 +122,12 @@ TEST_F(NetnsConfigTest, ReadLeavesTheCallingThreadsNamespaceAlone) {
 
     std::uint64_t before = own_thread_netns();
     NetnsConfigReader reader;
-    ASSERT_TRUE(reader.read(netns.inode())) << reader.last_error();
+    Result<NetnsPortConfig> config = reader.read(netns.inode());
+    ASSERT_TRUE(config) << config.error();
     EXPECT_EQ(own_thread_netns(), before);
     // And what the calling thread reads is still its own namespace's.
     auto own = reader.read_current();
-    ASSERT_TRUE(own) << reader.last_error();
+    ASSERT_TRUE(own) << own.error();
     EXPECT_EQ(own->range, parse_port_range(read_text("/proc/sys/net/ipv4/ip_local_port_range")));
 }
 
@@ -136,10 +137,11 @@ TEST_F(NetnsConfigTest, ACachedNamespaceIsReadAfterItsLastThreadLeft) {
     {
         ThreadInside thread(netns);
         ASSERT_TRUE(thread.inside());
-        ASSERT_TRUE(reader.read(netns.inode())) << reader.last_error();
+        Result<NetnsPortConfig> config = reader.read(netns.inode());
+        ASSERT_TRUE(config) << config.error();
     }
     EXPECT_EQ(reader.cached(), 1u);
-    expect_small_range(reader.read(netns.inode()), reader);
+    expect_small_range(reader.read(netns.inode()));
 }
 
 TEST_F(NetnsConfigTest, AFullCacheDropsTheOldestNamespace) {
@@ -150,21 +152,23 @@ TEST_F(NetnsConfigTest, AFullCacheDropsTheOldestNamespace) {
         ThreadInside in_first(first);
         ThreadInside in_second(second);
         ASSERT_TRUE(in_first.inside() && in_second.inside());
-        ASSERT_TRUE(reader.read(first.inode())) << reader.last_error();
-        ASSERT_TRUE(reader.read(second.inode())) << reader.last_error();
+        Result<NetnsPortConfig> in_first_read = reader.read(first.inode());
+        ASSERT_TRUE(in_first_read) << in_first_read.error();
+        Result<NetnsPortConfig> in_second_read = reader.read(second.inode());
+        ASSERT_TRUE(in_second_read) << in_second_read.error();
         EXPECT_EQ(reader.cached(), 1u);
     }
     // No thread is inside any more: the newer is still cached, the older is found again
     // through this process's open fd on it (the scan of /proc/*/fd), and evicts the newer.
-    expect_small_range(reader.read(second.inode()), reader);
-    expect_small_range(reader.read(first.inode()), reader);
+    expect_small_range(reader.read(second.inode()));
+    expect_small_range(reader.read(first.inode()));
     EXPECT_EQ(reader.cached(), 1u);
 }
 
 TEST_F(NetnsConfigTest, ANamespaceOnlyAnOpenFdKeepsIsFound) {
     Netns netns(kSmallRange);  // holds an fd on it; no task is inside
     NetnsConfigReader reader;
-    expect_small_range(reader.read(netns.inode()), reader);
+    expect_small_range(reader.read(netns.inode()));
 }
 
 }  // namespace

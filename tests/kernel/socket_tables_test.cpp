@@ -137,9 +137,8 @@ bool closing(const KernelSocket &socket) {
 std::vector<KernelSocket> settled_dump(int netns_fd, std::uint32_t netns_inode) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (true) {
-        std::string error;
-        auto sockets = dump_sockets(netns_fd, netns_inode, error);
-        EXPECT_TRUE(sockets) << error;
+        Result<std::vector<KernelSocket>> sockets = dump_sockets(netns_fd, netns_inode);
+        EXPECT_TRUE(sockets) << sockets.error();
         if (!sockets) return {};
         if (std::none_of(sockets->begin(), sockets->end(), closing) ||
             std::chrono::steady_clock::now() > deadline)
@@ -150,10 +149,11 @@ std::vector<KernelSocket> settled_dump(int netns_fd, std::uint32_t netns_inode) 
 
 // The dump of `netns`, found by its inode as the agent would find it.
 std::vector<KernelSocket> dump_of(const Netns &netns, NetnsConfigReader &reader) {
-    int fd = reader.handle(netns.inode());
-    EXPECT_GE(fd, 0) << reader.last_error();
-    if (fd < 0) return {};
-    return settled_dump(fd, netns.inode());
+    Result<int> fd = reader.handle(netns.inode());
+    EXPECT_TRUE(fd) << fd.error();
+    if (!fd) return {};
+    EXPECT_GE(*fd, 0);
+    return settled_dump(*fd, netns.inode());
 }
 
 const KernelSocket *find(const std::vector<KernelSocket> &sockets, Proto proto,
@@ -245,9 +245,10 @@ TEST_F(SocketTablesTest, OwnersAreTheProcessesHoldingTheSockets) {
     TestSockets made;
     netns.run([&] { make_test_sockets(made); });
 
-    std::string error;
-    SocketOwners owners = socket_owners(error);
-    EXPECT_TRUE(error.empty()) << error;
+    Result<SocketOwners> read_owners = socket_owners();
+    EXPECT_TRUE(read_owners.error().empty()) << read_owners.error();
+    ASSERT_TRUE(read_owners);
+    const SocketOwners &owners = *read_owners;
     auto owner = owners.find(inode_of(made.listener));
     ASSERT_NE(owner, owners.end());
     auto pid = static_cast<std::uint32_t>(getpid());
@@ -289,25 +290,28 @@ TEST_F(SocketTablesTest, AllNamespacesHasTheHostsAndOneWithOnlyAThreadInside) {
 TEST_F(SocketTablesTest, DumpOfTheHostsNamespaceSucceeds) {
     std::uint32_t host = netns_inode_of("/proc/self/ns/net");
     NetnsConfigReader reader;
-    int fd = reader.handle(host, static_cast<std::uint32_t>(getpid()));
-    ASSERT_GE(fd, 0) << reader.last_error();
-    EXPECT_TRUE(reader.last_error().empty());
-    EXPECT_EQ(reader.handle(host), fd);  // cached
+    Result<int> fd = reader.handle(host, static_cast<std::uint32_t>(getpid()));
+    ASSERT_TRUE(fd) << fd.error();
+    ASSERT_GE(*fd, 0);
+    EXPECT_TRUE(fd.error().empty());
+    Result<int> cached = reader.handle(host);
+    ASSERT_TRUE(cached) << cached.error();
+    EXPECT_EQ(*cached, *fd);  // cached
 
-    std::string error;
-    auto sockets = dump_sockets(fd, host, error);
-    ASSERT_TRUE(sockets) << error;
-    EXPECT_TRUE(error.empty());
+    Result<std::vector<KernelSocket>> sockets = dump_sockets(*fd, host);
+    ASSERT_TRUE(sockets) << sockets.error();
+    EXPECT_TRUE(sockets.error().empty());
     for (const KernelSocket &socket : *sockets) {
         EXPECT_EQ(socket.sock.netns, host);
         EXPECT_NE(socket.sock.cookie, 0u);
     }
 }
 
-TEST_F(SocketTablesTest, HandleOfAnUnknownNamespaceIsMinusOneWithAReason) {
+TEST_F(SocketTablesTest, HandleOfAnUnknownNamespaceIsAFailureWithAReason) {
     NetnsConfigReader reader;
-    EXPECT_EQ(reader.handle(1), -1);
-    EXPECT_FALSE(reader.last_error().empty());
+    Result<int> fd = reader.handle(1);
+    EXPECT_FALSE(fd);
+    EXPECT_FALSE(fd.error().empty());
     EXPECT_EQ(reader.cached(), 0u);
 }
 

@@ -85,21 +85,27 @@ TEST(KernelFeatures, NoBtfNamesTheConfigOption) {
 }
 
 TEST(HookChoice, AutoTakesFexitWhereItAttaches) {
-    HookDecision stock = choose_hooks(HookChoice::automatic, "");
-    EXPECT_EQ(stock.set, HookSet::fexit);
-    EXPECT_EQ(stock.error, "");
-    HookDecision here = choose_hooks(HookChoice::automatic, "no trampolines");
-    EXPECT_EQ(here.set, HookSet::tracepoint);
-    EXPECT_EQ(here.reason, "fexit cannot attach here: no trampolines");
+    Result<HookDecision> stock = choose_hooks(HookChoice::automatic, Status());
+    ASSERT_TRUE(stock);
+    EXPECT_EQ(stock->set, HookSet::fexit);
+    EXPECT_EQ(stock.error(), "");
+    Result<HookDecision> here = choose_hooks(HookChoice::automatic, Failure{"no trampolines"});
+    ASSERT_TRUE(here);
+    EXPECT_EQ(here->set, HookSet::tracepoint);
+    EXPECT_EQ(here->reason, "fexit cannot attach here: no trampolines");
 }
 
 TEST(HookChoice, ForcedFexitWhereItCannotAttachIsAnError) {
-    EXPECT_EQ(choose_hooks(HookChoice::fexit, "no trampolines").error,
-              "--hooks fexit: no trampolines");
-    EXPECT_EQ(choose_hooks(HookChoice::fexit, "").reason, "asked for (--hooks fexit)");
-    HookDecision tracepoint = choose_hooks(HookChoice::tracepoint, "");
-    EXPECT_EQ(tracepoint.set, HookSet::tracepoint);
-    EXPECT_EQ(tracepoint.reason, "asked for (--hooks tracepoint)");
+    Result<HookDecision> refused = choose_hooks(HookChoice::fexit, Failure{"no trampolines"});
+    EXPECT_FALSE(refused);
+    EXPECT_EQ(refused.error(), "--hooks fexit: no trampolines");
+    Result<HookDecision> forced = choose_hooks(HookChoice::fexit, Status());
+    ASSERT_TRUE(forced) << forced.error();
+    EXPECT_EQ(forced->reason, "asked for (--hooks fexit)");
+    Result<HookDecision> tracepoint = choose_hooks(HookChoice::tracepoint, Status());
+    ASSERT_TRUE(tracepoint) << tracepoint.error();
+    EXPECT_EQ(tracepoint->set, HookSet::tracepoint);
+    EXPECT_EQ(tracepoint->reason, "asked for (--hooks tracepoint)");
 }
 
 TEST(VerifierReason, IsTheLastLineBeforeTheStatistics) {

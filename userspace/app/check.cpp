@@ -71,11 +71,10 @@ Finding check_socket_tables() {
     if (stat("/proc/self/ns/net", &own) != 0)
         return {"socket_tables", false, "no /proc/self/ns/net"};
     NetnsConfigReader reader;
-    int fd = reader.handle(std::uint32_t(own.st_ino));
-    if (fd < 0) return {"socket_tables", false, reader.last_error()};
-    std::string error;
-    auto table = dump_sockets(fd, std::uint32_t(own.st_ino), error);
-    if (!table) return {"socket_tables", false, error};
+    Result<int> fd = reader.handle(std::uint32_t(own.st_ino));
+    if (!fd) return {"socket_tables", false, fd.error()};
+    Result<std::vector<KernelSocket>> table = dump_sockets(*fd, std::uint32_t(own.st_ino));
+    if (!table) return {"socket_tables", false, table.error()};
     return {"socket_tables", true,
             "sock_diag: " + std::to_string(table->size()) + " sockets in this namespace, " +
                 std::to_string(reader.all_namespaces().size()) + " network namespace(s) visible"};

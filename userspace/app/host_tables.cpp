@@ -31,8 +31,10 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
         for (std::uint32_t netns : netns_reader.all_namespaces()) namespaces.insert(netns);
         for (std::uint32_t netns : model.namespaces()) namespaces.insert(netns);
     }
-    std::string error;
-    SocketOwners owners = socket_owners(error);
+    // Without /proc the tables are still read: their sockets then have no owner, as those of
+    // processes that exited since, and --pid/--comm match none of them.
+    Result<SocketOwners> read_owners = socket_owners();
+    SocketOwners owners = std::move(read_owners).value_or(SocketOwners{});
     struct Table {
         std::uint32_t netns;
         std::vector<KernelSocket> sockets;
@@ -40,11 +42,14 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
     };
     std::vector<Table> tables;
     for (std::uint32_t netns : namespaces) {
-        int fd = netns_reader.handle(netns);
-        if (fd < 0) continue;  // gone since: its sockets went with it
+        Result<int> fd = netns_reader.handle(netns);
+        if (!fd) continue;  // gone since: its sockets went with it
         std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
-        if (auto table = dump_sockets(fd, netns, error))
-            tables.push_back({netns, with_owners(std::move(*table), owners), read_at});
+        // A table that cannot be read (no privilege to enter the namespace) is left out: the
+        // model keeps what the events say of that namespace (`check` names the reason).
+        Result<std::vector<KernelSocket>> table = dump_sockets(*fd, netns);
+        if (!table) continue;
+        tables.push_back({netns, with_owners(std::move(table).value(), owners), read_at});
     }
     // A socket made after /proc was read is in a table with no owner: its event, queued
     // meanwhile, names it, and must reach the model before the tables are compared.
@@ -68,12 +73,14 @@ double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
 }
 
 PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netns_reader) {
+    // Unreadable sysctls (no /proc/sys): the kernel's defaults, as NetnsPortConfig{} holds.
     NetnsPortConfig host_config = netns_reader.read_current().value_or(NetnsPortConfig{});
     ModelSettings settings;
     settings.warn_ratio = options.warn_ratio;
     settings.critical_ratio = options.critical_ratio;
     return PortModel(settings,
                      [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
+                         // Documented above: an unreadable namespace has the host's settings.
                          return netns_reader.read(netns, pid_hint).value_or(host_config);
                      });
 }

@@ -85,9 +85,9 @@ class MonitorLoop {
         auto deliver = [this](Event &event) { this->deliver(event); };
         int status = 0;
         while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
-            if (int polled = capture_.poll(kPollMs, deliver); polled < 0 && polled != -EINTR) {
-                std::fprintf(stderr, "portwatch: cannot wait on the ring buffer: %s; stopping\n",
-                             std::strerror(-polled));
+            if (Result<int> polled = capture_.poll(kPollMs, deliver); !polled) {
+                std::fprintf(stderr, "portwatch: %s; stopping\n", polled.error().c_str());
+                ring_buffer_failed_ = true;
                 status = 1;
                 break;
             }
@@ -126,8 +126,13 @@ class MonitorLoop {
         for (const Warning &warning : model_.apply(event)) warn(warning);
     }
 
+    // What the ring buffer holds now, without waiting. A failure is said once: the main
+    // loop's own poll meets it too, and stops.
     void drain_ring_buffer() {
-        capture_.poll(0, [this](Event &event) { deliver(event); });
+        Result<int> drained = capture_.poll(0, [this](Event &event) { deliver(event); });
+        if (!drained && !ring_buffer_failed_)
+            std::fprintf(stderr, "portwatch: %s\n", drained.error().c_str());
+        ring_buffer_failed_ = ring_buffer_failed_ || !drained;
     }
 
     void warn(const Warning &warning) {
@@ -139,10 +144,9 @@ class MonitorLoop {
         if (!g_reopen_signal || !options_.output) return;
         g_reopen_signal = 0;
         reporter_.flush();
-        std::string error = append_stdout_to(*options_.output);
-        if (!error.empty())
+        if (Status reopened = append_stdout_to(*options_.output); !reopened)
             std::fprintf(stderr, "portwatch: cannot reopen --output %s; writing on where it was\n",
-                         error.c_str());
+                         reopened.error().c_str());
     }
 
     bool view_wants_stop() {
@@ -244,6 +248,7 @@ class MonitorLoop {
     std::int64_t next_stats_ns_;
     std::int64_t next_report_ns_;
     std::int64_t next_refresh_ns_;
+    bool ring_buffer_failed_ = false;  // and said so on stderr
 };
 
 }  // namespace

@@ -73,9 +73,8 @@ class MetricsView : public LiveView {
 int run_monitor(const MonitorOptions &options) {
     install_signal_handlers(options.output.has_value());
     if (options.output) {
-        std::string error = append_stdout_to(*options.output);
-        if (!error.empty()) {
-            std::fprintf(stderr, "portwatch: cannot open --output %s\n", error.c_str());
+        if (Status opened = append_stdout_to(*options.output); !opened) {
+            std::fprintf(stderr, "portwatch: cannot open --output %s\n", opened.error().c_str());
             return 1;
         }
     }

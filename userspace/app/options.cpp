@@ -128,8 +128,9 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
 CLI::Validator listen_address() {
     return CLI::Validator(
         [](const std::string &text) {
-            std::string error;
-            return parse_listen_address(text, error) ? std::string() : error;
+            // CLI11's validators return "" for a valid value, else why not.
+            Result<ListenAddress> address = parse_listen_address(text);
+            return address ? std::string() : address.error();
         },
         "ADDR:PORT");
 }
@@ -203,8 +204,12 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
                          "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n");
     options.format = json ? OutputFormat::json : OutputFormat::text;
     if (!metrics_listen.empty()) {
-        std::string unused;
-        options.metrics_listen = parse_listen_address(metrics_listen, unused);
+        // Checked by the validator already: a failure here would be a bug, still not ignored.
+        Result<ListenAddress> address = parse_listen_address(metrics_listen);
+        if (!address)
+            return exit_with(2,
+                             "portwatch: --metrics-listen: " + address.error() + " (see --help)\n");
+        options.metrics_listen = std::move(address).value();
     }
     if (hooks.empty()) {
         const char *from_environment = std::getenv("PORTWATCH_HOOKS");

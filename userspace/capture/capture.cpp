@@ -88,9 +88,10 @@ KernelVerdict judge_this_kernel() {
 Capture::Capture(const CaptureConfig &config) {
     libbpf_set_print(capture_libbpf_output);
     verdict_ = judge_this_kernel();
-    hooks_decision_ = choose_hooks(
-        config.hooks, config.hooks == HookChoice::tracepoint ? std::string() : fexit_refusal());
-    if (!hooks_decision_.error.empty()) throw CaptureError(hooks_decision_.error);
+    Result<HookDecision> hooks = choose_hooks(
+        config.hooks, config.hooks == HookChoice::tracepoint ? Status() : fexit_attaches());
+    if (!hooks) throw CaptureError(hooks.error());
+    hooks_decision_ = std::move(hooks).value();
     skel_.reset(portwatch_bpf__open());
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
     configure(config);
@@ -268,15 +269,17 @@ int Capture::on_record(void *self, void *data, std::size_t size) {
     return 0;
 }
 
-int Capture::poll(int timeout_ms, const EventHandler &handler) {
+Result<int> Capture::poll(int timeout_ms, const EventHandler &handler) {
     handler_ = &handler;
     // epoll only wakes us once enough has piled up (wakeup_bytes); consume the
     // rest ourselves when the timeout passes.
     int polled = ring_buffer__poll(ring_.get(), timeout_ms);
     int consumed = polled == -EINTR ? 0 : ring_buffer__consume(ring_.get());
     handler_ = nullptr;
-    if (polled < 0) return polled;
-    if (consumed < 0) return consumed;
+    if (polled == -EINTR) return 0;
+    int error = polled < 0 ? polled : consumed;
+    if (error < 0)
+        return Failure{"cannot wait on the ring buffer: " + std::string(std::strerror(-error))};
     return polled + consumed;
 }
 

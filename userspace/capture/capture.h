@@ -15,6 +15,7 @@
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
 #include "model/stats.h"
+#include "system/result.h"
 #include "system/unique_fd.h"
 
 struct portwatch_bpf;
@@ -41,9 +42,9 @@ class Capture {
     Capture &operator=(const Capture &) = delete;
 
     // Waits up to timeout_ms, then hands every pending record to `handler`. Returns the
-    // count of records, -EINTR when a signal arrived, or another negative errno when the ring
+    // count of records (0 when a signal cut the wait short), or a failure when the ring
     // buffer cannot be waited on (what could be read without waiting was read).
-    int poll(int timeout_ms, const EventHandler &handler);
+    Result<int> poll(int timeout_ms, const EventHandler &handler);
 
     // The kernel's counters, summed over CPUs. When the map cannot be read, the last reading
     // that worked (counters only grow) and the reason in `error`.

@@ -149,13 +149,13 @@ namespace {
 
 // What bcc's fentry_can_attach() does: load "r0 = 0; exit" as fexit/inet_hash_connect and
 // attach it. Kernels without trampolines (this development VM) refuse the attach.
-std::string try_fexit() {
+Status try_fexit() {
     BtfHandle types(btf__load_vmlinux_btf());
-    if (!types) return "no kernel BTF";
+    if (!types) return Failure{"no kernel BTF"};
     for (const char *function : {"inet_hash_connect", "inet6_hash_connect", "inet_csk_get_port",
                                  "udp_lib_get_port", "udp_disconnect"})
         if (btf__find_by_name_kind(types.get(), function, BTF_KIND_FUNC) < 0)
-            return std::string("the kernel's BTF has no function ") + function;
+            return Failure{std::string("the kernel's BTF has no function ") + function};
     int target = btf__find_by_name_kind(types.get(), "inet_hash_connect", BTF_KIND_FUNC);
     const bpf_insn program[] = {
         {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
@@ -168,23 +168,23 @@ std::string try_fexit() {
     int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "pw_fexit_probe", "GPL", program,
                            std::size(program), &options);
     if (fd < 0)
-        return std::string("the kernel refuses a trial fexit/inet_hash_connect program: ") +
-               std::strerror(errno);
+        return Failure{std::string("the kernel refuses a trial fexit/inet_hash_connect program: ") +
+                       std::strerror(errno)};
     int link = bpf_raw_tracepoint_open(nullptr, fd);
     int attach_error = errno;
     close(fd);
     if (link < 0)
-        return std::string("a trial fexit/inet_hash_connect program does not attach: ") +
-               std::strerror(attach_error);
+        return Failure{std::string("a trial fexit/inet_hash_connect program does not attach: ") +
+                       std::strerror(attach_error)};
     close(link);
-    return "";
+    return {};
 }
 
 }  // namespace
 
-const std::string &fexit_refusal() {
-    static const std::string refusal = try_fexit();
-    return refusal;
+const Status &fexit_attaches() {
+    static const Status attaches = try_fexit();
+    return attaches;
 }
 
 IoUringSubmit io_uring_submit_tracepoint() {

@@ -17,9 +17,9 @@ struct ProbeResult {
 
 ProbeResult probe_kernel_features();
 
-// "" when a trial fexit program attaches to inet_hash_connect() and the kernel's BTF has
-// every allocator the fexit set hooks; else why not. Tried once per process.
-const std::string &fexit_refusal();
+// Success when a trial fexit program attaches to inet_hash_connect() and the kernel's BTF has
+// every allocator the fexit set hooks; else a failure saying why not. Tried once per process.
+const Status &fexit_attaches();
 
 // Which tracepoint hands the programs io_uring's submitted requests: its name and
 // arguments changed in 6.2 and 6.5. none before 5.19, whose io_uring_complete carries no

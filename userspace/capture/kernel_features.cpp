@@ -96,19 +96,19 @@ HookChoice hook_choice_named(std::string_view name) {
     return HookChoice::automatic;
 }
 
-HookDecision choose_hooks(HookChoice asked, const std::string &fexit_refusal) {
-    bool fexit_works = fexit_refusal.empty();
+Result<HookDecision> choose_hooks(HookChoice asked, const Status &fexit) {
     switch (asked) {
         case HookChoice::tracepoint:
-            return {HookSet::tracepoint, "asked for (--hooks tracepoint)", ""};
+            return HookDecision{HookSet::tracepoint, "asked for (--hooks tracepoint)"};
         case HookChoice::fexit:
-            if (fexit_works) return {HookSet::fexit, "asked for (--hooks fexit)", ""};
-            return {HookSet::fexit, "", "--hooks fexit: " + fexit_refusal};
+            if (fexit) return HookDecision{HookSet::fexit, "asked for (--hooks fexit)"};
+            return Failure{"--hooks fexit: " + fexit.error()};
         case HookChoice::automatic:
         default:
-            if (fexit_works)
-                return {HookSet::fexit, "fexit attaches to the port allocators on this kernel", ""};
-            return {HookSet::tracepoint, "fexit cannot attach here: " + fexit_refusal, ""};
+            if (fexit)
+                return HookDecision{HookSet::fexit,
+                                    "fexit attaches to the port allocators on this kernel"};
+            return HookDecision{HookSet::tracepoint, "fexit cannot attach here: " + fexit.error()};
     }
 }
 

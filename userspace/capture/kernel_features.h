@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "system/result.h"
+
 namespace portwatch {
 
 // One thing the programs use, and the kernel version that brought it.
@@ -64,11 +66,11 @@ HookChoice hook_choice_named(std::string_view name);  // "fexit", "tracepoint", 
 struct HookDecision {
     HookSet set = HookSet::tracepoint;
     std::string reason;  // why this set, for `check`, the ready line and the metrics
-    std::string error;   // --hooks fexit where fexit cannot attach: why; else ""
 };
 
-// `fexit_refusal` is "" when a trial fexit program attached, else why it did not.
-HookDecision choose_hooks(HookChoice asked, const std::string &fexit_refusal);
+// `fexit` is a failure, saying why, when a trial fexit program did not attach. A failure
+// for --hooks fexit where fexit cannot attach.
+Result<HookDecision> choose_hooks(HookChoice asked, const Status &fexit);
 
 // The verifier's own reason in a load log (the last line that is not a statistic):
 // "Unreleased reference id=4 alloc_insn=97", "unknown func bpf_get_current_task_btf#158".

@@ -11,7 +11,7 @@ std::string ListenAddress::text() const {
     return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::optional<ListenAddress> parse_listen_address(const std::string &text, std::string &error) {
+Result<ListenAddress> parse_listen_address(const std::string &text) {
     ListenAddress address;
     std::string port = text;
     std::size_t colon = text.rfind(':');
@@ -28,16 +28,13 @@ std::optional<ListenAddress> parse_listen_address(const std::string &text, std::
     unsigned char buffer[16];
     bool numeric = inet_pton(AF_INET, address.host.c_str(), buffer) == 1 ||
                    inet_pton(AF_INET6, address.host.c_str(), buffer) == 1;
-    if (!numeric) {
-        error = "'" + text + "' is not [ADDR:]PORT with a numeric address (IPv6 in brackets)";
-        return std::nullopt;
-    }
+    if (!numeric)
+        return Failure{"'" + text +
+                       "' is not [ADDR:]PORT with a numeric address (IPv6 in brackets)"};
     unsigned value = 0;
     auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || end != port.data() + port.size() || port.empty() || value > 65535) {
-        error = "'" + port + "' is not a port number (0-65535)";
-        return std::nullopt;
-    }
+    if (ec != std::errc() || end != port.data() + port.size() || port.empty() || value > 65535)
+        return Failure{"'" + port + "' is not a port number (0-65535)"};
     address.port = static_cast<std::uint16_t>(value);
     return address;
 }

@@ -2,8 +2,9 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
+
+#include "system/result.h"
 
 namespace portwatch {
 
@@ -15,7 +16,7 @@ struct ListenAddress {
     std::string text() const;  // "127.0.0.1:9464", "[::1]:9464"
 };
 
-// "9464", ":9464", "0.0.0.0:9464", "[::1]:9464"; nullopt with `error` set otherwise.
-std::optional<ListenAddress> parse_listen_address(const std::string &text, std::string &error);
+// "9464", ":9464", "0.0.0.0:9464", "[::1]:9464"; a failure saying why for anything else.
+Result<ListenAddress> parse_listen_address(const std::string &text);
 
 }  // namespace portwatch

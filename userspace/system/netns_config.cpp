@@ -28,29 +28,28 @@ struct SysctlTexts {
     std::string tw_reuse;
 };
 
-bool read_whole_file(const char *path, std::string &text, std::string &error) {
+Result<std::string> read_whole_file(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        error = errno_text(path);
-        return false;
-    }
-    text.clear();
+    if (fd < 0) return Failure{errno_text(path)};
+    std::string text;
     char chunk[4096];
     ssize_t n;
     while ((n = ::read(fd, chunk, sizeof(chunk))) > 0) text.append(chunk, n);
-    if (n < 0) error = errno_text(path);
+    std::string error = n < 0 ? errno_text(path) : std::string();
     close(fd);
-    return n == 0;
+    if (n < 0) return Failure{error};
+    return text;
 }
 
-// Returns "" or why not.
-std::string read_sysctl_texts(SysctlTexts &texts) {
-    std::string error;
-    if (read_whole_file(kPortRangePath, texts.port_range, error) &&
-        read_whole_file(kReservedPortsPath, texts.reserved_ports, error) &&
-        read_whole_file(kTwReusePath, texts.tw_reuse, error))
-        return "";
-    return error;
+Result<SysctlTexts> read_sysctl_texts() {
+    Result<std::string> port_range = read_whole_file(kPortRangePath);
+    if (!port_range) return Failure{port_range.error()};
+    Result<std::string> reserved_ports = read_whole_file(kReservedPortsPath);
+    if (!reserved_ports) return Failure{reserved_ports.error()};
+    Result<std::string> tw_reuse = read_whole_file(kTwReusePath);
+    if (!tw_reuse) return Failure{tw_reuse.error()};
+    return SysctlTexts{std::move(port_range).value(), std::move(reserved_ports).value(),
+                       std::move(tw_reuse).value()};
 }
 
 std::string shown(std::string text) {
@@ -58,27 +57,22 @@ std::string shown(std::string text) {
     return "'" + text + "'";
 }
 
-std::optional<NetnsPortConfig> parse_sysctl_texts(const SysctlTexts &texts, std::string &error) {
+Result<NetnsPortConfig> parse_sysctl_texts(const SysctlTexts &texts) {
     auto range = parse_port_range(texts.port_range);
     auto reserved = parse_reserved_ports(texts.reserved_ports);
     auto tw_reuse = parse_tw_reuse(texts.tw_reuse);
-    if (!range)
-        error = "cannot parse ip_local_port_range " + shown(texts.port_range);
-    else if (!reserved)
-        error = "cannot parse ip_local_reserved_ports " + shown(texts.reserved_ports);
-    else if (!tw_reuse)
-        error = "cannot parse tcp_tw_reuse " + shown(texts.tw_reuse);
-    else
-        return NetnsPortConfig{*range, std::move(*reserved), *tw_reuse};
-    return std::nullopt;
+    if (!range) return Failure{"cannot parse ip_local_port_range " + shown(texts.port_range)};
+    if (!reserved)
+        return Failure{"cannot parse ip_local_reserved_ports " + shown(texts.reserved_ports)};
+    if (!tw_reuse) return Failure{"cannot parse tcp_tw_reuse " + shown(texts.tw_reuse)};
+    return NetnsPortConfig{*range, std::move(*reserved), *tw_reuse};
 }
 
 // The calling thread's namespace.
-std::optional<NetnsPortConfig> read_own_netns(std::string &error) {
-    SysctlTexts texts;
-    error = read_sysctl_texts(texts);
-    if (!error.empty()) return std::nullopt;
-    return parse_sysctl_texts(texts, error);
+Result<NetnsPortConfig> read_own_netns() {
+    Result<SysctlTexts> texts = read_sysctl_texts();
+    if (!texts) return Failure{texts.error()};
+    return parse_sysctl_texts(*texts);
 }
 
 bool is_number(const char *name) {
@@ -145,22 +139,19 @@ NetnsConfigReader::~NetnsConfigReader() {
     for (const auto &[inode, fd] : fds_) close(fd);
 }
 
-std::optional<NetnsPortConfig> NetnsConfigReader::read(std::uint32_t netns_inode,
-                                                       std::uint32_t pid_hint) {
-    int fd = handle(netns_inode, pid_hint);
-    if (fd < 0) return std::nullopt;
-    return read_inside(fd);
+Result<NetnsPortConfig> NetnsConfigReader::read(std::uint32_t netns_inode, std::uint32_t pid_hint) {
+    Result<int> fd = handle(netns_inode, pid_hint);
+    if (!fd) return Failure{fd.error()};
+    return read_inside(*fd);
 }
 
-std::optional<NetnsPortConfig> NetnsConfigReader::read_current() {
-    std::string error;
-    auto config = read_own_netns(error);
-    return outcome(std::move(config), std::move(error));
+Result<NetnsPortConfig> NetnsConfigReader::read_current() {
+    return read_own_netns();
 }
 
-int NetnsConfigReader::handle(std::uint32_t netns_inode, std::uint32_t pid_hint) {
+Result<int> NetnsConfigReader::handle(std::uint32_t netns_inode, std::uint32_t pid_hint) {
     int fd = find_netns(netns_inode, pid_hint);
-    last_error_ = fd < 0 ? not_found(netns_inode) : std::string();
+    if (fd < 0) return Failure{not_found(netns_inode)};
     return fd;
 }
 
@@ -244,16 +235,10 @@ void NetnsConfigReader::forget_oldest() {
     fds_.erase(inode);
 }
 
-std::optional<NetnsPortConfig> NetnsConfigReader::read_inside(int netns_fd) {
-    std::optional<NetnsPortConfig> config;
-    std::string read_error;
-    std::string error = run_in_netns(netns_fd, [&] { config = read_own_netns(read_error); });
-    return outcome(std::move(config), error.empty() ? std::move(read_error) : std::move(error));
-}
-
-std::optional<NetnsPortConfig> NetnsConfigReader::outcome(std::optional<NetnsPortConfig> config,
-                                                          std::string error) {
-    last_error_ = config ? std::string() : std::move(error);
+Result<NetnsPortConfig> NetnsConfigReader::read_inside(int netns_fd) {
+    Result<NetnsPortConfig> config = Failure{"the netns thread read nothing"};
+    Status ran = run_in_netns(netns_fd, [&] { config = read_own_netns(); });
+    if (!ran) return Failure{ran.error()};
     return config;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/netns_ports.h"
+#include "system/result.h"
 
 namespace portwatch {
 
@@ -31,19 +32,18 @@ class NetnsConfigReader {
     // The namespace whose inode is `netns_inode` (the N of `net:[N]`). `pid_hint`, if not 0,
     // is a process likely to be in it. A namespace is found only while something names it:
     // a cached fd, /run/netns, a process or thread inside it, or an open fd of any process.
-    std::optional<NetnsPortConfig> read(std::uint32_t netns_inode, std::uint32_t pid_hint = 0);
+    // A failure says why (not found, setns refused, a sysctl unreadable or unparsable).
+    Result<NetnsPortConfig> read(std::uint32_t netns_inode, std::uint32_t pid_hint = 0);
     // The calling thread's own namespace.
-    std::optional<NetnsPortConfig> read_current();
+    Result<NetnsPortConfig> read_current();
 
-    // An fd on the namespace read() would read, or -1 (last_error() says why). The reader
+    // An fd on the namespace read() would read, or a failure if none is found. The reader
     // owns it: valid until the reader is destroyed or evicts it for max_cached newer ones.
-    int handle(std::uint32_t netns_inode, std::uint32_t pid_hint = 0);
+    Result<int> handle(std::uint32_t netns_inode, std::uint32_t pid_hint = 0);
     // Inodes (unique, sorted) of the namespaces of /run/netns and of every process and
     // thread. A namespace that only an open fd keeps alive is not among them.
     std::vector<std::uint32_t> all_namespaces() const;
 
-    // Why the last read() or handle() failed ("" after a success).
-    const std::string &last_error() const { return last_error_; }
     std::size_t cached() const { return fds_.size(); }
     // Closes the cached fds of every other namespace: a cached fd keeps a namespace alive.
     void keep_only(const std::vector<std::uint32_t> &inodes);
@@ -55,15 +55,12 @@ class NetnsConfigReader {
     int remember(std::uint32_t inode, int fd);
     void forget_oldest();
 
-    std::optional<NetnsPortConfig> read_inside(int netns_fd);
-    std::optional<NetnsPortConfig> outcome(std::optional<NetnsPortConfig> config,
-                                           std::string error);
+    Result<NetnsPortConfig> read_inside(int netns_fd);
 
     std::size_t max_cached_;
     dev_t nsfs_device_ = 0;
     std::unordered_map<std::uint32_t, int> fds_;
     std::deque<std::uint32_t> oldest_first_;
-    std::string last_error_;
 };
 
 }  // namespace portwatch

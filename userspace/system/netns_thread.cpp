@@ -23,24 +23,24 @@ bool is_current_netns(int netns_fd) {
 
 }  // namespace
 
-std::string run_in_netns(int netns_fd, const std::function<void()> &body) {
+Status run_in_netns(int netns_fd, const std::function<void()> &body) {
     if (is_current_netns(netns_fd)) {
         body();
-        return "";
+        return {};
     }
-    std::string error;
+    Status ran;
     try {
         std::thread inside([&] {
             if (setns(netns_fd, CLONE_NEWNET) != 0)
-                error = errno_text("setns");
+                ran = Failure{errno_text("setns")};
             else
                 body();
         });
         inside.join();
     } catch (const std::system_error &thread_error) {
-        error = std::string("cannot start the netns thread: ") + thread_error.what();
+        return Failure{std::string("cannot start the netns thread: ") + thread_error.what()};
     }
-    return error;
+    return ran;
 }
 
 std::string errno_text(const std::string &what) {

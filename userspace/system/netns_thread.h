@@ -5,13 +5,15 @@
 #include <functional>
 #include <string>
 
+#include "system/result.h"
+
 namespace portwatch {
 
 // Runs `body` on a short-lived thread that joined the namespace `netns_fd`
 // (setns(CLONE_NEWNET)) and waits for it; the calling thread never changes namespace.
 // In the caller's own namespace, `body` runs at once: no thread, no privilege needed.
-// Returns "" or why `body` could not run.
-std::string run_in_netns(int netns_fd, const std::function<void()> &body);
+// Fails, saying why, if `body` could not run.
+Status run_in_netns(int netns_fd, const std::function<void()> &body);
 
 // "what: strerror(errno)".
 std::string errno_text(const std::string &what);

@@ -9,12 +9,13 @@
 #include <string>
 #include <string_view>
 
+#include "system/result.h"
+
 namespace portwatch {
 
 // Flushes stdout, then points file descriptor 1 at `path` (appended to; created 0640 if
-// missing; a cut last line is ended first). Returns "" on success, else why; standard output
-// is then left as it was.
-std::string append_stdout_to(const std::string &path);
+// missing; a cut last line is ended first). On failure standard output is left as it was.
+Status append_stdout_to(const std::string &path);
 
 // The monitor's output stream: lines to descriptor 1 (stdout, or the --output file), whole
 // ones only. A line that does not fit (a full disk, a quota) is dropped and counted, a cut one

@@ -54,36 +54,28 @@ std::string negative_errno_text(int negative) {
 
 // A dump ends with NLMSG_DONE, whose payload is an int: 0 or the -errno that ended the dump
 // early (netlink_dump_done()).
-DumpProgress end_of_dump(const char *payload, std::size_t length, std::string &error) {
+Result<DumpProgress> end_of_dump(const char *payload, std::size_t length) {
     int result = 0;
     if (length >= sizeof(result)) std::memcpy(&result, payload, sizeof(result));
     if (result >= 0) return DumpProgress::done;
-    error = "sock_diag dump: " + negative_errno_text(result);
-    return DumpProgress::failed;
+    return Failure{"sock_diag dump: " + negative_errno_text(result)};
 }
 
-DumpProgress error_message(const char *payload, std::size_t length, std::string &error) {
+Result<DumpProgress> error_message(const char *payload, std::size_t length) {
     nlmsgerr failure{};
-    if (length < sizeof(failure)) {
-        error = "sock_diag: truncated error message";
-        return DumpProgress::failed;
-    }
+    if (length < sizeof(failure)) return Failure{"sock_diag: truncated error message"};
     std::memcpy(&failure, payload, sizeof(failure));
     if (failure.error == 0) return DumpProgress::done;  // an acknowledgement
-    error = "sock_diag: " + negative_errno_text(failure.error);
-    return DumpProgress::failed;
+    return Failure{"sock_diag: " + negative_errno_text(failure.error)};
 }
 
-DumpProgress take_message(const nlmsghdr &header, const char *payload, std::size_t length,
-                          DumpAnswer &dump) {
-    if (header.nlmsg_type == NLMSG_DONE) return end_of_dump(payload, length, dump.error);
-    if (header.nlmsg_type == NLMSG_ERROR) return error_message(payload, length, dump.error);
+Result<DumpProgress> take_message(const nlmsghdr &header, const char *payload, std::size_t length,
+                                  DumpAnswer &dump) {
+    if (header.nlmsg_type == NLMSG_DONE) return end_of_dump(payload, length);
+    if (header.nlmsg_type == NLMSG_ERROR) return error_message(payload, length);
     if (header.nlmsg_type != SOCK_DIAG_BY_FAMILY) return DumpProgress::more;
     inet_diag_msg message;
-    if (length < sizeof(message)) {
-        dump.error = "sock_diag: truncated socket message";
-        return DumpProgress::failed;
-    }
+    if (length < sizeof(message)) return Failure{"sock_diag: truncated socket message"};
     std::memcpy(&message, payload, sizeof(message));
     if (message.idiag_family != AF_INET && message.idiag_family != AF_INET6)
         return DumpProgress::more;
@@ -93,20 +85,18 @@ DumpProgress take_message(const nlmsghdr &header, const char *payload, std::size
 
 }  // namespace
 
-DumpProgress take_datagram(std::span<const char> datagram, DumpAnswer &dump) {
+Result<DumpProgress> take_datagram(std::span<const char> datagram, DumpAnswer &dump) {
     const char *data = datagram.data();
     std::size_t length = datagram.size();
     while (length >= NLMSG_HDRLEN) {
         nlmsghdr header;
         std::memcpy(&header, data, sizeof(header));
-        if (header.nlmsg_len < NLMSG_HDRLEN || header.nlmsg_len > length) {
-            dump.error = "sock_diag: malformed message";
-            return DumpProgress::failed;
-        }
+        if (header.nlmsg_len < NLMSG_HDRLEN || header.nlmsg_len > length)
+            return Failure{"sock_diag: malformed message"};
         if (header.nlmsg_seq == dump.seq) {
-            DumpProgress progress =
+            Result<DumpProgress> progress =
                 take_message(header, data + NLMSG_HDRLEN, header.nlmsg_len - NLMSG_HDRLEN, dump);
-            if (progress != DumpProgress::more) return progress;
+            if (!progress || *progress != DumpProgress::more) return progress;
         }
         std::size_t step = std::min<std::size_t>(NLMSG_ALIGN(header.nlmsg_len), length);
         data += step;

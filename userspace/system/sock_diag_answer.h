@@ -9,23 +9,23 @@
 #include <vector>
 
 #include "events/kernel_socket.h"
+#include "system/result.h"
 
 namespace portwatch {
 
-enum class DumpProgress { more, done, failed };
+enum class DumpProgress { more, done };
 
 // One table's answer being read: the request's seq (messages of other seqs are skipped),
-// what the table holds, and where its sockets and any error go.
+// what the table holds, and where its sockets go.
 struct DumpAnswer {
     std::uint32_t seq;
     Proto proto;
     std::uint32_t netns_inode;
     std::vector<KernelSocket> &sockets;
-    std::string &error;
 };
 
-// Takes one received datagram: `more` until NLMSG_DONE (`done`) or an error (`failed`,
-// `error` says why).
-DumpProgress take_datagram(std::span<const char> datagram, DumpAnswer &answer);
+// Takes one received datagram: `more` until NLMSG_DONE (`done`); a failure, saying why, for
+// an error the kernel sent or a malformed message.
+Result<DumpProgress> take_datagram(std::span<const char> datagram, DumpAnswer &answer);
 
 }  // namespace portwatch

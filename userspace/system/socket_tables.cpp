@@ -50,18 +50,19 @@ static_assert(sizeof(DumpRequest) == NLMSG_LENGTH(sizeof(inet_diag_req_v2)));
 // inet_diag lists the sockets of the netlink socket's own namespace (sock_net()), so it is
 // created inside the namespace. Its user namespace stays the caller's, in which idiag_uid
 // is given.
-int diag_socket_inside(int netns_fd, std::string &error) {
+Result<int> diag_socket_inside(int netns_fd) {
     int fd = -1;
     std::string socket_error;
-    error = run_in_netns(netns_fd, [&] {
+    Status ran = run_in_netns(netns_fd, [&] {
         fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
         if (fd < 0) socket_error = errno_text("sock_diag socket");
     });
-    if (error.empty()) error = socket_error;
+    if (!ran) return Failure{ran.error()};
+    if (fd < 0) return Failure{socket_error};
     return fd;
 }
 
-bool request_dump(int fd, const Table &table, std::uint32_t seq, std::string &error) {
+Status request_dump(int fd, const Table &table, std::uint32_t seq) {
     DumpRequest request{};
     request.header.nlmsg_len = sizeof(request);
     request.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
@@ -74,30 +75,26 @@ bool request_dump(int fd, const Table &table, std::uint32_t seq, std::string &er
     kernel.nl_family = AF_NETLINK;
     ssize_t sent = sendto(fd, &request, sizeof(request), 0, reinterpret_cast<sockaddr *>(&kernel),
                           sizeof(kernel));
-    if (sent == static_cast<ssize_t>(sizeof(request))) return true;
-    error = errno_text(std::string("sock_diag ") + table.name + " request");
-    return false;
+    if (sent == static_cast<ssize_t>(sizeof(request))) return {};
+    return Failure{errno_text(std::string("sock_diag ") + table.name + " request")};
 }
 
 // Sends the request for one table and reads its answer, in as many parts as it comes.
-bool dump_table(int fd, const Table &table, DumpAnswer &dump) {
-    if (!request_dump(fd, table, dump.seq, dump.error)) return false;
+Status dump_table(int fd, const Table &table, DumpAnswer &dump) {
+    if (Status requested = request_dump(fd, table, dump.seq); !requested) return requested;
     std::vector<char> buffer(kReceiveBytes);
-    DumpProgress progress = DumpProgress::more;
-    while (progress == DumpProgress::more) {
+    Result<DumpProgress> progress = DumpProgress::more;
+    while (*progress == DumpProgress::more) {
         ssize_t length = recv(fd, buffer.data(), buffer.size(), MSG_TRUNC);
         if (length < 0 && errno == EINTR) continue;
-        if (length < 0) {
-            dump.error = errno_text(std::string("sock_diag ") + table.name + " receive");
-            return false;
-        }
-        if (static_cast<std::size_t>(length) > buffer.size()) {
-            dump.error = "sock_diag: message larger than the receive buffer";
-            return false;
-        }
+        if (length < 0)
+            return Failure{errno_text(std::string("sock_diag ") + table.name + " receive")};
+        if (static_cast<std::size_t>(length) > buffer.size())
+            return Failure{"sock_diag: message larger than the receive buffer"};
         progress = take_datagram({buffer.data(), std::size_t(length)}, dump);
+        if (!progress) return Failure{progress.error()};
     }
-    return progress == DumpProgress::done;
+    return {};
 }
 
 bool is_number(std::string_view name) {
@@ -203,31 +200,27 @@ void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2
 
 }  // namespace
 
-std::optional<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
-                                                      std::string &error) {
-    int fd = diag_socket_inside(netns_fd, error);
-    if (fd < 0) return std::nullopt;
+Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode) {
+    Result<int> fd = diag_socket_inside(netns_fd);
+    if (!fd) return Failure{fd.error()};
     std::vector<KernelSocket> sockets;
     std::uint32_t seq = 0;
-    bool dumped = std::all_of(std::begin(kTables), std::end(kTables), [&](const Table &table) {
+    Status dumped;
+    for (const Table &table : kTables) {
         Proto proto = table.protocol == IPPROTO_TCP ? Proto::tcp : Proto::udp;
-        DumpAnswer answer{++seq, proto, netns_inode, sockets, error};
-        return dump_table(fd, table, answer);
-    });
-    close(fd);
-    if (!dumped) return std::nullopt;
-    error.clear();
+        DumpAnswer answer{++seq, proto, netns_inode, sockets};
+        dumped = dump_table(*fd, table, answer);
+        if (!dumped) break;
+    }
+    close(*fd);
+    if (!dumped) return Failure{dumped.error()};
     return sockets;
 }
 
-SocketOwners socket_owners(std::string &error) {
+Result<SocketOwners> socket_owners() {
     SocketOwners owners;
     DIR *proc = opendir("/proc");
-    if (!proc) {
-        error = errno_text("/proc");
-        return owners;
-    }
-    error.clear();
+    if (!proc) return Failure{errno_text("/proc")};
     std::string cgroup2_mount = read_cgroup2_mount().value_or("");
     while (dirent *entry = readdir(proc))
         if (is_number(entry->d_name))

@@ -4,13 +4,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "events/event.h"
 #include "events/kernel_socket.h"
+#include "system/result.h"
 
 namespace portwatch {
 
@@ -19,15 +19,14 @@ using SocketOwners = std::unordered_map<std::uint64_t, std::shared_ptr<TaskInfo>
 
 // Every TCP socket (in any state, TIME_WAIT included) and every UDP socket, IPv4 and IPv6,
 // of the namespace `netns_fd` refers to; `netns_inode` (its inode) is copied into each.
-// std::nullopt and a short `error` on failure. Needs CAP_SYS_ADMIN (setns); the calling
-// thread stays in its namespace.
-std::optional<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
-                                                      std::string &error);
+// A failure says briefly why. Needs CAP_SYS_ADMIN (setns); the calling thread stays in its
+// namespace.
+Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode);
 
 // The owners of the sockets every process holds (the first process found for a socket
-// shared by several), from /proc/*/fd, with their cgroup (/proc/PID/cgroup). Empty and `error`
-// set if /proc cannot be read.
-SocketOwners socket_owners(std::string &error);
+// shared by several), from /proc/*/fd, with their cgroup (/proc/PID/cgroup). A failure if
+// /proc cannot be read.
+Result<SocketOwners> socket_owners();
 
 // `sockets` with `owner` set, for those `owners` knows (TIME_WAIT sockets have no inode).
 std::vector<KernelSocket> with_owners(std::vector<KernelSocket> sockets,
