@@ -5,9 +5,8 @@
 
 namespace portwatch {
 
-IpAddress unmapped(const IpAddress &addr) {
-    bool mapped = addr.family == Family::ipv6 &&
-                  std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
+IpAddress unmapped_ipv6(const IpAddress &addr) {
+    bool mapped = std::all_of(addr.bytes.begin(), addr.bytes.begin() + 10,
                               [](std::uint8_t b) { return b == 0; }) &&
                   addr.bytes[10] == 0xff && addr.bytes[11] == 0xff;
     if (!mapped) return addr;

@@ -34,7 +34,11 @@ ScopeKey scope_of(const SocketInfo &sock, How how);
 ScopeKind scope_kind_of(const SocketInfo &sock, How how);
 
 // ::ffff:a.b.c.d is a.b.c.d to the port allocator: both families share one table.
-IpAddress unmapped(const IpAddress &addr);
+IpAddress unmapped_ipv6(const IpAddress &addr);
+// Inline for the common IPv4 case: the model unmaps both addresses of every event's scope.
+inline IpAddress unmapped(const IpAddress &addr) {
+    return addr.family == Family::ipv4 ? addr : unmapped_ipv6(addr);
+}
 bool is_loopback(const IpAddress &addr);
 
 }  // namespace portwatch
