@@ -171,6 +171,15 @@ std::vector<Warning> PortModel::take_warnings() {
     return std::exchange(pending_warnings_, {});
 }
 
+namespace {
+
+template <class Table>
+void shrink_if_mostly_empty(Table &table) {
+    if (table.capacity() > 4096 && table.size() < table.capacity() / 8) table.rehash(0);
+}
+
+}  // namespace
+
 void PortModel::housekeeping(std::uint64_t now_ns) {
     if (now_ns < last_housekeeping_ns_ + settings_.rate_window_ns / 6) return;
     last_housekeeping_ns_ = now_ns;
@@ -182,6 +191,10 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
             return entry.second + settings_.time_wait_ns < now_ns;
         });
     forget_idle(now_ns);
+    // Open-addressing tables keep their peak size: give a storm's back once it is over.
+    shrink_if_mostly_empty(sockets_);
+    shrink_if_mostly_empty(recently_released_);
+    shrink_if_mostly_empty(time_wait_cookies_);
 }
 
 std::vector<std::uint32_t> PortModel::namespaces() const {
