@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "events/event.h"
 #include "events/kernel_socket.h"
 #include "system/result.h"
@@ -15,7 +17,7 @@
 namespace portwatch {
 
 // Socket inode -> a process with an fd on that socket.
-using SocketOwners = std::unordered_map<std::uint64_t, std::shared_ptr<TaskInfo>>;
+using SocketOwners = absl::flat_hash_map<std::uint64_t, std::shared_ptr<TaskInfo>>;
 
 // Every TCP socket (in any state, TIME_WAIT included) and every UDP socket, IPv4 and IPv6,
 // of the namespace `netns_fd` refers to; `netns_inode` (its inode) is copied into each.
