@@ -25,6 +25,29 @@ struct {
     __type(value, struct pw_held_port);
 } held_ports SEC(".maps");
 
+/* How many held_ports entries each slot (cookie % PW_HELD_SLOTS) has, at least: a lookup
+ * of a cookie whose slot is 0 would miss, and is skipped. Each connect() makes a new cookie
+ * whose held_ports bucket is a cold line of a large table (perf, connect storm: ~0.2 us a
+ * connection in lookup_nulls_elem_raw); these 16 KiB stay in cache. A slot is raised before
+ * its entry is added and lowered after it is deleted, so it never reads 0 while one exists
+ * (an entry replaced in place leaves it one too high: a lookup too many, never one missed).
+ * Cookies are handed out in sequence (sock_gen_cookie()), so the low bits spread evenly. */
+#define PW_HELD_SLOTS 4096
+static __u32 held_ports_in_slot[PW_HELD_SLOTS];
+
+static __always_inline __u32 *held_slot(__u64 cookie)
+{
+    return &held_ports_in_slot[cookie & (PW_HELD_SLOTS - 1)];
+}
+
+/* held_ports' entry for cookie, if any. */
+static __always_inline struct pw_held_port *held_port_of(__u64 cookie)
+{
+    if (!cookie || !*held_slot(cookie))
+        return NULL;
+    return bpf_map_lookup_elem(&held_ports, &cookie);
+}
+
 static __always_inline struct pw_counters *this_cpu_counters(void)
 {
     __u32 zero = 0;
@@ -180,19 +203,28 @@ static __always_inline void record_allocation(const struct pending_call *call,
                                 .how = record.how,
                                 .allocated_boot_ns = allocated_boot_ns};
     /* Cookie 0: the socket predates the agent (no sock_create ran for it). */
-    if (!held.sock.cookie || bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY))
+    if (!held.sock.cookie) {
         count_untracked();
+        return;
+    }
+    /* the result of these adds is unused: XADD, which 5.10 has (fetching adds came in 5.12) */
+    __sync_fetch_and_add(held_slot(held.sock.cookie), 1);
+    if (bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY)) {
+        __sync_fetch_and_add(held_slot(held.sock.cookie), -1);
+        count_untracked();
+    }
 }
 
 /* Emits the release once: whoever deletes the entry first reports it. */
 static __always_inline void release_port(__u64 cookie, __u8 reason)
 {
-    struct pw_held_port *entry = bpf_map_lookup_elem(&held_ports, &cookie);
+    struct pw_held_port *entry = held_port_of(cookie);
     if (!entry)
         return;
     struct pw_held_port held = *entry;
     if (bpf_map_delete_elem(&held_ports, &cookie))
         return;
+    __sync_fetch_and_add(held_slot(cookie), -1);
     struct pw_release_record *r = reserve_record(sizeof(*r), PW_RECORD_RELEASE, held.how);
     if (!r)
         return;
@@ -205,7 +237,7 @@ static __always_inline void release_port(__u64 cookie, __u8 reason)
  * fexit paths of TCP connect). */
 static __always_inline bool in_held_ports(__u64 cookie)
 {
-    return cookie && bpf_map_lookup_elem(&held_ports, &cookie);
+    return held_port_of(cookie);
 }
 
 #endif /* PORTWATCH_RECORDS_BPF_H */

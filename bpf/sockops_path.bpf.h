@@ -142,7 +142,7 @@ static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
         return;
     __u8 reason = handed_to_time_wait(sk, oldstate) ? PW_RELEASE_TIME_WAIT : PW_RELEASE_TCP_CLOSED;
     __u64 cookie = sk->__sk_common.skc_cookie.counter;
-    struct pw_held_port *held = cookie ? bpf_map_lookup_elem(&held_ports, &cookie) : NULL;
+    struct pw_held_port *held = held_port_of(cookie);
     bool bind_locked = is_bind_locked(sk);
     if (!held) {
         __u64 key = (__u64)sk;
