@@ -84,6 +84,12 @@ static __always_inline __u64 cookie_of(const struct sock *sk)
     return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 }
 
+static __always_inline bool is_tcp_stream(const struct sock *sk)
+{
+    return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
+           BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
+}
+
 /* TCP over SOCK_STREAM or UDP over SOCK_DGRAM, IPv4 or IPv6, passing the filters. */
 static __always_inline bool classify_sock(const struct sock *sk, struct pending_call *call)
 {

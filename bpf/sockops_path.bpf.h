@@ -84,7 +84,10 @@ static __always_inline void record_tcp_connect(const struct sock *sk, __u64 cook
     fill_task(&record.task);
     record.how = PW_HOW_CONNECT_AUTOBIND;
     record.syscall = PW_SYSCALL_CONNECT;
-    record.ephemeral = port_is_ephemeral(sk, record.sock.local_port);
+    /* by construction: __inet_hash_connect() (or an inet_csk_get_port() autobind before the
+     * agent started) took it from the range, skipping reserved ports; reading the range here
+     * again cost five probe reads on every connect() */
+    record.ephemeral = true;
     *r = record;
     submit_record(r);
 }

@@ -31,11 +31,14 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
         return 0;
 
     struct sock *sk = sock_of_fd(PT_REGS_PARM1_CORE_SYSCALL(regs));
-    if (!sk || !classify_sock(sk, &call))
+    if (!sk)
         return 0;
-    bool tcp_connect = call.proto == IPPROTO_TCP && call.syscall == PW_SYSCALL_CONNECT;
-    /* pw_sockops reports the port; pw_sys_exit alone reports a failure */
+    bool tcp_connect = call.syscall == PW_SYSCALL_CONNECT && is_tcp_stream(sk);
+    /* pw_sockops reports the port; pw_sys_exit alone reports a failure. Checked before
+     * classify_sock(): the hot path of a busy client, and each probe read counts there. */
     if (tcp_connect && tcp_connect_path != PW_TCP_CONNECT_BY_SYSCALL)
+        return 0;
+    if (!classify_sock(sk, &call))
         return 0;
     call.sk = (__u64)sk;
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
