@@ -25,25 +25,12 @@ struct {
     __type(value, struct pw_held_port);
 } held_ports SEC(".maps");
 
-/* How many held_ports entries each slot (cookie % PW_HELD_SLOTS) has, at least: a lookup
- * of a cookie whose slot is 0 would miss, and is skipped. Each connect() makes a new cookie
- * whose held_ports bucket is a cold line of a large table (perf, connect storm: ~0.2 us a
- * connection in lookup_nulls_elem_raw); these 16 KiB stay in cache. A slot is raised before
- * its entry is added and lowered after it is deleted, so it never reads 0 while one exists
- * (an entry replaced in place leaves it one too high: a lookup too many, never one missed).
- * Cookies are handed out in sequence (sock_gen_cookie()), so the low bits spread evenly. */
-#define PW_HELD_SLOTS 4096
-static __u32 held_ports_in_slot[PW_HELD_SLOTS];
-
-static __always_inline __u32 *held_slot(__u64 cookie)
-{
-    return &held_ports_in_slot[cookie & (PW_HELD_SLOTS - 1)];
-}
+static struct key_counts held_ports_keys;
 
 /* held_ports' entry for cookie, if any. */
 static __always_inline struct pw_held_port *held_port_of(__u64 cookie)
 {
-    if (!cookie || !*held_slot(cookie))
+    if (!cookie || !key_may_be_in(&held_ports_keys, cookie))
         return NULL;
     return bpf_map_lookup_elem(&held_ports, &cookie);
 }
@@ -207,10 +194,9 @@ static __always_inline void record_allocation(const struct pending_call *call,
         count_untracked();
         return;
     }
-    /* the result of these adds is unused: XADD, which 5.10 has (fetching adds came in 5.12) */
-    __sync_fetch_and_add(held_slot(held.sock.cookie), 1);
+    count_key_added(&held_ports_keys, held.sock.cookie);
     if (bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY)) {
-        __sync_fetch_and_add(held_slot(held.sock.cookie), -1);
+        count_key_removed(&held_ports_keys, held.sock.cookie);
         count_untracked();
     }
 }
@@ -224,7 +210,7 @@ static __always_inline void release_port(__u64 cookie, __u8 reason)
     struct pw_held_port held = *entry;
     if (bpf_map_delete_elem(&held_ports, &cookie))
         return;
-    __sync_fetch_and_add(held_slot(cookie), -1);
+    count_key_removed(&held_ports_keys, cookie);
     struct pw_release_record *r = reserve_record(sizeof(*r), PW_RECORD_RELEASE, held.how);
     if (!r)
         return;

@@ -11,6 +11,7 @@ struct {
     __type(key, __u32);
     __type(value, struct pending_call);
 } pending SEC(".maps");
+static struct key_counts pending_keys; /* sys_exit of a TCP connect() looks up a tid it lacks */
 
 /* TCP connect() calls in flight with PW_TCP_CONNECT_BY_SYSCALL, by socket: the release
  * reason if the socket closed during the call (a refused connect), else 0. pw_sys_exit
@@ -21,6 +22,11 @@ struct {
     __type(key, __u64);
     __type(value, __u8);
 } connects_in_flight SEC(".maps");
+
+static __always_inline struct pending_call *pending_call_of(__u32 tid)
+{
+    return key_may_be_in(&pending_keys, tid) ? bpf_map_lookup_elem(&pending, &tid) : NULL;
+}
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
@@ -50,7 +56,9 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     }
 
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    count_key_added(&pending_keys, tid);
     if (bpf_map_update_elem(&pending, &tid, &call, BPF_ANY)) {
+        count_key_removed(&pending_keys, tid);
         struct pw_counters *c = this_cpu_counters();
         if (c)
             c->pending_overflow++;
@@ -125,14 +133,15 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
         return 0;
 #endif
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct pending_call *entry = bpf_map_lookup_elem(&pending, &tid);
+    struct pending_call *entry = pending_call_of(tid);
     if (!entry) {
         if (nr == nr_connect && is_failure(ret))
             record_failed_tcp_connect(regs, ret);
         return 0;
     }
     struct pending_call call = *entry;
-    bpf_map_delete_elem(&pending, &tid);
+    if (!bpf_map_delete_elem(&pending, &tid))
+        count_key_removed(&pending_keys, tid);
     finish_call(&call, (void *)call.sk, ret);
     return 0;
 }
@@ -141,7 +150,7 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
 static __always_inline bool in_reported_call(const struct sock *sk)
 {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct pending_call *call = bpf_map_lookup_elem(&pending, &tid);
+    struct pending_call *call = pending_call_of(tid);
     return call && call->sk == (__u64)sk;
 }
 
