@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "kernel_support.h"
+#include "model/port_model.h"
 #include "system/cgroup_paths.h"
 #include "system/netns_config.h"
 #include "system/socket_tables.h"
@@ -213,6 +214,30 @@ TEST_F(SocketTablesTest, DumpListsExactlyTheNamespacesSockets) {
     EXPECT_EQ(time_wait->inode, 0u);
     EXPECT_EQ(time_wait->sock.cookie, made.time_wait_cookie);  // inet_twsk_alloc() keeps it
     EXPECT_NE(time_wait->sock.cookie, 0u);
+}
+
+// inet_diag lists a TCP table's listeners before its other sockets: a pass's row filter sees
+// the listener first and leaves its accepted socket out, and nothing else.
+TEST_F(SocketTablesTest, APassLeavesOutTheAcceptedSockets) {
+    Netns netns(kNoTwReuse);
+    TestSockets made;
+    netns.run([&] { make_test_sockets(made); });
+    PortModel model(ModelSettings{},
+                    [](std::uint32_t, std::uint32_t) { return NetnsPortConfig{}; });
+    TableRowFilter needed(model);
+    NetnsConfigReader reader;
+    Result<int> fd = reader.handle(netns.inode());
+    ASSERT_TRUE(fd) << fd.error();
+
+    Result<std::vector<KernelSocket>> sockets = dump_sockets(
+        *fd, netns.inode(), [&needed](const KernelSocket &socket) { return needed.keep(socket); });
+    ASSERT_TRUE(sockets) << sockets.error();
+    std::uint16_t client_port = local_port_of(made.client);
+    EXPECT_FALSE(find(*sockets, Proto::tcp, kListenerPort, client_port)) << "the accepted one";
+    EXPECT_TRUE(find(*sockets, Proto::tcp, kListenerPort, 0));
+    EXPECT_TRUE(find(*sockets, Proto::tcp, client_port, kListenerPort));
+    EXPECT_TRUE(find(*sockets, Proto::tcp, made.time_wait_port, kListenerPort));
+    EXPECT_TRUE(find(*sockets, Proto::udp, local_port_of(made.udp6), 0));
 }
 
 TEST_F(SocketTablesTest, AMappedIpv4SocketStaysIpv6) {

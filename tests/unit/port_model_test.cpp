@@ -789,6 +789,76 @@ TEST_F(PortModelTest, TablesReadBeforeTheEventsDoNotCountTimeWaitTwice) {
     EXPECT_EQ(scope(ScopeKind::bind).in_use, 1u) << "one port, held once";
 }
 
+// The rows TableRowFilter lets through, in the table's order, as a pass reads them.
+std::vector<KernelSocket> rows_kept(const PortModel &model,
+                                    const std::vector<KernelSocket> &table) {
+    TableRowFilter filter(model);
+    std::vector<KernelSocket> kept;
+    for (const KernelSocket &row : table)
+        if (filter.keep(row)) kept.push_back(row);
+    return kept;
+}
+
+std::vector<std::uint64_t> cookies_in(const std::vector<KernelSocket> &rows) {
+    std::vector<std::uint64_t> cookies;
+    for (const KernelSocket &row : rows) cookies.push_back(row.sock.cookie);
+    return cookies;
+}
+
+// A pass keeps only the rows TableRowFilter lets through as a table is read: the model must
+// come out of reconcile() as it would from the whole table, the sockets it holds on a
+// listener's port included (left out, they would be dropped as gone).
+TEST_F(PortModelTest, TheRowsAPassLeavesOutChangeNothing) {
+    PortModel whole{ModelSettings{}, host.source()};  // the same events, then the whole table
+    auto both = [&](const Event &event) {
+        apply(event);
+        whole.apply(event);
+    };
+    AllocateEvent reuse_port = events.allocation(How::bind, Proto::tcp, 40005);  // not listening
+    both(reuse_port);
+    AllocateEvent closed_first = events.allocation(How::bind, Proto::tcp, 40005);
+    both(closed_first);
+    both(events.release(closed_first, ReleaseReason::time_wait));
+    events.now += 5 * kSecond;
+    std::uint64_t reuse = reuse_port.sock.cookie, waiting = closed_first.sock.cookie;
+    std::vector<KernelSocket> table = {
+        table_socket(200, Proto::tcp, kTcpEstablished, 40005, 50000, 77),  // before its listener
+        table_socket(101, Proto::tcp, kTcpListen, 40005, 0, 77),
+        table_socket(201, Proto::tcp, kTcpEstablished, 40005, 50001, 77),  // accepted
+        table_socket(202, Proto::tcp, kTcpTimeWait, 40005, 50002),         // accepted, closed
+        table_socket(reuse, Proto::tcp, kTcpClose, 40005, 0, 1234),
+        table_socket(waiting, Proto::tcp, kTcpTimeWait, 40005, 50003),
+        table_socket(102, Proto::tcp, kTcpEstablished, 40001, 443, 77),  // a connect()
+        table_socket(203, Proto::tcp, kTcpTimeWait, 40002, 443),         // a connect(), closed
+        table_socket(103, Proto::udp, kTcpClose, 40005, 0, 78),          // UDP: its own ports
+    };
+    table[3].time_wait_left_ms = table[5].time_wait_left_ms = table[7].time_wait_left_ms = 30'000;
+
+    std::vector<KernelSocket> kept = rows_kept(model, table);
+    EXPECT_EQ(cookies_in(kept),
+              (std::vector<std::uint64_t>{200, 101, reuse, waiting, 102, 203, 103}));
+    model.reconcile(kNetns, kept, events.now);
+    whole.reconcile(kNetns, table, events.now);
+
+    const ReconcileTotals &got = model.reconcile_totals(), &want = whole.reconcile_totals();
+    EXPECT_EQ(got.added, want.added);
+    EXPECT_EQ(got.removed, want.removed);
+    EXPECT_EQ(got.time_wait, want.time_wait);
+    EXPECT_EQ(want.removed, 0u) << "the socket not yet listening is still held";
+    EXPECT_EQ(model.tracked_sockets(), whole.tracked_sockets());
+    EXPECT_EQ(to_json(model.report(events.now), time_base()),
+              to_json(whole.report(events.now), time_base()));
+}
+
+TEST_F(PortModelTest, TheRowFilterKeepsEveryRowOfATableWithoutListeners) {
+    std::vector<KernelSocket> table = {
+        table_socket(102, Proto::tcp, kTcpEstablished, 40001, 443),
+        table_socket(103, Proto::udp, kTcpClose, 40001),
+        table_socket(104, Proto::tcp, kTcpTimeWait, 40002, 443),
+    };
+    EXPECT_EQ(rows_kept(model, table).size(), table.size());
+}
+
 TEST(NextLevel, HysteresisTable) {
     ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
     using L = WarningLevel;

@@ -47,7 +47,10 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
         std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
         // A table that cannot be read (no privilege to enter the namespace) is left out: the
         // model keeps what the events say of that namespace (`check` names the reason).
-        Result<std::vector<KernelSocket>> table = dump_sockets(*fd, netns);
+        // Only the rows the model needs: a busy server's accepted sockets are most of them.
+        TableRowFilter needed(model);
+        Result<std::vector<KernelSocket>> table = dump_sockets(
+            *fd, netns, [&needed](const KernelSocket &socket) { return needed.keep(socket); });
         if (!table) continue;
         tables.push_back({netns, with_owners(std::move(table).value(), owners), read_at});
     }

@@ -171,6 +171,10 @@ class PortModel {
     bool attribute(ReleaseEvent &release) const;
 
     std::size_t tracked_sockets() const { return sockets_.size(); }
+    // Whether the model holds the socket with this cookie: live, or in TIME_WAIT.
+    bool holds_socket(std::uint64_t cookie) const {
+        return sockets_.contains(cookie) || time_wait_cookies_.contains(cookie);
+    }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
 
@@ -265,6 +269,25 @@ class PortModel {
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
     bool interval_started_ = false;
+};
+
+// The rows of one netns's table that reconcile() needs, told row by row as sock_diag lists
+// them, so that a pass holds no others (issue 15: a pass holds every table at once). Left out:
+// a TCP socket on a port a listener listed before it holds (a server's accepted connections,
+// most sockets of a busy host), which holds no port of its own and which reconcile() ignores
+// all the same (from_table()); unless the model holds it, or it would be dropped as gone.
+// sock_diag lists each TCP table's listeners first; a socket listed before its listener (on
+// a port only an IPv6 listener holds) is kept, and ignored as before. The model is asked as
+// the row is read: a socket it learns of later, from events applied before reconcile(), is
+// dropped as gone if that event is older than reconcile_grace_ns. One per table.
+class TableRowFilter {
+  public:
+    explicit TableRowFilter(const PortModel &model) : model_(model) {}
+    bool keep(const KernelSocket &socket);
+
+  private:
+    const PortModel &model_;
+    PortSet listening_;  // the TCP listeners' ports seen so far
 };
 
 WarningLevel next_level(WarningLevel current, double utilization, const ModelSettings &settings);

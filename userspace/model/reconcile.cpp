@@ -13,11 +13,21 @@ struct TableCookies {
     CookieSet live, waiting;
 };
 
+bool is_tcp_listener(const KernelSocket &socket) {
+    return socket.sock.proto == Proto::tcp && socket.state == kTcpListen;
+}
+
+// A TCP socket that shares a port one of `listening` holds (an accepted one, mostly): it
+// holds no port of its own.
+bool shares_a_listeners_port(const KernelSocket &socket, const PortSet &listening) {
+    return socket.sock.proto == Proto::tcp && socket.state != kTcpListen &&
+           listening.contains(socket.sock.local_port);
+}
+
 TableCookies cookies_of(const std::vector<KernelSocket> &table) {
     TableCookies cookies;
     for (const auto &socket : table) {
-        if (socket.sock.proto == Proto::tcp && socket.state == kTcpListen)
-            cookies.listening.insert(socket.sock.local_port);
+        if (is_tcp_listener(socket)) cookies.listening.insert(socket.sock.local_port);
         (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp ? cookies.waiting
                                                                          : cookies.live)
             .insert(socket.sock.cookie);
@@ -121,9 +131,9 @@ std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket,
                                                 std::uint64_t read_at_ns) const {
     const SocketInfo &sock = socket.sock;
     if (sock.local_port == 0 || sock.cookie == 0) return std::nullopt;
+    if (shares_a_listeners_port(socket, listening)) return std::nullopt;
     How how = How::bind;
     if (sock.proto == Proto::tcp && socket.state != kTcpListen) {
-        if (listening.contains(sock.local_port)) return std::nullopt;
         auto ns = netns_.find(sock.netns);
         bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
         if (ephemeral && sock.has_remote() &&
@@ -145,6 +155,11 @@ bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
     auto released = ns->second.bind_ports_released.find(port);
     return released != ns->second.bind_ports_released.end() &&
            released->second + settings_.time_wait_ns >= now_ns;
+}
+
+bool TableRowFilter::keep(const KernelSocket &socket) {
+    if (is_tcp_listener(socket)) listening_.insert(socket.sock.local_port);
+    return !shares_a_listeners_port(socket, listening_) || model_.holds_socket(socket.sock.cookie);
 }
 
 void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {

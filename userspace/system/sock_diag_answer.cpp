@@ -79,7 +79,8 @@ Result<DumpProgress> take_message(const nlmsghdr &header, const char *payload, s
     std::memcpy(&message, payload, sizeof(message));
     if (message.idiag_family != AF_INET && message.idiag_family != AF_INET6)
         return DumpProgress::more;
-    dump.sockets.push_back(decode(message, dump.proto, dump.netns_inode));
+    KernelSocket socket = decode(message, dump.proto, dump.netns_inode);
+    if (!dump.keep || dump.keep(socket)) dump.sockets.push_back(std::move(socket));
     return DumpProgress::more;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,13 +16,17 @@ namespace portwatch {
 
 enum class DumpProgress { more, done };
 
+// Whether a dump keeps a socket, asked of each as it is read, in the order the kernel lists them.
+using KeepSocket = std::function<bool(const KernelSocket &)>;
+
 // One table's answer being read: the request's seq (messages of other seqs are skipped),
-// what the table holds, and where its sockets go.
+// what the table holds, where its sockets go, and which (none given: all).
 struct DumpAnswer {
     std::uint32_t seq;
     Proto proto;
     std::uint32_t netns_inode;
     std::vector<KernelSocket> &sockets;
+    KeepSocket keep = {};
 };
 
 // Takes one received datagram: `more` until NLMSG_DONE (`done`); a failure, saying why, for

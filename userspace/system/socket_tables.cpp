@@ -200,7 +200,8 @@ void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2
 
 }  // namespace
 
-Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode) {
+Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
+                                               const KeepSocket &keep) {
     Result<int> fd = diag_socket_inside(netns_fd);
     if (!fd) return Failure{fd.error()};
     std::vector<KernelSocket> sockets;
@@ -208,7 +209,7 @@ Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns
     Status dumped;
     for (const Table &table : kTables) {
         Proto proto = table.protocol == IPPROTO_TCP ? Proto::tcp : Proto::udp;
-        DumpAnswer answer{++seq, proto, netns_inode, sockets};
+        DumpAnswer answer{++seq, proto, netns_inode, sockets, keep};
         dumped = dump_table(*fd, table, answer);
         if (!dumped) break;
     }

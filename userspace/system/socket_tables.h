@@ -13,6 +13,7 @@
 #include "events/event.h"
 #include "events/kernel_socket.h"
 #include "system/result.h"
+#include "system/sock_diag_answer.h"
 
 namespace portwatch {
 
@@ -21,9 +22,12 @@ using SocketOwners = absl::flat_hash_map<std::uint64_t, std::shared_ptr<TaskInfo
 
 // Every TCP socket (in any state, TIME_WAIT included) and every UDP socket, IPv4 and IPv6,
 // of the namespace `netns_fd` refers to; `netns_inode` (its inode) is copied into each.
-// A failure says briefly why. Needs CAP_SYS_ADMIN (setns); the calling thread stays in its
-// namespace.
-Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode);
+// `keep`, if given, is asked of each socket as it is read, in this order: TCP over IPv4,
+// TCP over IPv6, UDP over IPv4, UDP over IPv6, each TCP table's listeners first (inet_diag's
+// order); the sockets it refuses are left out. A failure says briefly why. Needs
+// CAP_SYS_ADMIN (setns); the calling thread stays in its namespace.
+Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
+                                               const KeepSocket &keep = {});
 
 // The owners of the sockets every process holds (the first process found for a socket
 // shared by several), from /proc/*/fd, with their cgroup (/proc/PID/cgroup). A failure if
