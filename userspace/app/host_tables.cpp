@@ -44,11 +44,13 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
     for (std::uint32_t netns : namespaces) {
         Result<int> fd = netns_reader.handle(netns);
         if (!fd) continue;  // gone since: its sockets went with it
+        // Only the rows the model needs: a busy server's accepted sockets are most of them.
+        // The filter asks the model what it holds: what the queued events say, first.
+        if (drain_events) drain_events();
+        TableRowFilter needed(model);
         std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
         // A table that cannot be read (no privilege to enter the namespace) is left out: the
         // model keeps what the events say of that namespace (`check` names the reason).
-        // Only the rows the model needs: a busy server's accepted sockets are most of them.
-        TableRowFilter needed(model);
         Result<std::vector<KernelSocket>> table = dump_sockets(
             *fd, netns, [&needed](const KernelSocket &socket) { return needed.keep(socket); });
         if (!table) continue;

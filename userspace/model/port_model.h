@@ -278,8 +278,9 @@ class PortModel {
 // all the same (from_table()); unless the model holds it, or it would be dropped as gone.
 // sock_diag lists each TCP table's listeners first; a socket listed before its listener (on
 // a port only an IPv6 listener holds) is kept, and ignored as before. The model is asked as
-// the row is read: a socket it learns of later, from events applied before reconcile(), is
-// dropped as gone if that event is older than reconcile_grace_ns. One per table.
+// the row is read (the caller applies the queued events first): a socket it learns of only
+// from an event queued during the dump is younger than reconcile_grace_ns, and kept. One per
+// table.
 class TableRowFilter {
   public:
     explicit TableRowFilter(const PortModel &model) : model_(model) {}
