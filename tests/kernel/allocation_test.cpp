@@ -5,12 +5,16 @@
 #ifndef IP_LOCAL_PORT_RANGE
 #define IP_LOCAL_PORT_RANGE 51 /* linux/in.h, kernel 6.3 */
 #endif
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <set>
+#include <vector>
 
 #include "kernel_support.h"
 
@@ -533,6 +537,57 @@ TEST_P(UdpTest, ExhaustedRangeFailsSendWithEagain) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, UdpTest, ::testing::ValuesIn(kUdp), combo_name);
+
+class HeldPortsTest : public KernelTest {};
+
+// Binds `count` UDP sockets to port 0 at once, then closes them out of allocation order (every
+// other one, then the rest backwards); returns the ports they got.
+std::set<std::uint16_t> hold_then_close_udp_ports(const Netns &netns, std::size_t count) {
+    std::set<std::uint16_t> ports;
+    netns.run([&] {
+        std::vector<int> fds;
+        for (std::size_t i = 0; i < count; i++) {
+            int fd = make_socket(Family::ipv4, Proto::udp);
+            ASSERT_EQ(bind_to(fd, Family::ipv4, 0), 0) << "socket " << i;
+            ports.insert(local_port_of(fd));
+            fds.push_back(fd);
+        }
+        for (std::size_t i = 0; i < fds.size(); i += 2) close(fds[i]);
+        for (std::size_t i = fds.size(); i-- > 0;)
+            if (i % 2) close(fds[i]);
+    });
+    return ports;
+}
+
+// The kernel side skips held_ports lookups by a count of its cookies per slot (4096 slots,
+// key_counts in bpf/common.bpf.h). With more ports held at once than slots, slots are shared:
+// each release must still be found, once.
+TEST_F(HeldPortsTest, MorePortsHeldThanKeySlotsAreEachReleasedOnce) {
+    constexpr std::size_t kHeld = 5000;  // at least 904 slots shared
+    rlimit files{};
+    ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &files), 0);
+    rlimit enough = files;
+    enough.rlim_cur = std::max<rlim_t>(files.rlim_cur, kHeld + 1024);
+    enough.rlim_max = std::max(files.rlim_max, enough.rlim_cur);
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &enough), 0) << std::strerror(errno);
+    Netns netns;
+    std::set<std::uint16_t> ports = hold_then_close_udp_ports(netns, kHeld);
+    EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &files), 0);
+    ASSERT_EQ(ports.size(), kHeld);
+
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(kHeld, 0, kHeld),
+                                             std::chrono::seconds(20));
+    std::set<std::uint64_t> allocated, released;
+    for (const AllocateEvent &event : allocations(events)) allocated.insert(event.sock.cookie);
+    for (const ReleaseEvent &event : releases(events)) {
+        EXPECT_TRUE(event.owner_known) << "cookie " << event.sock.cookie;
+        EXPECT_EQ(event.how, How::bind_ephemeral);
+        released.insert(event.sock.cookie);
+    }
+    EXPECT_EQ(allocations(events).size(), kHeld);
+    EXPECT_EQ(releases(events).size(), kHeld);
+    EXPECT_EQ(released, allocated);
+}
 
 }  // namespace
 }  // namespace portwatch::test
