@@ -1,5 +1,6 @@
 #include "enrich/port_owners.h"
 
+#include <utility>
 #include <variant>
 
 namespace portwatch {
@@ -27,9 +28,9 @@ void PortOwners::complete(ReleaseEvent &release) {
     auto found = owners_.find(release.sock.cookie);
     if (found == owners_.end()) return;
     if (!release.owner_known) {
-        const Owner &owner = found->second;
+        Owner &owner = found->second;  // erased below: its task is moved, not copied
         release.owner_known = true;
-        release.owner = owner.task;
+        release.owner = std::move(owner.task);
         release.how = owner.how;
         release.held_ns = release.boot_ns > owner.allocated_boot_ns
                               ? release.boot_ns - owner.allocated_boot_ns

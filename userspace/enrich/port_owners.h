@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
-#include <unordered_map>
+#include <absl/container/flat_hash_map.h>
 
 #include "events/event.h"
 
@@ -39,8 +39,8 @@ class PortOwners {
     void make_room();
 
     std::size_t capacity_;
-    std::unordered_map<std::uint64_t, Owner> owners_;
-    std::deque<std::uint64_t> arrival_order_;  // may hold cookies already released
+    absl::flat_hash_map<std::uint64_t, Owner> owners_;  // no node to allocate per connection
+    std::deque<std::uint64_t> arrival_order_;           // may hold cookies already released
     std::uint64_t evicted_ = 0;
 };
 
