@@ -76,6 +76,11 @@ def parse_args() -> argparse.Namespace:
                         help="the monitor's --events mode (default all)")
     parser.add_argument("--modes", help="comma-separated --events modes, one agent condition"
                         " each (e.g. all,failures,none); overrides --events")
+    parser.add_argument("--monitor-session", choices=("own", "shared"), default="own",
+                        help="own (default): the monitor in a session of its own, as systemd runs"
+                        " every service; shared: in this script's session, with the storm (on the"
+                        " 2-vCPU development VM the storm then runs ~2.5 us a connection slower in"
+                        " its own port search, whatever the monitor does: docs/performance.md)")
     parser.add_argument("--build", action="store_true",
                         help="build portwatch, connect_storm and hook_floor first")
     parser.add_argument("--build-dir", type=Path, default=bl.REPO / "build")
@@ -136,7 +141,8 @@ class Bench:
         """Starts the monitor; returns (process, output path, stderr path, ready line)."""
         out, err = self.work / f"{tag}.jsonl", self.work / f"{tag}.err"
         out.touch()
-        process = bl.start(self.monitor_command(mode, out, label), self.work / f"{tag}.stdout", err)
+        process = bl.start(self.monitor_command(mode, out, label), self.work / f"{tag}.stdout", err,
+                           new_session=self.args.monitor_session == "own")
         line = bl.wait_for_line(process, out, lambda l: '"type":"ready"' in l,
                                 "portwatch monitor", err)
         bl.wait_for_event_loop(process.pid)
@@ -284,7 +290,8 @@ def print_header(bench: Bench, names: list[str], ready: dict, programs: dict[int
         print(line)
     print(f"runs:      {args.rounds} rounds x {len(names)} conditions, {args.seconds:g} s each,"
           " order rotated by one per round; each storm in a fresh network namespace")
-    print(f"placement: {bench.storm.placement}; monitor and loader not pinned")
+    print(f"placement: {bench.storm.placement}; monitor and loader not pinned; monitor in"
+          f" {'a session of its own' if args.monitor_session == 'own' else 'this script’s session'}")
     stats = (f"kernel.bpf_stats_enabled 1 during the measurement (two clock reads per program"
              f" call, floor and agent alike), then {bench.bpf_stats_before} again"
              if args.bpf_stats else "kernel.bpf_stats_enabled left alone (--no-bpf-stats):"

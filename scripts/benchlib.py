@@ -239,11 +239,12 @@ def wait_for_event_loop(pid: int, timeout: float = 120) -> None:
 
 # ---- child processes ------------------------------------------------------------------------
 
-def start(command: list[str], stdout: Path, stderr: Path) -> subprocess.Popen:
-    """Starts COMMAND with its output in files; it is stopped (SIGINT, then SIGKILL) at clean-up
-    if still running then."""
+def start(command: list[str], stdout: Path, stderr: Path,
+          new_session: bool = False) -> subprocess.Popen:
+    """Starts COMMAND with its output in files (NEW_SESSION: in a session of its own, as systemd
+    starts a service); it is stopped (SIGINT, then SIGKILL) at clean-up if still running then."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err)
+        process = subprocess.Popen(command, stdout=out, stderr=err, start_new_session=new_session)
     process.cleanup = at_cleanup(lambda: stop(process, signal.SIGINT, 5))
     return process
 
