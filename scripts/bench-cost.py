@@ -567,6 +567,7 @@ def main() -> int:
     bl.require_root("portwatch and hook_floor load BPF programs")
     bl.require_tools("bpftool")
     bl.build(args.build_dir, "portwatch", "connect_storm", "hook_floor", skip=not args.build)
+    bl.require_no_portwatch_attached()
     work = bl.work_dir(NAME, args.keep)
     bench = Bench(args, work)
     names = conditions(args.modes, args.others)

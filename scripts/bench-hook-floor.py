@@ -123,6 +123,7 @@ def main() -> int:
     args = parse_args()
     bl.require_root("hook_floor loads BPF programs")
     bl.build(args.build_dir, "connect_storm", "hook_floor", skip=not args.build)
+    bl.require_no_portwatch_attached()
     storm = bl.Storm(bl.executable(args.build_dir / "tests/connect_storm"), args.pin_cpu)
     loader = bl.executable(args.build_dir / "tests/hook_floor", " (PORTWATCH_TESTS off?)")
     work = bl.work_dir(NAME, args.keep)

@@ -386,6 +386,16 @@ def bpf_programs() -> dict[int, dict]:
     return programs
 
 
+def require_no_portwatch_attached() -> None:
+    """Fails when portwatch's or the floor's programs are loaded already (a monitor left
+    running): the storm would pay for their hooks too, in every condition."""
+    stray = sorted({p["name"] for p in bpf_programs().values()
+                    if p["name"].startswith(("pw_", "floor_"))})
+    if stray:
+        raise BenchError("portwatch programs are loaded already (" + ", ".join(stray) + "): stop"
+                         " the monitor or loader that holds them (bpftool prog show) and run again")
+
+
 def bpf_links() -> list[dict]:
     result = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True, text=True)
     if result.returncode:
