@@ -278,14 +278,18 @@ Json to_json(const Event &event, const TimeBase &time) {
     return out;
 }
 
+void append_json_line(std::string &out, const Event &event, const TimeBase &time) {
+    {
+        JsonTextFields fields(out);
+        add_event(fields, event, time);
+    }
+    out += '\n';
+}
+
 std::string json_line(const Event &event, const TimeBase &time) {
     std::string line;
     line.reserve(512);
-    {
-        JsonTextFields fields(line);
-        add_event(fields, event, time);
-    }
-    line += '\n';
+    append_json_line(line, event, time);
     return line;
 }
 

@@ -15,8 +15,10 @@ using Json = nlohmann::ordered_json;
 
 Json to_json(const Event &event, const TimeBase &time);
 // The line of json_line(to_json(event, time)), written without building the tree: the one
-// line per event is the monitor's hot path.
+// line per event is the monitor's hot path. append_json_line adds it to `out` (a buffer the
+// caller reuses: no allocation per line).
 std::string json_line(const Event &event, const TimeBase &time);
+void append_json_line(std::string &out, const Event &event, const TimeBase &time);
 Json to_json(const ReadyInfo &ready);
 Json to_json(const StatsSnapshot &stats);
 Json to_json(const Warning &warning, const TimeBase &time);

@@ -27,11 +27,17 @@ class JsonReporter : public StreamReporter {
     using StreamReporter::StreamReporter;
     void ready(const ReadyInfo &ready) override { write(json_line(to_json(ready))); }
     void event(const Event &event) override {
-        if (shows(lines_, event)) write(json_line(event, time_));
+        if (!shows(lines_, event)) return;
+        event_line_.clear();  // keeps its capacity
+        append_json_line(event_line_, event, time_);
+        write(event_line_);
     }
     void stats(const StatsSnapshot &stats) override { write(json_line(to_json(stats))); }
     void warning(const Warning &warning) override { write(json_line(to_json(warning, time_))); }
     void report(const Report &report) override { write(json_line(to_json(report, time_))); }
+
+  private:
+    std::string event_line_;
 };
 
 class TextReporter : public StreamReporter {
