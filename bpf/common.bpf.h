@@ -78,4 +78,25 @@ static __always_inline void count_key_removed(struct key_counts *counts, __u64 k
     __sync_fetch_and_add(key_slot(counts, key), -1);
 }
 
+/* map[*key] = value, where counts keeps map's keys (key_value: *key, widened). */
+static __always_inline long update_counted(void *map, struct key_counts *counts, __u64 key_value,
+                                           const void *key, const void *value)
+{
+    count_key_added(counts, key_value);
+    long err = bpf_map_update_elem(map, key, value, BPF_ANY);
+    if (err)
+        count_key_removed(counts, key_value);
+    return err;
+}
+
+/* Deletes map[*key]; true if it was there. */
+static __always_inline bool delete_counted(void *map, struct key_counts *counts, __u64 key_value,
+                                           const void *key)
+{
+    if (bpf_map_delete_elem(map, key))
+        return false;
+    count_key_removed(counts, key_value);
+    return true;
+}
+
 #endif /* PORTWATCH_COMMON_BPF_H */

@@ -41,9 +41,6 @@ static __always_inline struct pw_counters *this_cpu_counters(void)
     return bpf_map_lookup_elem(&counters, &zero);
 }
 
-/* Every caller submits what this returns on every path, before any other helper call:
- * the 6.1 and 6.12 verifiers cannot follow a reservation across the branches the
- * compiler makes of "reserve, do other work, submit if reserved" ("Unreleased reference"). */
 static __always_inline void count_record(__u64 (*per_type)[PW_HOW_COUNT], __u16 type, __u8 how)
 {
     /* checked in a register right at the use: 6.1's verifier loses the bound of a value
@@ -55,6 +52,9 @@ static __always_inline void count_record(__u64 (*per_type)[PW_HOW_COUNT], __u16 
         per_type[type][how]++;
 }
 
+/* Every caller tests what this returns at once, and then fills and submits a reservation on
+ * every path: the 6.1 and 6.12 verifiers cannot follow a reservation across the branches the
+ * compiler makes of "reserve, do other work, submit if reserved" ("Unreleased reference"). */
 static __always_inline void *reserve_record(__u32 size, __u16 type, __u8 how)
 {
     struct pw_counters *c = this_cpu_counters();
@@ -124,6 +124,7 @@ static __always_inline void fill_task(struct pw_task *task)
     task->pid = pid_tgid >> 32;
     task->tid = (__u32)pid_tgid;
     task->uid = (__u32)bpf_get_current_uid_gid();
+    task->pad = 0;
     task->cgroup_id = bpf_get_current_cgroup_id();
     bpf_get_current_comm(task->comm, sizeof(task->comm));
 }
@@ -194,11 +195,9 @@ static __always_inline void record_allocation(const struct pending_call *call,
         count_untracked();
         return;
     }
-    count_key_added(&held_ports_keys, held.sock.cookie);
-    if (bpf_map_update_elem(&held_ports, &held.sock.cookie, &held, BPF_ANY)) {
-        count_key_removed(&held_ports_keys, held.sock.cookie);
+    __u64 cookie = held.sock.cookie;
+    if (update_counted(&held_ports, &held_ports_keys, cookie, &cookie, &held))
         count_untracked();
-    }
 }
 
 /* Emits the release once: whoever deletes the entry first reports it. */
@@ -208,9 +207,8 @@ static __always_inline void release_port(__u64 cookie, __u8 reason)
     if (!entry)
         return;
     struct pw_held_port held = *entry;
-    if (bpf_map_delete_elem(&held_ports, &cookie))
+    if (!delete_counted(&held_ports, &held_ports_keys, cookie, &cookie))
         return;
-    count_key_removed(&held_ports_keys, cookie);
     struct pw_release_record *r = reserve_record(sizeof(*r), PW_RECORD_RELEASE, held.how);
     if (!r)
         return;

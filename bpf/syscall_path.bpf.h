@@ -57,9 +57,7 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     }
 
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    count_key_added(&pending_keys, tid);
-    if (bpf_map_update_elem(&pending, &tid, &call, BPF_ANY)) {
-        count_key_removed(&pending_keys, tid);
+    if (update_counted(&pending, &pending_keys, tid, &tid, &call)) {
         struct pw_counters *c = this_cpu_counters();
         if (c)
             c->pending_overflow++;
@@ -154,8 +152,7 @@ int BPF_PROG(pw_sys_exit, struct pt_regs *regs, long ret)
         return 0;
     }
     struct pending_call call = *entry;
-    if (!bpf_map_delete_elem(&pending, &tid))
-        count_key_removed(&pending_keys, tid);
+    delete_counted(&pending, &pending_keys, tid, &tid);
     finish_call(&call, (void *)call.sk, ret);
     return 0;
 }
