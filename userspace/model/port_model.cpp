@@ -67,20 +67,27 @@ void PortModel::hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint
 }
 
 void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
-    NetnsState &ns = netns_state(held.sock.netns, held.pid);
     ScopeKey scope = held.scope();
-    ScopeState &state = scope_state(scope, held.sock.proto);
+    hold(held, scope.kind, scope_state(scope, held.sock.proto), owner);
+}
+
+void PortModel::hold(const HeldSocket &held, ScopeKind kind, ScopeState &state,
+                     const TaskInfo &owner) {
+    NetnsState &ns = netns_state(held.sock.netns, held.pid);
     state.held++;
     state.held_by_pid[held.pid]++;
     process(owner, held.sock.netns);
     count_process_port(held, +1);
-    hold_port(ns, scope.kind, held.sock.proto, held.sock.local_port, +1);
+    hold_port(ns, kind, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
 
 // Undoes hold() except for the port itself, which a TIME_WAIT socket may keep.
 void PortModel::forget(const HeldSocket &held) {
-    ScopeState &state = scope_state(held.scope(), held.sock.proto);
+    forget(held, scope_state(held.scope(), held.sock.proto));
+}
+
+void PortModel::forget(const HeldSocket &held, ScopeState &state) {
     if (state.held) state.held--;
     if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
         if (--pid->second == 0) state.held_by_pid.erase(pid);
@@ -108,7 +115,7 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     std::uint64_t cookie = event.sock.cookie;
     drop_table_entry(cookie, event.sock.netns);
     if (cookie != 0 && !sockets_.contains(cookie))
-        hold({event.sock, event.how, event.task.pid, event.boot_ns}, event.task);
+        hold({event.sock, event.how, event.task.pid, event.boot_ns}, key.kind, state, event.task);
     count_allocation(state, event.boot_ns);
     record_sample(state, key, event.boot_ns);
     if (auto warning = evaluate(key, state, event.boot_ns)) warnings.push_back(*warning);
@@ -147,7 +154,8 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     HeldSocket held = found->second;
     sockets_.erase(found);
     ScopeKey scope = held.scope();
-    forget(held);
+    ScopeState &state = scope_state(scope, held.sock.proto);
+    forget(held, state);
     note_released(held, event.boot_ns);
     // The tables may have shown this TIME_WAIT socket before its events were read (the
     // baseline runs while the first events wait in the ring buffer): that entry stays.
@@ -159,7 +167,6 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     else
         hold_port(netns_state(held.sock.netns, 0), scope.kind, held.sock.proto,
                   held.sock.local_port, -1);
-    ScopeState &state = scope_state(scope, held.sock.proto);
     count_release(state, event);
     record_sample(state, scope, event.boot_ns);
     if (auto warning = evaluate(scope, state, event.boot_ns)) warnings.push_back(*warning);

@@ -185,6 +185,9 @@ class PortModel {
     void hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port, int delta);
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
+    // The same, with held's scope and its state already looked up (the per-event path).
+    void hold(const HeldSocket &held, ScopeKind kind, ScopeState &state, const TaskInfo &owner);
+    void forget(const HeldSocket &held, ScopeState &state);
     void drop_table_entry(std::uint64_t cookie, std::uint32_t netns);
     std::vector<Warning> on_allocate(const AllocateEvent &event);
     std::vector<Warning> on_failure(const AllocateEvent &event);

@@ -99,11 +99,13 @@ SafeText escape(std::string_view raw, bool escape_controls) {
 
 }  // namespace
 
+bool is_ascii(std::string_view raw) {
+    return std::all_of(raw.begin(), raw.end(),
+                       [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
 SafeText utf8_or_escaped(std::string_view raw) {
-    // ASCII is UTF-8 as it is: nearly every comm and cgroup path, once per event line
-    if (std::all_of(raw.begin(), raw.end(),
-                    [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
-        return {std::string(raw), false};
+    if (is_ascii(raw)) return {std::string(raw), false};  // nearly every comm and cgroup path
     return escape(raw, false);
 }
 
@@ -184,18 +186,21 @@ std::string_view utc_seconds(std::int64_t seconds) {
 
 }  // namespace
 
-std::string rfc3339_utc(std::int64_t realtime_ns) {
+std::string_view rfc3339_utc(std::int64_t realtime_ns, Rfc3339Room &room) {
     std::int64_t seconds = realtime_ns / 1'000'000'000;
     std::int64_t micros = (realtime_ns % 1'000'000'000) / 1000;
     if (micros < 0) {
         seconds -= 1;
         micros += 1'000'000;
     }
-    std::string text(utc_seconds(seconds));
+    std::string_view date = utc_seconds(seconds);
     char fraction[] = ".000000Z";
     for (int digit = 6; digit >= 1; digit--, micros /= 10)
         fraction[digit] = char('0' + micros % 10);
-    return text + fraction;
+    std::size_t length = std::min(date.size(), room.size() - (sizeof fraction - 1));
+    std::copy_n(date.data(), length, room.data());
+    std::copy_n(fraction, sizeof fraction - 1, room.data() + length);
+    return {room.data(), length + sizeof fraction - 1};
 }
 
 bool IpAddress::is_unspecified() const {

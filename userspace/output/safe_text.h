@@ -1,6 +1,7 @@
 // Turning kernel-supplied bytes and numbers into text that is always safe to print.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -17,6 +18,8 @@ struct SafeText {
     bool altered = false;
 };
 SafeText utf8_or_escaped(std::string_view raw);
+// ASCII is UTF-8 as it is: utf8_or_escaped() would only copy it.
+bool is_ascii(std::string_view raw);
 
 // For a terminal column: as above, and control characters become \xNN too.
 std::string printable(std::string_view raw);
@@ -39,8 +42,14 @@ std::string to_string(const IpAddress &addr);  // "10.0.0.1", "::1", "::ffff:1.2
 // "[::1]:80" / "127.0.0.1:80"
 std::string endpoint(const IpAddress &addr, std::uint16_t port);
 
-// RFC 3339, UTC, microseconds: "2026-11-21T10:00:00.123456Z".
-std::string rfc3339_utc(std::int64_t realtime_ns);
+// RFC 3339, UTC, microseconds: "2026-11-21T10:00:00.123456Z", written into `room` (no
+// allocation: the monitor stamps every event line).
+using Rfc3339Room = std::array<char, 40>;  // utc_seconds() writes at most 31
+std::string_view rfc3339_utc(std::int64_t realtime_ns, Rfc3339Room &room);
+inline std::string rfc3339_utc(std::int64_t realtime_ns) {
+    Rfc3339Room room;
+    return std::string(rfc3339_utc(realtime_ns, room));
+}
 
 // Kernel timestamps are CLOCK_BOOTTIME; this is the offset to CLOCK_REALTIME,
 // measured once at start and injected wherever a wall time is printed.
