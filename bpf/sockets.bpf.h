@@ -63,16 +63,25 @@ static __always_inline struct file *file_of_fd(long fd)
     return file;
 }
 
-/* The socket behind a file, if it is one: a socket's file and the socket point at each
- * other (sock_alloc_file()). */
-static __always_inline struct sock *sock_of_file(struct file *file)
+/* What a file's private_data points to: its struct socket, if the file is a socket's (which
+ * sock_of_socket() checks). */
+static __always_inline struct socket *socket_of_file(struct file *file)
 {
-    if (!file)
-        return NULL;
-    struct socket *socket = BPF_CORE_READ(file, private_data);
+    return file ? BPF_CORE_READ(file, private_data) : NULL;
+}
+
+/* socket's sock, if socket is file's: a socket's file and the socket point at each other
+ * (sock_alloc_file()). */
+static __always_inline struct sock *sock_of_socket(struct socket *socket, struct file *file)
+{
     if (!socket || BPF_CORE_READ(socket, file) != file)
         return NULL;
     return BPF_CORE_READ(socket, sk);
+}
+
+static __always_inline struct sock *sock_of_file(struct file *file)
+{
+    return sock_of_socket(socket_of_file(file), file);
 }
 
 /* The socket behind an fd, if it is one. */
@@ -89,12 +98,6 @@ static __always_inline __u32 netns_of(const struct sock *sk)
 static __always_inline __u64 cookie_of(const struct sock *sk)
 {
     return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-}
-
-static __always_inline bool is_tcp_stream(const struct sock *sk)
-{
-    return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
-           BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
 }
 
 /* TCP over SOCK_STREAM or UDP over SOCK_DGRAM, IPv4 or IPv6, passing the filters. */

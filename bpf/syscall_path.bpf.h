@@ -37,16 +37,20 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
         return 0;
 
     /* regs is the tracepoint's BTF pointer: PT_REGS_PARM1_SYSCALL loads it directly on x86 */
-    struct sock *sk = sock_of_fd(PT_REGS_PARM1_SYSCALL(regs));
-    if (!sk)
+    struct file *file = file_of_fd(PT_REGS_PARM1_SYSCALL(regs));
+    struct socket *socket = socket_of_file(file);
+    /* pw_sockops reports a TCP connect() (pw_sys_exit alone a failed one), and classify_sock()
+     * refuses every other stream socket: the socket's type settles it, three probe reads
+     * before the sock's own. The hot path of a busy client, where each probe read counts.
+     * (Read from a file that is not a socket, the type is garbage: its connect() fails with
+     * ENOTSOCK and allocates nothing either way.) */
+    if (call.syscall == PW_SYSCALL_CONNECT && tcp_connect_path != PW_TCP_CONNECT_BY_SYSCALL &&
+        socket && BPF_CORE_READ(socket, type) == SOCK_STREAM)
         return 0;
-    bool tcp_connect = call.syscall == PW_SYSCALL_CONNECT && is_tcp_stream(sk);
-    /* pw_sockops reports the port; pw_sys_exit alone reports a failure. Checked before
-     * classify_sock(): the hot path of a busy client, and each probe read counts there. */
-    if (tcp_connect && tcp_connect_path != PW_TCP_CONNECT_BY_SYSCALL)
+    struct sock *sk = sock_of_socket(socket, file);
+    if (!sk || !classify_sock(sk, &call))
         return 0;
-    if (!classify_sock(sk, &call))
-        return 0;
+    bool tcp_connect = call.syscall == PW_SYSCALL_CONNECT && call.proto == IPPROTO_TCP;
     call.sk = (__u64)sk;
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!read_call_args(regs, &call))
