@@ -33,24 +33,19 @@ struct {
     __type(value, __u64);
 } floor_counts SEC(".maps");
 
-static __always_inline void count(__u32 slot)
-{
+static __always_inline void count(__u32 slot) {
     __u64 *value = bpf_map_lookup_elem(&floor_counts, &slot);
-    if (value)
-        *value += 1;
+    if (value) *value += 1;
 }
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
-{
+int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret) {
 #if defined(__TARGET_ARCH_x86)
     long nr = regs->orig_ax;
 
     /* x86_64: connect 42, sendto 44, sendmsg 46, bind 49, listen 50, sendmmsg 307 */
-    if (nr != 49 && nr != 50 && nr != 42 && nr != 44 && nr != 46 && nr != 307)
-        return 0;
-    if (ret >= 0)
-        return 0;
+    if (nr != 49 && nr != 50 && nr != 42 && nr != 44 && nr != 46 && nr != 307) return 0;
+    if (ret >= 0) return 0;
     count(SLOT_SYS_EXIT);
 #endif
     /* other architectures: attached, but returns at once */
@@ -58,41 +53,33 @@ int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(floor_set_state, const struct sock *sk, int oldstate, int newstate)
-{
-    if (newstate != TCP_CLOSE)
-        return 0;
+int BPF_PROG(floor_set_state, const struct sock *sk, int oldstate, int newstate) {
+    if (newstate != TCP_CLOSE) return 0;
     count(SLOT_SET_STATE);
     return 0;
 }
 
 SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(floor_destroy, struct sock *sk)
-{
-    if (sk->__sk_common.skc_cookie.counter == 0)
-        return 0;
+int BPF_PROG(floor_destroy, struct sock *sk) {
+    if (sk->__sk_common.skc_cookie.counter == 0) return 0;
     count(SLOT_DESTROY);
     return 0;
 }
 
 SEC("cgroup/sock_create")
-int floor_sock_create(struct bpf_sock *ctx)
-{
+int floor_sock_create(struct bpf_sock *ctx) {
     bpf_get_socket_cookie(ctx);
     return 1;
 }
 
 SEC("cgroup/sock_release")
-int floor_sock_release(struct bpf_sock *ctx)
-{
-    if (ctx->protocol == IPPROTO_UDP)
-        count(SLOT_SOCK_RELEASE);
+int floor_sock_release(struct bpf_sock *ctx) {
+    if (ctx->protocol == IPPROTO_UDP) count(SLOT_SOCK_RELEASE);
     return 1;
 }
 
 SEC("sockops")
-int floor_sockops_noop(struct bpf_sock_ops *ops)
-{
+int floor_sockops_noop(struct bpf_sock_ops *ops) {
     return 1;
 }
 
@@ -100,75 +87,66 @@ int floor_sockops_noop(struct bpf_sock_ops *ops)
  * accepted ones, which inherit their listener's flags), so the TCP state
  * changes of every connect() also go through the sockops dispatch. */
 SEC("sockops")
-int floor_sockops_state(struct bpf_sock_ops *ops)
-{
+int floor_sockops_state(struct bpf_sock_ops *ops) {
     switch (ops->op) {
-    case BPF_SOCK_OPS_TCP_CONNECT_CB:
-        bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-        break;
-    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-        bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
-        break;
+        case BPF_SOCK_OPS_TCP_CONNECT_CB:
+            bpf_sock_ops_cb_flags_set(ops, ops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+            break;
+        case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+            bpf_sock_ops_cb_flags_set(ops,
+                                      ops->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_STATE_CB_FLAG);
+            break;
     }
     return 1;
 }
 
 /* The rest of portwatch's tracepoint set: sys_enter, returning at once. */
 SEC("tp_btf/sys_enter")
-int BPF_PROG(floor_sys_enter, struct pt_regs *regs, long id)
-{
+int BPF_PROG(floor_sys_enter, struct pt_regs *regs, long id) {
     return 0;
 }
 
 /* portwatch's fexit set, returning at once: the cost of the trampolines themselves. Loaded
  * only where asked for (kernels without trampolines refuse them). */
 SEC("?fexit/inet_hash_connect")
-int BPF_PROG(floor_fexit_inet_hash_connect, void *death_row, struct sock *sk, int ret)
-{
+int BPF_PROG(floor_fexit_inet_hash_connect, void *death_row, struct sock *sk, int ret) {
     return 0;
 }
 
 SEC("?fexit/inet6_hash_connect")
-int BPF_PROG(floor_fexit_inet6_hash_connect, void *death_row, struct sock *sk, int ret)
-{
+int BPF_PROG(floor_fexit_inet6_hash_connect, void *death_row, struct sock *sk, int ret) {
     return 0;
 }
 
 SEC("?fexit/inet_csk_get_port")
-int BPF_PROG(floor_fexit_inet_csk_get_port, struct sock *sk, unsigned short snum, int ret)
-{
+int BPF_PROG(floor_fexit_inet_csk_get_port, struct sock *sk, unsigned short snum, int ret) {
     return 0;
 }
 
 SEC("?fexit/udp_lib_get_port")
 int BPF_PROG(floor_fexit_udp_lib_get_port, struct sock *sk, unsigned short snum,
-             unsigned int hash2_nulladdr, int ret)
-{
+             unsigned int hash2_nulladdr, int ret) {
     return 0;
 }
 
 SEC("?fexit/udp_disconnect")
-int BPF_PROG(floor_fexit_udp_disconnect, struct sock *sk, int flags, int ret)
-{
+int BPF_PROG(floor_fexit_udp_disconnect, struct sock *sk, int flags, int ret) {
     return 0;
 }
 
 /* portwatch's io_uring tracepoints (kernel 5.19+), returning at once. Loaded only where asked
  * for: which submit tracepoint exists, and its arguments, depend on the kernel. */
 SEC("?tp_btf/io_uring_submit_req")
-int BPF_PROG(floor_io_uring_submit_req)
-{
+int BPF_PROG(floor_io_uring_submit_req) {
     return 0;
 }
 
 SEC("?tp_btf/io_uring_submit_sqe")
-int BPF_PROG(floor_io_uring_submit_sqe)
-{
+int BPF_PROG(floor_io_uring_submit_sqe) {
     return 0;
 }
 
 SEC("?tp_btf/io_uring_complete")
-int BPF_PROG(floor_io_uring_complete)
-{
+int BPF_PROG(floor_io_uring_complete) {
     return 0;
 }
