@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -92,7 +93,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stats-interval", type=float, default=0,
                         help="the monitor's --stats-interval (default 0: only the final line);"
                         " > 0 gives tracked_sockets during the storm for the memory figures")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary data (the monitors' output too: its writeback"
+                        " then falls in later rounds, which measure slower)")
     parser.add_argument("--compare", action="append", default=[], metavar="LABEL=PORTWATCH",
                         help="also run this portwatch binary (another commit's build) as agent"
                              " conditions named agent(MODE)@LABEL, in the same rounds; left out"
@@ -209,6 +212,11 @@ class Bench:
                "mem_ready": mem_ready, "mem_end": mem_end, "user_storm_s": user_storm,
                "bytes": end_offset - start_offset}
         run.update(read_output(out, start_offset, end_offset, ports, storm["pid"]))
+        if not self.args.keep:
+            # ~200 MB a run: left, its dirty pages are written back 30 s on
+            # (vm.dirty_expire_centisecs), in a later round's storm; deleted, never
+            out.unlink()
+            ports.unlink()
         return run
 
 
@@ -269,6 +277,7 @@ def run_condition(bench: Bench, condition: str, tag: str) -> dict:
 
 
 def run_rounds(bench: Bench, names: list[str]) -> list[dict[str, dict]]:
+    os.sync()  # no writeback of earlier work in the rounds
     rounds = []
     for n in range(bench.args.rounds):
         order = bl.rotated(list(range(len(names))), n)
@@ -290,6 +299,8 @@ def print_header(bench: Bench, names: list[str], ready: dict, programs: dict[int
         print(line)
     print(f"runs:      {args.rounds} rounds x {len(names)} conditions, {args.seconds:g} s each,"
           " order rotated by one per round; each storm in a fresh network namespace")
+    print("output:    " + ("kept (--keep): its writeback falls in later rounds" if args.keep else
+                           "each monitor's output deleted once read (no writeback in later rounds)"))
     print(f"placement: {bench.storm.placement}; monitor and loader not pinned; monitor in"
           f" {'a session of its own' if args.monitor_session == 'own' else 'this script’s session'}")
     stats = (f"kernel.bpf_stats_enabled 1 during the measurement (two clock reads per program"

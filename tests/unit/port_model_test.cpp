@@ -525,6 +525,36 @@ TEST_F(PortModelTest, ReconcilingDoesNotBringBackARecentRelease) {
     EXPECT_EQ(scope(ScopeKind::destination).in_use, 0u);
 }
 
+TEST_F(PortModelTest, ARecentReleaseOutlivesTheNewerEventsAPassApplies) {
+    AllocateEvent allocation = events.connect(40000);
+    apply(allocation);
+    events.now += kSecond;
+    apply(events.release(allocation, ReleaseReason::tcp_closed));
+    std::uint64_t read_at = events.now - 1;  // the tables still list the socket
+    // drained between the table's rows: a release newer than the grace after it
+    AllocateEvent later = events.connect(40001);
+    apply(later);
+    events.now += 2 * kSecond + kSecond / 2;
+    apply(events.release(later, ReleaseReason::tcp_closed));
+    model.reconcile(kNetns,
+                    {table_socket(allocation.sock.cookie, Proto::tcp, kTcpEstablished, 40000, 443)},
+                    read_at);
+    EXPECT_EQ(model.reconcile_totals().added, 0u);
+}
+
+TEST_F(PortModelTest, AReleaseOlderThanTheGraceDoesNotHideWhatTheTablesList) {
+    AllocateEvent allocation = events.connect(40000);
+    apply(allocation);
+    events.now += kSecond;
+    apply(events.release(allocation, ReleaseReason::tcp_closed));
+    events.now += 3 * kSecond;
+    model.reconcile(kNetns,
+                    {table_socket(allocation.sock.cookie, Proto::tcp, kTcpEstablished, 40000, 443)},
+                    events.now);
+    EXPECT_EQ(model.reconcile_totals().added, 1u);
+    EXPECT_EQ(scope(ScopeKind::destination).in_use, 1u);
+}
+
 TEST_F(PortModelTest, ReconcilingKeepsAFreshTimeWaitTheTablesMissed) {
     AllocateEvent allocation = events.connect(40000);
     apply(allocation);

@@ -44,16 +44,17 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
     netns_state(netns, 0);
     std::uint64_t settled_before =
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
-    absl::erase_if(recently_released_,
-                   [&](const auto &entry) { return entry.second < settled_before; });
+    forget_releases_before(settled_before);
     TableCookies cookies = cookies_of(table);
     drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
 
     CookieSet old_waiting = time_wait_before(netns, settled_before);
     CookieSet kept_waiting = drop_time_wait_of(netns, settled_before);
+    // the loop only adds to sockets_: a row unknown in it was unknown before it
+    CookieSet released = released_cookies_for(table);
     for (const auto &socket : table) {
         std::uint64_t cookie = socket.sock.cookie;
-        if (update_known_socket(socket) || recently_released_.contains(cookie) ||
+        if (update_known_socket(socket) || released.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
         add_table_socket(netns, socket, cookies.listening, read_at_ns, old_waiting);
@@ -85,6 +86,27 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
 
 // What the tables say of a socket the model holds: who holds it now, and for a TCP socket
 // (a bind(0) the events showed) what it is for. False when the model does not hold it.
+void PortModel::forget_releases_before(std::uint64_t settled_before) {
+    while (!recently_released_.empty() && recently_released_.front().boot_ns < settled_before)
+        recently_released_.pop_front();
+}
+
+// The recent releases' cookies, at least those of the table's rows no socket of the model
+// names (the ones reconcile() asks about): built from the smaller of the two.
+CookieSet PortModel::released_cookies_for(const std::vector<KernelSocket> &table) const {
+    CookieSet released;
+    if (recently_released_.size() <= table.size()) {
+        for (const RecentRelease &release : recently_released_) released.insert(release.cookie);
+        return released;
+    }
+    CookieSet unknown;
+    for (const auto &socket : table)
+        if (!sockets_.contains(socket.sock.cookie)) unknown.insert(socket.sock.cookie);
+    for (const RecentRelease &release : recently_released_)
+        if (unknown.contains(release.cookie)) released.insert(release.cookie);
+    return released;
+}
+
 bool PortModel::update_known_socket(const KernelSocket &socket) {
     auto known = sockets_.find(socket.sock.cookie);
     if (known == sockets_.end()) return false;
