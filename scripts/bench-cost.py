@@ -36,6 +36,7 @@ import argparse
 import collections
 import json
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -536,6 +537,45 @@ def print_bpf(rounds: list[dict], names: list[str]) -> None:
         print(f"    {'total':32} {bl.fmt(per_conn, '.0f', 12)} BPF ns per connection")
 
 
+def round_gaps(rounds: list[dict], agent: str) -> list[float]:
+    """agent/base - floor/base of each round, in points."""
+    return [100 * (r[agent]["storm"]["rate"] - r["floor"]["storm"]["rate"])
+            / r["base"]["storm"]["rate"] for r in rounds]
+
+
+def median_interval(values: list[float], draws: int = 2000) -> tuple[float, float]:
+    """A 90 % bootstrap interval of the median of values (a fixed seed: the same figures
+    give the same interval)."""
+    pick = random.Random(15)
+    medians = sorted(bl.median(pick.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(0.05 * draws)], medians[int(0.95 * draws) - 1]
+
+
+def bpf_predicted_gap(results: dict, agent: str) -> float | None:
+    """The gap, in points, that the programs' own run time predicts for one round: the storm's
+    connections are CPU-bound on one CPU, so the agent's programs' time above the floor's
+    adds to each connection's time (1 / the floor's rate)."""
+    agent_ns = bpf_ns_per_connection(results[agent])
+    floor_ns = bpf_ns_per_connection(results["floor"])
+    if agent_ns is None or floor_ns is None:
+        return None
+    extra_ns = agent_ns - floor_ns
+    floor_rate, base_rate = results["floor"]["storm"]["rate"], results["base"]["storm"]["rate"]
+    connection_ns = 1e9 / floor_rate
+    return -100 * (floor_rate / base_rate) * extra_ns / (connection_ns + extra_ns)
+
+
+def print_gap_spread(rounds: list[dict], agent: str) -> None:
+    gaps = round_gaps(rounds, agent)
+    low, high = median_interval(gaps)
+    print(f"{agent}: rounds {min(gaps):+.1f} to {max(gaps):+.1f} points; 90 % interval of their"
+          f" median (bootstrap) {low:+.1f} to {high:+.1f}")
+    predicted = bl.median(bpf_predicted_gap(r, agent) for r in rounds)
+    if predicted is not None:
+        print(f"{agent}: bpf_stats predicts {predicted:+.1f} points (the programs' run time above"
+              " the floor's, per connection, over the connection's time)")
+
+
 def verdict(rounds: list[dict], names: list[str], ratios: dict[str, float]) -> int:
     problems = []
     for agent in agents(names):
@@ -545,6 +585,7 @@ def verdict(rounds: list[dict], names: list[str], ratios: dict[str, float]) -> i
         gap = ratios[agent] - ratios["floor"]
         print(f"{agent}: agent/base {ratios[agent]:.3f} vs floor/base {ratios['floor']:.3f}:"
               f" {100 * gap:+.1f} points (target >= -{100 * MAX_RATIO_GAP:.0f})")
+        print_gap_spread(rounds, agent)
         if gap < -MAX_RATIO_GAP:
             problems.append(f"{agent}: {100 * gap:+.1f} points below the floor")
         per_event = bl.median(us_per_event(r) for r in runs)
