@@ -80,11 +80,7 @@ BENCHMARK(BM_JsonLine)->Arg(0)->Arg(1);
 
 // Per iteration: one connection's two events.
 void BM_ModelConnectAndClose(benchmark::State &state) {
-    PortModel model(ModelSettings{}, [](std::uint32_t, std::uint32_t) {
-        NetnsPortConfig config;
-        config.range = {32768, 60999};
-        return config;
-    });
+    PortModel model(ModelSettings{}, PortModel::fixed_range({32768, 60999}));
     StormEvents storm;
     std::uint64_t n = 0;
     for (auto _ : state) {

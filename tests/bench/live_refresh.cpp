@@ -42,11 +42,7 @@ AllocateEvent connect_event(std::uint64_t cookie, std::uint32_t destination, std
 
 // `sockets` ports: each destination scope gets sockets / destinations of them.
 PortModel busy_model(std::int64_t sockets, std::int64_t destinations) {
-    PortModel model(ModelSettings{}, [](std::uint32_t, std::uint32_t) {
-        NetnsPortConfig config;
-        config.range = {10000, 60999};
-        return config;
-    });
+    PortModel model(ModelSettings{}, PortModel::fixed_range({10000, 60999}));
     for (std::int64_t i = 0; i < sockets; ++i)
         model.apply(connect_event(std::uint64_t(i) + 1, std::uint32_t(i % destinations),
                                   std::uint16_t(10000 + (i / destinations) % 50000)));

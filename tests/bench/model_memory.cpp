@@ -44,9 +44,7 @@ KernelSocket table_socket(int i, std::uint8_t state) {
 }
 
 double bytes_per_socket(int count, std::uint8_t state) {
-    NetnsPortConfig config;
-    config.range = {32768, 60999};
-    PortModel model(ModelSettings{}, [&](std::uint32_t, std::uint32_t) { return config; });
+    PortModel model(ModelSettings{}, PortModel::fixed_range({32768, 60999}));
     std::vector<KernelSocket> table;
     for (int i = 0; i < count; i++) table.push_back(table_socket(i, state));
     std::size_t before = heap_in_use();

@@ -65,11 +65,7 @@ void render(const Warning &warning, const TimeBase &time) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
     fuzz::FuzzInput input(data, size);
     TimeBase time{1'700'000'000'000'000'000};
-    PortModel model(ModelSettings{}, [](std::uint32_t, std::uint32_t) {
-        NetnsPortConfig config;
-        config.range = {40000, 40009};
-        return config;
-    });
+    PortModel model(ModelSettings{}, PortModel::fixed_range({40000, 40009}));
     EventCounters counters;
     std::uint64_t last_ns = 0;
     while (!input.empty()) {

@@ -102,11 +102,7 @@ class BusyHostReport : public ::testing::Test {
     static constexpr int kDestinations = 20'000;
     static constexpr int kProcesses = 5'000;
     static constexpr std::size_t kTop = kDefaultReportTop;
-    PortModel model{ModelSettings{}, [](std::uint32_t, std::uint32_t) {
-                        NetnsPortConfig config;
-                        config.range = {20000, 60999};
-                        return config;
-                    }};
+    PortModel model{ModelSettings{}, PortModel::fixed_range({20000, 60999})};
     std::uint64_t now = 100 * kSecond;
 
     Report busy_report() {

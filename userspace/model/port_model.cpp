@@ -22,6 +22,14 @@ bool is_exhaustion(const AllocateEvent &event) {
 PortModel::PortModel(ModelSettings settings, ConfigSource config_source)
     : settings_(settings), config_source_(std::move(config_source)) {}
 
+PortModel::ConfigSource PortModel::fixed_range(PortRange range) {
+    return [range](std::uint32_t, std::uint32_t) {
+        NetnsPortConfig config;
+        config.range = range;
+        return config;
+    };
+}
+
 std::vector<Warning> PortModel::apply(const Event &event) {
     std::uint64_t now = std::visit([](const auto &e) { return e.boot_ns; }, event);
     if (!interval_started_) {

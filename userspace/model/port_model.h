@@ -148,6 +148,8 @@ class PortModel {
         std::function<NetnsPortConfig(std::uint32_t netns, std::uint32_t pid_hint)>;
 
     PortModel(ModelSettings settings, ConfigSource config_source);
+    // Every netns with this range and nothing reserved: for tests and benchmarks.
+    static ConfigSource fixed_range(PortRange range);
 
     // Applies one event (its boot_ns is "now") and returns the warnings whose level changed.
     std::vector<Warning> apply(const Event &event);
