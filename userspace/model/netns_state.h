@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <unordered_map>
 
-#include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
 
 #include "model/netns_ports.h"
 
@@ -14,12 +14,9 @@ namespace portwatch {
 
 // Ports held, with how many sockets (TIME_WAIT included) hold each, and how many
 // distinct ones an automatic choice could otherwise have handed out (inside the range,
-// not reserved): kept in step, recounted when the settings change. Ordered: the kernel hands
-// out a storm's ports a step or two apart (__inet_hash_connect()), so the B-tree finds them in
-// the leaf the last one used, where a hash table scattered them over as many cache lines
-// (perf, connect storm: a miss on nearly every add, ~7 % of the monitor's CPU).
+// not reserved): kept in step, recounted when the settings change.
 struct PortCounts {
-    absl::btree_map<std::uint16_t, std::uint32_t> holders;
+    absl::flat_hash_map<std::uint16_t, std::uint32_t> holders;
     std::size_t ephemeral = 0;
 
     void add(std::uint16_t port, int delta, const NetnsPortConfig &config);
