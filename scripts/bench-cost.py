@@ -282,7 +282,7 @@ def run_rounds(bench: Bench, names: list[str]) -> list[dict[str, dict]]:
     os.sync()  # no writeback of earlier work in the rounds
     rounds = []
     for n in range(bench.args.rounds):
-        order = bl.rotated(list(range(len(names))), n)
+        order = bl.balanced_order(len(names), n)
         results = {}
         for index in order:
             results[names[index]] = run_condition(bench, names[index], f"r{n + 1}-{index}")
@@ -300,7 +300,8 @@ def print_header(bench: Bench, names: list[str], ready: dict, programs: dict[int
     for line in bl.machine_lines():
         print(line)
     print(f"runs:      {args.rounds} rounds x {len(names)} conditions, {args.seconds:g} s each,"
-          " order rotated by one per round; each storm in a fresh network namespace")
+          " order balanced (each condition in each place, and after each other, equally often"
+          " over every n rounds: n conditions, 2n if odd); each storm in a fresh network namespace")
     print("output:    " + ("kept (--keep): its writeback falls in later rounds" if args.keep else
                            "each monitor's output deleted once read (no writeback in later rounds)"))
     print(f"placement: {bench.storm.placement}; monitor and loader not pinned; monitor in"

@@ -500,3 +500,23 @@ def rotated(items: list, n: int) -> list:
     k = n % len(items)
     return items[k:] + items[:k]
 
+
+def balanced_order(count: int, n: int) -> list[int]:
+    """The order of conditions 0..COUNT-1 in round N, from a Williams design: over COUNT rounds
+    (2 * COUNT when COUNT is odd) each condition runs in each place once and follows each other
+    condition once, so that what a run leaves behind weighs on every condition alike.
+    (Rotation alone made condition k follow condition k-1 nearly always: two runs of the same
+    monitor binary then differed by 1-2 points, the one after the floor's run the slower.)"""
+    first = [0]
+    low, high = 1, count - 1
+    while len(first) < count:
+        first.append(low)
+        low += 1
+        if len(first) < count:
+            first.append(high)
+            high -= 1
+    squares = 1 if count % 2 == 0 else 2
+    row = n % (count * squares)
+    order = [(c + row) % count for c in first]
+    return order[::-1] if row >= count else order
+
