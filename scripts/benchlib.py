@@ -388,9 +388,15 @@ def bpf_programs() -> dict[int, dict]:
 
 def require_no_portwatch_attached() -> None:
     """Fails when portwatch's or the floor's programs are loaded already (a monitor left
-    running): the storm would pay for their hooks too, in every condition."""
-    stray = sorted({p["name"] for p in bpf_programs().values()
-                    if p["name"].startswith(("pw_", "floor_"))})
+    running): the storm would pay for their hooks too, in every condition. Programs of a
+    process that has just exited are freed a moment later (a deferred release): waits 3 s."""
+    deadline = time.monotonic() + 3
+    while True:
+        stray = sorted({p["name"] for p in bpf_programs().values()
+                        if p["name"].startswith(("pw_", "floor_"))})
+        if not stray or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     if stray:
         raise BenchError("portwatch programs are loaded already (" + ", ".join(stray) + "): stop"
                          " the monitor or loader that holds them (bpftool prog show) and run again")
