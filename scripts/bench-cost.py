@@ -29,7 +29,7 @@ per event (modes that write events), no event lost (final stats lost_total 0), n
 (mode all: every port in the storm's --ports-file is an allocate line, how connect_autobind,
 the storm's pid). Exit 0 if met, 1 if not, 2 if something could not run. Must run as root.
 
-  sudo python3 scripts/bench-cost.py [--rounds 5] [--seconds 5] [--modes all,failures,none]
+  sudo python3 scripts/bench-cost.py [--rounds N] [--seconds 5] [--modes all,failures,none]
 """
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ FLOOR_PROGRAM = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=bl.positive_int, default=5)
+    parser.add_argument("--rounds", type=bl.positive_int,
+                        help="default: one whole balanced design (as many rounds as conditions,"
+                        " twice as many if they are odd: 6 for base, floor, agent)")
     parser.add_argument("--seconds", type=bl.positive_float, default=5,
                         help="storm length per run (default 5)")
     parser.add_argument("--events", choices=EVENT_MODES, default="all",
@@ -628,6 +630,7 @@ def main() -> int:
     work = bl.work_dir(NAME, args.keep)
     bench = Bench(args, work)
     names = conditions(args.modes, args.others)
+    args.rounds = args.rounds or bl.balanced_rounds(len(names))
     with bl.BpfStats(args.bpf_stats):
         ready, programs = bench.probe_hooks()
         bench.set_floor(ready.get("hooks", []))

@@ -9,8 +9,9 @@ nothing attached, is the floor cost of the hooks themselves: the price any progr
 hooks pays, however cheap its body is made. (scripts/bench-cost.py measures the floor of
 exactly portwatch's hook set next to portwatch itself.)
 
-Conditions (each run --rounds times, interleaved; the order rotates by one every round to
-cancel drift):
+Conditions (each run --rounds times, interleaved in a balanced order, benchlib.balanced_order():
+over every n rounds each condition runs in each place and after each other condition equally
+often; n conditions, 2n if n is odd):
   base                  nothing attached
   sys_exit              tp_btf/sys_exit
   sys_exit+set_state    ... + tp_btf/inet_sock_set_state
@@ -22,7 +23,7 @@ Prints per-round rates, the median rate, the median ratio to base, the paired ra
 storm's kernel CPU per connection per condition. Exit 0 whatever the figures are (a
 measurement, not a check); 2 if something could not run. Must run as root.
 
-  sudo python3 scripts/bench-hook-floor.py [--rounds 5] [--seconds 4] [--pin-cpu 0|none]
+  sudo python3 scripts/bench-hook-floor.py [--rounds 6] [--seconds 4] [--pin-cpu 0|none]
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ CONDITIONS = {
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=bl.positive_int, default=5)
+    parser.add_argument("--rounds", type=bl.positive_int, default=bl.balanced_rounds(len(CONDITIONS)),
+                        help="default: one balanced design, %(default)s")
     parser.add_argument("--seconds", type=bl.positive_float, default=4,
                         help="storm length per run (default 4)")
     parser.add_argument("--build", action="store_true",
@@ -85,7 +87,8 @@ def print_header(args: argparse.Namespace, storm: bl.Storm) -> None:
     for line in bl.machine_lines(["kernel.bpf_stats_enabled"]):
         print(line)
     print(f"runs:      {args.rounds} rounds x {len(CONDITIONS)} conditions, {args.seconds:g} s"
-          " each, order rotated by one per round; each storm in a fresh network namespace")
+          " each, order balanced (benchlib.balanced_order()); each storm in a fresh network"
+          " namespace")
     print(f"placement: {storm.placement}")
     print("conditions (by number, as in the round order below):")
     for index, (name, programs) in enumerate(CONDITIONS.items()):
@@ -132,7 +135,7 @@ def main() -> int:
     names = list(CONDITIONS)
     results: dict[str, list[dict]] = {name: [] for name in names}
     for n in range(args.rounds):
-        order = bl.rotated(list(range(len(names))), n)
+        order = bl.balanced_order(len(names), n)
         for index in order:
             name = names[index]
             results[name].append(run_condition(storm, loader, CONDITIONS[name], args.seconds,

@@ -501,10 +501,9 @@ def fmt(value, spec: str, width: int = 0) -> str:
     return f"{'n/a':>{width}}" if value is None else f"{value:{width}{spec}}"
 
 
-def rotated(items: list, n: int) -> list:
-    """ITEMS rotated left by N (the order of round N, to cancel drift)."""
-    k = n % len(items)
-    return items[k:] + items[:k]
+def balanced_rounds(count: int) -> int:
+    """Rounds of one whole balanced design for COUNT conditions (balanced_order())."""
+    return count if count % 2 == 0 else 2 * count
 
 
 def balanced_order(count: int, n: int) -> list[int]:
