@@ -384,8 +384,7 @@ def print_rates(rounds: list[dict], names: list[str]) -> None:
         row = f"{n:5}  {results['_order']:{order_width}}  "
         row += " ".join(f"{results[c]['storm']['rate']:15.0f}" for c in names)
         row += "  " + " ".join(f"{ratios[c]:19.3f}" for c in others)
-        row += "  " + " ".join(f"{100 * (ratios[a] - ratios['floor']):+11.1f}"
-                               for a in agents(names))
+        row += "  " + " ".join(f"{round_gap(results, a):+11.1f}" for a in agents(names))
         print(row)
 
 
@@ -542,10 +541,15 @@ def print_bpf(rounds: list[dict], names: list[str]) -> None:
         print(f"    {'total':32} {bl.fmt(per_conn, '.0f', 12)} BPF ns per connection")
 
 
+def round_gap(results: dict, agent: str) -> float:
+    """agent/base - floor/base of one round, in points."""
+    base = results["base"]["storm"]["rate"]
+    return 100 * (bl.ratio(results[agent]["storm"]["rate"], base)
+                  - bl.ratio(results["floor"]["storm"]["rate"], base))
+
+
 def round_gaps(rounds: list[dict], agent: str) -> list[float]:
-    """agent/base - floor/base of each round, in points."""
-    return [100 * (r[agent]["storm"]["rate"] - r["floor"]["storm"]["rate"])
-            / r["base"]["storm"]["rate"] for r in rounds]
+    return [round_gap(r, agent) for r in rounds]
 
 
 def median_interval(values: list[float], draws: int = 2000) -> tuple[float, float]:

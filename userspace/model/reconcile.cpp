@@ -84,8 +84,6 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
     }
 }
 
-// What the tables say of a socket the model holds: who holds it now, and for a TCP socket
-// (a bind(0) the events showed) what it is for. False when the model does not hold it.
 void PortModel::forget_releases_before(std::uint64_t settled_before) {
     while (!recently_released_.empty() && recently_released_.front().boot_ns < settled_before)
         recently_released_.pop_front();
@@ -107,6 +105,8 @@ CookieSet PortModel::released_cookies_for(const std::vector<KernelSocket> &table
     return released;
 }
 
+// What the tables say of a socket the model holds: who holds it now, and for a TCP socket
+// (a bind(0) the events showed) what it is for. False when the model does not hold it.
 bool PortModel::update_known_socket(const KernelSocket &socket) {
     auto known = sockets_.find(socket.sock.cookie);
     if (known == sockets_.end()) return false;
