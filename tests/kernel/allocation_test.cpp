@@ -5,7 +5,9 @@
 #ifndef IP_LOCAL_PORT_RANGE
 #define IP_LOCAL_PORT_RANGE 51 /* linux/in.h, kernel 6.3 */
 #endif
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "kernel_support.h"
+#include "system/cgroup_paths.h"
 
 namespace portwatch::test {
 namespace {
@@ -537,6 +540,55 @@ TEST_P(UdpTest, ExhaustedRangeFailsSendWithEagain) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, UdpTest, ::testing::ValuesIn(kUdp), combo_name);
+
+class TaskTest : public KernelTest {};
+
+// Who asked, on each path that fills it in (a TCP connect through sockops, fexit or sys_exit;
+// bind and sendto through sys_exit or fexit): pid, tid, uid, name and cgroup, from a thread
+// whose uid and name differ from the process's (and the uid from root's, which a zero would
+// pass for).
+TEST_F(TaskTest, EveryAllocationCarriesTheCallingThreadsIdentity) {
+    constexpr uid_t kUid = 4242;
+    constexpr char kComm[] = "pw-identity";
+    Netns netns;
+    std::uint32_t tid = 0;
+    netns.run([&] {
+        int server = listener_on(Family::ipv4, kServerPort);
+        prctl(PR_SET_NAME, kComm);
+        // the raw call: glibc's setresuid() would change every thread of the test
+        ASSERT_EQ(syscall(SYS_setresuid, kUid, kUid, kUid), 0) << std::strerror(errno);
+        tid = current_tid();
+        int client = make_socket(Family::ipv4, Proto::tcp);
+        ASSERT_EQ(connect_to(client, Family::ipv4, kServerPort), 0) << std::strerror(errno);
+        int sender = make_socket(Family::ipv6, Proto::udp);
+        ASSERT_EQ(send_with(Syscall::sendto, sender, Family::ipv6, 9), 1) << std::strerror(errno);
+        int bound = make_socket(Family::ipv4, Proto::udp);
+        ASSERT_EQ(bind_to(bound, Family::ipv4, 0), 0) << std::strerror(errno);
+        for (int fd : {bound, sender, client, server}) close(fd);
+    });
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(4, 0, 4));
+    std::uint64_t cgroup_id = cgroup_id_at(TestCgroup::mount(), own_cgroup_path());
+    auto expect_the_thread = [&](const TaskInfo &task) {
+        EXPECT_EQ(task.pid, static_cast<std::uint32_t>(getpid()));
+        EXPECT_EQ(task.tid, tid);
+        EXPECT_EQ(task.uid, kUid);
+        EXPECT_EQ(task.comm, kComm);
+        EXPECT_EQ(task.cgroup_id, cgroup_id);
+    };
+    std::set<How> hows;
+    for (const AllocateEvent &event : allocations(events)) {
+        if (event.sock.local_port == kServerPort) continue;  // the listener, bound as root
+        hows.insert(event.how);
+        expect_the_thread(event.task);
+    }
+    EXPECT_EQ(hows,
+              (std::set<How>{How::connect_autobind, How::sendto_autobind, How::bind_ephemeral}));
+    for (const ReleaseEvent &event : releases(events)) {
+        if (event.sock.local_port == kServerPort) continue;
+        ASSERT_TRUE(event.owner_known) << "port " << event.sock.local_port;
+        expect_the_thread(event.owner);
+    }
+}
 
 class HeldPortsTest : public KernelTest {};
 

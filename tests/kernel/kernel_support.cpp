@@ -232,6 +232,14 @@ std::uint16_t local_port_of(int fd) {
     return ntohs(reinterpret_cast<sockaddr_in6 *>(&storage)->sin6_port);
 }
 
+std::string own_cgroup_path() {
+    std::ifstream file("/proc/self/cgroup");
+    for (std::string line; std::getline(file, line);)
+        if (line.rfind("0::", 0) == 0) return line.substr(3);
+    ADD_FAILURE() << "no cgroup v2 line in /proc/self/cgroup";
+    return "";
+}
+
 std::uint32_t current_tid() {
     return static_cast<std::uint32_t>(syscall(SYS_gettid));
 }

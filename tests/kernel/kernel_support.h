@@ -109,6 +109,9 @@ int make_socket(Family family, Proto proto);
 sockaddr_storage loopback(Family family, std::uint16_t port, socklen_t *length);
 std::uint16_t local_port_of(int fd);
 std::uint32_t current_tid();
+// This process's cgroup v2 path (the "0::" line of /proc/self/cgroup), read without the code
+// under test.
+std::string own_cgroup_path();
 
 // The real `portwatch` binary (PORTWATCH_BINARY) run with `args`, its stdout and stderr
 // read through pipes; in the test's netns unless `netns` is given. Killed (SIGKILL) if

@@ -61,15 +61,6 @@ std::string own_comm() {
     return comm;
 }
 
-// The "0::" line of /proc/self/cgroup, read here without the code under test.
-std::string own_cgroup_path() {
-    std::ifstream file("/proc/self/cgroup");
-    for (std::string line; std::getline(file, line);)
-        if (line.rfind("0::", 0) == 0) return line.substr(3);
-    ADD_FAILURE() << "no cgroup v2 line in /proc/self/cgroup";
-    return "";
-}
-
 IpAddress ip(Family family, const char *text) {
     IpAddress address;
     address.family = family;
