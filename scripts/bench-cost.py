@@ -100,6 +100,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary data (the monitors' output too: its writeback"
                         " then falls in later rounds, which measure slower)")
+    parser.add_argument("--summary", type=Path, metavar="FILE",
+                        help="also write each condition's BPF figures and gaps to FILE as JSON"
+                             " (for scripts/bench-record-cost.py)")
     parser.add_argument("--compare", action="append", default=[], metavar="LABEL=PORTWATCH",
                         help="also run this portwatch binary (another commit's build) as agent"
                              " conditions named agent(MODE)@LABEL, in the same rounds; left out"
@@ -526,19 +529,40 @@ def print_bpf(rounds: list[dict], names: list[str]) -> None:
           " tracepoints run for every process on the machine, not only the storm.")
     for condition in names[1:]:
         runs = [r[condition] for r in rounds]
-        connections = sum(r["storm"]["connections"] for r in runs)
-        totals: dict[str, list[int]] = {}
-        for run in runs:
-            for prog in run["bpf"].values():
-                entry = totals.setdefault(prog["name"], [0, 0])
-                entry[0] += prog["run_cnt"]
-                entry[1] += prog["run_time_ns"]
         print(f"  {condition}:")
-        for name, (calls, ns) in sorted(totals.items()):
-            print(f"    {name:32} {calls:12} calls {bl.ratio(ns, calls):9.1f} ns/call"
-                  f" {bl.ratio(calls, connections):7.2f} calls/conn")
+        for name, prog in bpf_by_program(runs).items():
+            print(f"    {name:32} {prog['calls']:12} calls {prog['ns_per_call']:9.1f} ns/call"
+                  f" {prog['calls_per_connection']:7.2f} calls/conn")
         per_conn = bl.median(bpf_ns_per_connection(r) for r in runs)
         print(f"    {'total':32} {bl.fmt(per_conn, '.0f', 12)} BPF ns per connection")
+
+
+def bpf_by_program(runs: list[dict]) -> dict[str, dict]:
+    """Per program, over the runs: calls per storm connection and ns per call."""
+    connections = sum(r["storm"]["connections"] for r in runs)
+    totals: dict[str, list[int]] = {}
+    for run in runs:
+        for prog in run["bpf"].values():
+            entry = totals.setdefault(prog["name"], [0, 0])
+            entry[0] += prog["run_cnt"]
+            entry[1] += prog["run_time_ns"]
+    return {name: {"calls": calls, "ns_per_call": bl.ratio(ns, calls),
+                   "calls_per_connection": bl.ratio(calls, connections)}
+            for name, (calls, ns) in sorted(totals.items())}
+
+
+def write_summary(path: Path, rounds: list[dict], names: list[str]) -> None:
+    summary = {}
+    for condition in names[1:]:
+        runs = [r[condition] for r in rounds]
+        entry = {"bpf_ns_per_connection": bl.median(bpf_ns_per_connection(r) for r in runs),
+                 "programs": bpf_by_program(runs)}
+        if condition != "floor":
+            entry["gap_points"] = bl.median(round_gaps(rounds, condition))
+            entry["predicted_gap_points"] = bl.median(bpf_predicted_gap(r, condition)
+                                                      for r in rounds)
+        summary[condition] = entry
+    path.write_text(json.dumps({"rounds": len(rounds), "conditions": summary}, indent=1) + "\n")
 
 
 def round_gap(results: dict, agent: str) -> float:
@@ -648,6 +672,8 @@ def main() -> int:
     print_memory(rounds, names)
     if args.bpf_stats:
         print_bpf(rounds, names)
+    if args.summary:
+        write_summary(args.summary, rounds, names)
     print()
     return verdict(rounds, names, ratios)
 
