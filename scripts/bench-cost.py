@@ -427,6 +427,10 @@ def print_kernel_time(rounds: list[dict], names: list[str]) -> None:
         for c in names)
         + "        " + " ".join(f"{bl.fmt(bl.median(bpf_us(r[c]) for r in rounds), '.2f', 15)}"
                                 for c in hooked))
+    print("IRQ work interrupts a second during the storm (/proc/interrupts IWI; the ring buffer's"
+          " forced reader wake-ups among them), median: " + ", ".join(
+              f"{c} {bl.median(r[c]['storm']['irq_work_per_s'] for r in rounds):.0f}"
+              for c in names))
     failures = sum(r[c]["storm"].get("failures", 0) for r in rounds for c in names)
     if failures:
         print(f"note: {failures} failed connect attempts in all (retried by the storm)")

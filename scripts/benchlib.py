@@ -189,6 +189,16 @@ def machine_user_ticks() -> int:
 
 # ---- /proc/PID ------------------------------------------------------------------------------
 
+def irq_work_interrupts() -> int:
+    """IRQ work interrupts so far, all CPUs (/proc/interrupts IWI; x86): among them the BPF
+    ring buffer's reader wake-ups."""
+    for line in Path("/proc/interrupts").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "IWI:":
+            return sum(int(field) for field in fields[1:] if field.isdigit())
+    return 0
+
+
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU time of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -347,14 +357,15 @@ class Storm:
         command = self.prefix + [str(self.binary), "--seconds", str(seconds), "--new-netns"]
         if ports_file is not None:
             command += ["--ports-file", str(ports_file)]
-        before = machine_user_ticks()
+        before, irq_work_before = machine_user_ticks(), irq_work_interrupts()
         result = subprocess.run(command, capture_output=True, text=True)
-        after = machine_user_ticks()
+        after, irq_work_after = machine_user_ticks(), irq_work_interrupts()
         if result.returncode:
             raise BenchError(f"connect_storm failed (exit {result.returncode}): "
                              f"{(result.stdout + result.stderr).strip()[-1500:]}")
         run = json.loads(result.stdout.strip().splitlines()[-1])
         run["machine_user_s"] = (after - before) / CLK_TCK
+        run["irq_work_per_s"] = (irq_work_after - irq_work_before) / run["seconds"]
         return run
 
 
