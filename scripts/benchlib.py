@@ -187,8 +187,6 @@ def machine_user_ticks() -> int:
     return int(fields[1]) + int(fields[2])
 
 
-# ---- /proc/PID ------------------------------------------------------------------------------
-
 def irq_work_interrupts() -> int:
     """IRQ work interrupts so far, all CPUs (/proc/interrupts IWI; x86): among them the BPF
     ring buffer's reader wake-ups."""
@@ -198,6 +196,8 @@ def irq_work_interrupts() -> int:
             return sum(int(field) for field in fields[1:] if field.isdigit())
     return 0
 
+
+# ---- /proc/PID ------------------------------------------------------------------------------
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU time of a process (all its threads), in seconds."""

@@ -182,7 +182,7 @@ void Capture::configure(const CaptureConfig &config) {
     // mark every record the programs submit forces a wake-up, and queues the ring's irq_work
     // again once the last has run (bpf_ringbuf_commit()): an interrupt on the producing CPU
     // until the reader has drained below the mark. At an eighth, a connect storm of ~48k
-    // connections a second crossed it between polls and took ~140 of them a second, ~35 ns per
+    // connections a second crossed it between polls and took ~140 of them a second, ~30 ns per
     // connection in the programs (bpf_stats); at half, none.
     ro->wakeup_bytes = ring_bytes / 2;
     if (int err = bpf_map__set_max_entries(skel_->maps.events, ring_bytes))
