@@ -108,14 +108,8 @@ def build_variants(source: Path, work: Path) -> dict[str, Path]:
     binaries = {}
     for variant in VARIANTS:
         remove_piece(source, variant)
-        print(f"== building {variant}", flush=True)
-        if not (build_dir / "CMakeCache.txt").exists():
-            subprocess.run(["cmake", "-S", str(source), "-B", str(build_dir),
-                            "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], check=True, capture_output=True)
-        result = subprocess.run(["cmake", "--build", str(build_dir), "-j2", "--target",
-                                 "portwatch"], capture_output=True, text=True)
-        if result.returncode:
-            raise bl.BenchError(f"{variant} did not build: {result.stdout[-2000:]}")
+        print(f"== {variant}:", flush=True)
+        bl.build(build_dir, "portwatch", source=source)
         binaries[variant] = work / f"portwatch-{variant}"
         shutil.copy2(build_dir / "portwatch", binaries[variant])
     return binaries

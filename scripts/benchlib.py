@@ -113,21 +113,21 @@ def require_tools(*tools: str) -> None:
             raise BenchError(f"{tool} is required")
 
 
-def build(build_dir: Path, *targets: str, skip: bool = False) -> None:
-    """Incremental build of TARGETS in BUILD_DIR (configured first if it is not yet); with SKIP,
-    only checks that the directory exists."""
+def build(build_dir: Path, *targets: str, skip: bool = False, source: Path = REPO) -> None:
+    """Incremental build of TARGETS in BUILD_DIR (configured from SOURCE first if it is not
+    yet); with SKIP, only checks that the directory exists."""
     if skip:
         if not (build_dir / "CMakeCache.txt").exists():
             raise BenchError(f"{build_dir} is not a build directory (run with --build)")
         return
     if not (build_dir / "CMakeCache.txt").exists():
         print(f"== configuring {build_dir}", flush=True)
-        _quiet(["cmake", "-S", str(REPO), "-B", str(build_dir),
+        _quiet(["cmake", "-S", str(source), "-B", str(build_dir),
                 "-DCMAKE_BUILD_TYPE=RelWithDebInfo"], "cmake configure")
     print(f"== building {', '.join(targets)} in {build_dir}", flush=True)
     command = ["cmake", "--build", str(build_dir), "-j2", "--target", *targets]
     if subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
-        _quiet(["cmake", "-S", str(REPO), "-B", str(build_dir)], "cmake configure")
+        _quiet(["cmake", "-S", str(source), "-B", str(build_dir)], "cmake configure")
         _quiet(command, "build (run: " + " ".join(command) + ")")
 
 
