@@ -212,6 +212,7 @@ TEST(JsonFormat, Ready) {
     ReadyInfo ready;
     ready.realtime_ns = kRealtimeNs;
     ready.version = "0.1.0";
+    ready.revision = "664ae308ff13-dirty";
     ready.kernel_release = "6.8.0-49-generic";
     ready.hooks = {"tp_btf/sys_exit_bind", "cgroup/post_bind4"};
     ready.agent_pid = 4321;
@@ -220,6 +221,7 @@ TEST(JsonFormat, Ready) {
     expect_header(j, "ready");
     EXPECT_EQ(j["ts"], kTs);
     EXPECT_EQ(j["version"], "0.1.0");
+    EXPECT_EQ(j["revision"], "664ae308ff13-dirty");
     EXPECT_EQ(j["kernel"], "6.8.0-49-generic");
     EXPECT_EQ(j["abi_version"], PW_ABI_VERSION);
     EXPECT_EQ(j["pid"], 4321);

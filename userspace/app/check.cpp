@@ -121,6 +121,7 @@ void print_json(const std::vector<Finding> &findings, const std::vector<std::str
     Json out;
     out["type"] = "check";
     out["version"] = kPortwatchVersion;
+    out["revision"] = git_revision();
     out["kernel"] = kernel_release();
     Json checks = Json::array();
     for (const auto &finding : findings)

@@ -268,6 +268,7 @@ int run_live(const LiveRun &run) {
     ReadyInfo ready;
     ready.realtime_ns = clock_ns(CLOCK_REALTIME);
     ready.version = kPortwatchVersion;
+    ready.revision = git_revision();
     ready.kernel_release = kernel_release();
     ready.hooks = capture.hooks();
     ready.hook_set = name_of(capture.hook_set());

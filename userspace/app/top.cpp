@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <ctime>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "app/host_tables.h"
 #include "app/live_run.h"
+#include "app/terminfo.h"
 #include "output/top_screen.h"
 #include "system/host_info.h"
 
@@ -130,6 +132,14 @@ int run_top(const MonitorOptions &options) {
                      "portwatch: top needs a terminal; for a pipe or a file use `portwatch monitor "
                      "--json` or `portwatch snapshot`\n");
         return 2;
+    }
+    if (!terminfo_describes(STDOUT_FILENO)) {
+        const char *term = std::getenv("TERM");
+        std::fprintf(stderr,
+                     "portwatch: top: no terminfo entry for TERM=%s (looked in $TERMINFO, "
+                     "$TERMINFO_DIRS, /etc/terminfo, /lib/terminfo, /usr/share/terminfo)\n",
+                     term ? term : "");
+        return 1;
     }
     install_signal_handlers(false);
     SilentReporter silent;

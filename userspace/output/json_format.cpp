@@ -339,6 +339,7 @@ std::string json_line(const Event &event, const TimeBase &time) {
 Json to_json(const ReadyInfo &ready) {
     Json out = header("ready", ready.realtime_ns);
     out["version"] = ready.version;
+    out["revision"] = ready.revision;
     out["kernel"] = ready.kernel_release;
     out["abi_version"] = PW_ABI_VERSION;
     out["pid"] = ready.agent_pid;

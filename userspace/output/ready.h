@@ -13,6 +13,7 @@ namespace portwatch {
 struct ReadyInfo {
     std::int64_t realtime_ns = 0;
     std::string version;
+    std::string revision;  // git's, at build time
     std::string kernel_release;
     std::vector<std::string> hooks;
     std::string hook_set;         // "fexit" or "tracepoint"
