@@ -24,6 +24,9 @@ packages=(
   systemd rsyslog logrotate strace python3-yaml  # tests of deploy/
   python3 iproute2 procps            # benchmark script, debugging
   qemu-system-x86 busybox-static cpio xz-utils  # scripts/vmtest.py: the kernel matrix
+  dpkg-dev debhelper fakeroot lintian file      # scripts/package.sh: the .deb, and its checks
+  podman buildah runc uidmap                    # the OCI image, and running it in the tests
+  debootstrap                                   # tests: the .deb in a clean Debian
 )
 
 missing=()

@@ -3,8 +3,8 @@
 
 For every kernel in KERNELS, and every hook set in HOOK_SETS: fetch Debian's cloud kernel package through a private apt
 configuration (the machine's apt sources are never touched), build an initramfs holding
-busybox, this build's binaries with their libraries, the modules and every program the tests
-exec, boot it under qemu (TCG: KVM does not work on these machines), run the kernel_tests
+busybox, the release's static portwatch (dist/portwatch, alone), the test binary with its
+libraries, the modules and every program the tests exec, boot it under qemu (TCG: KVM does not work on these machines), run the kernel_tests
 binary inside and read its gtest JSON report back from a second serial port.
 
 Prints one line per kernel and hook set (passed / failed / skipped, with each skip's reason) and exits 1
@@ -27,6 +27,7 @@ from xml.etree import ElementTree
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+STATIC_BINARY = REPO / "dist" / "portwatch"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -280,6 +281,20 @@ class Initramfs:
             run(["cpio", "--quiet", "-o", "-H", "newc"], cwd=self.root, input=files, stdout=cpio)
 
 
+def add_portwatch(image: Initramfs, build_path: Path) -> None:
+    """The release's static binary (dist/portwatch) alone, at the build's path the tests
+    exec; the build's dynamic one, with its libraries, only outside CI and without dist/."""
+    if STATIC_BINARY.exists():
+        if elf_libraries(str(STATIC_BINARY)):
+            raise Fail(f"{STATIC_BINARY} is not static")
+        image.add(str(STATIC_BINARY), str(build_path))
+    elif os.environ.get("CI") == "true":
+        raise Fail(f"{STATIC_BINARY} is missing (scripts/package.sh makes it)")
+    else:
+        log(f"no {STATIC_BINARY}: the VM runs {build_path} with its libraries")
+        image.add_program(str(build_path))
+
+
 def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_args: list[str],
                     env: dict[str, str], command: str = "", extra: tuple[str, ...] = ()) -> Path:
     """`extra`: more files at their own paths (executables with their libraries)."""
@@ -291,8 +306,9 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
         if not binary.exists():
             raise Fail(f"{binary} is not built (scripts/build.sh builds it)")
     # The tests name the binary and the source tree by their absolute build-time paths.
-    for program in [str(kernel_tests), str(portwatch), *TEST_PROGRAMS]:
+    for program in [str(kernel_tests), *TEST_PROGRAMS]:
         image.add_program(program)
+    add_portwatch(image, portwatch)
     for path in extra:
         image.add_program(path) if os.access(path, os.X_OK) else image.add(path)
     # As on Debian: /bin/sh is dash (system() runs it) and root's shell bash, which tmux

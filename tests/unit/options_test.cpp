@@ -8,6 +8,7 @@
 
 #include "app/options.h"
 #include "app/version.h"
+#include "portwatch_abi.h"
 
 namespace portwatch {
 namespace {
@@ -284,7 +285,11 @@ TEST(Options, Version) {
     CommandLine cl = parse({"--version"});
     EXPECT_EQ(cl.action, CommandLine::Action::exit);
     EXPECT_EQ(cl.exit_code, 0);
-    EXPECT_EQ(cl.output, std::string(kPortwatchVersion) + "\n");
+    // The version CMake's project() gives, the revision git gives, the ABI the records carry.
+    std::string expected = std::string("portwatch ") + PORTWATCH_VERSION + " (revision " +
+                           git_revision() + ", BPF ABI " + std::to_string(PW_ABI_VERSION) + ")\n";
+    EXPECT_EQ(cl.output, expected);
+    EXPECT_NE(std::string(git_revision()), "");
 }
 
 TEST(Options, OutputFileIsMonitorsOnly) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "output/names.h"
@@ -76,6 +77,8 @@ void add_threshold_options(CLI::App &command, MonitorOptions &options) {
         ->check(CLI::Range(0.01, 1.0));
 }
 
+constexpr const char *kOutputFlag = "--output";  // the one option whose value is a file
+
 const std::vector<std::string> kHookNames = {"auto", "fexit", "tracepoint"};
 
 // For the subcommands that load the programs. (Not CLI11's envname(): it fills the variable
@@ -111,7 +114,7 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
         .add_option("--max-tracked-sockets", options.max_tracked_sockets,
                     "Sockets whose release is followed at once")
         ->check(CLI::Range(1024u, 1u << 24));
-    monitor.add_option("--output", options.output,
+    monitor.add_option(kOutputFlag, options.output,
                        "Append the output to FILE instead of standard output; SIGHUP reopens "
                        "FILE (after log rotation)");
     monitor
@@ -155,36 +158,51 @@ CommandLine exit_with(int code, std::string output) {
     return result;
 }
 
-}  // namespace
-
-CommandLine parse_command_line(int argc, const char *const *argv) {
-    CLI::App app{"portwatch: every local port the kernel hands out, who got it and how",
-                 "portwatch"};
-    app.set_version_flag("--version", kPortwatchVersion);
-    app.require_subcommand(1);
+// What the options write to while CLI11 parses; parse_command_line() checks and converts it.
+struct ParseTargets {
     MonitorOptions options;
     std::string proto, family, metrics_listen, hooks;
     bool json = false;
-    CLI::App *monitor = app.add_subcommand("monitor", "Trace port allocations and releases live");
-    CLI::App *snapshot = app.add_subcommand(
-        "snapshot", "The ports in use now, from the kernel's socket tables (no tracing)");
-    CLI::App *top = app.add_subcommand(
+};
+
+// portwatch's CLI::App together with the variables its options are bound to (by reference:
+// neither may move, hence one object that is never copied).
+class PortwatchApp : public CLI::App {
+  public:
+    PortwatchApp();
+    ParseTargets targets;
+    CLI::App *monitor, *snapshot, *top, *check;
+};
+
+PortwatchApp::PortwatchApp()
+    : CLI::App("portwatch: every local port the kernel hands out, who got it and how",
+               "portwatch") {
+    set_version_flag("--version", version_text());
+    require_subcommand(1);
+    monitor = add_subcommand("monitor", "Trace port allocations and releases live");
+    snapshot = add_subcommand("snapshot",
+                              "The ports in use now, from the kernel's socket tables (no tracing)");
+    top = add_subcommand(
         "top", "A live terminal view: fullest scopes, processes holding most ports, failures");
-    CLI::App *check = app.add_subcommand(
+    check = add_subcommand(
         "check", "What this kernel and these privileges allow; exit 1 if monitor cannot run");
-    add_output_option(*check, json);
+    MonitorOptions &options = targets.options;
+    add_output_option(*check, targets.json);
     for (CLI::App *command : {monitor, snapshot}) {
-        add_output_option(*command, json);
+        add_output_option(*command, targets.json);
         add_report_top_option(*command, options);
     }
     for (CLI::App *command : {monitor, snapshot, top}) {
-        add_filter_options(*command, options, proto, family);
+        add_filter_options(*command, options, targets.proto, targets.family);
         add_threshold_options(*command, options);
     }
-    for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, hooks);
+    for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
     add_monitor_options(*monitor, options);
-    add_metrics_options(*monitor, options, metrics_listen);
+    add_metrics_options(*monitor, options, targets.metrics_listen);
+}
 
+// Runs CLI11's parser: nullopt when the command line parsed, else what to print and exit with.
+std::optional<CommandLine> run_parser(PortwatchApp &app, int argc, const char *const *argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp &) {
@@ -192,42 +210,77 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     } catch (const CLI::CallForAllHelp &) {
         return exit_with(0, app.help("", CLI::AppFormatMode::All));
     } catch (const CLI::CallForVersion &) {
-        return exit_with(0, std::string(kPortwatchVersion) + "\n");
+        return exit_with(0, version_text() + "\n");
     } catch (const CLI::ParseError &error) {
         return exit_with(2, "portwatch: " + std::string(error.what()) + " (see --help)\n");
     }
+    return std::nullopt;
+}
+
+// --hooks, else PORTWATCH_HOOKS, else auto.
+std::string hook_name(const std::string &from_command_line) {
+    if (!from_command_line.empty()) return from_command_line;
+    const char *from_environment = std::getenv("PORTWATCH_HOOKS");
+    return from_environment ? from_environment : "auto";
+}
+
+// What CLI11 cannot check on one option alone: "" when all is well, else the error line.
+std::string check_combinations(const MonitorOptions &options) {
     if (!is_power_of_two(options.ringbuf_mb))
-        return exit_with(2, "portwatch: --ringbuf-mb: must be a power of two, not " +
-                                std::to_string(options.ringbuf_mb) + " (see --help)\n");
+        return "portwatch: --ringbuf-mb: must be a power of two, not " +
+               std::to_string(options.ringbuf_mb) + " (see --help)\n";
     if (options.critical_ratio <= options.warn_ratio)
-        return exit_with(2,
-                         "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n");
-    options.format = json ? OutputFormat::json : OutputFormat::text;
-    if (!metrics_listen.empty()) {
+        return "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n";
+    return "";
+}
+
+// Turns the text CLI11 bound into the options' types: "" when all is well, else the error line.
+std::string convert_targets(ParseTargets &targets) {
+    MonitorOptions &options = targets.options;
+    options.format = targets.json ? OutputFormat::json : OutputFormat::text;
+    if (!targets.metrics_listen.empty()) {
         // Checked by the validator already: a failure here would be a bug, still not ignored.
-        Result<ListenAddress> address = parse_listen_address(metrics_listen);
-        if (!address)
-            return exit_with(2,
-                             "portwatch: --metrics-listen: " + address.error() + " (see --help)\n");
+        Result<ListenAddress> address = parse_listen_address(targets.metrics_listen);
+        if (!address) return "portwatch: --metrics-listen: " + address.error() + " (see --help)\n";
         options.metrics_listen = std::move(address).value();
     }
-    if (hooks.empty()) {
-        const char *from_environment = std::getenv("PORTWATCH_HOOKS");
-        hooks = from_environment ? from_environment : "auto";
-        if (std::find(kHookNames.begin(), kHookNames.end(), hooks) == kHookNames.end())
-            return exit_with(
-                2, "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {auto,fexit,tracepoint}\n");
-    }
+    std::string hooks = hook_name(targets.hooks);
+    if (std::find(kHookNames.begin(), kHookNames.end(), hooks) == kHookNames.end())
+        return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {auto,fexit,tracepoint}\n";
     options.hooks = hook_choice_named(hooks);
-    if (!proto.empty()) options.filters.proto = parse_proto(proto);
-    if (!family.empty()) options.filters.family = parse_family(family);
+    if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
+    if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
+    return "";
+}
+
+CommandLine::Action action_parsed(const PortwatchApp &app) {
+    return app.snapshot->parsed() ? CommandLine::Action::snapshot
+           : app.top->parsed()    ? CommandLine::Action::top
+           : app.check->parsed()  ? CommandLine::Action::check
+                                  : CommandLine::Action::monitor;
+}
+
+}  // namespace
+
+CommandLine parse_command_line(int argc, const char *const *argv) {
+    PortwatchApp app;
+    if (std::optional<CommandLine> exit = run_parser(app, argc, argv)) return *exit;
+    if (std::string error = check_combinations(app.targets.options); !error.empty())
+        return exit_with(2, error);
+    if (std::string error = convert_targets(app.targets); !error.empty())
+        return exit_with(2, error);
     CommandLine result;
-    result.action = snapshot->parsed() ? CommandLine::Action::snapshot
-                    : top->parsed()    ? CommandLine::Action::top
-                    : check->parsed()  ? CommandLine::Action::check
-                                       : CommandLine::Action::monitor;
-    result.monitor = options;
+    result.action = action_parsed(app);
+    result.monitor = app.targets.options;
     return result;
+}
+
+std::unique_ptr<CLI::App> command_line_app() {
+    return std::make_unique<PortwatchApp>();
+}
+
+bool takes_file_name(const CLI::Option &option) {
+    return option.get_name() == kOutputFlag;
 }
 
 CaptureConfig capture_config(const MonitorOptions &options) {

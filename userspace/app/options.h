@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -13,6 +14,11 @@
 #include "model/report_bound.h"
 #include "output/output_choice.h"
 #include "system/listen_address.h"
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
 
 namespace portwatch {
 
@@ -43,6 +49,14 @@ struct CommandLine {
 };
 
 CommandLine parse_command_line(int argc, const char *const *argv);
+
+// The command line's one definition (CLI11): every subcommand and option with its type, checks
+// and description. parse_command_line() parses with it; the man page and the shell completions
+// (app/cli_docs.h) are generated from it.
+std::unique_ptr<CLI::App> command_line_app();
+
+// Whether the option's value names a file (the completions offer file names for it).
+bool takes_file_name(const CLI::Option &option);
 
 // The capture's share of the options.
 CaptureConfig capture_config(const MonitorOptions &options);
