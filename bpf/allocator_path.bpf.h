@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c, the fexit hook set. */
 #ifndef PORTWATCH_ALLOCATOR_PATH_BPF_H
 #define PORTWATCH_ALLOCATOR_PATH_BPF_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c (one object, one skeleton): the constants, the tunables user
  * space sets between open and load, and the call in flight every path fills. */
 #ifndef PORTWATCH_COMMON_BPF_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c, in both hook sets: io_uring's bind, listen, connect and send ops,
  * which reach __sys_bind_socket(), __sys_listen_socket(), __sys_connect_file() and
  * __sys_sendmsg_sock() with no syscall of their own (io_uring/net.c).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* CO-RE flavours for kernel structures whose shape changed across the
  * kernels portwatch supports (>= 5.9 with BTF). */
 #ifndef PORTWATCH_KERNEL_COMPAT_BPF_H

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /* portwatch kernel side. Two hook sets, one chosen by user space before load:
  *
  * fexit (allocator_path.bpf.h), where trampolines attach (stock kernels): the kernel's

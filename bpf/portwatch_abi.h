@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
 /* The records the BPF programs write to the ring buffer and the values of the
  * maps user space reads. The one definition, included by bpf/portwatch.bpf.c
  * and by the C++ decoder. Fixed-width fields, explicit padding, and every size and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c: the one place records are filled and sent (the ring buffer, loss
  * counters, held_ports with each port's owner), so that every hook set emits the same. */
 #ifndef PORTWATCH_RECORDS_BPF_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c: what the current task, its socket and its call are, read the
  * same way by every hook set (filters, the socket behind an fd, the sockaddr a call passed). */
 #ifndef PORTWATCH_SOCKETS_BPF_H

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c, in both hook sets: TCP connect (where sockops sees the task) and
  * TCP releases from sockops, tcp_destroy_sock, and the cgroup socket hooks (cookies, UDP
  * release).

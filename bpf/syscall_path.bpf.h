@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only
 /* Part of portwatch.bpf.c, the tracepoint hook set: bind, listen, connect and send* seen at
  * tp_btf/sys_enter and sys_exit, for kernels where fexit cannot attach. */
 #ifndef PORTWATCH_SYSCALL_PATH_BPF_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bpf_object(NAME SOURCE [SKELETON] [DEPENDS file...])
 #
 # Compiles SOURCE (a .bpf.c) against the build's vmlinux.h into ${BPF_OUT}/NAME.bpf.o, CO-RE

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # The man page portwatch(8) and the bash, zsh and fish completions, generated from the command
 # line's one definition (userspace/app/options.cpp) by portwatch_docs into build/share/, again
 # whenever the tool changes (a flag added, a description reworded).

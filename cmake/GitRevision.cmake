@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Writes OUTPUT, a C++ file defining portwatch::git_revision(), from `git describe` of SOURCE_DIR
 # ("unknown" outside a git checkout). Run at every build; rewrites OUTPUT only when the revision
 # changed, so that a commit relinks the binary and nothing else rebuilds.

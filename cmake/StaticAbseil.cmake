@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Debian's abseil CMake package names its shared objects; a static link takes the archives
 # Debian ships beside them (libabsl_X.so.N -> libabsl_X.a).
 get_property(imported DIRECTORY PROPERTY IMPORTED_TARGETS)

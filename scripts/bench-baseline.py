@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """bench-baseline.py: what does `portwatch monitor` cost when it starts on a host with many live
 sockets (the start-up "baseline" pass over every namespace's socket tables), and what does each
 tracked socket cost afterwards (memory, and time in the reconciliation pass before a report)?

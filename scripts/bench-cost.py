@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """bench-cost.py: what `portwatch monitor` costs a connect()-heavy workload, next to what the
 hooks alone cost, and does it see every port? (issue 15, "Cost next to nothing")
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """bench-hook-floor.py: what does merely having BPF programs attached to portwatch's hooks cost a
 connect()-heavy workload, before those programs do any work?
 

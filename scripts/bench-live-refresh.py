@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """bench-live-refresh.py: the CPU the once-a-second refresh of the live views costs on a big
 model: PortModel::current() plus the Prometheus exposition (monitor --metrics-listen) or top's
 screen, for {sockets, destination scopes} = {1000, 10}, {100000, 100}, {100000, 10000}

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """bench-record-cost.py: where portwatch's BPF time above the empty hooks goes, found by taking
 the work out one piece at a time (issue 15).
 

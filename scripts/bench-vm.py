@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """What each hook set costs, measured on the kernels of the matrix under qemu.
 
 In each VM (scripts/vmtest.py boots it), interleaved rounds of five conditions, the order

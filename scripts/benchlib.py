@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared helpers of the scripts/bench-*.py measurements (imported, not run).
 
 Building, the loopback connect storm (tests/bench/connect_storm), /proc readers, waiting for a

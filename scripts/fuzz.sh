@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/fuzz.sh [SECONDS]: runs every fuzz harness (tests/fuzz) for SECONDS each (default
 # 600), one after the other, from the build tree (BUILD_DIR, default build). ctest runs them
 # for FUZZ_SECONDS (5) each; this is the longer run. A crash stops it and names its input.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages portwatch needs to build, test and run, if any
 # is missing. Idempotent; apt runs only when something is missing.
 # --build-only: just what building the portwatch binary needs (deploy/container).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # One command from a fresh machine to a running monitor: installs what is
 # missing, builds, and runs `portwatch` with the given arguments
 # (default: `monitor`). Needs root, as the monitor does.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A bounded soak of the monitor: N minutes of loopback load in a network namespace of its own.
 
 The load: TCP connect/close across 50 local listeners (the client closes first, so its ports

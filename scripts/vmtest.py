@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs the kernel test suite on the kernels fleets run, each booted under qemu.
 
 For every kernel in KERNELS, and every hook set in HOOK_SETS: fetch Debian's cloud kernel package through a private apt

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // connect_storm: a bounded loopback TCP connect load generator for the portwatch benchmark.
 //
 // A listener on 127.0.0.1:0 (this process) with an accept thread that accepts and closes; the

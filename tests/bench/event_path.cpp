@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The monitor's work per event, without the kernel: the JSON line (append_json_line) and
 // the model (PortModel::apply), on the events a loopback connect() storm sends (one
 // connect()-allocated port, then its release; four in five releases at TCP close, one in

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-only
 /* hook_floor.bpf.c: trivial programs on the hooks portwatch uses, for
  * scripts/bench-hook-floor.py and scripts/bench-cost.py. Each one does
  * (almost) nothing: the early exit or the single helper call a real program

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // hook_floor: attaches trivial BPF programs (tests/bench/hook_floor.bpf.c) and holds them attached
 // until SIGINT or SIGTERM, for scripts/bench-hook-floor.py and scripts/bench-cost.py.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the once-a-second refresh of the live views costs on a busy host: PortModel::current()
 // plus render_prometheus() (the metrics endpoint) or render_top() (portwatch top), for a model
 // holding `sockets` connect()-allocated ports spread over `destinations` destination scopes

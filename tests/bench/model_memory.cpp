@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The model's heap per tracked socket (issue 15's target: <= 200 B), with no kernel and no
 // allocator slack: a socket table of N live connections, then one of N TIME_WAIT sockets, fed to
 // a PortModel; glibc's count of bytes in use before and after. RSS, which adds what the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // socket_farm: holds a large number of live loopback TCP sockets for the portwatch baseline
 // benchmark (scripts/bench-baseline.py), so that the agent starts on a "busy host".
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // syscall_loop: a syscall that allocates no port (getppid()), in a loop, for the VM
 // benchmark (scripts/bench-vm.py): its rate with a hook set attached, over its rate with
 // nothing attached, is what that set costs unrelated work. Prints one JSON line:

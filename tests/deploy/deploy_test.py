@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The files in deploy/, checked with the tools this machine has.
 
 StaticFiles needs no root: systemd-analyze (verify, security), YAML and JSON parses with the

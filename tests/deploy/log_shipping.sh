@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # End to end: the monitor writes JSON lines to a file (--output) as
 # deploy/systemd/portwatch.service has it do, rsyslog with deploy/logging/rsyslog-portwatch.conf
 # ships them to a TCP collector on loopback, and logrotate with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ring-buffer record decoder on any bytes: it must never read past them, and what it
 // accepts must be in range.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pieces of one fuzz input, taken front to back; past the end every piece is empty.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whatever the decoder accepts, with any process name and cgroup path, through the model and
 // out as JSON lines, text lines and the Prometheus exposition: every JSON line parses as
 // UTF-8 JSON, and no byte a terminal acts on (C0 but newline, DEL, C1, bidi controls) is in

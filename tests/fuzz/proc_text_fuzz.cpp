@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What portwatch reads from /proc and /sys as text, on any bytes: /proc/mounts, a
 // /proc/PID/cgroup, a cgroup path (container names), and the net sysctls.
 #include <algorithm>

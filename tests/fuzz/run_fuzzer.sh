@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run_fuzzer.sh FUZZER SEEDS SECONDS: runs one harness from its checked-in seeds for SECONDS.
 # What it finds goes to a scratch corpus, never into the seeds; a crash leaves its input
 # (crash-*) in the scratch directory, which is named on failure.

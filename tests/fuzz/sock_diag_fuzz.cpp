@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A sock_diag dump answer on any bytes: one datagram, or several in a row, as recv() gives
 // them. Every message must be checked to lie within its datagram before it is read.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Writes the checked-in seed corpora (corpus/<harness>/): well-formed inputs of each kind, so
 // every run starts past the checks a random input fails. Run again when the ABI changes:
 //   build/tests/fuzz/write_seeds tests/fuzz/corpus

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One test per allocation kind x family x protocol where the kind applies: the
 // exact port getsockname() reports, the kind, the syscall, pid/tid and netns.
 #include <fcntl.h>

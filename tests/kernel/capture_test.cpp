@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the capture itself promises, whatever the events: its counters of what the kernel side
 // emitted and lost are never made up.
 #include <bpf/bpf.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Why a scope fills, end to end: `portwatch monitor --json` while a real scenario in its own
 // netns makes one cause dominant; the warnings and the final report rank that cause first,
 // with its figures. Nothing here depends on timing: the monitor's lines are read after it

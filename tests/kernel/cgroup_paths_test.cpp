@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CgroupPaths against real cgroups: ids made here resolve to their paths, by file handle and
 // by searching the tree when handles are refused; a cgroup that is gone resolves to nothing.
 #include <fcntl.h>

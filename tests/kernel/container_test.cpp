@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Container attribution end to end: a process in a docker-named cgroup and one in the root
 // cgroup each bind a port in a network namespace of their own; the real `portwatch monitor`
 // and `portwatch snapshot` name the cgroup of each, and the container of the first only.

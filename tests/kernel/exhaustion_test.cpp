@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portwatch monitor --json` end to end while a test exhausts a narrow port range in its
 // own netns: the warnings come before the failure, name the process, count TIME_WAIT and
 // give the exact capacity; the final report agrees.

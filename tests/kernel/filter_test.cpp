@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Filters are applied in the kernel: a capture loaded with a filter must see
 // exactly the matching allocations of a namespace, and nothing else.
 #include <sys/prctl.h>

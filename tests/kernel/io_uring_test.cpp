@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // io_uring's socket ops take ports with no bind(), listen(), connect() or send*() syscall:
 // each op on each protocol and family, the same exact events the syscalls give. Debian's
 // liburing 2.3 has no io_uring_prep_bind()/prep_listen(): their SQEs are made by hand.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Support for kernel tests: load the real BPF programs, run socket code in a
 // fresh network namespace, and collect the events that namespace produced.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portwatch monitor --metrics-listen` end to end: the exposition counts exactly the
 // sockets a test made in its own netns, passes `promtool check metrics`, and a real
 // Prometheus server scraping the agent gets the series.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The real `portwatch monitor` binary, end to end: ready first, events as NDJSON,
 // SIGINT gives a final stats line and exit 0, SIGKILL leaves nothing attached,
 // bad flags give one line on stderr.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portwatch monitor --json` run for a test: its lines about one netns, and lookups in them.
 #pragma once
 

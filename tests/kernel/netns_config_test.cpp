@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NetnsConfigReader against real namespaces: a namespace is found by inode, even when only
 // a non-leader thread is in it, and its sysctls are read without moving the caller's thread.
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dump_sockets and socket_owners against a fresh namespace that holds known sockets, checked
 // against what the sockets say of themselves (getsockname, SO_COOKIE, fstat).
 #include <arpa/inet.h>

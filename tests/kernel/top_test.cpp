@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portwatch top` in a real terminal: tmux runs it, send-keys types, capture-pane reads the
 // screen. It shows the test netns's sockets and failure, quits on `q` (or ^C) and leaves
 // the terminal as it found it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The cause analysis on its own: facts in, ranked causes out.
 #include "model/causes.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The man page and the completions against the real command line: every option of every
 // subcommand, found by walking the CLI11 app (not a list kept here), is in each of them.
 #include "app/cli_docs.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Prometheus exposition from synthetic usage, stats and events: names, labels,
 // escaping, the top-N bound on label sets, and counters that follow the events.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Result<T> and Status: a value or why not.
 #include "system/result.h"
 

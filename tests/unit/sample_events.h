@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Events, a time base and a one-line check shared by the formatter tests. Values are chosen so
 // that every field differs from its neighbours and from its default.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // top's screen from synthetic usage: sections in order, fullest scope first, newest
 // failure first, and never more rows or columns than the terminal has.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "app/check.h"
 
 #include "app/host_tables.h"

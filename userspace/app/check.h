@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `portwatch check`: what this kernel and these privileges allow, which hooks `monitor`
 // would use, and a non-zero exit with the reason when it cannot run.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The man page portwatch(8) and the bash, zsh and fish completions, generated from the command
 // line's one definition (command_line_app() in app/options.h): every subcommand and every option
 // with its value type, fixed choices and description as CLI11 has them, so that neither can miss

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portwatch_docs OUTDIR: writes the man page and the shell completions, generated from the
 // command line's definition (app/cli_docs.h), into OUTDIR. Run at build time.
 #include <CLI/CLI.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the subcommands read from this host: the port model from the kernel's socket tables
 // (`monitor`: the baseline and every reconciliation; `snapshot`: one pass, no tracing).
 #pragma once

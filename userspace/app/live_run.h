@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The tracing loop `monitor` and `top` share: attach, take the baseline from the socket
 // tables, then feed every event to the model and the reporter, reconcile and report every
 // --report-interval, and refresh the live views once a second, until --duration, SIGINT,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // portwatch: parse the command line, run the subcommand, turn every failure
 // into one line on stderr and a non-zero exit.
 #include <cstdio>

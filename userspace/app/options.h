@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The command line (CLI11), parsed into plain options. No side effects: the
 // caller decides what to print and how to exit.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "app/terminfo.h"
 
 // term.h defines macros named like common words (lines, columns): kept out of top.cpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What `portwatch --version`, the ready line and `check` say the agent is. The version is
 // CMake's project(VERSION) (the one source), the revision git's at build time.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "capture/capture.h"
 
 #include <bpf/bpf.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The only code that owns BPF objects: loads the programs (CO-RE skeleton),
 // attaches them as links (gone with the process, even on SIGKILL), reads the
 // ring buffer and the counters, and hands decoded events to a callback.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the capture needs to know: which events to keep, how much kernel memory to use, which
 // hooks to attach. The command line fills it (app/options.h); these are the defaults.
 #pragma once

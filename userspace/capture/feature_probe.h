@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Asks the running kernel which of the features the programs use it has: its BTF for
 // types, enumerators and tracepoints, and trial loads (libbpf_probe_*) for map types and
 // helpers. Needs the privileges loading needs.

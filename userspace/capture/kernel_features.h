@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the running kernel offers the BPF programs, and what portwatch decides from it:
 // whether it can run, which fallbacks it uses, and the sentence that says why not.
 // The probing itself is in capture/feature_probe.cpp; this part is pure.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A process's cgroup v2 path and the container it shows, worked out once, when the path is
 // set: what reads it afterwards (the model, every output line) reads the container and never
 // parses the path again.

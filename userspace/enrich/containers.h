@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a cgroup v2 path says about the container a process runs in. Pure: text in, names out.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one enrichment step: each event is filled in once, right after decoding and before
 // anything reads it, with who and where:
 //   - the owner of a release the kernel sent none for (PortOwners: the allocation it saw),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Who got each port the kernel does not remember an owner for.
 //
 // The kernel side keeps no per-socket state for a connect()-allocated TCP port (that

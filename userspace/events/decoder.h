@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Ring-buffer records -> typed events. Every record is checked (length, ABI
 // version, declared size, enum ranges) before a byte of it is trusted.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The decoded, typed form of what the kernel side reports. No libbpf, no kernel.
 #pragma once
 

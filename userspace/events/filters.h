@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which sockets and processes the user asked to see (--pid, --comm, --netns, --proto,
 // --family): the kernel side drops the rest, and the socket-table passes apply the same.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One socket as the kernel's socket tables (sock_diag) list it: what the agent reads at
 // start (the baseline) and periodically (reconciliation), independent of events.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Causes: the facts causes.h reasons from, for each scope at warning or above (a level change,
 // a report, a refresh of metrics or top): one pass over the scopes and one over the sockets,
 // whatever the number of scopes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Why a scope is filling: from what the model knows of one scope, its netns's sockets and
 // its settings, the causes that apply, ranked by how much of the range they explain, each
 // with its evidence in figures and one line of advice naming the sysctl or socket option.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Whether the agent does its job, for /healthz: only the agent's own reasons count (a
 // host short of ports is what it reports, not a fault of its own).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the model keeps per socket: a live one holding a port, a TIME_WAIT entry, and a
 // process's share of a port. PortModel's own.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A network namespace's port settings, as the kernel's sysctls say them:
 // net.ipv4.ip_local_port_range, ip_local_reserved_ports and tcp_tw_reuse (all per netns).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the model keeps per network namespace: its port settings and which ports its sockets
 // hold, as each of the kernel's port choices sees them. PortModel's own.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ports in use as the kernel's allocator sees them: who holds which port, in which
 // allocation scope, how full each scope is, how fast it fills and when it runs out.
 // Fed with events (each carries its own time); no clock, no kernel: the netns settings

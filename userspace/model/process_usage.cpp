@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Per-process accounting: the ports each process holds, its allocations and failures, and
 // the processes that hold most of a scope.
 #include "model/port_model.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // How much of the host the agent sees. The BPF programs see every network namespace; their
 // cgroup hooks see the processes below the cgroup they are attached to; the socket-table
 // passes (the monitor's baseline and reconciliation, `snapshot`) read what the privileges

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reconciliation: the kernel's socket tables, read at start and periodically, correct what
 // the events built (sockets allocated before the start or while events were lost, sockets
 // gone, owners changed, TIME_WAIT).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "model/report_bound.h"
 
 #include "model/port_model.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A report a busy host can print: per netns the fullest scopes and the processes holding
 // most, the rest summed up in one row per section. Scopes at warning or above always stay.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reports: the picture at a moment, per netns and per process; and forgetting what has been
 // idle long enough that no report would show it.
 #include "model/port_model.h"

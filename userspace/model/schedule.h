@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Periodic deadlines that do not catch up: after a stall (SIGSTOP, a blocked pipe) a
 // periodic line is written once, not once per missed period.
 #pragma once

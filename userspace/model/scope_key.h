@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Which allocation scope a port is drawn from, and how full a scope may get before it warns.
 #pragma once
 

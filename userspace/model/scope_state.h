@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the model keeps per allocation scope between events: ports held (by whom), TIME_WAIT,
 // and the per-second samples its rate, ETA and level are computed from. PortModel's own.
 #pragma once

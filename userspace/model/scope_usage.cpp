@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Scope usage: how full each allocation scope is, how fast it fills, when it runs out, and the
 // level that says so.
 #include "model/port_model.h"

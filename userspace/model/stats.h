@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the agent counts: records the kernel side emitted and lost (ring buffer
 // full), per record type and allocation kind, summed over CPUs.
 #pragma once

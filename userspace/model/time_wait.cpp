@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TIME_WAIT: a closed TCP socket keeps its port until its timer fires; the model keeps an
 // entry per such socket, from a release event or from the socket tables, until then.
 #include "model/port_model.h"

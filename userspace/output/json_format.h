@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The NDJSON contract (shared/product.md): one object per line, `type` and `ts` first.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Prometheus view of the monitor: counters fed by events, and the text exposition
 // (format 0.0.4) of those counters, the current usage and the agent's own stats.
 // Every metric and label is listed in docs/metrics.md; label sets are bounded by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Names of enums and errnos as they appear in the JSON contract.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the user chose to see: the format and which event lines. Plain enums, so the command
 // line can name them without the model and the formatters.
 #pragma once

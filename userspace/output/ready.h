@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What the `ready` line says once the programs are attached: the agent, the kernel, the hooks
 // and what the agent can see.
 #pragma once

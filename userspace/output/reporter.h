@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where decoded events go. Capture hands events over; a reporter formats and
 // writes them. Output is buffered and flushed once per batch, not per line.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Turning kernel-supplied bytes and numbers into text that is always safe to print.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "output/text_lines.h"
 
 #include <cstdio>

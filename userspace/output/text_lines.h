@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Aligned columns for people: one line per event, `#` lines for ready and stats.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "output/top_screen.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What `portwatch top` shows, as lines for a terminal of a given size: the scopes closest to
 // exhaustion, the processes holding most ports, the most recent failed allocations. Pure:
 // the terminal itself (curses) is the app's.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Cgroup v2 ids (what bpf_get_current_cgroup_id() gives: the inode number of the cgroup's
 // directory on the cgroup2 file system) back to cgroup paths.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // This host's clocks and kernel release, as plain values.
 #pragma once
 

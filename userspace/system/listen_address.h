@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Where the Prometheus endpoint listens, and the text that names it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A map that keeps at most `capacity` entries: when full, adding one drops the entry used
 // least recently. For what is looked up by id on a host with churn (cgroups come and go).
 #pragma once

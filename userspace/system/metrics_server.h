@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The Prometheus endpoint: /metrics serves the exposition the monitor loop last
 // published, /healthz says whether the agent is doing its job. libmicrohttpd serves both
 // from one event-driven thread that only ever reads the latest publication, so no client

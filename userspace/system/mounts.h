@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading /proc/mounts-formatted text: where cgroup v2 is mounted. The layout
 // differs between hosts (unified, hybrid at /sys/fs/cgroup/unified, ...).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reads the port sysctls of any network namespace on this machine, found by its inode.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Work that must happen inside another network namespace: /proc/sys/net and a new
 // netlink socket both belong to the namespace of the *thread* that uses or creates them.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `monitor --output FILE`: standard output appended to a file, reopened on SIGHUP so that
 // logrotate can move the file away and have the next line go to a new one.
 #pragma once

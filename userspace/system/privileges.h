@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The capabilities this process has, as the Reach the socket-table passes depend on.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one way userspace reports an expected failure (a file that cannot be opened, a
 // namespace that is gone, text that does not parse): a Result holds either the value or a
 // message that says what failed and why ("/proc: Permission denied"). Exceptions are kept for

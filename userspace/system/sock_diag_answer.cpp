@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "system/sock_diag_answer.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The answer to a sock_diag dump request, as datagrams come: each message checked to lie
 // within its datagram and to be as long as its type needs before a byte of it is read.
 // Pure: bytes in, sockets out.

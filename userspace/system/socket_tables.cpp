@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "system/socket_tables.h"
 
 #include "enrich/containers.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The kernel's socket tables of one network namespace (sock_diag), and the processes that
 // hold those sockets (/proc/*/fd).
 #pragma once
