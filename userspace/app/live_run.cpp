@@ -174,13 +174,9 @@ class MonitorLoop {
         for (LiveView *view : views_) view->refresh(current, stats);
     }
 
-    std::int64_t interval_ns() const {
-        return options_.stats_interval_s > 0 ? std::int64_t(options_.stats_interval_s * 1e9) : 0;
-    }
+    std::int64_t interval_ns() const { return options_.stats_interval.count(); }
 
-    std::int64_t report_interval_ns() const {
-        return options_.report_interval_s > 0 ? std::int64_t(options_.report_interval_s * 1e9) : 0;
-    }
+    std::int64_t report_interval_ns() const { return options_.report_interval.count(); }
 
     void maybe_report_usage() {
         if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
@@ -201,8 +197,8 @@ class MonitorLoop {
     }
 
     bool duration_over() const {
-        return options_.duration_s > 0 &&
-               clock_ns(CLOCK_MONOTONIC) - started_ns_ >= std::int64_t(options_.duration_s * 1e9);
+        return options_.duration.count() > 0 &&
+               clock_ns(CLOCK_MONOTONIC) - started_ns_ >= options_.duration.count();
     }
 
     void maybe_report_stats() {
