@@ -27,7 +27,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <stdexcept>
 #include <thread>
+#include <variant>
 
 #include "capture/feature_probe.h"
 #include "kernel_support.h"
@@ -679,6 +681,43 @@ TEST_F(MonitorCliTest, SigkillLeavesNoProgramAttached) {
     while (bpf_link_ids() != before && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(bpf_link_ids(), before);
+}
+
+// An exception thrown by the event handler must not unwind through libbpf's C frames (issue
+// 32): it ends the poll and reaches poll()'s caller, and libbpf has consumed the record it was
+// thrown for, so that record is not handed over a second time.
+TEST_F(MonitorCliTest, AnExceptionFromTheEventHandlerReachesPollsCallerAndItsRecordIsConsumed) {
+    Netns netns;
+    std::vector<std::uint16_t> bound;
+    std::vector<int> fds;
+    netns.run([&] {
+        for (int i = 0; i < 2; ++i) {
+            fds.push_back(make_socket(Family::ipv4, Proto::udp));
+            EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
+            bound.push_back(local_port_of(fds.back()));
+        }
+    });
+    std::vector<std::uint16_t> handed;  // the netns's allocations, as often as handed over
+    auto handler = [&](Event &event) {
+        const auto *allocate = std::get_if<AllocateEvent>(&event);
+        if (!allocate || allocate->sock.netns != netns.inode()) return;
+        handed.push_back(allocate->sock.local_port);
+        if (handed.size() == 1) throw std::runtime_error("the handler failed");
+    };
+    std::string thrown;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (thrown.empty() && std::chrono::steady_clock::now() < deadline) {
+        try {
+            ASSERT_TRUE(capture->poll(50, handler));
+        } catch (const std::runtime_error &error) {
+            thrown = error.what();
+        }
+    }
+    EXPECT_EQ(thrown, "the handler failed");
+    auto settled = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+    while (std::chrono::steady_clock::now() < settled) ASSERT_TRUE(capture->poll(50, handler));
+    for (int fd : fds) close(fd);
+    EXPECT_EQ(handed, bound);
 }
 
 TEST_F(MonitorCliTest, DurationStopsByItself) {
