@@ -41,6 +41,10 @@ void on_reopen_signal(int signal) {
 
 }  // namespace
 
+ClockReading system_clocks() {
+    return {clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_BOOTTIME)};
+}
+
 // No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it. SIGHUP reopens
 // --output; without one it stops the run as SIGTERM does (final report included).
 void install_signal_handlers(bool output_file) {
@@ -73,6 +77,7 @@ class MonitorLoop {
           capture_(capture),
           reporter_(*run.reporter),
           output_(run.output),
+          clocks_(run.clocks),
           model_(model),
           netns_reader_(netns_reader),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
@@ -86,6 +91,7 @@ class MonitorLoop {
         auto deliver = [this](Event &event) { this->deliver(event); };
         int status = 0;
         while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
+            follow_wall_clock(clocks_, reporter_);
             if (Result<int> polled = capture_.poll(kPollMs, deliver); !polled) {
                 std::fprintf(stderr, "portwatch: %s; stopping\n", polled.error().c_str());
                 ring_buffer_failed_ = true;
@@ -103,6 +109,7 @@ class MonitorLoop {
             maybe_refresh_views();
             maybe_reopen_output();
         }
+        follow_wall_clock(clocks_, reporter_);
         drain_ring_buffer();  // whatever is still in the ring buffer
         report_usage();
         reporter_.stats(snapshot(true));
@@ -210,7 +217,7 @@ class MonitorLoop {
 
     StatsSnapshot snapshot(bool final) const {
         StatsSnapshot stats;
-        stats.realtime_ns = clock_ns(CLOCK_REALTIME);
+        stats.realtime_ns = clocks_().realtime_ns;
         stats.uptime_s = (clock_ns(CLOCK_MONOTONIC) - started_ns_) / 1e9;
         Capture::CounterReading counters = capture_.counters();
         stats.kernel = counters.totals;
@@ -239,6 +246,7 @@ class MonitorLoop {
     Capture &capture_;
     Reporter &reporter_;
     const LineOutput *output_;
+    Clocks clocks_;
     PortModel &model_;
     NetnsConfigReader &netns_reader_;
     std::int64_t started_ns_;

@@ -80,8 +80,10 @@ int run_monitor(const MonitorOptions &options) {
         }
     }
     LineOutput output(options.output.value_or("standard output"));
-    TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
-    auto reporter = make_reporter(options.format, output.stream(), time, options.event_lines);
+    ClockReading now = system_clocks();  // the loop takes the offset again every turn
+    auto reporter =
+        make_reporter(options.format, output.stream(),
+                      TimeBase::between(now.realtime_ns, now.boottime_ns), options.event_lines);
 
     LiveRun run;
     run.options = options;
