@@ -3,8 +3,10 @@
 // SIGINT gives a final stats line and exit 0, SIGKILL leaves nothing attached,
 // bad flags give one line on stderr.
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -681,6 +683,49 @@ TEST_F(MonitorCliTest, SigkillLeavesNoProgramAttached) {
     while (bpf_link_ids() != before && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(bpf_link_ids(), before);
+}
+
+// Issue 32: with standard output a pipe nobody reads (a wedged log collector), SIGTERM left
+// the agent blocked in write(2) for ever. It now gives the output LineOutput::kStopGrace (5 s)
+// after the stop, then exits 3 and says on stderr what it could not write.
+TEST_F(MonitorCliTest, SigtermEndsAnAgentWhoseOutputTakesNothing) {
+    Netns netns;
+    Monitor monitor({"monitor", "--json", "--netns", std::to_string(netns.inode()),
+                     "--stats-interval", "0", "--report-interval", "0"});
+    // One page: nothing is written yet (the programs take long to load), so it may shrink.
+    ASSERT_EQ(fcntl(monitor.stdout_fd(), F_SETPIPE_SZ, 4096), 4096) << std::strerror(errno);
+    ASSERT_NE(monitor.next_line().find("\"ready\""), std::string::npos) << monitor.all_stderr();
+    std::vector<int> fds;  // ~300 bytes an allocate line: far more than the pipe holds
+    netns.run([&] {
+        for (int i = 0; i < 100; ++i) {
+            fds.push_back(make_socket(Family::ipv4, Proto::udp));
+            EXPECT_EQ(bind_to(fds.back(), Family::ipv4, 0), 0);
+        }
+    });
+    int queued = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (queued < 4096 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ASSERT_EQ(ioctl(monitor.stdout_fd(), FIONREAD, &queued), 0);
+    }
+    ASSERT_EQ(queued, 4096) << "the pipe is full: the agent's next write blocks";
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // into that write
+
+    auto stopped = std::chrono::steady_clock::now();
+    monitor.signal(SIGTERM);
+    std::optional<int> code = monitor.wait_exit_code_for(std::chrono::seconds(20));
+    auto took = std::chrono::steady_clock::now() - stopped;
+    for (int fd : fds) close(fd);
+    ASSERT_TRUE(code.has_value()) << "still blocked 20 s after SIGTERM";
+    EXPECT_EQ(*code, 3);
+    EXPECT_GE(took, std::chrono::milliseconds(4500)) << "the final lines had their grace";
+    EXPECT_LT(took, std::chrono::seconds(10));
+    std::string errors = monitor.all_stderr();
+    EXPECT_NE(errors.find("portwatch: standard output took nothing for 5 s after the stop; gave "
+                          "up on it: "),
+              std::string::npos)
+        << errors;
+    EXPECT_NE(errors.find(" bytes) could not be written\n"), std::string::npos) << errors;
 }
 
 // An exception thrown by the event handler must not unwind through libbpf's C frames (issue

@@ -41,11 +41,16 @@ void on_reopen_signal(int signal) {
 
 }  // namespace
 
+bool stop_requested() {
+    return g_stop_signal != 0;
+}
+
 ClockReading system_clocks() {
     return {clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_BOOTTIME)};
 }
 
-// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it. SIGHUP reopens
+// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it, and a write(2) to
+// an output nobody reads, so that the writer gives up after its grace. SIGHUP reopens
 // --output; without one it stops the run as SIGTERM does (final report included).
 void install_signal_handlers(bool output_file) {
     struct sigaction action {};

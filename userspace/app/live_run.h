@@ -46,6 +46,9 @@ struct LiveRun {
 // stops it too without one. Called first thing, so that no signal finds the default action.
 void install_signal_handlers(bool output_file);
 
+// Whether SIGINT or SIGTERM (or SIGHUP without --output) asked the run to stop.
+bool stop_requested();
+
 // Returns the process exit code. Throws CaptureError.
 int run_live(const LiveRun &run);
 
