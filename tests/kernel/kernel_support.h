@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,10 @@ class Monitor {
     std::string all_stderr();
     void signal(int sig);
     int wait_exit_code();
+    // The exit code, or nullopt while it still runs after `timeout`.
+    std::optional<int> wait_exit_code_for(std::chrono::milliseconds timeout);
+    // The read end of its standard output: a test may resize the pipe, or leave it unread.
+    int stdout_fd() const { return out_; }
 
   private:
     pid_t pid_ = -1;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 namespace portwatch {
 namespace {
 
+using namespace std::chrono_literals;
+
 CommandLine parse(std::vector<std::string> args) {
     args.insert(args.begin(), "portwatch");
     std::vector<const char *> argv;
@@ -26,10 +29,10 @@ TEST(Options, MonitorDefaults) {
     EXPECT_EQ(cl.action, CommandLine::Action::monitor);
     EXPECT_EQ(cl.exit_code, 0);
     EXPECT_EQ(cl.monitor.format, OutputFormat::text);
-    EXPECT_EQ(cl.monitor.duration_s, 0);
-    EXPECT_EQ(cl.monitor.stats_interval_s, 10);
+    EXPECT_EQ(cl.monitor.duration, 0ns);
+    EXPECT_EQ(cl.monitor.stats_interval, 10s);
     EXPECT_EQ(cl.monitor.ringbuf_mb, 8u);
-    EXPECT_EQ(cl.monitor.report_interval_s, 10);
+    EXPECT_EQ(cl.monitor.report_interval, 10s);
     EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.80);
     EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.95);
     EXPECT_FALSE(cl.monitor.filters.pid);
@@ -63,8 +66,8 @@ TEST(Options, MonitorWithEveryFilter) {
     ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
     EXPECT_EQ(cl.exit_code, 0);
     EXPECT_EQ(cl.monitor.format, OutputFormat::json);
-    EXPECT_EQ(cl.monitor.duration_s, 5);
-    EXPECT_EQ(cl.monitor.stats_interval_s, 0.5);
+    EXPECT_EQ(cl.monitor.duration, 5s);
+    EXPECT_EQ(cl.monitor.stats_interval, 500ms);
     EXPECT_EQ(cl.monitor.filters.pid, 1234u);
     EXPECT_EQ(cl.monitor.filters.comm, "curl");
     EXPECT_EQ(cl.monitor.filters.netns, 4026531840u);
@@ -132,9 +135,11 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "extra"}, "extra"},
         {{"monitor", "--proto", "sctp"}, "--proto: sctp"},
         {{"monitor", "--family", "5"}, "--family: 5"},
-        {{"monitor", "--duration", "-1"}, "--duration: must be a number >= 0, not -1"},
-        {{"monitor", "--duration", "soon"}, "--duration: must be a number >= 0, not soon"},
-        {{"monitor", "--stats-interval", "-2"}, "--stats-interval: must be a number >= 0, not -2"},
+        {{"monitor", "--duration", "-1"},
+         "--duration: must be a number of seconds from 0 to "
+         "31536000 (a year), not -1"},
+        {{"monitor", "--duration", "soon"}, "--duration: must be a number of seconds"},
+        {{"monitor", "--stats-interval", "-2"}, "--stats-interval: must be a number of seconds"},
         {{"monitor", "--comm", "abcdefghijklmnop"}, "--comm: is longer than the kernel's 15-byte"},
         {{"monitor", "--comm", ""}, "--comm: must not be empty"},
         {{"monitor", "--ringbuf-mb", "3"}, "--ringbuf-mb: must be a power of two"},
@@ -148,7 +153,7 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--pid"}, "--pid"},
         {{"monitor", "--netns", "-3"}, "--netns: must be a number >= 1, not -3"},
         {{"monitor", "--max-tracked-sockets", "10"}, "--max-tracked-sockets: Value 10"},
-        {{"monitor", "--report-interval", "-1"}, "--report-interval: must be a number >= 0"},
+        {{"monitor", "--report-interval", "-1"}, "--report-interval: must be a number of seconds"},
         {{"monitor", "--warn-ratio", "1.5"}, "--warn-ratio: Value 1.5"},
         {{"monitor", "--critical-ratio", "0"}, "--critical-ratio: Value 0"},
         {{"monitor", "--metrics-listen", "localhost:9464"}, "--metrics-listen: 'localhost:9464'"},
@@ -191,13 +196,91 @@ TEST(Options, RangeErrorsAreShort) {
     }
 }
 
+// Issue 32: nan, inf and numbers whose nanoseconds overflow an int64 were taken; every one is
+// now one line and exit 2, naming the flag and the value.
+TEST(Options, NumbersOutOfBoundsAreBadFlags) {
+    const std::vector<std::string> seconds_flags = {"--duration", "--stats-interval",
+                                                    "--report-interval"};
+    for (const std::string &flag : seconds_flags)
+        for (const char *value :
+             {"nan", "NaN", "inf", "Infinity", "1e10", "1e12", "1e300", "31536000.5", "-0.5"}) {
+            CommandLine cl = parse({"monitor", flag, value});
+            SCOPED_TRACE(flag + " " + value);
+            EXPECT_EQ(cl.action, CommandLine::Action::exit);
+            EXPECT_EQ(cl.exit_code, 2);
+            EXPECT_EQ(cl.output, "portwatch: " + flag +
+                                     ": must be a number of seconds from 0 to 31536000 (a year), "
+                                     "not " +
+                                     value + " (see --help)\n");
+        }
+    const ErrorCase cases[] = {
+        {{"monitor", "--warn-ratio", "nan"}, "--warn-ratio: must be a finite number, not nan"},
+        {{"monitor", "--critical-ratio", "nan"}, "--critical-ratio: must be a finite number"},
+        {{"monitor", "--warn-ratio", "inf"}, "--warn-ratio"},
+        {{"top", "--critical-ratio", "nan"}, "--critical-ratio: must be a finite number"},
+        {{"snapshot", "--warn-ratio", "NaN"}, "--warn-ratio: must be a finite number"},
+        {{"monitor", "--pid", "nan"}, "--pid: must be a number >= 1, not nan"},
+        {{"monitor", "--pid", "inf"}, "--pid: must be a number >= 1, not inf"},
+        {{"monitor", "--netns", "nan"}, "--netns: must be a number >= 1, not nan"},
+        {{"monitor", "--netns", "18446744073709551616"}, "--netns"},
+        {{"monitor", "--ringbuf-mb", "nan"}, "--ringbuf-mb"},
+        {{"monitor", "--ringbuf-mb", "-1"}, "--ringbuf-mb"},
+        {{"monitor", "--ringbuf-mb", "4294967296"}, "--ringbuf-mb"},
+        {{"monitor", "--max-tracked-sockets", "nan"}, "--max-tracked-sockets"},
+        {{"monitor", "--max-tracked-sockets", "16777217"}, "--max-tracked-sockets"},
+        {{"monitor", "--max-tracked-sockets", "-1"}, "--max-tracked-sockets"},
+        {{"monitor", "--report-top", "nan"}, "--report-top"},
+        {{"monitor", "--report-top", "1000001"}, "--report-top"},
+        {{"monitor", "--report-top", "18446744073709551616"}, "--report-top"},
+        {{"monitor", "--metrics-top", "nan"}, "--metrics-top"},
+        {{"monitor", "--metrics-top", "1001"}, "--metrics-top"},
+        {{"monitor", "--metrics-top", "-1"}, "--metrics-top"},
+    };
+    for (const auto &c : cases) {
+        std::string shown;
+        for (const auto &arg : c.args) shown += "[" + arg + "]";
+        SCOPED_TRACE(shown);
+        CommandLine cl = parse(c.args);
+        EXPECT_EQ(cl.action, CommandLine::Action::exit);
+        EXPECT_EQ(cl.exit_code, 2);
+        EXPECT_EQ(cl.output.rfind("portwatch: ", 0), 0u) << cl.output;
+        EXPECT_EQ(std::count(cl.output.begin(), cl.output.end(), '\n'), 1) << cl.output;
+        EXPECT_NE(cl.output.find(c.mentions), std::string::npos) << cl.output;
+    }
+}
+
+TEST(Options, NumbersAtTheirBoundsAreTaken) {
+    CommandLine cl = parse(
+        {"monitor", "--duration", "31536000", "--stats-interval", "31536000", "--report-interval",
+         "0", "--ringbuf-mb", "1024", "--max-tracked-sockets", "16777216", "--report-top",
+         "1000000", "--metrics-top", "1000", "--warn-ratio", "0.01", "--critical-ratio", "1"});
+    ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
+    EXPECT_EQ(cl.monitor.duration, std::chrono::seconds(31'536'000));
+    EXPECT_EQ(cl.monitor.stats_interval, std::chrono::seconds(31'536'000));
+    EXPECT_EQ(cl.monitor.report_interval, 0ns);
+    EXPECT_EQ(cl.monitor.ringbuf_mb, 1024u);
+    EXPECT_EQ(cl.monitor.max_tracked_sockets, 16'777'216u);
+    EXPECT_EQ(cl.monitor.report_top, 1'000'000u);
+    EXPECT_EQ(cl.monitor.metrics_top, 1000u);
+}
+
+// The run's end and the periodic deadlines are int64 nanoseconds: a year of them is exact and
+// positive (10^10 s, once taken, overflowed into a negative deadline that ended the run at once).
+TEST(Options, SecondsBecomeExactNanoseconds) {
+    EXPECT_EQ(seconds_to_ns(kMaxSeconds).count(), 31'536'000'000'000'000);
+    EXPECT_EQ(seconds_to_ns(0).count(), 0);
+    EXPECT_EQ(seconds_to_ns(0.1).count(), 100'000'000);  // rounded, not truncated to 99'999'999
+    EXPECT_EQ(seconds_to_ns(1e-9).count(), 1);
+    EXPECT_EQ(parse({"monitor", "--duration", "0.3"}).monitor.duration, 300ms);
+}
+
 TEST(Options, WarningThresholds) {
     CommandLine cl = parse(
         {"monitor", "--warn-ratio", "0.5", "--critical-ratio", "0.75", "--report-interval", "2.5"});
     ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
     EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.5);
     EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.75);
-    EXPECT_DOUBLE_EQ(cl.monitor.report_interval_s, 2.5);
+    EXPECT_EQ(cl.monitor.report_interval, 2500ms);
 }
 
 TEST(Options, SnapshotTakesFiltersAndThresholdsButNotMonitorFlags) {

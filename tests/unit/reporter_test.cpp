@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "app/wall_clock.h"
 #include "output/reporter.h"
 #include "sample_events.h"
 
@@ -114,6 +115,30 @@ TEST(Reporter, TextFollowsTheEventsModeToo) {
     auto lines = lines_of(out);
     ASSERT_EQ(lines.size(), 1u) << out;
     EXPECT_NE(lines[0].find(" FAILED "), std::string::npos) << lines[0];
+}
+
+// Issue 32: the offset was taken once at start, so after an NTP step event lines kept the old
+// wall clock while stats lines read the new one.
+TEST(Reporter, EventAndStatsTimesAgreeAfterTheWallClockIsStepped) {
+    ClockReading clock{kRealtimeNs, static_cast<std::int64_t>(kBootNs)};
+    Clocks clocks = [&clock] { return clock; };
+    std::string out = capture(OutputFormat::json, [&](Reporter &r) {
+        follow_wall_clock(clocks, r);            // the first loop turn
+        clock.realtime_ns += 3'600'000'000'000;  // NTP steps the wall clock an hour ahead
+        clock.realtime_ns += 1'000'000'000;      // and a second passes
+        clock.boottime_ns += 1'000'000'000;
+        ClockReading now = follow_wall_clock(clocks, r);  // the next turn
+        AllocateEvent event = connect_allocate();
+        event.boot_ns = static_cast<std::uint64_t>(now.boottime_ns);
+        r.event(event);
+        StatsSnapshot stats;
+        stats.realtime_ns = now.realtime_ns;
+        r.stats(stats);
+    });
+    auto lines = lines_of(out);
+    ASSERT_EQ(lines.size(), 2u) << out;
+    EXPECT_EQ(nlohmann::json::parse(lines[0])["ts"], "2026-11-21T11:00:01.123456Z");
+    EXPECT_EQ(nlohmann::json::parse(lines[1])["ts"], "2026-11-21T11:00:01.123456Z");
 }
 
 }  // namespace

@@ -41,7 +41,16 @@ void on_reopen_signal(int signal) {
 
 }  // namespace
 
-// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it. SIGHUP reopens
+bool stop_requested() {
+    return g_stop_signal != 0;
+}
+
+ClockReading system_clocks() {
+    return {clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_BOOTTIME)};
+}
+
+// No SA_RESTART: the signal must interrupt epoll_wait so the loop sees it, and a write(2) to
+// an output nobody reads, so that the writer gives up after its grace. SIGHUP reopens
 // --output; without one it stops the run as SIGTERM does (final report included).
 void install_signal_handlers(bool output_file) {
     struct sigaction action {};
@@ -73,6 +82,7 @@ class MonitorLoop {
           capture_(capture),
           reporter_(*run.reporter),
           output_(run.output),
+          clocks_(run.clocks),
           model_(model),
           netns_reader_(netns_reader),
           started_ns_(clock_ns(CLOCK_MONOTONIC)),
@@ -86,6 +96,7 @@ class MonitorLoop {
         auto deliver = [this](Event &event) { this->deliver(event); };
         int status = 0;
         while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
+            follow_wall_clock(clocks_, reporter_);
             if (Result<int> polled = capture_.poll(kPollMs, deliver); !polled) {
                 std::fprintf(stderr, "portwatch: %s; stopping\n", polled.error().c_str());
                 ring_buffer_failed_ = true;
@@ -103,6 +114,7 @@ class MonitorLoop {
             maybe_refresh_views();
             maybe_reopen_output();
         }
+        follow_wall_clock(clocks_, reporter_);
         drain_ring_buffer();  // whatever is still in the ring buffer
         report_usage();
         reporter_.stats(snapshot(true));
@@ -174,13 +186,9 @@ class MonitorLoop {
         for (LiveView *view : views_) view->refresh(current, stats);
     }
 
-    std::int64_t interval_ns() const {
-        return options_.stats_interval_s > 0 ? std::int64_t(options_.stats_interval_s * 1e9) : 0;
-    }
+    std::int64_t interval_ns() const { return options_.stats_interval.count(); }
 
-    std::int64_t report_interval_ns() const {
-        return options_.report_interval_s > 0 ? std::int64_t(options_.report_interval_s * 1e9) : 0;
-    }
+    std::int64_t report_interval_ns() const { return options_.report_interval.count(); }
 
     void maybe_report_usage() {
         if (report_interval_ns() == 0 || clock_ns(CLOCK_MONOTONIC) < next_report_ns_) return;
@@ -201,8 +209,8 @@ class MonitorLoop {
     }
 
     bool duration_over() const {
-        return options_.duration_s > 0 &&
-               clock_ns(CLOCK_MONOTONIC) - started_ns_ >= std::int64_t(options_.duration_s * 1e9);
+        return options_.duration.count() > 0 &&
+               clock_ns(CLOCK_MONOTONIC) - started_ns_ >= options_.duration.count();
     }
 
     void maybe_report_stats() {
@@ -214,7 +222,7 @@ class MonitorLoop {
 
     StatsSnapshot snapshot(bool final) const {
         StatsSnapshot stats;
-        stats.realtime_ns = clock_ns(CLOCK_REALTIME);
+        stats.realtime_ns = clocks_().realtime_ns;
         stats.uptime_s = (clock_ns(CLOCK_MONOTONIC) - started_ns_) / 1e9;
         Capture::CounterReading counters = capture_.counters();
         stats.kernel = counters.totals;
@@ -243,6 +251,7 @@ class MonitorLoop {
     Capture &capture_;
     Reporter &reporter_;
     const LineOutput *output_;
+    Clocks clocks_;
     PortModel &model_;
     NetnsConfigReader &netns_reader_;
     std::int64_t started_ns_;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "app/options.h"
+#include "app/wall_clock.h"
 #include "model/port_model.h"
 #include "output/reporter.h"
 #include "model/stats.h"
@@ -29,17 +30,24 @@ class LiveView {
     virtual bool wants_stop() { return false; }
 };
 
+// CLOCK_REALTIME and CLOCK_BOOTTIME, read now.
+ClockReading system_clocks();
+
 struct LiveRun {
     MonitorOptions options;
     Reporter *reporter = nullptr;
     std::vector<LiveView *> views;
     std::string metrics_address;         // for the ready line
     const LineOutput *output = nullptr;  // where the reporter writes; none for top
+    Clocks clocks = system_clocks;
 };
 
 // SIGINT and SIGTERM stop run_live() (after a final report); SIGHUP reopens --output, or
 // stops it too without one. Called first thing, so that no signal finds the default action.
 void install_signal_handlers(bool output_file);
+
+// Whether SIGINT or SIGTERM (or SIGHUP without --output) asked the run to stop.
+bool stop_requested();
 
 // Returns the process exit code. Throws CaptureError.
 int run_live(const LiveRun &run);

@@ -69,6 +69,19 @@ class MetricsView : public LiveView {
     std::string hook_set_;
 };
 
+// The exit code of a run stopped while its output took nothing (docs/usage.md).
+constexpr int kExitOutputAbandoned = 3;
+
+int gave_up_on(const LineOutput &output) {
+    std::fprintf(stderr,
+                 "portwatch: %s took nothing for %lld s after the stop; gave up on it: %llu lines "
+                 "(%llu bytes) could not be written\n",
+                 output.name().c_str(), static_cast<long long>(LineOutput::kStopGrace.count()),
+                 static_cast<unsigned long long>(output.lines_lost()),
+                 static_cast<unsigned long long>(output.bytes_lost()));
+    return kExitOutputAbandoned;
+}
+
 }  // namespace
 
 int run_monitor(const MonitorOptions &options) {
@@ -79,9 +92,11 @@ int run_monitor(const MonitorOptions &options) {
             return 1;
         }
     }
-    LineOutput output(options.output.value_or("standard output"));
-    TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
-    auto reporter = make_reporter(options.format, output.stream(), time, options.event_lines);
+    LineOutput output(options.output.value_or("standard output"), stop_requested);
+    ClockReading now = system_clocks();  // the loop takes the offset again every turn
+    auto reporter =
+        make_reporter(options.format, output.stream(),
+                      TimeBase::between(now.realtime_ns, now.boottime_ns), options.event_lines);
 
     LiveRun run;
     run.options = options;
@@ -95,7 +110,8 @@ int run_monitor(const MonitorOptions &options) {
         run.views.push_back(metrics.get());
         run.metrics_address = metrics->address();
     }
-    return run_live(run);
+    int status = run_live(run);
+    return output.gave_up() ? gave_up_on(output) : status;
 }
 
 }  // namespace portwatch

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -23,17 +24,47 @@ std::string validate_comm(const std::string &comm) {
     return "";
 }
 
+// CLI11 reads "nan" and "inf" as doubles too; NaN compares false with every bound.
+std::optional<double> finite_number(const std::string &text) {
+    double value = 0;
+    if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value)) return std::nullopt;
+    return value;
+}
+
 // CLI11's own NonNegativeNumber/PositiveNumber print the largest double in full;
 // these say the same in a few words.
 CLI::Validator number_at_least(double minimum, const char *what) {
     return CLI::Validator(
         [minimum, what](const std::string &text) -> std::string {
-            double value = 0;
-            if (!CLI::detail::lexical_cast(text, value) || value < minimum)
-                return std::string("must be ") + what + ", not " + text;
+            std::optional<double> value = finite_number(text);
+            if (!value || *value < minimum) return std::string("must be ") + what + ", not " + text;
             return "";
         },
         what);
+}
+
+// Durations and intervals: bounded, so that their nanoseconds fit an int64 with room to spare.
+CLI::Validator seconds_up_to_a_year() {
+    return CLI::Validator(
+        [](const std::string &text) -> std::string {
+            std::optional<double> value = finite_number(text);
+            if (!value || *value < 0 || *value > kMaxSeconds)
+                return "must be a number of seconds from 0 to 31536000 (a year), not " + text;
+            return "";
+        },
+        "SECONDS 0-31536000");
+}
+
+// Before CLI::Range, which lets NaN through.
+CLI::Validator finite() {
+    return CLI::Validator(
+        [](const std::string &text) -> std::string {
+            double value = 0;
+            if (CLI::detail::lexical_cast(text, value) && !std::isfinite(value))
+                return "must be a finite number, not " + text;
+            return "";
+        },
+        "");
 }
 
 bool is_power_of_two(std::uint32_t value) {
@@ -71,10 +102,12 @@ void add_threshold_options(CLI::App &command, MonitorOptions &options) {
     command
         .add_option("--warn-ratio", options.warn_ratio,
                     "Utilization of a port scope that raises a warning (0-1)")
+        ->check(finite())
         ->check(CLI::Range(0.01, 1.0));
     command
         .add_option("--critical-ratio", options.critical_ratio,
                     "Utilization of a port scope that is critical (0-1, above --warn-ratio)")
+        ->check(finite())
         ->check(CLI::Range(0.01, 1.0));
 }
 
@@ -99,15 +132,21 @@ std::map<std::string, EventLines> event_lines_by_name() {
     return by_name;
 }
 
-void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
+// The durations as CLI11 reads them: seconds, converted to MonitorOptions' nanoseconds once.
+struct Seconds {
+    double duration = 0;
+    double stats_interval = 10;
+    double report_interval = 10;
+};
+
+void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &seconds) {
     monitor
-        .add_option("--duration", options.duration_s,
-                    "Stop after SECONDS (0: until SIGINT/SIGTERM)")
-        ->check(number_at_least(0, "a number >= 0"));
+        .add_option("--duration", seconds.duration, "Stop after SECONDS (0: until SIGINT/SIGTERM)")
+        ->check(seconds_up_to_a_year());
     monitor
-        .add_option("--stats-interval", options.stats_interval_s,
+        .add_option("--stats-interval", seconds.stats_interval,
                     "Print a stats line every SECONDS (0: only at exit)")
-        ->check(number_at_least(0, "a number >= 0"));
+        ->check(seconds_up_to_a_year());
     monitor
         .add_option("--ringbuf-mb", options.ringbuf_mb, "Ring buffer size in MiB (power of two)")
         ->check(CLI::Range(1, 1024));
@@ -124,9 +163,9 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options) {
                     "(allocate_failed only) or none; warnings, reports and stats always")
         ->transform(CLI::CheckedTransformer(event_lines_by_name(), CLI::ignore_case));
     monitor
-        .add_option("--report-interval", options.report_interval_s,
+        .add_option("--report-interval", seconds.report_interval,
                     "Print a usage report every SECONDS (0: only at exit)")
-        ->check(number_at_least(0, "a number >= 0"));
+        ->check(seconds_up_to_a_year());
 }
 
 CLI::Validator listen_address() {
@@ -162,6 +201,7 @@ CommandLine exit_with(int code, std::string output) {
 // What the options write to while CLI11 parses; parse_command_line() checks and converts it.
 struct ParseTargets {
     MonitorOptions options;
+    Seconds seconds;
     std::string proto, family, metrics_listen, hooks;
     bool json = false;
 };
@@ -198,7 +238,7 @@ PortwatchApp::PortwatchApp()
         add_threshold_options(*command, options);
     }
     for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
-    add_monitor_options(*monitor, options);
+    add_monitor_options(*monitor, options, targets.seconds);
     add_metrics_options(*monitor, options, targets.metrics_listen);
 }
 
@@ -239,6 +279,9 @@ std::string check_combinations(const MonitorOptions &options) {
 std::string convert_targets(ParseTargets &targets) {
     MonitorOptions &options = targets.options;
     options.format = targets.json ? OutputFormat::json : OutputFormat::text;
+    options.duration = seconds_to_ns(targets.seconds.duration);
+    options.stats_interval = seconds_to_ns(targets.seconds.stats_interval);
+    options.report_interval = seconds_to_ns(targets.seconds.report_interval);
     if (!targets.metrics_listen.empty()) {
         // Checked by the validator already: a failure here would be a bug, still not ignored.
         Result<ListenAddress> address = parse_listen_address(targets.metrics_listen);
@@ -274,6 +317,10 @@ CommandLine parse_command_line(int argc, const char *const *argv) {
     result.action = action_parsed(app);
     result.monitor = app.targets.options;
     return result;
+}
+
+std::chrono::nanoseconds seconds_to_ns(double seconds) {
+    return std::chrono::nanoseconds(std::llround(seconds * 1e9));
 }
 
 std::unique_ptr<CLI::App> command_line_app() {

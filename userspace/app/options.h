@@ -3,6 +3,7 @@
 // caller decides what to print and how to exit.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -25,13 +26,14 @@ namespace portwatch {
 
 struct MonitorOptions {
     OutputFormat format = OutputFormat::text;
-    double duration_s = 0;         // 0: until SIGINT/SIGTERM
-    double stats_interval_s = 10;  // 0: only the final stats line
+    // Converted from seconds once, at parse time. 0: until SIGINT/SIGTERM, only at exit.
+    std::chrono::nanoseconds duration{0};
+    std::chrono::nanoseconds stats_interval = std::chrono::seconds(10);
+    std::chrono::nanoseconds report_interval = std::chrono::seconds(10);
     Filters filters;
     std::uint32_t ringbuf_mb = CaptureConfig{}.ringbuf_mb;
     std::uint32_t max_tracked_sockets = CaptureConfig{}.max_tracked_sockets;
     HookChoice hooks = CaptureConfig{}.hooks;     // --hooks; PORTWATCH_HOOKS in the environment
-    double report_interval_s = 10;                // 0: only the report at exit
     std::size_t report_top = kDefaultReportTop;   // scopes and processes per netns in a report
     double warn_ratio = 0.80;                     // utilization of a scope that raises `warning`
     double critical_ratio = 0.95;                 // ... and `critical`
@@ -50,6 +52,13 @@ struct CommandLine {
 };
 
 CommandLine parse_command_line(int argc, const char *const *argv);
+
+// The longest --duration, --stats-interval and --report-interval: a year.
+inline constexpr double kMaxSeconds = 31'536'000;
+
+// A number of seconds from the command line, already checked to be finite and within 0 to
+// kMaxSeconds, as nanoseconds (rounded to the nearest).
+std::chrono::nanoseconds seconds_to_ns(double seconds);
 
 // The command line's one definition (CLI11): every subcommand and option with its type, checks
 // and description. parse_command_line() parses with it; the man page and the shell completions

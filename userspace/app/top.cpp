@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <ctime>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "app/host_tables.h"
@@ -86,7 +87,7 @@ class Terminal {
 
 class TopView : public LiveView {
   public:
-    explicit TopView(TimeBase time) : time_(time) {}
+    explicit TopView(Clocks clocks) : clocks_(std::move(clocks)) {}
 
     void event(const Event &event) override {
         if (const auto *allocate = std::get_if<AllocateEvent>(&event);
@@ -114,12 +115,15 @@ class TopView : public LiveView {
     // before that is printed on a terminal left as it was.
     void redraw() {
         if (!terminal_) terminal_.emplace();
-        TopInput input{&current_, &stats_, &failures_, time_, clock_ns(CLOCK_REALTIME)};
+        // The offset taken again at each redraw: the wall clock may have been stepped.
+        ClockReading now = clocks_();
+        TimeBase time = TimeBase::between(now.realtime_ns, now.boottime_ns);
+        TopInput input{&current_, &stats_, &failures_, time, now.realtime_ns};
         terminal_->draw(render_top(input, terminal_->rows(), terminal_->cols()));
     }
 
     std::optional<Terminal> terminal_;
-    TimeBase time_;
+    Clocks clocks_;
     RecentFailures failures_;
     Report current_;
     StatsSnapshot stats_;
@@ -147,7 +151,7 @@ int run_top(const MonitorOptions &options) {
     LiveRun run;
     run.options = options;
     run.reporter = &silent;
-    TopView view(TimeBase{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)});
+    TopView view(system_clocks);
     run.views.push_back(&view);
     return run_live(run);
 }

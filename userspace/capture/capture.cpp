@@ -272,7 +272,14 @@ int Capture::on_record(void *self, void *data, std::size_t size) {
         return 0;
     }
     capture->decoded_++;
-    (*capture->handler_)(*decoded.event);
+    // No exception may unwind through libbpf's C frames: it is kept for poll() to rethrow,
+    // and the error ends ring_buffer__poll() (which has moved past this record already).
+    try {
+        (*capture->handler_)(*decoded.event);
+    } catch (...) {
+        capture->handler_exception_ = std::current_exception();
+        return -ECANCELED;
+    }
     return 0;
 }
 
@@ -281,8 +288,9 @@ Result<int> Capture::poll(int timeout_ms, const EventHandler &handler) {
     // epoll only wakes us once enough has piled up (wakeup_bytes); consume the
     // rest ourselves when the timeout passes.
     int polled = ring_buffer__poll(ring_.get(), timeout_ms);
-    int consumed = polled == -EINTR ? 0 : ring_buffer__consume(ring_.get());
+    int consumed = polled == -EINTR || handler_exception_ ? 0 : ring_buffer__consume(ring_.get());
     handler_ = nullptr;
+    if (handler_exception_) std::rethrow_exception(std::exchange(handler_exception_, nullptr));
     if (polled == -EINTR) return 0;
     int error = polled < 0 ? polled : consumed;
     if (error < 0)

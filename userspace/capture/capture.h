@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -44,7 +45,8 @@ class Capture {
 
     // Waits up to timeout_ms, then hands every pending record to `handler`. Returns the
     // count of records (0 when a signal cut the wait short), or a failure when the ring
-    // buffer cannot be waited on (what could be read without waiting was read).
+    // buffer cannot be waited on (what could be read without waiting was read). What
+    // `handler` throws stops the poll and is rethrown; the record it was given is consumed.
     Result<int> poll(int timeout_ms, const EventHandler &handler);
 
     // The kernel's counters, summed over CPUs. When the map cannot be read, the last reading
@@ -100,6 +102,7 @@ class Capture {
     bool sees_every_cgroup_ = true;
     std::vector<std::string> hooks_;
     const EventHandler *handler_ = nullptr;
+    std::exception_ptr handler_exception_;  // thrown by handler_, rethrown by poll()
     std::uint64_t decoded_ = 0;
     std::uint64_t decode_errors_ = 0;
     mutable CounterTotals last_counters_;

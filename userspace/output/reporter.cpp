@@ -15,6 +15,7 @@ class StreamReporter : public Reporter {
     StreamReporter(std::FILE *out, TimeBase time, EventLines lines)
         : out_(out), time_(time), lines_(lines) {}
     void flush() override { std::fflush(out_); }
+    void set_time_base(TimeBase time) override { time_ = time; }
 
   protected:
     void write(const std::string &line) { std::fwrite(line.data(), 1, line.size(), out_); }

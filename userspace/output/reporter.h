@@ -25,6 +25,8 @@ class Reporter {
     virtual void warning(const Warning &warning) = 0;
     virtual void report(const Report &report) = 0;
     virtual void flush() = 0;
+    // The offset for the lines from now on: the wall clock may have been stepped.
+    virtual void set_time_base(TimeBase) {}
 };
 
 std::unique_ptr<Reporter> make_reporter(OutputFormat format, std::FILE *out, TimeBase time,

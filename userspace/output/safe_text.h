@@ -52,10 +52,15 @@ inline std::string rfc3339_utc(std::int64_t realtime_ns) {
     return std::string(rfc3339_utc(realtime_ns, room));
 }
 
-// Kernel timestamps are CLOCK_BOOTTIME; this is the offset to CLOCK_REALTIME,
-// measured once at start and injected wherever a wall time is printed.
+// Kernel timestamps are CLOCK_BOOTTIME; this is the offset to CLOCK_REALTIME, injected
+// wherever a wall time is printed. It moves when the wall clock is stepped (NTP, `date -s`):
+// the live loop measures it again every turn (Reporter::set_time_base()).
 struct TimeBase {
     std::int64_t boot_to_realtime_ns = 0;
+    // From one reading of both clocks.
+    static TimeBase between(std::int64_t realtime_ns, std::int64_t boottime_ns) {
+        return TimeBase{realtime_ns - boottime_ns};
+    }
     // Wraps instead of overflowing for a boot time no kernel sends (a corrupt record).
     std::int64_t realtime(std::uint64_t boot_ns) const {
         return static_cast<std::int64_t>(boot_ns + static_cast<std::uint64_t>(boot_to_realtime_ns));

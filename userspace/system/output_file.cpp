@@ -2,6 +2,8 @@
 #include "system/output_file.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +49,9 @@ Status append_stdout_to(const std::string &path) {
     return {};
 }
 
-LineOutput::LineOutput(std::string name) : name_(std::move(name)) {
+LineOutput::LineOutput(std::string name, std::function<bool()> stopping,
+                       std::chrono::milliseconds grace)
+    : name_(std::move(name)), stopping_(std::move(stopping)), grace_(grace) {
     cookie_io_functions_t io{};
     io.write = &LineOutput::on_write;
     stream_ = fopencookie(this, "w", io);
@@ -88,11 +92,11 @@ std::chrono::nanoseconds LineOutput::blocked_for() const {
 void LineOutput::write_lines(std::string_view lines) {
     for (std::size_t written = 0; written < lines.size();) {
         writing_since_ns_.store(steady_ns(), std::memory_order_relaxed);
-        ssize_t n = ::write(STDOUT_FILENO, lines.data() + written, lines.size() - written);
+        ssize_t n = gave_up_ ? -1 : write_some(lines.substr(written));
         writing_since_ns_.store(0, std::memory_order_relaxed);
         if (n > 0) {
             written += std::size_t(n);
-        } else if (n == 0 || errno != EINTR) {
+        } else if (gave_up_ || n == 0 || errno != EINTR) {
             lost(lines, written, n == 0 ? ENOSPC : errno);
             return;
         }
@@ -101,6 +105,29 @@ void LineOutput::write_lines(std::string_view lines) {
         std::fprintf(stderr, "portwatch: writing to %s again; %llu lines could not be written\n",
                      name_.c_str(), static_cast<unsigned long long>(lines_lost_));
     failing_with_ = 0;
+}
+
+// One write(2). A stop interrupts it (EINTR, or the count written so far), and the writes
+// after it wait only within the grace.
+ssize_t LineOutput::write_some(std::string_view data) {
+    if (stopping_ && stopping_()) return write_within_grace(data);
+    return ::write(STDOUT_FILENO, data.data(), data.size());
+}
+
+// Waits for room until the grace is over, then writes at most PIPE_BUF bytes: a pipe that polls
+// writable takes that many without blocking.
+ssize_t LineOutput::write_within_grace(std::string_view data) {
+    std::int64_t now = steady_ns();
+    if (give_up_at_ns_ == 0) give_up_at_ns_ = now + std::chrono::nanoseconds(grace_).count();
+    std::int64_t left_ms = (give_up_at_ns_ - now + 999'999) / 1'000'000;
+    pollfd out{STDOUT_FILENO, POLLOUT, 0};
+    int ready = left_ms > 0 ? poll(&out, 1, int(left_ms)) : 0;
+    if (ready < 0) return -1;  // EINTR: the caller asks again, within what is left
+    if (ready == 0) {
+        gave_up_ = true;
+        return -1;
+    }
+    return ::write(STDOUT_FILENO, data.data(), std::min<std::size_t>(data.size(), PIPE_BUF));
 }
 
 // `written` bytes of `lines` went out before `error`: keep the whole lines among them, cut
@@ -113,6 +140,8 @@ void LineOutput::lost(std::string_view lines, std::size_t written, int error) {
         std::fprintf(stderr, "portwatch: cannot cut a partial line off %s: %s\n", name_.c_str(),
                      std::strerror(errno));
     lines_lost_ += std::count(lines.begin() + kept, lines.end(), '\n');
+    bytes_lost_ += lines.size() - kept;
+    if (gave_up_) return;  // the stop is under way: its caller says what was lost, once
     reader_gone_ = reader_gone_ || error == EPIPE;
     if (failing_with_ != error)
         std::fprintf(stderr,
