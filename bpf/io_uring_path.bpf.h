@@ -124,9 +124,9 @@ static __always_inline void on_io_uring_submit(struct io_kiocb *req)
     call->port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!call_may_change_port(call, read_io_uring_args(req, call)))
         return;
-    if (tcp_connect && tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL) {
+    if (marks_tcp_call(call)) {
         __u8 open = 0;
-        bpf_map_update_elem(&connects_in_flight, &call->sk, &open, BPF_ANY);
+        bpf_map_update_elem(&tcp_calls_in_flight, &call->sk, &open, BPF_ANY);
     }
     if (bpf_map_update_elem(&io_uring_calls, &call->sk, &entry, BPF_ANY)) {
         struct pw_counters *c = this_cpu_counters();

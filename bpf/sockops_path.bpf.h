@@ -15,6 +15,22 @@
 
 #include "io_uring_path.bpf.h"
 
+/* The sockets whose connect record_tcp_connect() reported, while a filter is set: STATE_CB
+ * flags are the socket's, not the program's (bpf_sock_ops_cb_flags_set()), so another sockops
+ * program (another agent) may have asked for the closes of sockets the filters refused.
+ * Unfiltered, every connect that reaches on_tcp_close() unheld was reported. */
+struct {
+    __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, __u8);
+} filtered_connects SEC(".maps");
+
+static __always_inline bool filters_set(void)
+{
+    return filter_pid || filter_comm_enabled || filter_netns || filter_proto || filter_family;
+}
+
 /* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so
  * these use direct loads, not the probe reads the syscall path needs. */
 
@@ -76,8 +92,6 @@ static __always_inline void watch_state_changes(struct bpf_sock_ops *ops)
 /* Filled in the ring buffer itself: a copy through the stack cost ~25 ns a record (bpf_stats). */
 static __always_inline void record_tcp_connect(const struct sock *sk, __u64 cookie)
 {
-    if (!tcp_socket_passes_filter(sk))
-        return;
     struct pw_allocate_record *r =
         reserve_record(sizeof(*r), PW_RECORD_ALLOCATE, PW_HOW_CONNECT_AUTOBIND);
     if (!r)
@@ -96,15 +110,20 @@ static __always_inline void record_tcp_connect(const struct sock *sk, __u64 cook
 }
 
 /* TCP_CONNECT_CB: tcp_connect() runs it after inet_hash_connect() chose the port,
- * in the caller's context. */
+ * in the caller's context. Only the sockets whose port is reported are watched: the close of
+ * any other would reach user space only to be dropped, with the filters' work undone. */
 static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
 {
     struct sock *sk = sock_of_ops(ops);
     if (!sk)
         return;
     __u64 cookie = bpf_get_socket_cookie(ops); /* made now if the socket predates the agent */
-    if (tcp_connect_path != PW_TCP_CONNECT_BY_SOCKOPS) { /* pw_sys_exit or fexit reported it */
-        watch_state_changes(ops);
+    if (tcp_connect_path != PW_TCP_CONNECT_BY_SOCKOPS) {
+        /* fexit/inet_hash_connect held the port before tcp_connect(); pw_sys_enter marked the
+         * call, and pw_sys_exit holds it after this callback */
+        bool by_syscall = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL;
+        if (in_held_ports(cookie) || (by_syscall && tcp_call_in_flight(sk)))
+            watch_state_changes(ops);
         return;
     }
     /* TCP Fast Open: tcp_sendmsg_fastopen() sets fastopen_req around the connect,
@@ -115,9 +134,11 @@ static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
         return;
     }
     /* bound before the agent started: the port is not new */
-    if (is_bind_locked(sk) || !task_passes_filter())
+    if (is_bind_locked(sk) || !task_passes_filter() || !tcp_socket_passes_filter(sk))
         return;
     record_tcp_connect(sk, cookie);
+    if (filters_set())
+        bpf_sk_storage_get(&filtered_connects, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
     watch_state_changes(ops);
 }
 
@@ -151,11 +172,12 @@ static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
     if (!held) {
         __u64 key = (__u64)sk;
         __u8 *in_flight = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL
-                              ? bpf_map_lookup_elem(&connects_in_flight, &key)
+                              ? bpf_map_lookup_elem(&tcp_calls_in_flight, &key)
                               : NULL;
         if (in_flight)
             *in_flight = reason; /* closed inside connect(): pw_sys_exit reports both */
-        else if (!bind_locked)
+        else if (!bind_locked && tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS &&
+                 (!filters_set() || bpf_sk_storage_get(&filtered_connects, sk, 0, 0)))
             record_tcp_connect_release(sk, cookie, reason);
         return;
     }
@@ -176,12 +198,13 @@ static __always_inline void on_tcp_listen(struct bpf_sock_ops *ops)
     struct sock *sk = sock_of_ops(ops);
     if (!sk)
         return;
-    /* sys_exit (or io_uring_complete) holds a listen() autobind only after this callback: without
-     * task helpers every listener is watched (listen() is rare, and on_tcp_close reports only what
-     * held_ports holds or a connect() made); fexit/inet_csk_get_port held it before */
+    /* sys_exit (or io_uring_complete) holds a listen() autobind only after this callback: the
+     * call is found by thread, or by socket where sockops has no task helpers;
+     * fexit/inet_csk_get_port held it before */
     bool by_syscall = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL;
     bool by_sockops = tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS;
-    if (by_syscall || (by_sockops && (in_reported_call(sk) || io_uring_call_on(sk))) ||
+    if ((by_syscall && tcp_call_in_flight(sk)) ||
+        (by_sockops && (in_reported_call(sk) || io_uring_call_on(sk))) ||
         in_held_ports(bpf_get_socket_cookie(ops)))
         watch_state_changes(ops);
 }

@@ -14,15 +14,29 @@ struct {
 } pending SEC(".maps");
 static struct key_counts pending_keys; /* sys_exit of a TCP connect() looks up a tid it lacks */
 
-/* TCP connect() calls in flight with PW_TCP_CONNECT_BY_SYSCALL, by socket: the release
- * reason if the socket closed during the call (a refused connect), else 0. pw_sys_exit
- * reports the allocation, then that release. */
+/* TCP calls in flight with PW_TCP_CONNECT_BY_SYSCALL (connect(), a TCP Fast Open send, listen()),
+ * by socket: the release reason if the socket closed during the call (a refused connect), else 0.
+ * pw_sys_exit reports the allocation, then that release. pw_sockops, which cannot tell the caller
+ * there (no task helpers), watches only the sockets marked here or in held_ports. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH); /* an io_uring connect may post no completion */
     __uint(max_entries, 16384);
     __type(key, __u64);
     __type(value, __u8);
-} connects_in_flight SEC(".maps");
+} tcp_calls_in_flight SEC(".maps");
+
+/* A call that passed the filters and is marked in tcp_calls_in_flight. */
+static __always_inline bool marks_tcp_call(const struct pending_call *call)
+{
+    return tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL && call->proto == IPPROTO_TCP &&
+           call->syscall != PW_SYSCALL_BIND;
+}
+
+static __always_inline bool tcp_call_in_flight(const struct sock *sk)
+{
+    __u64 key = (__u64)sk;
+    return bpf_map_lookup_elem(&tcp_calls_in_flight, &key);
+}
 
 static __always_inline struct pending_call *pending_call_of(__u32 tid)
 {
@@ -51,14 +65,13 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     struct sock *sk = sock_of_socket(socket, file);
     if (!sk || !classify_sock(sk, &call))
         return 0;
-    bool tcp_connect = call.syscall == PW_SYSCALL_CONNECT && call.proto == IPPROTO_TCP;
     call.sk = (__u64)sk;
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!read_call_args(regs, &call))
         return 0;
-    if (tcp_connect) {
+    if (marks_tcp_call(&call)) {
         __u8 open = 0;
-        bpf_map_update_elem(&connects_in_flight, &call.sk, &open, BPF_ANY);
+        bpf_map_update_elem(&tcp_calls_in_flight, &call.sk, &open, BPF_ANY);
     }
 
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -97,9 +110,9 @@ static __always_inline void finish_tcp_connect(const struct pending_call *call,
 {
     const struct inet_sock *inet = (const void *)sk;
     __u16 port_after = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-    __u8 *closed = bpf_map_lookup_elem(&connects_in_flight, &call->sk);
+    __u8 *closed = bpf_map_lookup_elem(&tcp_calls_in_flight, &call->sk);
     __u8 closed_reason = closed ? *closed : 0;
-    bpf_map_delete_elem(&connects_in_flight, &call->sk);
+    bpf_map_delete_elem(&tcp_calls_in_flight, &call->sk);
     if (port_after) {
         record_allocation(call, sk, port_after, 0, true);
         if (closed_reason)
@@ -125,6 +138,8 @@ static __always_inline void finish_call(const struct pending_call *call, const s
         release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
     else if (call->port_before == 0 && is_failure(ret))
         record_allocation(call, sk, port_after, (__s32)-ret, false);
+    if (marks_tcp_call(call)) /* a listen() or TCP Fast Open send, now in held_ports */
+        bpf_map_delete_elem(&tcp_calls_in_flight, &call->sk);
 }
 
 /* The number of the syscall ending, read through the tracepoint's BTF pointer: a load,
