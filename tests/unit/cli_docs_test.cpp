@@ -19,18 +19,6 @@
 namespace portwatch {
 namespace {
 
-std::vector<const CLI::App *> subcommands_of(const CLI::App &app) {
-    return app.get_subcommands([](const CLI::App *) { return true; });
-}
-
-std::vector<const CLI::Option *> options_of(const CLI::App &app) {
-    return app.get_options([](const CLI::Option *) { return true; });
-}
-
-std::string long_flag(const CLI::Option &option) {
-    return "--" + option.get_lnames().front();
-}
-
 // The text from `start` up to the first of `ends` after it; "" when `start` is not there.
 std::string between(const std::string &text, const std::string &start,
                     const std::vector<std::string> &ends) {

@@ -126,6 +126,20 @@ struct ErrorCase {
     std::string mentions;  // the error names what was wrong
 };
 
+// A bad command line: exit 2 and one line on stderr that names what was wrong.
+void expect_bad_command_line(const ErrorCase &c) {
+    std::string shown;
+    for (const auto &arg : c.args) shown += "[" + arg + "]";
+    SCOPED_TRACE(shown);
+    CommandLine cl = parse(c.args);
+    EXPECT_EQ(cl.action, CommandLine::Action::exit);
+    EXPECT_EQ(cl.exit_code, 2);
+    EXPECT_EQ(cl.output.rfind("portwatch: ", 0), 0u) << cl.output;
+    EXPECT_EQ(std::count(cl.output.begin(), cl.output.end(), '\n'), 1) << cl.output;
+    EXPECT_EQ(cl.output.back(), '\n') << cl.output;
+    EXPECT_NE(cl.output.find(c.mentions), std::string::npos) << cl.output;
+}
+
 TEST(Options, ErrorsAreOneLine) {
     const ErrorCase cases[] = {
         {{"monitor", "--bogus"}, "--bogus"},
@@ -172,18 +186,7 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--warn-ratio", "0.9", "--critical-ratio", "0.9"},
          "--critical-ratio must be above --warn-ratio"},
     };
-    for (const auto &c : cases) {
-        std::string shown;
-        for (const auto &arg : c.args) shown += "[" + arg + "]";
-        SCOPED_TRACE(shown);
-        CommandLine cl = parse(c.args);
-        EXPECT_EQ(cl.action, CommandLine::Action::exit);
-        EXPECT_NE(cl.exit_code, 0);
-        EXPECT_EQ(cl.output.rfind("portwatch: ", 0), 0u) << cl.output;
-        EXPECT_EQ(std::count(cl.output.begin(), cl.output.end(), '\n'), 1) << cl.output;
-        EXPECT_EQ(cl.output.back(), '\n') << cl.output;
-        EXPECT_NE(cl.output.find(c.mentions), std::string::npos) << cl.output;
-    }
+    for (const auto &c : cases) expect_bad_command_line(c);
 }
 
 // "One clear line": the NonNegativeNumber/PositiveNumber validators of CLI11
@@ -236,17 +239,7 @@ TEST(Options, NumbersOutOfBoundsAreBadFlags) {
         {{"monitor", "--metrics-top", "1001"}, "--metrics-top"},
         {{"monitor", "--metrics-top", "-1"}, "--metrics-top"},
     };
-    for (const auto &c : cases) {
-        std::string shown;
-        for (const auto &arg : c.args) shown += "[" + arg + "]";
-        SCOPED_TRACE(shown);
-        CommandLine cl = parse(c.args);
-        EXPECT_EQ(cl.action, CommandLine::Action::exit);
-        EXPECT_EQ(cl.exit_code, 2);
-        EXPECT_EQ(cl.output.rfind("portwatch: ", 0), 0u) << cl.output;
-        EXPECT_EQ(std::count(cl.output.begin(), cl.output.end(), '\n'), 1) << cl.output;
-        EXPECT_NE(cl.output.find(c.mentions), std::string::npos) << cl.output;
-    }
+    for (const auto &c : cases) expect_bad_command_line(c);
 }
 
 TEST(Options, NumbersAtTheirBoundsAreTaken) {

@@ -8,9 +8,6 @@
 #include "app/options.h"
 
 namespace portwatch {
-namespace {
-
-// ---- reading the app ------------------------------------------------------------------------
 
 std::vector<const CLI::App *> subcommands_of(const CLI::App &app) {
     return app.get_subcommands([](const CLI::App *) { return true; });
@@ -20,11 +17,14 @@ std::vector<const CLI::Option *> options_of(const CLI::App &app) {
     return app.get_options([](const CLI::Option *) { return true; });
 }
 
-// "--proto", or "-x" for an option with no long name.
 std::string long_flag(const CLI::Option &option) {
     if (!option.get_lnames().empty()) return "--" + option.get_lnames().front();
     return "-" + option.get_snames().front();
 }
+
+namespace {
+
+// ---- reading the app ------------------------------------------------------------------------
 
 // "proto": the label of its value.
 std::string bare_name(const CLI::Option &option) {

@@ -8,12 +8,16 @@
 #include <string>
 #include <vector>
 
-namespace CLI {
-class App;
-class Option;
-}  // namespace CLI
+#include "app/options.h"  // command_line_app(), and CLI::App and CLI::Option declared
 
 namespace portwatch {
+
+// Every subcommand of `app`, and every option of `app` (a subcommand or the root), in order.
+std::vector<const CLI::App *> subcommands_of(const CLI::App &app);
+std::vector<const CLI::Option *> options_of(const CLI::App &app);
+
+// "--proto", or "-x" for an option with no long name.
+std::string long_flag(const CLI::Option &option);
 
 // portwatch(8) in roff (man macros); `version` goes in its title line.
 std::string man_page(const CLI::App &app, const std::string &version);
