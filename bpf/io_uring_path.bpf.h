@@ -125,7 +125,7 @@ static __always_inline void on_io_uring_submit(struct io_kiocb *req)
     if (!call_may_change_port(call, read_io_uring_args(req, call)))
         return;
     if (marks_tcp_call(call)) {
-        __u8 open = 0;
+        __u32 open = 0;
         bpf_map_update_elem(&tcp_calls_in_flight, &call->sk, &open, BPF_ANY);
     }
     if (bpf_map_update_elem(&io_uring_calls, &call->sk, &entry, BPF_ANY)) {

@@ -158,6 +158,21 @@ static __always_inline void record_tcp_connect_release(const struct sock *sk, __
     submit_record(r);
 }
 
+/* A socket held_ports lacks, closing on the syscall path: a TCP call on it in flight is left
+ * the reason (closed inside connect(): pw_sys_exit reports the allocation, then the release).
+ * That call may be ending on another CPU, its port held after the lookup that missed it and
+ * its reason already read: held_ports is looked up again after the locked add (see
+ * end_tcp_call()). */
+static __always_inline struct pw_held_port *held_after_leaving_reason(const struct sock *sk,
+                                                                      __u64 cookie, __u8 reason)
+{
+    __u64 key = (__u64)sk;
+    __u32 *mark = bpf_map_lookup_elem(&tcp_calls_in_flight, &key);
+    if (mark)
+        __sync_fetch_and_add(mark, reason);
+    return held_port_of(cookie);
+}
+
 /* STATE_CB(-> CLOSE): tcp_set_state() runs it before it unhashes the socket and
  * gives back a port that is not bind()-locked. */
 static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
@@ -169,15 +184,11 @@ static __always_inline void on_tcp_close(struct bpf_sock_ops *ops, int oldstate)
     __u64 cookie = sk->__sk_common.skc_cookie.counter;
     struct pw_held_port *held = held_port_of(cookie);
     bool bind_locked = is_bind_locked(sk);
+    if (!held && tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL)
+        held = held_after_leaving_reason(sk, cookie, reason);
     if (!held) {
-        __u64 key = (__u64)sk;
-        __u8 *in_flight = tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL
-                              ? bpf_map_lookup_elem(&tcp_calls_in_flight, &key)
-                              : NULL;
-        if (in_flight)
-            *in_flight = reason; /* closed inside connect(): pw_sys_exit reports both */
-        else if (!bind_locked && tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS &&
-                 (!filters_set() || bpf_sk_storage_get(&filtered_connects, sk, 0, 0)))
+        if (!bind_locked && tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS &&
+            (!filters_set() || bpf_sk_storage_get(&filtered_connects, sk, 0, 0)))
             record_tcp_connect_release(sk, cookie, reason);
         return;
     }

@@ -15,15 +15,20 @@ struct {
 static struct key_counts pending_keys; /* sys_exit of a TCP connect() looks up a tid it lacks */
 
 /* TCP calls in flight with PW_TCP_CONNECT_BY_SYSCALL (connect(), a TCP Fast Open send, listen()),
- * by socket: the release reason if the socket closed during the call (a refused connect), else 0.
- * pw_sys_exit reports the allocation, then that release. pw_sockops, which cannot tell the caller
- * there (no task helpers), watches only the sockets marked here or in held_ports. */
+ * by socket: the release reason if the socket closed during the call (a refused connect), else 0;
+ * TCP_CALL_ENDED once pw_sys_exit has held the port. pw_sys_exit reports the allocation, then
+ * that release. pw_sockops, which cannot tell the caller there (no task helpers), watches only
+ * the sockets marked here or in held_ports. A __u32: the only atomic op 5.10 has is a 32- or
+ * 64-bit add. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH); /* an io_uring connect may post no completion */
     __uint(max_entries, 16384);
     __type(key, __u64);
-    __type(value, __u8);
+    __type(value, __u32);
 } tcp_calls_in_flight SEC(".maps");
+
+#define TCP_CALL_REASON 0xff
+#define TCP_CALL_ENDED 0x100
 
 /* A call that passed the filters and is marked in tcp_calls_in_flight. */
 static __always_inline bool marks_tcp_call(const struct pending_call *call)
@@ -70,7 +75,7 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     if (!read_call_args(regs, &call))
         return 0;
     if (marks_tcp_call(&call)) {
-        __u8 open = 0;
+        __u32 open = 0;
         bpf_map_update_elem(&tcp_calls_in_flight, &call.sk, &open, BPF_ANY);
     }
 
@@ -102,6 +107,24 @@ static __always_inline void record_failed_tcp_connect(struct pt_regs *regs, long
     record_allocation(&call, sk, 0, (__s32)-ret, false);
 }
 
+/* Unmarks a TCP call whose port, if it got one, is now in held_ports: the release reason if
+ * the socket closed during the call. The close may be on another CPU right now (the peer's
+ * RST, on_tcp_close()): the locked add orders the held_ports update before the reason is read
+ * (x86 lets a load pass an earlier store), as on_tcp_close()'s add orders its reason before
+ * its held_ports lookup. So at least one side sees the other's write, and the one that
+ * deletes the port from held_ports reports the release (release_port()). */
+static __always_inline __u8 end_tcp_call(const struct pending_call *call)
+{
+    __u32 *mark = bpf_map_lookup_elem(&tcp_calls_in_flight, &call->sk);
+    __u8 reason = 0;
+    if (mark) {
+        __sync_fetch_and_add(mark, TCP_CALL_ENDED);
+        reason = *(volatile __u32 *)mark & TCP_CALL_REASON;
+    }
+    bpf_map_delete_elem(&tcp_calls_in_flight, &call->sk);
+    return reason;
+}
+
 /* A TCP connect() tracked by the syscall path (PW_TCP_CONNECT_BY_SYSCALL). The port is
  * inet_sport: a refused connect's RST already gave inet_num back (tcp_done() ->
  * inet_put_port()), and pw_sockops then left the release to us. */
@@ -110,16 +133,13 @@ static __always_inline void finish_tcp_connect(const struct pending_call *call,
 {
     const struct inet_sock *inet = (const void *)sk;
     __u16 port_after = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-    __u8 *closed = bpf_map_lookup_elem(&tcp_calls_in_flight, &call->sk);
-    __u8 closed_reason = closed ? *closed : 0;
-    bpf_map_delete_elem(&tcp_calls_in_flight, &call->sk);
-    if (port_after) {
+    if (port_after)
         record_allocation(call, sk, port_after, 0, true);
-        if (closed_reason)
-            release_port(cookie_of(sk), closed_reason);
-    } else if (is_failure(ret)) {
+    else if (is_failure(ret))
         record_allocation(call, sk, 0, (__s32)-ret, false);
-    }
+    __u8 reason = end_tcp_call(call);
+    if (port_after && reason)
+        release_port(cookie_of(sk), reason);
 }
 
 /* The call is over: 0 -> N allocated port N, N -> 0 gave it back, still 0 and an errno
@@ -138,8 +158,11 @@ static __always_inline void finish_call(const struct pending_call *call, const s
         release_port(cookie_of(sk), PW_RELEASE_DISCONNECT);
     else if (call->port_before == 0 && is_failure(ret))
         record_allocation(call, sk, port_after, (__s32)-ret, false);
-    if (marks_tcp_call(call)) /* a listen() or TCP Fast Open send, now in held_ports */
-        bpf_map_delete_elem(&tcp_calls_in_flight, &call->sk);
+    if (!marks_tcp_call(call))
+        return;
+    __u8 reason = end_tcp_call(call); /* a listen() or TCP Fast Open send, now held */
+    if (reason)
+        release_port(cookie_of(sk), reason);
 }
 
 /* The number of the syscall ending, read through the tracepoint's BTF pointer: a load,
