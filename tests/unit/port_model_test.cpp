@@ -1174,6 +1174,17 @@ TEST_F(PortModelTest, AProcessHoldingAPortIsKeptHoweverLongItIsIdle) {
     EXPECT_EQ(pids_of(model.current(events.now)), (std::vector<std::uint32_t>{7, 8}));
 }
 
+TEST_F(PortModelTest, TheSocketsTheTablesNoLongerListAreTakenOnceAsGone) {
+    AllocateEvent kept = events.allocation(How::bind_ephemeral, Proto::udp, 40000);
+    AllocateEvent missed = events.allocation(How::bind_ephemeral, Proto::udp, 40001);
+    apply(kept);
+    apply(missed);
+    events.now += 10 * kSecond;  // past the grace: the tables are right
+    model.reconcile(kNetns, {table_socket(kept.sock.cookie, Proto::udp, 7, 40000)}, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), std::vector<std::uint64_t>{missed.sock.cookie});
+    EXPECT_EQ(model.take_gone_cookies(), std::vector<std::uint64_t>{});
+}
+
 TEST_F(PortModelTest, GoldenReportText) {
     connects(2);
     apply(events.allocation(How::bind, Proto::tcp, 8080, 2));

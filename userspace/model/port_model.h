@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <absl/container/btree_map.h>
@@ -191,6 +192,9 @@ class PortModel {
     }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
+    // The cookies of the sockets reconcile() dropped because the tables no longer list them
+    // (their releases were missed), since the last call: the kernel side may still hold them.
+    std::vector<std::uint64_t> take_gone_cookies() { return std::exchange(gone_cookies_, {}); }
 
   private:
     // Events (port_model.cpp)
@@ -289,6 +293,7 @@ class PortModel {
     // Only reconcile() asks, once a table (released_cookies_for()).
     std::deque<RecentRelease> recently_released_;
     ReconcileTotals reconcile_totals_;
+    std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;

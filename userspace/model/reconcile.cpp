@@ -80,6 +80,7 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
         forget(held);
         note_released(held, read_at_ns);
         hold_port(netns_[netns], held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
+        gone_cookies_.push_back(it->first);
         sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
     }
