@@ -278,31 +278,6 @@ TEST_F(MonitorCliTest, AServersTimeWaitSocketsAreOnePortOfTheBindScopeAndNoDesti
     EXPECT_EQ(monitor.wait_exit_code(), 0);
 }
 
-// The same sockets seen by `snapshot`: the tables alone, with no event of the listener. Its
-// closing leaves the tables as its process's exit would (TIME_WAIT sockets have no owner).
-TEST_F(MonitorCliTest, SnapshotTakesAGoneServersTimeWaitSocketsForItsPortNotForDestinations) {
-    Netns netns;
-    constexpr int kConnections = 100;
-    std::uint16_t server_port = serve_closing_first_then_stop(netns, kConnections);
-    ASSERT_NE(server_port, 0);
-    Monitor snapshot({"snapshot", "--json", "--netns", std::to_string(netns.inode())});
-    Json report;
-    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
-        Json object = Json::parse(line);
-        if (object["type"] == "report") report = object;
-    }
-    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
-    ASSERT_FALSE(report.is_null());
-    ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
-    Json bind_scope;
-    for (const Json &scope : report["netns"][0]["scopes"]) {
-        if (scope["scope"] == "bind") bind_scope = scope;
-        EXPECT_NE(scope["scope"], "destination") << "a phantom scope: " << scope.dump();
-    }
-    ASSERT_FALSE(bind_scope.is_null()) << report.dump();
-    EXPECT_EQ(bind_scope["time_wait"], 1) << kConnections << " sockets in TIME_WAIT, one port";
-}
-
 TEST_F(MonitorCliTest, AfterAStopOnePeriodicLineIsWrittenNotABurst) {
     Monitor monitor({"monitor", "--json", "--stats-interval", "1", "--report-interval", "1",
                      "--events", "none"});

@@ -3,7 +3,6 @@
 
 #include <malloc.h>
 
-#include <algorithm>
 #include <ctime>
 #include <set>
 #include <string>
@@ -14,10 +13,6 @@
 
 namespace portwatch {
 namespace {
-
-// ~10 ms of a dump (0.53 s per 100,000 sockets, /proc included): a 1 MiB ring buffer holds
-// ~75 ms of a 50,000-connections-a-second storm (272 bytes of records a connection).
-constexpr std::size_t kRowsBetweenDrains = 2000;
 
 bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
     if (filters.proto && socket.sock.proto != *filters.proto) return false;
@@ -39,7 +34,7 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
     }
     // Without /proc the tables are still read: their sockets then have no owner, as those of
     // processes that exited since, and --pid/--comm match none of them.
-    Result<SocketOwners> read_owners = socket_owners(drain_events);
+    Result<SocketOwners> read_owners = socket_owners();
     SocketOwners owners = std::move(read_owners).value_or(SocketOwners{});
     struct Table {
         std::uint32_t netns;
@@ -57,16 +52,8 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
         std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
         // A table that cannot be read (no privilege to enter the namespace) is left out: the
         // model keeps what the events say of that namespace (`check` names the reason).
-        // A busy host's table takes longer than a connect storm takes to fill the ring
-        // buffer: it is read during the dump too, as the rows read so far leave the model
-        // right (the row filter asks it again for each row; reconcile() spares what events
-        // showed during the dump, and skips the rows of sockets released meanwhile).
-        std::size_t rows = 0;
-        Result<std::vector<KernelSocket>> table =
-            dump_sockets(*fd, netns, [&](const KernelSocket &socket) {
-                if (drain_events && ++rows % kRowsBetweenDrains == 0) drain_events();
-                return needed.keep(socket);
-            });
+        Result<std::vector<KernelSocket>> table = dump_sockets(
+            *fd, netns, [&needed](const KernelSocket &socket) { return needed.keep(socket); });
         if (!table) continue;
         tables.push_back({netns, with_owners(std::move(table).value(), owners), read_at});
     }
@@ -97,8 +84,6 @@ PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netn
     ModelSettings settings;
     settings.warn_ratio = options.warn_ratio;
     settings.critical_ratio = options.critical_ratio;
-    settings.process_idle_ns =
-        std::max<std::uint64_t>(settings.process_idle_ns, 2 * options.report_interval.count());
     return PortModel(settings,
                      [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
                          // Documented above: an unreadable namespace has the host's settings.

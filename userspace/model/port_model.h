@@ -23,7 +23,6 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <utility>
 #include <vector>
 
 #include <absl/container/btree_map.h>
@@ -46,14 +45,6 @@ namespace portwatch {
 // pass's peak ~10 bytes per socket where std::set spent ~48.
 using CookieSet = absl::flat_hash_set<std::uint64_t>;
 using PortSet = absl::flat_hash_set<std::uint16_t>;
-
-// What a table says of its TCP ports beyond each socket's row.
-struct TablePorts {
-    PortSet listening;  // a listener holds them
-    // No listener, but so many sockets towards so many remote ports that they were accepted
-    // from one that is gone (its server closed them first): reconcile.cpp, served_ports().
-    PortSet served;
-};
 
 struct RecentRelease {
     std::uint64_t cookie;
@@ -98,8 +89,7 @@ struct ProcessUsage {
     std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
     std::uint64_t allocations = 0;                      // in the report interval
     std::uint64_t failures = 0;                         // in the report interval
-    double allocation_rate = 0;        // allocations per second in the report interval
-    std::uint64_t last_active_ns = 0;  // its last allocation, failure or release seen
+    double allocation_rate = 0;  // allocations per second in the report interval
 
     std::size_t held_total() const;
 };
@@ -150,11 +140,6 @@ struct ModelSettings {
     // Events may still be on their way when the tables are read: sockets allocated or
     // released this recently are left as the events say.
     std::uint64_t reconcile_grace_ns = 2'000'000'000;
-    // A process that holds nothing is forgotten once it has done nothing this long, reports
-    // or not (--report-interval 0 makes none): the agent cannot see it exit, and pids come
-    // and go by the million. Longer than a report interval, so a report shows every process
-    // active in it (make_port_model()).
-    std::uint64_t process_idle_ns = 60'000'000'000;
 };
 
 class PortModel {
@@ -200,9 +185,6 @@ class PortModel {
     }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
-    // The cookies of the sockets reconcile() dropped because the tables no longer list them
-    // (their releases were missed), since the last call: the kernel side may still hold them.
-    std::vector<std::uint64_t> take_gone_cookies() { return std::exchange(gone_cookies_, {}); }
 
   private:
     // Events (port_model.cpp)
@@ -254,14 +236,14 @@ class PortModel {
     // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
-    std::optional<HeldSocket> from_table(const KernelSocket &socket, const TablePorts &ports,
+    std::optional<HeldSocket> from_table(const KernelSocket &socket, const PortSet &listening,
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const CookieSet &live, std::uint64_t settled_before,
                            std::uint64_t read_at_ns);
     bool update_known_socket(const KernelSocket &socket);
     void forget_releases_before(std::uint64_t settled_before);
     CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
-    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
+    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const PortSet &listening,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
 
     // Per-process accounting (process_usage.cpp)
@@ -283,7 +265,6 @@ class PortModel {
                        std::uint64_t now_ns) const;
     bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
-    void forget_idle_processes(std::uint64_t now_ns);
 
     ModelSettings settings_;
     ConfigSource config_source_;
@@ -301,7 +282,6 @@ class PortModel {
     // Only reconcile() asks, once a table (released_cookies_for()).
     std::deque<RecentRelease> recently_released_;
     ReconcileTotals reconcile_totals_;
-    std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
