@@ -24,7 +24,7 @@ enum pw_record_type {
     PW_RECORD_TYPE_COUNT = 4, /* array bound; 0 is unused */
 };
 
-/* The five ways a port gets allocated (shared/product.md). */
+/* The five ways a port gets allocated (README.md, "What it answers"). */
 enum pw_how {
     PW_HOW_NONE = 0,
     PW_HOW_BIND = 1,

@@ -102,8 +102,7 @@ def parse_args() -> argparse.Namespace:
                         help="keep the temporary data (the monitors' output too: its writeback"
                         " then falls in later rounds, which measure slower)")
     parser.add_argument("--summary", type=Path, metavar="FILE",
-                        help="also write each condition's BPF figures and gaps to FILE as JSON"
-                             " (for scripts/bench-record-cost.py)")
+                        help="also write each condition's BPF figures and gaps to FILE as JSON")
     parser.add_argument("--compare", action="append", default=[], metavar="LABEL=PORTWATCH",
                         help="also run this portwatch binary (another commit's build) as agent"
                              " conditions named agent(MODE)@LABEL, in the same rounds; left out"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* hook_floor.bpf.c: trivial programs on the hooks portwatch uses, for
- * scripts/bench-hook-floor.py and scripts/bench-cost.py. Each one does
+ * scripts/bench-cost.py and scripts/bench-vm.py. Each one does
  * (almost) nothing: the early exit or the single helper call a real program
  * needs at the least, so that what a benchmark measures with them attached is
  * the cost of the hooks themselves (tracepoint or cgroup/sockops dispatch),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // hook_floor: attaches trivial BPF programs (tests/bench/hook_floor.bpf.c) and holds them attached
-// until SIGINT or SIGTERM, for scripts/bench-hook-floor.py and scripts/bench-cost.py.
+// until SIGINT or SIGTERM, for scripts/bench-cost.py and scripts/bench-vm.py.
 //
 // Usage: hook_floor [--object PATH] PROGRAM_NAME...
 //   PROGRAM_NAME  a program in the object, e.g. floor_sys_exit, floor_sockops_noop. Only the named

@@ -2,7 +2,7 @@
 // What the once-a-second refresh of the live views costs on a busy host: PortModel::current()
 // plus render_prometheus() (the metrics endpoint) or render_top() (portwatch top), for a model
 // holding `sockets` connect()-allocated ports spread over `destinations` destination scopes
-// and 200 processes, built from synthetic events. Run by scripts/bench-live-refresh.py.
+// and 200 processes, built from synthetic events. Run as in docs/performance.md.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

@@ -4,7 +4,7 @@
 // Fed with events (each carries its own time); no clock, no kernel: the netns settings
 // come from an injected source.
 //
-// Scopes (../shared/product.md, ../shared/kernel-facts.md):
+// Scopes (README.md "What it answers", docs/json.md):
 //   destination  TCP connect() autobind, per (netns, source IP, destination IP, port):
 //                the range minus reserved ports minus bind()-held ports in it;
 //                TIME_WAIT counts unless the netns's tcp_tw_reuse lets connect() reuse it.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The NDJSON contract (shared/product.md): one object per line, `type` and `ts` first.
+// The NDJSON contract (docs/json.md): one object per line, `type` and `ts` first.
 #pragma once
 
 #include <nlohmann/json.hpp>
