@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "system/mounts.h"
 #include "model/netns_ports.h"
 #include "fuzz_input.h"

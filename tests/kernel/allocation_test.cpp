@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "kernel_support.h"
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 
 namespace portwatch::test {
 namespace {

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernel_support.h"
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 
 namespace portwatch::test {
 namespace {

@@ -21,9 +21,10 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 
 namespace portwatch::test {
 
@@ -50,7 +51,9 @@ std::string missing_feature(const std::string &feature, int major, int minor) {
 
 HookChoice hooks_under_test() {
     const char *hooks = std::getenv("PORTWATCH_HOOKS");
-    return hook_choice_named(hooks ? hooks : "auto");
+    std::optional<HookChoice> choice = value_named(kHookChoiceNames, hooks ? hooks : "auto");
+    if (!choice) throw std::invalid_argument(std::string("PORTWATCH_HOOKS: no hook set ") + hooks);
+    return *choice;
 }
 
 void RootTest::SetUp() {

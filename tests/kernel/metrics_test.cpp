@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "kernel_support.h"
 
 namespace portwatch::test {

@@ -14,7 +14,7 @@
 
 #include "kernel_support.h"
 #include "model/port_model.h"
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 #include "system/netns_config.h"
 #include "system/socket_tables.h"
 

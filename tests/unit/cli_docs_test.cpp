@@ -188,7 +188,7 @@ TEST_F(CliDocs, BashCompletesTheChoicesAndFileNames) {
         {"--proto", {"tcp", "udp"}},
         {"--hooks", {"auto", "fexit", "tracepoint"}},
         {"--events", {"all", "failures", "none"}},
-        {"--family", {"4", "6", "ipv4", "ipv6"}},
+        {"--family", {"ipv4", "ipv6", "4", "6"}},
     };
     for (const auto &[flag, choices] : cases) {
         EXPECT_EQ(option_choices(*monitor->get_option(flag)), choices) << flag;

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 
 namespace portwatch {
 namespace {

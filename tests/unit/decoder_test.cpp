@@ -14,7 +14,7 @@
 
 #include "events/abi.h"
 #include "events/decoder.h"
-#include "output/safe_text.h"
+#include "output/value_text.h"
 
 namespace portwatch {
 namespace {

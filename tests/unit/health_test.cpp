@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <gtest/gtest.h>
 
-#include "model/health.h"
+#include "agent/health.h"
 
 namespace portwatch {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "system/lru_cache.h"
+#include "base/lru_cache.h"
 
 namespace portwatch {
 namespace {

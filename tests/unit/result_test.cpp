@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Result<T> and Status: a value or why not.
-#include "system/result.h"
+#include "base/result.h"
 
 #include <gtest/gtest.h>
 

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "sample_events.h"
-#include "output/safe_text.h"
+#include "output/value_text.h"
 
 namespace portwatch {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "events/event.h"
-#include "output/safe_text.h"
+#include "output/value_text.h"
 
 namespace portwatch::testing {
 

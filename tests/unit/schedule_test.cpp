@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "model/schedule.h"
+#include "base/schedule.h"
 
 #include <gtest/gtest.h>
 

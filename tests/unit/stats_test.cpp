@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "model/stats.h"
+#include "agent/stats.h"
 
 namespace portwatch {
 namespace {

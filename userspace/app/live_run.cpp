@@ -13,13 +13,13 @@
 #include "capture/capture.h"
 #include "enrich/enricher.h"
 #include "model/port_model.h"
-#include "model/report_bound.h"
+#include "output/report_bound.h"
 #include "output/reporter.h"
-#include "model/schedule.h"
+#include "base/schedule.h"
 #include "app/version.h"
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 #include "system/netns_config.h"
 #include "system/output_file.h"
 #include "system/privileges.h"
@@ -243,7 +243,7 @@ class MonitorLoop {
 
     std::vector<LiveView *> views_;
     Reach reach_;
-    CgroupPaths cgroups_;
+    CgroupIdLookup cgroups_;
     Enricher enricher_;  // after cgroups_, which it reads
     double baseline_ms_;
     double last_reconcile_ms_;

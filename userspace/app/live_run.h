@@ -12,7 +12,7 @@
 #include "app/wall_clock.h"
 #include "model/port_model.h"
 #include "output/reporter.h"
-#include "model/stats.h"
+#include "agent/stats.h"
 
 namespace portwatch {
 

@@ -11,7 +11,7 @@
 #include "app/host_tables.h"
 #include "capture/feature_probe.h"
 #include "app/live_run.h"
-#include "model/health.h"
+#include "agent/health.h"
 #include "output/metrics.h"
 #include "app/version.h"
 #include "system/metrics_server.h"

@@ -85,9 +85,10 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, std::string 
         .add_option("--netns", options.filters.netns,
                     "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
         ->check(number_at_least(1, "a number >= 1"));
-    command.add_option("--proto", proto, "Only tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
+    command.add_option("--proto", proto, "Only tcp or udp")
+        ->check(CLI::IsMember(names_in(kProtoNames)));
     command.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
-        ->check(CLI::IsMember({"4", "6", "ipv4", "ipv6"}));
+        ->check(CLI::IsMember(names_in(kFamilyNames)));
 }
 
 void add_report_top_option(CLI::App &command, MonitorOptions &options) {
@@ -113,8 +114,6 @@ void add_threshold_options(CLI::App &command, MonitorOptions &options) {
 
 constexpr const char *kOutputFlag = "--output";  // the one option whose value is a file
 
-const std::vector<std::string> kHookNames = {"auto", "fexit", "tracepoint"};
-
 // For the subcommands that load the programs. (Not CLI11's envname(): it fills the variable
 // the three subcommands share from the environment after the command line had set it.)
 void add_hooks_option(CLI::App &command, std::string &hooks) {
@@ -122,14 +121,7 @@ void add_hooks_option(CLI::App &command, std::string &hooks) {
         .add_option("--hooks", hooks,
                     "Which hooks see allocations: fexit (the kernel's port allocators), "
                     "tracepoint (the syscalls), or auto (default): fexit where it attaches")
-        ->check(CLI::IsMember(kHookNames));
-}
-
-// --events takes the names name_of() gives.
-std::map<std::string, EventLines> event_lines_by_name() {
-    std::map<std::string, EventLines> by_name;
-    for (EventLines lines : kEventLines) by_name.emplace(name_of(lines), lines);
-    return by_name;
+        ->check(CLI::IsMember(names_in(kHookChoiceNames)));
 }
 
 // The durations as CLI11 reads them: seconds, converted to MonitorOptions' nanoseconds once.
@@ -161,7 +153,7 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &se
         .add_option("--events", options.event_lines,
                     "Which allocate/release lines to write: all (default), failures "
                     "(allocate_failed only) or none; warnings, reports and stats always")
-        ->transform(CLI::CheckedTransformer(event_lines_by_name(), CLI::ignore_case));
+        ->transform(CLI::CheckedTransformer(values_by_name(kEventLinesNames), CLI::ignore_case));
     monitor
         .add_option("--report-interval", seconds.report_interval,
                     "Print a usage report every SECONDS (0: only at exit)")
@@ -289,9 +281,10 @@ std::string convert_targets(ParseTargets &targets) {
         options.metrics_listen = std::move(address).value();
     }
     std::string hooks = hook_name(targets.hooks);
-    if (std::find(kHookNames.begin(), kHookNames.end(), hooks) == kHookNames.end())
+    std::optional<HookChoice> hook_choice = value_named(kHookChoiceNames, hooks);
+    if (!hook_choice)
         return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {auto,fexit,tracepoint}\n";
-    options.hooks = hook_choice_named(hooks);
+    options.hooks = *hook_choice;
     if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
     if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
     return "";

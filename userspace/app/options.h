@@ -13,7 +13,7 @@
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
 #include "events/filters.h"
-#include "model/report_bound.h"
+#include "output/report_bound.h"
 #include "output/output_choice.h"
 #include "system/listen_address.h"
 

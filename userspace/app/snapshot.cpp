@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "app/host_tables.h"
-#include "model/report_bound.h"
+#include "output/report_bound.h"
 #include "output/reporter.h"
 #include "system/privileges.h"
 #include "system/host_info.h"

@@ -8,7 +8,7 @@
 #include <functional>
 
 #include "output/reporter.h"
-#include "output/safe_text.h"
+#include "output/value_text.h"
 
 namespace portwatch {
 

@@ -16,9 +16,9 @@
 #include "events/event.h"
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
-#include "model/stats.h"
-#include "system/result.h"
-#include "system/unique_fd.h"
+#include "agent/stats.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
 
 struct portwatch_bpf;
 struct ring_buffer;

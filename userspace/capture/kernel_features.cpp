@@ -87,14 +87,8 @@ KernelVerdict judge_kernel(const KernelFeatures &features, std::string_view kern
     return verdict;
 }
 
-const char *name_of(HookSet set) {
-    return set == HookSet::fexit ? "fexit" : "tracepoint";
-}
-
-HookChoice hook_choice_named(std::string_view name) {
-    if (name == "fexit") return HookChoice::fexit;
-    if (name == "tracepoint") return HookChoice::tracepoint;
-    return HookChoice::automatic;
+std::string_view name_of(HookSet set) {
+    return name_in(kHookSetNames, set);
 }
 
 Result<HookDecision> choose_hooks(HookChoice asked, const Status &fexit) {

@@ -8,7 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "system/result.h"
+#include "base/enum_names.h"
+#include "base/result.h"
 
 namespace portwatch {
 
@@ -60,9 +61,14 @@ KernelVerdict judge_kernel(const KernelFeatures &features, std::string_view kern
 // Which programs see the allocations: the kernel's port allocators (fexit, where
 // trampolines attach) or the syscall tracepoints (everywhere else).
 enum class HookSet { tracepoint, fexit };
-enum class HookChoice { automatic, tracepoint, fexit };  // --hooks auto|tracepoint|fexit
-const char *name_of(HookSet set);
-HookChoice hook_choice_named(std::string_view name);  // "fexit", "tracepoint", else automatic
+enum class HookChoice { automatic, tracepoint, fexit };
+inline constexpr EnumName<HookSet> kHookSetNames[] = {{HookSet::tracepoint, "tracepoint"},
+                                                      {HookSet::fexit, "fexit"}};
+// --hooks and PORTWATCH_HOOKS.
+inline constexpr EnumName<HookChoice> kHookChoiceNames[] = {{HookChoice::automatic, "auto"},
+                                                            {HookChoice::fexit, "fexit"},
+                                                            {HookChoice::tracepoint, "tracepoint"}};
+std::string_view name_of(HookSet set);
 
 struct HookDecision {
     HookSet set = HookSet::tracepoint;

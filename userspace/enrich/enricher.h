@@ -4,7 +4,7 @@
 //   - the owner of a release the kernel sent none for (PortOwners: the allocation it saw),
 //   - the model's word on who holds the socket now (reconciliation may have moved it),
 //   - the process's cgroup path, and with it the container it shows (CgroupPath).
-// Pure: the model's word and the cgroup paths (system/cgroup_paths) are injected.
+// Pure: the model's word and the cgroup paths (system/cgroup_id_lookup) are injected.
 #pragma once
 
 #include <cstddef>

@@ -152,21 +152,7 @@ std::size_t record_size(std::uint16_t type) {
 }  // namespace
 
 std::string_view name_of(DecodeError error) {
-    switch (error) {
-        case DecodeError::none:
-            return "none";
-        case DecodeError::too_short:
-            return "too_short";
-        case DecodeError::bad_version:
-            return "bad_version";
-        case DecodeError::size_mismatch:
-            return "size_mismatch";
-        case DecodeError::unknown_type:
-            return "unknown_type";
-        case DecodeError::bad_field:
-            return "bad_field";
-    }
-    return "unknown";
+    return name_in(kDecodeErrorNames, error);
 }
 
 Decoded decode_record(std::span<const std::uint8_t> bytes) {

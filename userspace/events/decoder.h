@@ -22,6 +22,14 @@ enum class DecodeError {
     bad_field,      // an enum or family out of range
 };
 
+inline constexpr EnumName<DecodeError> kDecodeErrorNames[] = {
+    {DecodeError::none, "none"},
+    {DecodeError::too_short, "too_short"},
+    {DecodeError::bad_version, "bad_version"},
+    {DecodeError::size_mismatch, "size_mismatch"},
+    {DecodeError::unknown_type, "unknown_type"},
+    {DecodeError::bad_field, "bad_field"},
+};
 std::string_view name_of(DecodeError error);
 
 struct Decoded {

@@ -7,7 +7,8 @@
 #include <string>
 #include <variant>
 
-#include "enrich/cgroup_path.h"
+#include "base/enum_names.h"
+#include "events/cgroup_path.h"
 
 namespace portwatch {
 
@@ -17,11 +18,35 @@ enum class Proto { tcp, udp };
 enum class Family { ipv4, ipv6 };
 enum class ReleaseReason { socket_closed, tcp_closed, time_wait, disconnect };
 
+// Their names in the JSON and text output (docs/json.md) and on the command line.
+inline constexpr EnumName<How> kHowNames[] = {{How::bind, "bind"},
+                                              {How::bind_ephemeral, "bind_ephemeral"},
+                                              {How::listen_autobind, "listen_autobind"},
+                                              {How::connect_autobind, "connect_autobind"},
+                                              {How::sendto_autobind, "sendto_autobind"}};
+inline constexpr EnumName<Syscall> kSyscallNames[] = {
+    {Syscall::bind, "bind"},     {Syscall::listen, "listen"},   {Syscall::connect, "connect"},
+    {Syscall::sendto, "sendto"}, {Syscall::sendmsg, "sendmsg"}, {Syscall::sendmmsg, "sendmmsg"}};
+inline constexpr EnumName<Proto> kProtoNames[] = {{Proto::tcp, "tcp"}, {Proto::udp, "udp"}};
+// --family also takes 4 and 6.
+inline constexpr EnumName<Family> kFamilyNames[] = {
+    {Family::ipv4, "ipv4"}, {Family::ipv6, "ipv6"}, {Family::ipv4, "4"}, {Family::ipv6, "6"}};
+inline constexpr EnumName<ReleaseReason> kReleaseReasonNames[] = {
+    {ReleaseReason::socket_closed, "socket_closed"},
+    {ReleaseReason::tcp_closed, "tcp_closed"},
+    {ReleaseReason::time_wait, "time_wait"},
+    {ReleaseReason::disconnect, "disconnect"}};
+
 struct IpAddress {
     Family family = Family::ipv4;
     std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 in the first 4
 
-    bool is_unspecified() const;
+    bool is_unspecified() const {
+        std::size_t length = family == Family::ipv4 ? 4 : 16;
+        for (std::size_t i = 0; i < length; i++)
+            if (bytes[i]) return false;
+        return true;
+    }
     bool operator==(const IpAddress &) const = default;
 };
 

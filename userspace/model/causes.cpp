@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "output/safe_text.h"
+#include "base/printable_text.h"
 
 namespace portwatch {
 namespace {
@@ -216,23 +216,7 @@ Cause narrow_range(const CauseFacts &facts, double range, const RangeNeed &need,
 }  // namespace
 
 std::string_view name_of(CauseKind kind) {
-    switch (kind) {
-        case CauseKind::time_wait:
-            return "time_wait";
-        case CauseKind::bind_before_connect:
-            return "bind_before_connect";
-        case CauseKind::bind_held_in_range:
-            return "bind_held_in_range";
-        case CauseKind::reserved_ports:
-            return "reserved_ports";
-        case CauseKind::one_destination:
-            return "one_destination";
-        case CauseKind::holder:
-            return "holder";
-        case CauseKind::narrow_range:
-            return "narrow_range";
-    }
-    return "?";
+    return name_in(kCauseKindNames, kind);
 }
 
 // In use an hour from now: live ports grow at their part of the fill rate; TIME_WAIT ports

@@ -17,11 +17,14 @@
 #include <string_view>
 #include <vector>
 
+#include "base/enum_names.h"
 #include "model/netns_ports.h"
 
 namespace portwatch {
 
 enum class ScopeKind { destination, bind, udp };
+inline constexpr EnumName<ScopeKind> kScopeKindNames[] = {
+    {ScopeKind::destination, "destination"}, {ScopeKind::bind, "bind"}, {ScopeKind::udp, "udp"}};
 
 // In the order ties are ranked.
 enum class CauseKind {
@@ -33,10 +36,14 @@ enum class CauseKind {
     holder,
     narrow_range,
 };
-inline constexpr CauseKind kAllCauses[] = {
-    CauseKind::time_wait,      CauseKind::bind_before_connect, CauseKind::bind_held_in_range,
-    CauseKind::reserved_ports, CauseKind::one_destination,     CauseKind::holder,
-    CauseKind::narrow_range,
+inline constexpr EnumName<CauseKind> kCauseKindNames[] = {
+    {CauseKind::time_wait, "time_wait"},
+    {CauseKind::bind_before_connect, "bind_before_connect"},
+    {CauseKind::bind_held_in_range, "bind_held_in_range"},
+    {CauseKind::reserved_ports, "reserved_ports"},
+    {CauseKind::one_destination, "one_destination"},
+    {CauseKind::holder, "holder"},
+    {CauseKind::narrow_range, "narrow_range"},
 };
 std::string_view name_of(CauseKind kind);
 

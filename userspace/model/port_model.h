@@ -37,7 +37,7 @@
 #include "model/netns_state.h"
 #include "model/scope_key.h"
 #include "model/scope_state.h"
-#include "model/stats.h"
+#include "agent/stats.h"
 
 namespace portwatch {
 

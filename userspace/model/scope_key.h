@@ -15,6 +15,10 @@
 namespace portwatch {
 
 enum class WarningLevel { ok, warning, critical };
+inline constexpr EnumName<WarningLevel> kWarningLevelNames[] = {
+    {WarningLevel::ok, "ok"},
+    {WarningLevel::warning, "warning"},
+    {WarningLevel::critical, "critical"}};
 
 // memcmp()'s order of two addresses' bytes, from two 8-byte loads each.
 inline std::strong_ordering byte_order(const std::array<std::uint8_t, 16> &a,

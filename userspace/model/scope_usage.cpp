@@ -53,27 +53,11 @@ WarningLevel next_level(WarningLevel current, double utilization, const ModelSet
 }
 
 std::string_view name_of(ScopeKind kind) {
-    switch (kind) {
-        case ScopeKind::destination:
-            return "destination";
-        case ScopeKind::bind:
-            return "bind";
-        case ScopeKind::udp:
-            return "udp";
-    }
-    return "?";
+    return name_in(kScopeKindNames, kind);
 }
 
 std::string_view name_of(WarningLevel level) {
-    switch (level) {
-        case WarningLevel::ok:
-            return "ok";
-        case WarningLevel::warning:
-            return "warning";
-        case WarningLevel::critical:
-            return "critical";
-    }
-    return "?";
+    return name_in(kWarningLevelNames, level);
 }
 
 // A failed connect() has no source address any more (the kernel reset it); it belongs

@@ -7,7 +7,7 @@
 #include <concepts>
 #include <cstring>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "output/names.h"
 
 namespace portwatch {

@@ -10,9 +10,9 @@
 #include <variant>
 #include <vector>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "output/names.h"
-#include "output/safe_text.h"
+#include "output/value_text.h"
 
 namespace portwatch {
 namespace {

@@ -15,7 +15,7 @@
 
 #include "events/event.h"
 #include "model/port_model.h"
-#include "model/stats.h"
+#include "agent/stats.h"
 
 namespace portwatch {
 

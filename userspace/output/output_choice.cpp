@@ -6,15 +6,7 @@
 namespace portwatch {
 
 std::string_view name_of(EventLines lines) {
-    switch (lines) {
-        case EventLines::all:
-            return "all";
-        case EventLines::failures:
-            return "failures";
-        case EventLines::none:
-            return "none";
-    }
-    return "?";
+    return name_in(kEventLinesNames, lines);
 }
 
 bool shows(EventLines lines, const Event &event) {

@@ -5,6 +5,7 @@
 
 #include <string_view>
 
+#include "base/enum_names.h"
 #include "events/event.h"
 
 namespace portwatch {
@@ -14,8 +15,8 @@ enum class OutputFormat { text, json };
 // Which allocate/allocate_failed/release lines are written (--events). Warnings, reports
 // and stats are written in every mode, and the model sees every event whatever is printed.
 enum class EventLines { all, failures, none };
-inline constexpr EventLines kEventLines[] = {EventLines::all, EventLines::failures,
-                                             EventLines::none};
+inline constexpr EnumName<EventLines> kEventLinesNames[] = {
+    {EventLines::all, "all"}, {EventLines::failures, "failures"}, {EventLines::none, "none"}};
 
 std::string_view name_of(EventLines lines);
 bool shows(EventLines lines, const Event &event);

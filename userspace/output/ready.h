@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/reach.h"
+#include "agent/reach.h"
 
 namespace portwatch {
 

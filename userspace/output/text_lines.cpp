@@ -3,7 +3,7 @@
 
 #include <cstdio>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "output/names.h"
 
 namespace portwatch {

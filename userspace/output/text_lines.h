@@ -8,9 +8,9 @@
 
 #include "events/event.h"
 #include "model/port_model.h"
-#include "model/stats.h"
+#include "agent/stats.h"
 #include "output/ready.h"
-#include "output/safe_text.h"
+#include "output/value_text.h"
 
 namespace portwatch {
 

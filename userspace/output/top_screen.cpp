@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "output/names.h"
 #include "output/text_lines.h"
 

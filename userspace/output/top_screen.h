@@ -12,8 +12,8 @@
 
 #include "events/event.h"
 #include "model/port_model.h"
-#include "model/stats.h"
-#include "output/safe_text.h"
+#include "agent/stats.h"
+#include "output/value_text.h"
 
 namespace portwatch {
 

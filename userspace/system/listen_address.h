@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "system/result.h"
+#include "base/result.h"
 
 namespace portwatch {
 

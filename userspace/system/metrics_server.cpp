@@ -14,7 +14,7 @@
 #include <list>
 #include <utility>
 
-#include "system/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace portwatch {
 namespace {

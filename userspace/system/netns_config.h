@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "model/netns_ports.h"
-#include "system/result.h"
+#include "base/result.h"
 
 namespace portwatch {
 

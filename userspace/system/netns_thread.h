@@ -6,7 +6,7 @@
 #include <functional>
 #include <string>
 
-#include "system/result.h"
+#include "base/result.h"
 
 namespace portwatch {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "system/result.h"
+#include "base/result.h"
 
 namespace portwatch {
 

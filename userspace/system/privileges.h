@@ -2,7 +2,7 @@
 // The capabilities this process has, as the Reach the socket-table passes depend on.
 #pragma once
 
-#include "model/reach.h"
+#include "agent/reach.h"
 
 namespace portwatch {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "events/kernel_socket.h"
-#include "system/result.h"
+#include "base/result.h"
 
 namespace portwatch {
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "system/socket_tables.h"
 
-#include "enrich/containers.h"
-#include "system/cgroup_paths.h"
+#include "events/containers.h"
+#include "system/cgroup_id_lookup.h"
 #include "system/netns_thread.h"
 #include "system/sock_diag_answer.h"
 

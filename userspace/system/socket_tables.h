@@ -13,7 +13,7 @@
 
 #include "events/event.h"
 #include "events/kernel_socket.h"
-#include "system/result.h"
+#include "base/result.h"
 #include "system/sock_diag_answer.h"
 
 namespace portwatch {

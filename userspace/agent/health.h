@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "model/stats.h"
+#include "agent/stats.h"
 
 namespace portwatch {
 

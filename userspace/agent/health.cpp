@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "model/health.h"
+#include "agent/health.h"
 
 #include <cstdio>
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "events/event.h"
-#include "system/lru_cache.h"
+#include "base/lru_cache.h"
 
 namespace portwatch {
 
@@ -24,16 +24,16 @@ std::uint64_t cgroup_id_at(const std::string &mount, const std::string &path);
 // Needs CAP_DAC_READ_SEARCH for the fast way (open_by_handle_at); without it, or where the
 // kernel refuses cgroup file handles, the cgroup2 tree is searched instead.
 // Not thread-safe.
-class CgroupPaths {
+class CgroupIdLookup {
   public:
     static constexpr std::size_t kDefaultMaxCached = 4096;
 
     // Resolves under the cgroup2 file system mounted at `mount`; with none, nothing resolves.
-    explicit CgroupPaths(std::optional<std::string> mount,
+    explicit CgroupIdLookup(std::optional<std::string> mount,
                          std::size_t max_cached = kDefaultMaxCached);
-    ~CgroupPaths();
-    CgroupPaths(const CgroupPaths &) = delete;
-    CgroupPaths &operator=(const CgroupPaths &) = delete;
+    ~CgroupIdLookup();
+    CgroupIdLookup(const CgroupIdLookup &) = delete;
+    CgroupIdLookup &operator=(const CgroupIdLookup &) = delete;
 
     // The path of the cgroup `cgroup_id` relative to the cgroup2 root, "/" for the root; ""
     // when unknown: id 0, the cgroup is gone, or there is no cgroup2 mount. Answers (misses

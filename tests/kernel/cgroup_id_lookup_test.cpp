@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// CgroupPaths against real cgroups: ids made here resolve to their paths, by file handle and
+// CgroupIdLookup against real cgroups: ids made here resolve to their paths, by file handle and
 // by searching the tree when handles are refused; a cgroup that is gone resolves to nothing.
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "kernel_support.h"
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 
 namespace portwatch::test {
 namespace {
@@ -20,9 +20,9 @@ namespace {
 const std::string kId = "5b4065f1b41a82353422b1c55861a492cd0dcc708c950542d87ec110e3143721";
 
 // Needs root but not the BPF programs.
-class CgroupPathsTest : public RootTest {
+class CgroupIdLookupTest : public RootTest {
   protected:
-    CgroupPathsTest() : RootTest("cgroup tests need root (mkdir in cgroup2, open_by_handle_at)") {}
+    CgroupIdLookupTest() : RootTest("cgroup tests need root (mkdir in cgroup2, open_by_handle_at)") {}
     // Unique per run: another checkout's tests may run at the same time.
     std::string test_slice() const {
         return "/portwatch-test-" + std::to_string(getpid()) + ".slice";
@@ -54,22 +54,22 @@ bool handles_refused_here(const std::string &mount) {
     return refused;
 }
 
-TEST_F(CgroupPathsTest, TheRootIsSlash) {
+TEST_F(CgroupIdLookupTest, TheRootIsSlash) {
     std::string mount = TestCgroup::mount();
-    CgroupPaths paths(mount);
+    CgroupIdLookup paths(mount);
     EXPECT_EQ(paths.path_of(cgroup_id_at(mount, "/")), "/");
 }
 
-TEST_F(CgroupPathsTest, AnIdResolvesToItsPath) {
+TEST_F(CgroupIdLookupTest, AnIdResolvesToItsPath) {
     TestCgroup cgroup(test_slice() + "/docker-" + kId + ".scope");
     ASSERT_NE(cgroup.id(), 0u);
-    CgroupPaths paths(TestCgroup::mount());
+    CgroupIdLookup paths(TestCgroup::mount());
     EXPECT_EQ(paths.path_of(cgroup.id()), cgroup.path());
     TestCgroup parent(test_slice());
     EXPECT_EQ(paths.path_of(parent.id()), test_slice());
 }
 
-TEST_F(CgroupPathsTest, WithoutFileHandlesTheTreeIsSearched) {
+TEST_F(CgroupIdLookupTest, WithoutFileHandlesTheTreeIsSearched) {
     TestCgroup cgroup(test_slice() + "/a b\xff.slice/crio-" + kId + ".scope");
     std::uint64_t id = cgroup.id();
     std::string mount = TestCgroup::mount();
@@ -78,7 +78,7 @@ TEST_F(CgroupPathsTest, WithoutFileHandlesTheTreeIsSearched) {
     std::thread without_capability([&] {
         drop_dac_read_search();
         refused = handles_refused_here(mount);
-        CgroupPaths paths(mount);
+        CgroupIdLookup paths(mount);
         found = paths.path_of(id);
         root = paths.path_of(cgroup_id_at(mount, "/"));
     });
@@ -88,30 +88,30 @@ TEST_F(CgroupPathsTest, WithoutFileHandlesTheTreeIsSearched) {
     EXPECT_EQ(root, "/");
 }
 
-TEST_F(CgroupPathsTest, GoneUnknownAndZeroResolveToNothing) {
+TEST_F(CgroupIdLookupTest, GoneUnknownAndZeroResolveToNothing) {
     std::string mount = TestCgroup::mount();
-    CgroupPaths paths(mount);
+    CgroupIdLookup paths(mount);
     TestCgroup cgroup(test_slice());
     std::uint64_t id = cgroup.id();
     EXPECT_EQ(paths.path_of(id), cgroup.path());
     cgroup.remove();
     EXPECT_EQ(paths.path_of(id), cgroup.path()) << "what was resolved stays cached";
-    EXPECT_EQ(CgroupPaths(mount).path_of(id), "") << "gone";
+    EXPECT_EQ(CgroupIdLookup(mount).path_of(id), "") << "gone";
     EXPECT_EQ(paths.path_of(0), "");
     EXPECT_EQ(paths.path_of(~0ull), "");
-    EXPECT_EQ(CgroupPaths(std::nullopt).path_of(1), "") << "no cgroup2 mount";
+    EXPECT_EQ(CgroupIdLookup(std::nullopt).path_of(1), "") << "no cgroup2 mount";
 }
 
-TEST_F(CgroupPathsTest, TheCacheIsBounded) {
+TEST_F(CgroupIdLookupTest, TheCacheIsBounded) {
     std::string mount = TestCgroup::mount();
-    CgroupPaths paths(mount, 2);
+    CgroupIdLookup paths(mount, 2);
     for (std::uint64_t id = 1'000'000'000; id < 1'000'000'010; id++) paths.path_of(id);
     EXPECT_EQ(paths.cached(), 2u);
 }
 
-TEST_F(CgroupPathsTest, AnnotateFillsTheProcessesPath) {
+TEST_F(CgroupIdLookupTest, AnnotateFillsTheProcessesPath) {
     TestCgroup cgroup(test_slice() + "/docker-" + kId + ".scope");
-    CgroupPaths paths(TestCgroup::mount());
+    CgroupIdLookup paths(TestCgroup::mount());
     AllocateEvent allocation;
     allocation.task.cgroup_id = cgroup.id();
     Event event = allocation;

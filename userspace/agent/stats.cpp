@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "model/stats.h"
+#include "agent/stats.h"
 
 namespace portwatch {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "model/report_bound.h"
+#include "output/report_bound.h"
 
 #include "model/port_model.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 
 namespace portwatch {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "system/cgroup_paths.h"
+#include "system/cgroup_id_lookup.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "enrich/containers.h"
+#include "events/containers.h"
 #include "enrich/enricher.h"
 #include "system/mounts.h"
 
@@ -75,16 +75,16 @@ std::uint64_t cgroup_id_at(const std::string &mount, const std::string &path) {
     return inode_at(mount + (path == "/" ? "" : path)).value_or(0);
 }
 
-CgroupPaths::CgroupPaths(std::optional<std::string> mount, std::size_t max_cached)
+CgroupIdLookup::CgroupIdLookup(std::optional<std::string> mount, std::size_t max_cached)
     : mount_(mount.value_or("")), cache_(max_cached) {
     if (mount) mount_fd_ = open(mount->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-CgroupPaths::~CgroupPaths() {
+CgroupIdLookup::~CgroupIdLookup() {
     if (mount_fd_ >= 0) close(mount_fd_);
 }
 
-std::string CgroupPaths::path_of(std::uint64_t cgroup_id) {
+std::string CgroupIdLookup::path_of(std::uint64_t cgroup_id) {
     if (cgroup_id == 0 || mount_fd_ < 0) return "";
     if (const std::string *known = cache_.find(cgroup_id)) return *known;
     std::string path = resolve(cgroup_id);
@@ -92,11 +92,11 @@ std::string CgroupPaths::path_of(std::uint64_t cgroup_id) {
     return path;
 }
 
-void CgroupPaths::annotate(Event &event) {
+void CgroupIdLookup::annotate(Event &event) {
     fill_cgroup_paths(event, [this](std::uint64_t cgroup_id) { return path_of(cgroup_id); });
 }
 
-std::string CgroupPaths::resolve(std::uint64_t cgroup_id) {
+std::string CgroupIdLookup::resolve(std::uint64_t cgroup_id) {
     std::string path;
     if (handles_work_) {
         Lookup lookup = by_handle(cgroup_id, path);
@@ -106,7 +106,7 @@ std::string CgroupPaths::resolve(std::uint64_t cgroup_id) {
     return by_search(cgroup_id).value_or("");
 }
 
-CgroupPaths::Lookup CgroupPaths::by_handle(std::uint64_t cgroup_id, std::string &path) const {
+CgroupIdLookup::Lookup CgroupIdLookup::by_handle(std::uint64_t cgroup_id, std::string &path) const {
     alignas(file_handle) unsigned char buffer[sizeof(file_handle) + sizeof(cgroup_id)] = {};
     auto *handle = reinterpret_cast<file_handle *>(buffer);
     handle->handle_bytes = sizeof(cgroup_id);
@@ -123,7 +123,7 @@ CgroupPaths::Lookup CgroupPaths::by_handle(std::uint64_t cgroup_id, std::string 
     return Lookup::found;
 }
 
-std::optional<std::string> CgroupPaths::by_search(std::uint64_t cgroup_id) const {
+std::optional<std::string> CgroupIdLookup::by_search(std::uint64_t cgroup_id) const {
     if (inode_at(mount_) == cgroup_id) return "/";
     int root = openat(mount_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return std::nullopt;
@@ -132,7 +132,7 @@ std::optional<std::string> CgroupPaths::by_search(std::uint64_t cgroup_id) const
 
 // The cgroup may have gone between opening and reading the link ("... (deleted)"): the path is
 // taken only if it still leads to the same cgroup.
-std::optional<std::string> CgroupPaths::relative_if_same(const std::string &absolute,
+std::optional<std::string> CgroupIdLookup::relative_if_same(const std::string &absolute,
                                                          std::uint64_t cgroup_id) const {
     if (inode_at(absolute) != cgroup_id) return std::nullopt;
     return path_under_mount(absolute, mount_);

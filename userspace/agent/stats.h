@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "events/abi.h"
-#include "model/reach.h"
+#include "agent/reach.h"
 
 namespace portwatch {
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "enrich/containers.h"
+#include "events/containers.h"
 
 #include <algorithm>
 #include <vector>

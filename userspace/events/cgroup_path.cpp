@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "enrich/cgroup_path.h"
+#include "events/cgroup_path.h"
 
 #include <utility>
 

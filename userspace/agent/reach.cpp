@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "model/reach.h"
+#include "agent/reach.h"
 
 namespace portwatch {
 
