@@ -354,17 +354,5 @@ TEST(Decoder, TrailingBytesAreASizeMismatch) {
     EXPECT_FALSE(d.event.has_value());
 }
 
-TEST(Decoder, ErrorNames) {
-    const std::pair<DecodeError, const char *> cases[] = {
-        {DecodeError::none, "none"},
-        {DecodeError::too_short, "too_short"},
-        {DecodeError::bad_version, "bad_version"},
-        {DecodeError::size_mismatch, "size_mismatch"},
-        {DecodeError::unknown_type, "unknown_type"},
-        {DecodeError::bad_field, "bad_field"},
-    };
-    for (const auto &[error, name] : cases) EXPECT_EQ(name_of(error), name);
-}
-
 }  // namespace
 }  // namespace portwatch

@@ -150,10 +150,9 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--proto", "sctp"}, "--proto: sctp"},
         {{"monitor", "--family", "5"}, "--family: 5"},
         {{"monitor", "--duration", "-1"},
-         "--duration: must be a number of seconds from 0 to "
-         "31536000 (a year), not -1"},
-        {{"monitor", "--duration", "soon"}, "--duration: must be a number of seconds"},
-        {{"monitor", "--stats-interval", "-2"}, "--stats-interval: must be a number of seconds"},
+         "--duration: must be a duration up to a year (90, 250ms, 30s, 5m, 2h, 1d), not -1"},
+        {{"monitor", "--duration", "soon"}, "--duration: must be a duration"},
+        {{"monitor", "--stats-interval", "-2"}, "--stats-interval: must be a duration"},
         {{"monitor", "--comm", "abcdefghijklmnop"}, "--comm: is longer than the kernel's 15-byte"},
         {{"monitor", "--comm", ""}, "--comm: must not be empty"},
         {{"monitor", "--ringbuf-mb", "3"}, "--ringbuf-mb: must be a power of two"},
@@ -167,7 +166,7 @@ TEST(Options, ErrorsAreOneLine) {
         {{"monitor", "--pid"}, "--pid"},
         {{"monitor", "--netns", "-3"}, "--netns: must be a number >= 1, not -3"},
         {{"monitor", "--max-tracked-sockets", "10"}, "--max-tracked-sockets: Value 10"},
-        {{"monitor", "--report-interval", "-1"}, "--report-interval: must be a number of seconds"},
+        {{"monitor", "--report-interval", "-1"}, "--report-interval: must be a duration"},
         {{"monitor", "--warn-ratio", "1.5"}, "--warn-ratio: Value 1.5"},
         {{"monitor", "--critical-ratio", "0"}, "--critical-ratio: Value 0"},
         {{"monitor", "--metrics-listen", "localhost:9464"}, "--metrics-listen: 'localhost:9464'"},
@@ -199,6 +198,23 @@ TEST(Options, RangeErrorsAreShort) {
     }
 }
 
+// Issue 35: durations take a unit, as the tools developers know do (ms, s, m, h, d); a plain
+// number is still seconds.
+TEST(Options, DurationsTakeAUnit) {
+    CommandLine cl = parse(
+        {"monitor", "--duration", "1.5m", "--stats-interval", "250ms", "--report-interval", "2h"});
+    ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
+    EXPECT_EQ(cl.monitor.duration, 90s);
+    EXPECT_EQ(cl.monitor.stats_interval, 250ms);
+    EXPECT_EQ(cl.monitor.report_interval, 7200s);
+    cl = parse({"monitor", "--duration", "1234567s", "--stats-interval", "1d", "--report-interval",
+                "365d"});
+    ASSERT_EQ(cl.action, CommandLine::Action::monitor) << cl.output;
+    EXPECT_EQ(cl.monitor.duration, 1'234'567s);
+    EXPECT_EQ(cl.monitor.stats_interval, 86'400s);
+    EXPECT_EQ(cl.monitor.report_interval, 31'536'000s);
+}
+
 // Issue 32: nan, inf and numbers whose nanoseconds overflow an int64 were taken; every one is
 // now one line and exit 2, naming the flag and the value.
 TEST(Options, NumbersOutOfBoundsAreBadFlags) {
@@ -206,14 +222,15 @@ TEST(Options, NumbersOutOfBoundsAreBadFlags) {
                                                     "--report-interval"};
     for (const std::string &flag : seconds_flags)
         for (const char *value :
-             {"nan", "NaN", "inf", "Infinity", "1e10", "1e12", "1e300", "31536000.5", "-0.5"}) {
+             {"nan", "NaN", "inf", "Infinity", "1e10", "1e12", "1e300", "31536000.5", "-0.5",
+              "366d", "5x", "m", "1.5 s", "5M", "30sec"}) {
             CommandLine cl = parse({"monitor", flag, value});
             SCOPED_TRACE(flag + " " + value);
             EXPECT_EQ(cl.action, CommandLine::Action::exit);
             EXPECT_EQ(cl.exit_code, 2);
             EXPECT_EQ(cl.output, "portwatch: " + flag +
-                                     ": must be a number of seconds from 0 to 31536000 (a year), "
-                                     "not " +
+                                     ": must be a duration up to a year (90, 250ms, 30s, 5m, "
+                                     "2h, 1d), not " +
                                      value + " (see --help)\n");
         }
     const ErrorCase cases[] = {

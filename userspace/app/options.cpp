@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -43,16 +45,37 @@ CLI::Validator number_at_least(double minimum, const char *what) {
         what);
 }
 
+// "250ms", "30s", "5m", "2h", "1d" or a plain number of seconds, as seconds. The unit is the
+// trailing run of letters, so "nan" and "inf" (all letters) are no numbers here. (Not CLI11's
+// AsNumberWithUnit: it writes the product back with six significant digits, 1234567s as
+// 1234570.)
+std::optional<double> duration_seconds(const std::string &text) {
+    static constexpr std::pair<std::string_view, double> kUnits[] = {
+        {"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+    std::size_t unit_at = text.size();
+    while (unit_at > 0 && std::isalpha(static_cast<unsigned char>(text[unit_at - 1]))) unit_at--;
+    std::string_view unit = std::string_view(text).substr(unit_at);
+    std::optional<double> number = finite_number(text.substr(0, unit_at));
+    if (!number) return std::nullopt;
+    if (unit.empty()) return number;
+    for (const auto &[name, seconds] : kUnits)
+        if (unit == name) return *number * seconds;
+    return std::nullopt;
+}
+
 // Durations and intervals: bounded, so that their nanoseconds fit an int64 with room to spare.
-CLI::Validator seconds_up_to_a_year() {
+// Rewrites the text as seconds, what the option's double reads.
+CLI::Validator duration_up_to_a_year() {
     return CLI::Validator(
-        [](const std::string &text) -> std::string {
-            std::optional<double> value = finite_number(text);
-            if (!value || *value < 0 || *value > kMaxSeconds)
-                return "must be a number of seconds from 0 to 31536000 (a year), not " + text;
+        [](std::string &text) -> std::string {
+            std::optional<double> seconds = duration_seconds(text);
+            if (!seconds || *seconds < 0 || *seconds > kMaxSeconds)
+                return "must be a duration up to a year (90, 250ms, 30s, 5m, 2h, 1d), not " + text;
+            char digits[32];
+            text.assign(digits, std::to_chars(digits, digits + sizeof digits, *seconds).ptr);
             return "";
         },
-        "SECONDS 0-31536000");
+        "");
 }
 
 // Before CLI::Range, which lets NaN through.
@@ -133,12 +156,15 @@ struct Seconds {
 
 void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &seconds) {
     monitor
-        .add_option("--duration", seconds.duration, "Stop after SECONDS (0: until SIGINT/SIGTERM)")
-        ->check(seconds_up_to_a_year());
+        .add_option("--duration", seconds.duration,
+                    "Stop after DURATION (30s, 5m, 2h; 0: until SIGINT/SIGTERM)")
+        ->type_name("DURATION")
+        ->transform(duration_up_to_a_year());
     monitor
         .add_option("--stats-interval", seconds.stats_interval,
-                    "Print a stats line every SECONDS (0: only at exit)")
-        ->check(seconds_up_to_a_year());
+                    "Print a stats line every DURATION (0: only at exit)")
+        ->type_name("DURATION")
+        ->transform(duration_up_to_a_year());
     monitor
         .add_option("--ringbuf-mb", options.ringbuf_mb, "Ring buffer size in MiB (power of two)")
         ->check(CLI::Range(1, 1024));
@@ -156,8 +182,9 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &se
         ->transform(CLI::CheckedTransformer(values_by_name(kEventLinesNames), CLI::ignore_case));
     monitor
         .add_option("--report-interval", seconds.report_interval,
-                    "Print a usage report every SECONDS (0: only at exit)")
-        ->check(seconds_up_to_a_year());
+                    "Print a usage report every DURATION (0: only at exit)")
+        ->type_name("DURATION")
+        ->transform(duration_up_to_a_year());
 }
 
 CLI::Validator listen_address() {
