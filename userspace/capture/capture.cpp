@@ -195,6 +195,13 @@ void Capture::configure(const CaptureConfig &config) {
         throw CaptureError(explain("cannot size the socket table to " +
                                        std::to_string(config.max_tracked_sockets) + " entries",
                                    err));
+    std::uint32_t calls = calls_in_flight(config);
+    for (bpf_map *map :
+         {skel_->maps.pending, skel_->maps.tcp_calls_in_flight, skel_->maps.io_uring_calls})
+        if (int err = bpf_map__set_max_entries(map, calls))
+            throw CaptureError(explain(std::string("cannot size the table ") + bpf_map__name(map) +
+                                           " to " + std::to_string(calls) + " entries",
+                                       err));
 }
 
 // libbpf loads without a log and, when the kernel refuses a program, loads it again with
