@@ -8,16 +8,42 @@
 /* The kernel's port allocators, in the caller's context, only
  * when a port is chosen. Where trampolines attach (not on every kernel: user space tries). */
 
+/* Where the user registers are below task->stack before bpf_task_pt_regs() (5.15): measured
+ * at start-up by pw_calibrate_user_regs (Capture::calibrate_user_regs()), not computed from a
+ * THREAD_SIZE that KASAN and configurations change. 0 until measured: not read. */
+__u64 user_regs_offset = 0;
+__u32 calibration_tid = 0; /* the thread user space makes the calibration call from */
+
+/* The calibration call (portwatch_abi.h) is the one user space made when its arguments match.
+ * At sys_enter, regs is task_pt_regs(current): do_syscall_64() hands its own to the tracepoint. */
+
+SEC("?tp_btf/sys_enter")
+int BPF_PROG(pw_calibrate_user_regs, struct pt_regs *regs, long id)
+{
+    if ((__u32)bpf_get_current_pid_tgid() != calibration_tid || id != nr_bind)
+        return 0;
+    if (PT_REGS_PARM2_SYSCALL(regs) != PW_CALIBRATION_ADDR ||
+        PT_REGS_PARM3_SYSCALL(regs) != PW_CALIBRATION_LEN)
+        return 0;
+    struct task_struct *task = (void *)bpf_get_current_task();
+    __u64 stack = (__u64)BPF_CORE_READ(task, stack);
+    __u64 at = 0; /* the pointer as a number: the verifier stores no pointer in a global */
+    bpf_probe_read_kernel(&at, sizeof(at), &regs);
+    user_regs_offset = at - stack;
+    return 0;
+}
+
 /* The registers the task entered the kernel with: which syscall it is in, and its
- * arguments. task_pt_regs() (arch/x86/include/asm/processor.h) is the top of the task's
- * kernel stack; bpf_task_pt_regs() (5.15) computes it, before it we do. */
+ * arguments. NULL before the offset is measured. */
 static __always_inline struct pt_regs *current_user_regs(void)
 {
     if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
         return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    __u64 offset = user_regs_offset;
+    if (!offset)
+        return NULL;
     struct task_struct *task = (void *)bpf_get_current_task();
-    void *stack = BPF_CORE_READ(task, stack);
-    return (struct pt_regs *)(stack + X86_THREAD_SIZE) - 1;
+    return (struct pt_regs *)(BPF_CORE_READ(task, stack) + offset);
 }
 
 /* The call of the syscall the task is in, with the sockaddr it passed (a sendto()'s
@@ -26,7 +52,7 @@ static __always_inline struct pt_regs *current_user_regs(void)
 static __always_inline void read_current_call(const struct sock *sk, struct pending_call *call)
 {
     struct pt_regs *regs = current_user_regs();
-    call->syscall = syscall_of(syscall_nr(regs));
+    call->syscall = regs ? syscall_of(syscall_nr(regs)) : PW_SYSCALL_NONE;
     if (call->syscall != PW_SYSCALL_NONE) {
         read_call_args(regs, call);
         return;

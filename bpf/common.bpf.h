@@ -15,8 +15,7 @@
 #define EINPROGRESS 115
 #define EADDRINUSE 98
 #define EAGAIN 11
-#define X86_THREAD_SIZE (4096 << 2) /* PAGE_SIZE << THREAD_SIZE_ORDER, without KASAN */
-#define MAX_USER_ERRNO 511          /* above: kernel-internal restart codes (ERESTARTSYS...) */
+#define MAX_USER_ERRNO 511 /* above: kernel-internal restart codes (ERESTARTSYS...) */
 
 /* Tunables, set by user space between open and load. */
 const volatile __s32 nr_bind = -1, nr_listen = -1, nr_connect = -1;

@@ -22,14 +22,19 @@ struct io_uring_call {
 };
 
 /* One op in flight per socket is enough: ops on one socket in flight together are of one
- * kind (sends), and only the first of them can allocate. LRU: a request whose completion
- * posts no CQE (IOSQE_CQE_SKIP_SUCCESS) leaves its entry behind. */
+ * kind (sends), and only the first of them can allocate. Removed at the op's completion
+ * (cancelled ops, a failed IOSQE_CQE_SKIP_SUCCESS op and a ring torn down post one too),
+ * replaced by the next op on the socket, and removed when a TCP socket is destroyed
+ * (pw_tcp_destroy). Left behind: an op that completes unseen, a successful
+ * IOSQE_CQE_SKIP_SUCCESS op (no CQE, no io_uring_complete) or one cancelled before it was
+ * given its file, on a UDP socket then closed (cgroup/sock_release has no sock pointer). */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 4096);
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384); /* resized by user space */
     __type(key, __u64);
     __type(value, struct io_uring_call);
 } io_uring_calls SEC(".maps");
+static struct key_counts io_uring_keys; /* pw_tcp_destroy looks up every TCP socket */
 
 /* The opcodes come from the running kernel's enum io_uring_op (uapi, so they never
  * change; BIND and LISTEN exist since 6.11, SEND_ZC and SENDMSG_ZC since 6.0). */
@@ -124,14 +129,13 @@ static __always_inline void on_io_uring_submit(struct io_kiocb *req)
     call->port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!call_may_change_port(call, read_io_uring_args(req, call)))
         return;
-    if (marks_tcp_call(call)) {
-        __u32 open = 0;
-        bpf_map_update_elem(&tcp_calls_in_flight, &call->sk, &open, BPF_ANY);
-    }
-    if (bpf_map_update_elem(&io_uring_calls, &call->sk, &entry, BPF_ANY)) {
-        struct pw_counters *c = this_cpu_counters();
-        if (c)
-            c->pending_overflow++;
+    bool marked = marks_tcp_call(call);
+    if (marked && !mark_tcp_call(call))
+        return;
+    if (update_counted(&io_uring_calls, &io_uring_keys, call->sk, &call->sk, &entry)) {
+        if (marked)
+            unmark_tcp_call(call->sk);
+        count_pending_overflow();
     }
 }
 
@@ -167,6 +171,19 @@ static __always_inline const struct pending_call *io_uring_call_on(const struct 
     return entry ? &entry->call : NULL;
 }
 
+/* A destroyed TCP socket's calls in flight that no completion removed (pw_tcp_destroy). */
+static __always_inline void forget_calls_on(const struct sock *sk)
+{
+    /* the pointer's value as a number (the verifier allows no & on a pointer): a read,
+     * cheaper than the two deletes that mostly miss */
+    __u64 key = 0;
+    bpf_probe_read_kernel(&key, sizeof(key), &sk);
+    if (key_may_be_in(&io_uring_keys, key))
+        delete_counted(&io_uring_calls, &io_uring_keys, key, &key);
+    if (key_may_be_in(&tcp_calls_keys, key))
+        unmark_tcp_call(key);
+}
+
 /* 5.19+: io_uring_complete(ctx, req, ...). */
 SEC("?tp_btf/io_uring_complete")
 int BPF_PROG(pw_io_uring_complete, void *ring, struct io_kiocb *req)
@@ -179,7 +196,7 @@ int BPF_PROG(pw_io_uring_complete, void *ring, struct io_kiocb *req)
     if (!entry || entry->req != (__u64)req)
         return 0;
     struct pending_call call = entry->call;
-    bpf_map_delete_elem(&io_uring_calls, &key);
+    delete_counted(&io_uring_calls, &io_uring_keys, key, &key);
     if (tcp_connect_path != PW_TCP_CONNECT_BY_FEXIT)
         finish_call(&call, sk, BPF_CORE_READ(req, cqe.res));
     return 0;

@@ -127,6 +127,12 @@ struct pw_release_record {
     __u8 pad[7];
 };
 
+/* The call user space makes to measure where a task's registers are (the fexit set before
+ * bpf_task_pt_regs(), 5.15): bind(-1, PW_CALIBRATION_ADDR, PW_CALIBRATION_LEN), which fails
+ * with EBADF before it reads the address. */
+#define PW_CALIBRATION_ADDR 0x7077636fUL
+#define PW_CALIBRATION_LEN 0x7077U
+
 /* Per-CPU counters, one array element. Indexed [record type][how]. */
 struct pw_counters {
     __u64 emitted[PW_RECORD_TYPE_COUNT][PW_HOW_COUNT];

@@ -249,6 +249,7 @@ int BPF_PROG(pw_tcp_destroy, struct sock *sk)
     __u64 cookie = sk->__sk_common.skc_cookie.counter;
     if (cookie)
         release_port(cookie, PW_RELEASE_SOCKET_CLOSED);
+    forget_calls_on(sk);
     return 0;
 }
 

@@ -6,13 +6,28 @@
 
 #include "records.bpf.h"
 
+/* The maps of calls in flight (pending, tcp_calls_in_flight, io_uring_calls) are plain hashes,
+ * resized by user space with held_ports (--max-tracked-sockets / 4): a call that does not fit
+ * is counted in pending_overflow, where an LRU map would evict another call in flight unseen.
+ * Each entry says below what removes it. */
+
+/* By thread. Removed at the call's sys_exit, which runs even for a thread killed inside the
+ * call (syscall_exit_to_user_mode() traces the exit before exit_to_user_mode_loop() delivers
+ * the fatal signal); replaced at the thread's next call. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384);
+    __uint(max_entries, 16384); /* resized by user space */
     __type(key, __u32);
     __type(value, struct pending_call);
 } pending SEC(".maps");
 static struct key_counts pending_keys; /* sys_exit of a TCP connect() looks up a tid it lacks */
+
+static __always_inline void count_pending_overflow(void)
+{
+    struct pw_counters *c = this_cpu_counters();
+    if (c)
+        c->pending_overflow++;
+}
 
 /* TCP calls in flight with PW_TCP_CONNECT_BY_SYSCALL (connect(), a TCP Fast Open send, listen()),
  * by socket: the release reason if the socket closed during the call (a refused connect), else 0;
@@ -20,12 +35,16 @@ static struct key_counts pending_keys; /* sys_exit of a TCP connect() looks up a
  * that release. pw_sockops, which cannot tell the caller there (no task helpers), watches only
  * the sockets marked here or in held_ports. A __u32: the only atomic op 5.10 has is a 32- or
  * 64-bit add. */
+/* Removed when the call ends (end_tcp_call()), or when it could not be remembered in pending
+ * or io_uring_calls, or when the socket is destroyed (pw_tcp_destroy: an io_uring connect
+ * whose request posts no completion). */
 struct {
-    __uint(type, BPF_MAP_TYPE_LRU_HASH); /* an io_uring connect may post no completion */
-    __uint(max_entries, 16384);
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384); /* resized by user space */
     __type(key, __u64);
     __type(value, __u32);
 } tcp_calls_in_flight SEC(".maps");
+static struct key_counts tcp_calls_keys; /* pw_tcp_destroy looks up every TCP socket */
 
 #define TCP_CALL_REASON 0xff
 #define TCP_CALL_ENDED 0x100
@@ -35,6 +54,21 @@ static __always_inline bool marks_tcp_call(const struct pending_call *call)
 {
     return tcp_connect_path == PW_TCP_CONNECT_BY_SYSCALL && call->proto == IPPROTO_TCP &&
            call->syscall != PW_SYSCALL_BIND;
+}
+
+/* Marks a call of marks_tcp_call(); false (counted) if tcp_calls_in_flight is full. */
+static __always_inline bool mark_tcp_call(const struct pending_call *call)
+{
+    __u32 open = 0;
+    if (!update_counted(&tcp_calls_in_flight, &tcp_calls_keys, call->sk, &call->sk, &open))
+        return true;
+    count_pending_overflow();
+    return false;
+}
+
+static __always_inline void unmark_tcp_call(__u64 sk)
+{
+    delete_counted(&tcp_calls_in_flight, &tcp_calls_keys, sk, &sk);
 }
 
 static __always_inline bool tcp_call_in_flight(const struct sock *sk)
@@ -74,16 +108,15 @@ int BPF_PROG(pw_sys_enter, struct pt_regs *regs, long id)
     call.port_before = BPF_CORE_READ(sk, __sk_common.skc_num);
     if (!read_call_args(regs, &call))
         return 0;
-    if (marks_tcp_call(&call)) {
-        __u32 open = 0;
-        bpf_map_update_elem(&tcp_calls_in_flight, &call.sk, &open, BPF_ANY);
-    }
+    bool marked = marks_tcp_call(&call);
+    if (marked && !mark_tcp_call(&call))
+        return 0;
 
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     if (update_counted(&pending, &pending_keys, tid, &tid, &call)) {
-        struct pw_counters *c = this_cpu_counters();
-        if (c)
-            c->pending_overflow++;
+        if (marked)
+            unmark_tcp_call(call.sk);
+        count_pending_overflow();
     }
     return 0;
 }
@@ -121,7 +154,7 @@ static __always_inline __u8 end_tcp_call(const struct pending_call *call)
         __sync_fetch_and_add(mark, TCP_CALL_ENDED);
         reason = *(volatile __u32 *)mark & TCP_CALL_REASON;
     }
-    bpf_map_delete_elem(&tcp_calls_in_flight, &call->sk);
+    unmark_tcp_call(call->sk);
     return reason;
 }
 

@@ -97,6 +97,7 @@ Capture::Capture(const CaptureConfig &config) {
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
     configure(config);
     load();
+    calibrate_user_regs();
     attach_all();
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr));
     if (!ring_) throw CaptureError(explain("cannot open the ring buffer", errno));
@@ -154,6 +155,7 @@ void Capture::choose_programs() {
         for (auto [program, hook] : programs_of(set))
             bpf_program__set_autoload(program, set == hook_set());
     bool fexit = hook_set() == HookSet::fexit;
+    bpf_program__set_autoload(skel_->progs.pw_calibrate_user_regs, fexit && !has_task_pt_regs());
     skel_->rodata->tcp_connect_path = fexit ? PW_TCP_CONNECT_BY_FEXIT
                                       : verdict_.lacks(Feature::sockops_task)
                                           ? PW_TCP_CONNECT_BY_SYSCALL
@@ -193,6 +195,13 @@ void Capture::configure(const CaptureConfig &config) {
         throw CaptureError(explain("cannot size the socket table to " +
                                        std::to_string(config.max_tracked_sockets) + " entries",
                                    err));
+    std::uint32_t calls = calls_in_flight(config);
+    for (bpf_map *map :
+         {skel_->maps.pending, skel_->maps.tcp_calls_in_flight, skel_->maps.io_uring_calls})
+        if (int err = bpf_map__set_max_entries(map, calls))
+            throw CaptureError(explain(std::string("cannot size the table ") + bpf_map__name(map) +
+                                           " to " + std::to_string(calls) + " entries",
+                                       err));
 }
 
 // libbpf loads without a log and, when the kernel refuses a program, loads it again with
@@ -246,6 +255,26 @@ std::vector<std::string> Capture::detached_hooks() const {
             detached.push_back(hooks_[i]);
     }
     return detached;
+}
+
+// Before bpf_task_pt_regs() (5.15) the fexit set finds a caller's registers at an offset from
+// its kernel stack that depends on THREAD_SIZE (KASAN doubles it): measured here on a call
+// with known arguments, or the fexit set is refused.
+void Capture::calibrate_user_regs() {
+    bpf_program *program = skel_->progs.pw_calibrate_user_regs;
+    if (!bpf_program__autoload(program)) return;
+    skel_->bss->calibration_tid = std::uint32_t(gettid());
+    {
+        std::unique_ptr<bpf_link, LinkDeleter> link(bpf_program__attach(program));
+        if (!link)
+            throw CaptureError(explain("cannot attach tp_btf/sys_enter to calibrate", errno));
+        syscall(SYS_bind, -1, PW_CALIBRATION_ADDR, PW_CALIBRATION_LEN);
+    }
+    if (!skel_->bss->user_regs_offset)
+        throw CaptureError(
+            "the fexit set cannot find a caller's registers on this kernel (no bpf_task_pt_regs(), "
+            "and a bind() with known arguments was not seen at sys_enter): use --hooks "
+            "tracepoint");
 }
 
 void Capture::attach_all() {

@@ -79,6 +79,7 @@ class Capture {
     void configure(const CaptureConfig &config);
     void load();
     void attach_all();
+    void calibrate_user_regs();
     void attach(bpf_link *link, const std::string &name);
 
     // Each libbpf object has one owner; the members go in reverse order of declaration:

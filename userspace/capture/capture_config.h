@@ -17,4 +17,11 @@ struct CaptureConfig {
     HookChoice hooks = HookChoice::automatic;
 };
 
+// The size of each kernel table of calls in flight (pending, tcp_calls_in_flight,
+// io_uring_calls in bpf/): a quarter of the sockets followed, 16,384 by default. A call that
+// does not fit is counted in pending_overflow.
+constexpr std::uint32_t calls_in_flight(const CaptureConfig &config) {
+    return config.max_tracked_sockets / 4 ? config.max_tracked_sockets / 4 : 1;
+}
+
 }  // namespace portwatch

@@ -188,6 +188,11 @@ const Status &fexit_attaches() {
     return attaches;
 }
 
+bool has_task_pt_regs() {
+    BtfHandle types(btf__load_vmlinux_btf());
+    return types && has_enumerator(types.get(), "bpf_func_id", "BPF_FUNC_task_pt_regs");
+}
+
 IoUringSubmit io_uring_submit_tracepoint() {
     BtfHandle types(btf__load_vmlinux_btf());
     return types && has_io_uring_requests(types.get()) ? io_uring_submit_in(types.get())

@@ -33,4 +33,7 @@ enum class IoUringSubmit {
 };
 IoUringSubmit io_uring_submit_tracepoint();
 
+// bpf_task_pt_regs() (5.15), as the programs test it (enum bpf_func_id in the kernel's BTF).
+bool has_task_pt_regs();
+
 }  // namespace portwatch
