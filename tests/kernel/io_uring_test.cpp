@@ -184,8 +184,10 @@ TEST_P(IoUringTcpTest, ConnectIsConnectAutobind) {
         said = said_by_kernel(fd, How::connect_autobind, Syscall::connect,
                               [&] { return uring_connect(fd, combo.family, kFixedPort); });
         said.released = timed([&] {
+            // the listener first: it resets the client to CLOSE, where the client first would
+            // race its orphan into TIME_WAIT (tcp_close(), tcp_time_wait(TCP_FIN_WAIT2))
+            close(server);
             close(fd);
-            close(server);  // resets the client's connection, never accepted
         });
     });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));

@@ -50,6 +50,9 @@ struct KernelSaid {
     std::uint64_t cookie = 0;  // SO_COOKIE
     std::uint32_t netns = 0;   // the calling thread's, from /proc/thread-self/ns/net
     Endpoint local;            // getsockname() right after the allocation
+    // Set by a test where getsockname() cannot say the address the allocation had (the kernel
+    // reset it before the call returned): only the port is compared.
+    bool local_addr_unknown = false;
     // getpeername() right after the allocation, or the destination a sendto() was given
     // (set by the test); nullopt: the socket has no remote.
     std::optional<Endpoint> remote;
