@@ -132,6 +132,17 @@ int BPF_PROG(pw_inet_csk_get_port, struct sock *sk, unsigned short snum, int ret
     return 0;
 }
 
+/* A UDP connect() autobinds (inet_dgram_connect() -> inet_autobind() -> udp_lib_get_port())
+ * before the protocol's connect (__ip4_datagram_connect(), __ip6_datagram_connect()) takes the
+ * source address from the route: at udp_lib_get_port() the socket's address is still the
+ * wildcard. Its record waits here, per thread, for inet_dgram_connect() to return. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);
+    __type(key, __u64); /* pid_tgid */
+    __type(value, struct pending_call);
+} udp_connects_in_flight SEC(".maps");
+
 /* udp_lib_get_port(): UDP bind(), and the autobind of connect() and send*() on an unbound
  * socket (inet_autobind()). Which syscall the task is in says which. A nonzero return is
  * bind()'s -EADDRINUSE (__inet_bind()) or the autobind's -EAGAIN (inet_autobind()). */
@@ -148,10 +159,38 @@ int BPF_PROG(pw_udp_lib_get_port, struct sock *sk, unsigned short snum, unsigned
         call.req_port = snum;
     }
     __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
-    if (ret)
+    if (ret) {
         record_allocation(&call, sk, 0, call.syscall == PW_SYSCALL_BIND ? EADDRINUSE : EAGAIN,
                           false);
-    else if (port)
+        return 0;
+    }
+    if (!port)
+        return 0;
+    __u64 thread = bpf_get_current_pid_tgid();
+    /* a full map only costs the address: the record goes now, with the wildcard */
+    if (call.syscall == PW_SYSCALL_CONNECT &&
+        !bpf_map_update_elem(&udp_connects_in_flight, &thread, &call, BPF_ANY))
+        return 0;
+    record_allocation(&call, sk, port, 0, true);
+    return 0;
+}
+
+/* connect() on a datagram socket, IPv4 and IPv6 (inet6_dgram_ops too), also from io_uring:
+ * the record of its autobind, now with the source address the route gave (or still the
+ * wildcard if the connect failed after the autobind: the port stays allocated). */
+SEC("?fexit/inet_dgram_connect")
+int BPF_PROG(pw_inet_dgram_connect, struct socket *sock, struct sockaddr *uaddr, int addr_len,
+             int flags, int ret)
+{
+    __u64 thread = bpf_get_current_pid_tgid();
+    struct pending_call *waiting = bpf_map_lookup_elem(&udp_connects_in_flight, &thread);
+    if (!waiting)
+        return 0;
+    struct pending_call call = *waiting;
+    bpf_map_delete_elem(&udp_connects_in_flight, &thread);
+    struct sock *sk = BPF_CORE_READ(sock, sk);
+    __u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+    if (port)
         record_allocation(&call, sk, port, 0, true);
     return 0;
 }

@@ -5,7 +5,8 @@
  *   own port allocators report the port they chose or the errno, in the caller's
  *   context, and cost nothing on syscalls that allocate no port:
  *   inet_hash_connect/inet6_hash_connect (TCP connect), inet_csk_get_port (TCP bind,
- *   listen), udp_lib_get_port (UDP bind and autobind), udp_disconnect (UDP release).
+ *   listen), udp_lib_get_port (UDP bind and autobind; a UDP connect()'s record waits for
+ *   inet_dgram_connect to return, with the source address), udp_disconnect (UDP release).
  * tracepoint (syscall_path.bpf.h), everywhere else: at sys_enter of bind/listen/connect/
  *   send{to,msg,mmsg} the socket's local port is remembered per thread; at sys_exit it
  *   is read again. 0 -> N means the call allocated port N; still 0 and an errno means

@@ -68,6 +68,7 @@ FLOOR_PROGRAM = {
     "fexit/inet_csk_get_port": "floor_fexit_inet_csk_get_port",
     "fexit/udp_lib_get_port": "floor_fexit_udp_lib_get_port",
     "fexit/udp_disconnect": "floor_fexit_udp_disconnect",
+    "fexit/inet_dgram_connect": "floor_fexit_inet_dgram_connect",
 }
 
 

@@ -39,7 +39,7 @@ FLOOR_PROGRAMS = {
     "floor_tracepoint": "floor_sys_enter floor_sys_exit " + COMMON_FLOOR,
     "floor_fexit": "floor_fexit_inet_hash_connect floor_fexit_inet6_hash_connect "
                    "floor_fexit_inet_csk_get_port floor_fexit_udp_lib_get_port "
-                   "floor_fexit_udp_disconnect " + COMMON_FLOOR,
+                   "floor_fexit_udp_disconnect floor_fexit_inet_dgram_connect " + COMMON_FLOOR,
 }
 
 # Runs inside the VM (bash). Prints one "RESULT cond storm-json loop-json lost" line per run.

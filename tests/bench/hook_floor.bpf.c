@@ -134,6 +134,12 @@ int BPF_PROG(floor_fexit_udp_disconnect, struct sock *sk, int flags, int ret) {
     return 0;
 }
 
+SEC("?fexit/inet_dgram_connect")
+int BPF_PROG(floor_fexit_inet_dgram_connect, struct socket *sock, struct sockaddr *uaddr,
+             int addr_len, int flags, int ret) {
+    return 0;
+}
+
 /* portwatch's io_uring tracepoints (kernel 5.19+), returning at once. Loaded only where asked
  * for: which submit tracepoint exists, and its arguments, depend on the kernel. */
 SEC("?tp_btf/io_uring_submit_req")

@@ -19,6 +19,7 @@
 #include <set>
 #include <vector>
 
+#include "kernel_said.h"
 #include "kernel_support.h"
 #include "system/cgroup_id_lookup.h"
 
@@ -41,30 +42,6 @@ const Combo kAll[] = {{Family::ipv4, Proto::tcp},
                       {Family::ipv6, Proto::udp}};
 const Combo kTcp[] = {{Family::ipv4, Proto::tcp}, {Family::ipv6, Proto::tcp}};
 const Combo kUdp[] = {{Family::ipv4, Proto::udp}, {Family::ipv6, Proto::udp}};
-
-// What a test knows from the socket side, to compare with the event.
-struct Expected {
-    How how;
-    Syscall syscall;
-    Combo combo;
-    std::uint16_t port;
-    std::uint32_t netns;
-    std::uint32_t tid;
-};
-
-void expect_allocation(const AllocateEvent &event, const Expected &want) {
-    EXPECT_EQ(event.how, want.how);
-    EXPECT_EQ(event.syscall, want.syscall);
-    EXPECT_EQ(event.sock.family, want.combo.family);
-    EXPECT_EQ(event.sock.proto, want.combo.proto);
-    EXPECT_EQ(event.sock.local_port, want.port);
-    EXPECT_EQ(event.sock.netns, want.netns);
-    EXPECT_EQ(event.task.pid, static_cast<std::uint32_t>(getpid()));
-    EXPECT_EQ(event.task.tid, want.tid);
-    EXPECT_EQ(event.task.uid, 0u);
-    EXPECT_NE(event.sock.cookie, 0u);
-    EXPECT_FALSE(event.task.comm.empty());
-}
 
 std::vector<AllocateEvent> of_how(const std::vector<AllocateEvent> &events, How how) {
     std::vector<AllocateEvent> out;
@@ -100,24 +77,18 @@ Exhaustion try_three_sockets(Family family, Proto proto, const std::function<boo
     return result;
 }
 
-// What one socket got: the port getsockname() reports and the thread that asked.
-struct Outcome {
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
-};
-
-// In `netns`: makes one socket, lets `allocate` get it a port, then closes it.
-Outcome allocate_on_one_socket(const Netns &netns, Combo combo,
-                               const std::function<int(int)> &allocate) {
-    Outcome outcome;
+// In `netns`: makes one socket, lets `allocate` get it a port as `how` by `syscall`, holds it
+// a little (so that held_ns has a floor to check), then closes it; what the kernel said.
+KernelSaid allocate_on_one_socket(const Netns &netns, Combo combo, How how, Syscall syscall,
+                                  const std::function<int(int)> &allocate) {
+    KernelSaid said;
     netns.run([&] {
         int fd = make_socket(combo.family, combo.proto);
-        ASSERT_EQ(allocate(fd), 0) << std::strerror(errno);
-        outcome.port = local_port_of(fd);
-        outcome.tid = current_tid();
-        close(fd);
+        said = said_by_kernel(fd, how, syscall, [&] { return allocate(fd); });
+        usleep(10'000);
+        said.released = timed([&] { close(fd); });
     });
-    return outcome;
+    return said;
 }
 
 class BindTest : public KernelTest, public ::testing::WithParamInterface<Combo> {};
@@ -125,38 +96,38 @@ class BindTest : public KernelTest, public ::testing::WithParamInterface<Combo> 
 TEST_P(BindTest, ExplicitPortIsBindAndNotEphemeral) {
     Combo combo = GetParam();
     Netns netns;
-    auto [port, tid] = allocate_on_one_socket(
-        netns, combo, [&](int fd) { return bind_to(fd, combo.family, kFixedPort); });
+    KernelSaid said = allocate_on_one_socket(netns, combo, How::bind, Syscall::bind, [&](int fd) {
+        return bind_to(fd, combo.family, kFixedPort);
+    });
+    EXPECT_EQ(said.local.port, kFixedPort);
     auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
-    expect_allocation(allocated[0], {How::bind, Syscall::bind, combo, port, netns.inode(), tid});
-    EXPECT_EQ(port, kFixedPort);
+    expect_allocation(allocated[0], said);
     EXPECT_FALSE(allocated[0].ephemeral);
     auto released = releases(events);
     ASSERT_EQ(released.size(), 1u);
-    EXPECT_EQ(released[0].sock.local_port, port);
-    EXPECT_EQ(released[0].reason, ReleaseReason::socket_closed);
-    EXPECT_EQ(released[0].sock.cookie, allocated[0].sock.cookie);
+    expect_release(released[0], said, ReleaseReason::socket_closed);
 }
 
-// The netns's events are one bind(0) allocation (and its release): `want`, ephemeral, no remote.
-void expect_one_bind_ephemeral(Capture &capture, const Netns &netns, const Expected &want) {
+// The netns's events are one bind(0) allocation, ephemeral, and its release, as `said`.
+void expect_one_bind_ephemeral(Capture &capture, const Netns &netns, const KernelSaid &said) {
     auto events = EventLog(capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
-    expect_allocation(allocated[0], want);
+    expect_allocation(allocated[0], said);
     EXPECT_TRUE(allocated[0].ephemeral);
-    EXPECT_FALSE(allocated[0].sock.has_remote());
+    auto released = releases(events);
+    ASSERT_EQ(released.size(), 1u);
+    expect_release(released[0], said, ReleaseReason::socket_closed);
 }
 
 TEST_P(BindTest, PortZeroIsBindEphemeral) {
     Combo combo = GetParam();
     Netns netns;
-    auto [port, tid] =
-        allocate_on_one_socket(netns, combo, [&](int fd) { return bind_to(fd, combo.family, 0); });
-    expect_one_bind_ephemeral(
-        *capture, netns, {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
+    KernelSaid said = allocate_on_one_socket(netns, combo, How::bind_ephemeral, Syscall::bind,
+                                             [&](int fd) { return bind_to(fd, combo.family, 0); });
+    expect_one_bind_ephemeral(*capture, netns, said);
 }
 
 // IP_LOCAL_PORT_RANGE (6.3): a per-socket range inside the netns's. bind(0) takes its port
@@ -174,15 +145,16 @@ TEST_P(BindTest, PortZeroTakesThePerSocketRange) {
     Combo combo = GetParam();
     Netns netns;
     constexpr std::uint16_t kLow = 40100, kHigh = 40104;
-    auto [port, tid] = allocate_on_one_socket(netns, combo, [&](int fd) {
-        std::uint32_t range = std::uint32_t(kHigh) << 16 | kLow;
-        if (setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range)) != 0) return -1;
-        return bind_to(fd, combo.family, 0);
-    });
-    EXPECT_GE(port, kLow);
-    EXPECT_LE(port, kHigh);
-    expect_one_bind_ephemeral(
-        *capture, netns, {How::bind_ephemeral, Syscall::bind, combo, port, netns.inode(), tid});
+    KernelSaid said =
+        allocate_on_one_socket(netns, combo, How::bind_ephemeral, Syscall::bind, [&](int fd) {
+            std::uint32_t range = std::uint32_t(kHigh) << 16 | kLow;
+            if (setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof(range)) != 0)
+                return -1;
+            return bind_to(fd, combo.family, 0);
+        });
+    EXPECT_GE(said.local.port, kLow);
+    EXPECT_LE(said.local.port, kHigh);
+    expect_one_bind_ephemeral(*capture, netns, said);
 }
 
 TEST_P(BindTest, PortInUseFailsWithEaddrinuse) {
@@ -238,48 +210,52 @@ class TcpTest : public KernelTest, public ::testing::WithParamInterface<Combo> {
 TEST_P(TcpTest, ListenWithoutBindIsListenAutobind) {
     Combo combo = GetParam();
     Netns netns;
-    auto [port, tid] = allocate_on_one_socket(netns, combo, [](int fd) { return listen(fd, 8); });
+    KernelSaid said = allocate_on_one_socket(netns, combo, How::listen_autobind, Syscall::listen,
+                                             [](int fd) { return listen(fd, 8); });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
-    expect_allocation(allocated[0],
-                      {How::listen_autobind, Syscall::listen, combo, port, netns.inode(), tid});
+    expect_allocation(allocated[0], said);
     EXPECT_TRUE(allocated[0].ephemeral);
     auto released = releases(events);
     ASSERT_EQ(released.size(), 1u);
-    EXPECT_EQ(released[0].sock.local_port, port);
-    EXPECT_EQ(released[0].how, How::listen_autobind);
+    expect_release(released[0], said, ReleaseReason::tcp_closed);
 }
 
 TEST_P(TcpTest, ConnectWithoutBindIsConnectAutobind) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
+    KernelSaid said;
     netns.run([&] {
         int server = listener_on(combo.family, kServerPort);
         int client = make_socket(combo.family, Proto::tcp);
-        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0) << std::strerror(errno);
-        port = local_port_of(client);
-        tid = current_tid();
-        close(client);
-        close(server);
+        said = said_by_kernel(client, How::connect_autobind, Syscall::connect,
+                              [&] { return connect_to(client, combo.family, kServerPort); });
+        usleep(10'000);
+        said.released = timed([&] {
+            // the listener first: it resets the connection it never accepted, and the client
+            // goes to CLOSE (tcp_reset()). The client first would race its orphan into
+            // TIME_WAIT (tcp_close() -> tcp_time_wait(TCP_FIN_WAIT2)) against that reset.
+            close(server);
+            close(client);
+        });
     });
-    auto events = EventLog(*capture).collect(netns.inode(), at_least(2));
-    auto connects = of_how(allocations(events), How::connect_autobind);
-    ASSERT_EQ(connects.size(), 1u);
-    expect_allocation(connects[0],
-                      {How::connect_autobind, Syscall::connect, combo, port, netns.inode(), tid});
-    EXPECT_EQ(connects[0].sock.remote_port, kServerPort);
-    EXPECT_TRUE(connects[0].ephemeral);
+    EXPECT_EQ(said.remote->port, kServerPort);
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
+    auto connect = only_event_of(allocations(events), said);
+    ASSERT_TRUE(connect);
+    expect_allocation(*connect, said);
+    EXPECT_TRUE(connect->ephemeral);
+    auto release = only_event_of(releases(events), said);
+    ASSERT_TRUE(release);
+    expect_release(*release, said, ReleaseReason::tcp_closed);
     EXPECT_EQ(of_how(allocations(events), How::bind).size(), 1u);  // the listener
 }
 
 TEST_P(TcpTest, BindAddressNoPortDefersThePortToConnect) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
+    KernelSaid said;
     netns.run([&] {
         int server = listener_on(combo.family, kServerPort);
         int client = make_socket(combo.family, Proto::tcp);
@@ -287,20 +263,22 @@ TEST_P(TcpTest, BindAddressNoPortDefersThePortToConnect) {
         ASSERT_EQ(setsockopt(client, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)), 0);
         ASSERT_EQ(bind_to(client, combo.family, 0), 0);
         ASSERT_EQ(local_port_of(client), 0);  // no port yet
-        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0);
-        port = local_port_of(client);
-        tid = current_tid();
-        close(client);
-        close(server);
+        said = said_by_kernel(client, How::connect_autobind, Syscall::connect,
+                              [&] { return connect_to(client, combo.family, kServerPort); });
+        said.released = timed([&] {
+            close(server);  // resets the client, as above
+            close(client);
+        });
     });
-    auto events = EventLog(*capture).collect(netns.inode(), at_least(2));
-    auto allocated = allocations(events);
-    EXPECT_TRUE(of_how(allocated, How::bind_ephemeral).empty()) << "bind() allocated nothing";
-    auto connects = of_how(allocated, How::connect_autobind);
-    ASSERT_EQ(connects.size(), 1u);
-    expect_allocation(connects[0],
-                      {How::connect_autobind, Syscall::connect, combo, port, netns.inode(), tid});
-    EXPECT_FALSE(connects[0].sock.local_addr.is_unspecified());  // the address bind() chose
+    auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
+    EXPECT_TRUE(of_how(allocations(events), How::bind_ephemeral).empty())
+        << "bind() allocated nothing";
+    auto connect = only_event_of(allocations(events), said);
+    ASSERT_TRUE(connect);
+    expect_allocation(*connect, said);  // with the address bind() chose
+    auto release = only_event_of(releases(events), said);
+    ASSERT_TRUE(release);
+    expect_release(*release, said, ReleaseReason::tcp_closed);
 }
 
 TEST_P(TcpTest, ExhaustedDestinationFailsWithEaddrnotavail) {
@@ -345,60 +323,55 @@ void expect_client_and_listener_releases_only(const std::vector<ReleaseEvent> &r
 TEST_P(TcpTest, ActiveCloseHandsThePortToTimeWait) {
     Combo combo = GetParam();
     Netns netns(Sysctls{{"net/ipv4/tcp_tw_reuse", "0"}});
-    std::uint16_t port = 0;
+    KernelSaid said;
     netns.run([&] {
         int server = listener_on(combo.family, kServerPort);
         int client = make_socket(combo.family, Proto::tcp);
-        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0);
-        port = local_port_of(client);
+        said = said_by_kernel(client, How::connect_autobind, Syscall::connect,
+                              [&] { return connect_to(client, combo.family, kServerPort); });
         int accepted = accept(server, nullptr, nullptr);
         ASSERT_GE(accepted, 0);
-        close(client);  // FIN_WAIT1 -> FIN_WAIT2 once the server acks
-        char byte;
-        ASSERT_EQ(read(accepted, &byte, 1), 0);  // server sees the FIN
-        close(accepted);                         // client: FIN_WAIT2 -> TIME_WAIT
+        // tcp_close() hands an orphan already in FIN_WAIT2 to a timewait socket at once
+        // (tcp_time_wait(TCP_FIN_WAIT2)); one the server's ACK reaches later, at the server's
+        // FIN. Seen both ways (5.10 tcp6: the first): the release is within these three calls.
+        said.released = timed([&] {
+            close(client);  // FIN_WAIT1 -> FIN_WAIT2 once the server acks
+            char byte;
+            ASSERT_EQ(read(accepted, &byte, 1), 0);  // server sees the FIN
+            close(accepted);                         // client: FIN_WAIT2 -> TIME_WAIT
+        });
         close(server);
     });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
-    ReleaseEvent *client_release = nullptr;
-    auto released = releases(events);
-    for (auto &release : released)
-        if (release.sock.local_port == port) client_release = &release;
-    ASSERT_NE(client_release, nullptr);
-    EXPECT_EQ(client_release->reason, ReleaseReason::time_wait);
-    EXPECT_TRUE(client_release->time_wait());
-    EXPECT_EQ(client_release->how, How::connect_autobind);
-    EXPECT_EQ(client_release->sock.remote_port, kServerPort);
-    EXPECT_EQ(client_release->owner.pid, static_cast<std::uint32_t>(getpid()));
-    expect_client_and_listener_releases_only(released);
+    auto release = only_event_of(releases(events), said);
+    ASSERT_TRUE(release);
+    expect_release(*release, said, ReleaseReason::time_wait);
+    EXPECT_TRUE(release->time_wait());
+    expect_client_and_listener_releases_only(releases(events));
 }
 
 TEST_P(TcpTest, PassiveCloseReleasesWithoutTimeWait) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
+    KernelSaid said;
     netns.run([&] {
         int server = listener_on(combo.family, kServerPort);
         int client = make_socket(combo.family, Proto::tcp);
-        ASSERT_EQ(connect_to(client, combo.family, kServerPort), 0);
-        port = local_port_of(client);
+        said = said_by_kernel(client, How::connect_autobind, Syscall::connect,
+                              [&] { return connect_to(client, combo.family, kServerPort); });
         int accepted = accept(server, nullptr, nullptr);
         close(accepted);  // server closes first: client CLOSE_WAIT
         char byte;
         ASSERT_EQ(read(client, &byte, 1), 0);
-        close(client);  // LAST_ACK -> CLOSE
+        said.released = timed([&] { close(client); });  // LAST_ACK -> CLOSE
         usleep(50'000);
         close(server);
     });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
-    bool found = false;
-    for (const auto &release : releases(events)) {
-        if (release.sock.local_port != port) continue;
-        found = true;
-        EXPECT_EQ(release.reason, ReleaseReason::tcp_closed);
-        EXPECT_FALSE(release.time_wait());
-    }
-    EXPECT_TRUE(found) << "no release for client port " << port;
+    auto release = only_event_of(releases(events), said);
+    ASSERT_TRUE(release);
+    expect_release(*release, said, ReleaseReason::tcp_closed);
+    EXPECT_FALSE(release->time_wait());
     expect_client_and_listener_releases_only(releases(events));
 }
 
@@ -407,33 +380,39 @@ TEST_P(TcpTest, RefusedConnectAllocatesThenReleases) {
     for (bool blocking : {true, false}) {
         SCOPED_TRACE(blocking ? "blocking connect" : "non-blocking connect");
         Netns netns;
-        std::uint16_t port = 0;
-        std::uint32_t tid = 0;
+        KernelSaid said;
         int error = 0;
         netns.run([&] {
             int client = make_socket(combo.family, Proto::tcp);
             if (!blocking) fcntl(client, F_SETFL, O_NONBLOCK);
-            ASSERT_EQ(connect_to(client, combo.family, kServerPort), -1);  // nobody listens
-            error = errno;
-            port = local_port_of(client);  // inet_sport: the port connect() was given
-            tid = current_tid();
-            close(client);
+            said = said_by_kernel(client, How::connect_autobind, Syscall::connect, [&] {
+                error = connect_to(client, combo.family, kServerPort) == 0 ? 0 : errno;
+                return 0;
+            });  // getsockname(): inet_sport, the port connect() was given
+            Window closed = timed([&] { close(client); });
+            // the peer's RST may come back within connect() itself
+            said.released = {said.allocated.from_ns, closed.to_ns};
         });
-        EXPECT_EQ(error, blocking ? ECONNREFUSED : EINPROGRESS);
+        EXPECT_EQ(error, blocking ? ECONNREFUSED : EINPROGRESS);  // nobody listens
+        EXPECT_FALSE(said.remote) << "never connected";
+        said.remote = loopback_endpoint(combo.family, kServerPort);  // the destination given
+        if (blocking) {
+            // After the refusal __inet_stream_connect() called tcp_disconnect(), whose
+            // inet_reset_saddr() cleared the source address getsockname() reads (the port
+            // stays). The connect had loopback; which one an event says depends on the hook
+            // (docs/limits.md), so only the port is compared.
+            EXPECT_TRUE(said.local.addr.is_unspecified()) << to_string(said.local);
+            said.local_addr_unknown = true;
+        }
         auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
         auto connects = allocations(events);
         ASSERT_EQ(connects.size(), 1u);
-        expect_allocation(connects[0], {How::connect_autobind, Syscall::connect, combo, port,
-                                        netns.inode(), tid});
+        expect_allocation(connects[0], said);
         EXPECT_TRUE(allocations(events, true).empty())
             << "the port was allocated; the peer refused";
         auto released = releases(events);
         ASSERT_EQ(released.size(), 1u);
-        EXPECT_EQ(released[0].sock.local_port, port);
-        EXPECT_EQ(released[0].sock.cookie, connects[0].sock.cookie);
-        EXPECT_EQ(released[0].reason, ReleaseReason::tcp_closed);
-        EXPECT_EQ(released[0].how, How::connect_autobind);
-        EXPECT_EQ(released[0].owner.tid, tid);
+        expect_release(released[0], said, ReleaseReason::tcp_closed);
     }
 }
 
@@ -470,51 +449,50 @@ TEST_P(UdpTest, SendOnUnboundSocketIsSendtoAutobind) {
                                  : syscall == Syscall::sendmsg ? "sendmsg"
                                                                : "sendmmsg"));
         Netns netns;
-        std::uint16_t port = 0;
-        std::uint32_t tid = 0;
+        KernelSaid said;
         netns.run([&] {
             int fd = make_socket(combo.family, Proto::udp);
-            ASSERT_EQ(send_with(syscall, fd, combo.family, 9), 1) << std::strerror(errno);
-            port = local_port_of(fd);
-            tid = current_tid();
+            said = said_by_kernel(fd, How::sendto_autobind, syscall, [&] {
+                return send_with(syscall, fd, combo.family, 9) == 1 ? 0 : -1;
+            });
             ASSERT_EQ(send_with(syscall, fd, combo.family, 9), 1);  // bound now: no new event
-            close(fd);
+            usleep(10'000);
+            said.released = timed([&] { close(fd); });
         });
+        EXPECT_FALSE(said.remote) << "sendto() connects nothing";
+        said.remote = loopback_endpoint(combo.family, 9);  // the destination given
         auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
         auto allocated = allocations(events);
         ASSERT_EQ(allocated.size(), 1u);
-        expect_allocation(allocated[0],
-                          {How::sendto_autobind, syscall, combo, port, netns.inode(), tid});
-        EXPECT_EQ(allocated[0].sock.remote_port, 9);
-        EXPECT_EQ(releases(events).size(), 1u);
+        expect_allocation(allocated[0], said);
+        auto released = releases(events);
+        ASSERT_EQ(released.size(), 1u);
+        expect_release(released[0], said, ReleaseReason::socket_closed);
     }
 }
 
 TEST_P(UdpTest, ConnectIsConnectAutobindAndDisconnectReleases) {
     Combo combo = GetParam();
     Netns netns;
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
+    KernelSaid said;
     netns.run([&] {
         int fd = make_socket(combo.family, Proto::udp);
-        ASSERT_EQ(connect_to(fd, combo.family, 9), 0);
-        port = local_port_of(fd);
-        tid = current_tid();
+        said = said_by_kernel(fd, How::connect_autobind, Syscall::connect,
+                              [&] { return connect_to(fd, combo.family, 9); });
+        usleep(10'000);
         sockaddr unspec{};
         unspec.sa_family = AF_UNSPEC;
-        ASSERT_EQ(connect(fd, &unspec, sizeof(unspec)), 0);
+        said.released = timed([&] { ASSERT_EQ(connect(fd, &unspec, sizeof(unspec)), 0); });
         ASSERT_EQ(local_port_of(fd), 0);
         close(fd);
     });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
     auto allocated = allocations(events);
     ASSERT_EQ(allocated.size(), 1u);
-    expect_allocation(allocated[0],
-                      {How::connect_autobind, Syscall::connect, combo, port, netns.inode(), tid});
+    expect_allocation(allocated[0], said);
     auto released = releases(events);
     ASSERT_EQ(released.size(), 1u);
-    EXPECT_EQ(released[0].reason, ReleaseReason::disconnect);
-    EXPECT_EQ(released[0].sock.local_port, port);
+    expect_release(released[0], said, ReleaseReason::disconnect);
 }
 
 TEST_P(UdpTest, ExhaustedRangeFailsSendWithEagain) {

@@ -12,6 +12,7 @@
 #include <functional>
 
 #include "capture/feature_probe.h"
+#include "kernel_said.h"
 #include "kernel_support.h"
 
 namespace portwatch::test {
@@ -78,12 +79,6 @@ int uring_connect(int fd, Family family, std::uint16_t port, unsigned sqe_flags 
         sqe_flags, ring_flags);
 }
 
-// What the test thread saw of the one socket it made: the port and its own tid.
-struct Outcome {
-    std::uint16_t port = 0;
-    std::uint32_t tid = 0;
-};
-
 class IoUringTest : public KernelTest, public ::testing::WithParamInterface<Combo> {
   protected:
     void SetUp() override {
@@ -93,46 +88,36 @@ class IoUringTest : public KernelTest, public ::testing::WithParamInterface<Comb
                                "io_uring tracepoints with the request", 5, 19);
     }
 
-    // In a new netns: a socket of the combo, `op` run on it, the port it then has; the
-    // socket is closed after. `op` returns the CQE's res, which must be `want_res`.
-    Outcome run(const Netns &netns, const std::function<int(int)> &op, int want_res = 0) {
+    // In a new netns: a socket of the combo, `op` run on it as `how` by `syscall`, then
+    // closed; what the kernel said. `op` returns the CQE's res, which must be `want_res`.
+    KernelSaid run(const Netns &netns, How how, Syscall syscall, const std::function<int(int)> &op,
+                   int want_res = 0) {
         Combo combo = GetParam();
-        Outcome outcome;
+        KernelSaid said;
         netns.run([&] {
             int fd = make_socket(combo.family, combo.proto);
-            int res = op(fd);
-            ASSERT_EQ(res, want_res) << std::strerror(res < 0 ? -res : 0);
-            outcome.port = local_port_of(fd);
-            outcome.tid = current_tid();
-            close(fd);
+            said = said_by_kernel(fd, how, syscall, [&] {
+                int res = op(fd);
+                EXPECT_EQ(res, want_res) << std::strerror(res < 0 ? -res : 0);
+                return res == want_res ? 0 : -1;
+            });
+            said.released = timed([&] { close(fd); });
         });
-        return outcome;
+        return said;
     }
 
-    // The netns's events are one allocation and its release, as `how` and `syscall` say.
-    AllocateEvent expect_one_allocation(const Netns &netns, const Outcome &outcome, How how,
-                                        Syscall syscall) {
-        Combo combo = GetParam();
+    // The netns's events are one allocation and its release (`reason`), as `said`.
+    AllocateEvent expect_one_allocation(const Netns &netns, const KernelSaid &said,
+                                        ReleaseReason reason = ReleaseReason::socket_closed) {
         auto events = EventLog(*capture).collect(netns.inode(), at_least(1, 0, 1));
         auto allocated = allocations(events);
         EXPECT_EQ(allocated.size(), 1u);
         if (allocated.empty()) return {};
-        const AllocateEvent &event = allocated[0];
-        EXPECT_EQ(event.how, how);
-        EXPECT_EQ(event.syscall, syscall);
-        EXPECT_EQ(event.sock.family, combo.family);
-        EXPECT_EQ(event.sock.proto, combo.proto);
-        EXPECT_EQ(event.sock.local_port, outcome.port);
-        EXPECT_NE(outcome.port, 0);
-        EXPECT_EQ(event.task.pid, static_cast<std::uint32_t>(getpid()));
-        EXPECT_EQ(event.task.tid, outcome.tid);
+        expect_allocation(allocated[0], said);
         auto released = releases(events);
         EXPECT_EQ(released.size(), 1u);
-        if (!released.empty()) {
-            EXPECT_EQ(released[0].sock.local_port, outcome.port);
-            EXPECT_EQ(released[0].sock.cookie, event.sock.cookie);
-        }
-        return event;
+        if (!released.empty()) expect_release(released[0], said, reason);
+        return allocated[0];
     }
 };
 
@@ -142,18 +127,19 @@ class IoUringTcpTest : public IoUringTest {};
 TEST_P(IoUringTest, BindPortZeroIsBindEphemeral) {
     SKIP_UNLESS_KERNEL_HAS(op_supported(kOpBind), "IORING_OP_BIND", 6, 11);
     Netns netns;
-    Outcome outcome = run(netns, [&](int fd) { return uring_bind(fd, GetParam().family, 0); });
-    AllocateEvent event = expect_one_allocation(netns, outcome, How::bind_ephemeral, Syscall::bind);
+    KernelSaid said = run(netns, How::bind_ephemeral, Syscall::bind,
+                          [&](int fd) { return uring_bind(fd, GetParam().family, 0); });
+    AllocateEvent event = expect_one_allocation(netns, said);
     EXPECT_TRUE(event.ephemeral);
 }
 
 TEST_P(IoUringTest, BindFixedPortIsBind) {
     SKIP_UNLESS_KERNEL_HAS(op_supported(kOpBind), "IORING_OP_BIND", 6, 11);
     Netns netns;
-    Outcome outcome =
-        run(netns, [&](int fd) { return uring_bind(fd, GetParam().family, kFixedPort); });
-    EXPECT_EQ(outcome.port, kFixedPort);
-    AllocateEvent event = expect_one_allocation(netns, outcome, How::bind, Syscall::bind);
+    KernelSaid said = run(netns, How::bind, Syscall::bind,
+                          [&](int fd) { return uring_bind(fd, GetParam().family, kFixedPort); });
+    EXPECT_EQ(said.local.port, kFixedPort);
+    AllocateEvent event = expect_one_allocation(netns, said);
     EXPECT_FALSE(event.ephemeral);
 }
 
@@ -181,42 +167,43 @@ TEST_P(IoUringTest, BindToAPortInUseFailsWithEaddrinuse) {
 TEST_P(IoUringTcpTest, ListenWithoutBindIsListenAutobind) {
     SKIP_UNLESS_KERNEL_HAS(op_supported(kOpListen), "IORING_OP_LISTEN", 6, 11);
     Netns netns;
-    Outcome outcome = run(netns, [](int fd) {
+    KernelSaid said = run(netns, How::listen_autobind, Syscall::listen, [](int fd) {
         return run_one_op(
             [fd](io_uring_sqe *sqe) { io_uring_prep_rw(kOpListen, sqe, fd, nullptr, 16, 0); });
     });
-    expect_one_allocation(netns, outcome, How::listen_autobind, Syscall::listen);
+    expect_one_allocation(netns, said, ReleaseReason::tcp_closed);
 }
 
 TEST_P(IoUringTcpTest, ConnectIsConnectAutobind) {
     Combo combo = GetParam();
     Netns netns;
-    Outcome outcome;
+    KernelSaid said;
     netns.run([&] {
         int server = listener_on(combo.family, kFixedPort);
         int fd = make_socket(combo.family, Proto::tcp);
-        ASSERT_EQ(uring_connect(fd, combo.family, kFixedPort), 0);
-        outcome.port = local_port_of(fd);
-        outcome.tid = current_tid();
-        close(fd);
-        close(server);
+        said = said_by_kernel(fd, How::connect_autobind, Syscall::connect,
+                              [&] { return uring_connect(fd, combo.family, kFixedPort); });
+        said.released = timed([&] {
+            // the listener first: it resets the client to CLOSE, where the client first would
+            // race its orphan into TIME_WAIT (tcp_close(), tcp_time_wait(TCP_FIN_WAIT2))
+            close(server);
+            close(fd);
+        });
     });
     auto events = EventLog(*capture).collect(netns.inode(), at_least(2, 0, 2));
-    auto connected = allocations(events);
-    std::erase_if(connected, [](const AllocateEvent &e) { return e.how != How::connect_autobind; });
-    ASSERT_EQ(connected.size(), 1u);
-    EXPECT_EQ(connected[0].syscall, Syscall::connect);
-    EXPECT_EQ(connected[0].sock.local_port, outcome.port);
-    EXPECT_EQ(connected[0].sock.remote_port, kFixedPort);
-    EXPECT_EQ(connected[0].task.pid, static_cast<std::uint32_t>(getpid()));
+    auto connect = only_event_of(allocations(events), said);
+    ASSERT_TRUE(connect);
+    expect_allocation(*connect, said);
+    auto release = only_event_of(releases(events), said);
+    ASSERT_TRUE(release);
+    expect_release(*release, said, ReleaseReason::tcp_closed);
 }
 
 TEST_P(IoUringUdpTest, ConnectIsConnectAutobind) {
     Netns netns;
-    Outcome outcome = run(netns, [&](int fd) { return uring_connect(fd, GetParam().family, 9); });
-    AllocateEvent event =
-        expect_one_allocation(netns, outcome, How::connect_autobind, Syscall::connect);
-    EXPECT_EQ(event.sock.remote_port, 9);
+    KernelSaid said = run(netns, How::connect_autobind, Syscall::connect,
+                          [&](int fd) { return uring_connect(fd, GetParam().family, 9); });
+    expect_one_allocation(netns, said);
 }
 
 // A connect a thread of this process other than the submitter ran: an io-wq worker
@@ -252,8 +239,8 @@ TEST_P(IoUringUdpTest, ConnectSubmittedBySqpollIsConnectAutobindOfThisProcess) {
 TEST_P(IoUringUdpTest, SendmsgOnUnboundSocketIsSendtoAutobind) {
     Combo combo = GetParam();
     Netns netns;
-    Outcome outcome = run(
-        netns,
+    KernelSaid said = run(
+        netns, How::sendto_autobind, Syscall::sendmsg,
         [&](int fd) {
             socklen_t length = 0;
             sockaddr_storage addr = loopback(combo.family, 9, &length);
@@ -267,9 +254,9 @@ TEST_P(IoUringUdpTest, SendmsgOnUnboundSocketIsSendtoAutobind) {
             return run_one_op([&](io_uring_sqe *sqe) { io_uring_prep_sendmsg(sqe, fd, &msg, 0); });
         },
         1);
-    AllocateEvent event =
-        expect_one_allocation(netns, outcome, How::sendto_autobind, Syscall::sendmsg);
-    EXPECT_EQ(event.sock.remote_port, 9);
+    EXPECT_FALSE(said.remote) << "sendmsg() connects nothing";
+    said.remote = loopback_endpoint(combo.family, 9);  // the destination given
+    expect_one_allocation(netns, said);
 }
 
 const Combo kAll[] = {{Family::ipv4, Proto::tcp},

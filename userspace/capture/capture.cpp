@@ -125,6 +125,7 @@ std::vector<std::pair<bpf_program *, const char *>> Capture::programs_of(HookSet
                 {p->pw_inet6_hash_connect, "fexit/inet6_hash_connect"},
                 {p->pw_inet_csk_get_port, "fexit/inet_csk_get_port"},
                 {p->pw_udp_lib_get_port, "fexit/udp_lib_get_port"},
+                {p->pw_inet_dgram_connect, "fexit/inet_dgram_connect"},
                 {p->pw_udp_disconnect, "fexit/udp_disconnect"}};
     return {{p->pw_sys_enter, "tp_btf/sys_enter"}, {p->pw_sys_exit, "tp_btf/sys_exit"}};
 }

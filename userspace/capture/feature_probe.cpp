@@ -154,7 +154,7 @@ Status try_fexit() {
     BtfHandle types(btf__load_vmlinux_btf());
     if (!types) return Failure{"no kernel BTF"};
     for (const char *function : {"inet_hash_connect", "inet6_hash_connect", "inet_csk_get_port",
-                                 "udp_lib_get_port", "udp_disconnect"})
+                                 "udp_lib_get_port", "udp_disconnect", "inet_dgram_connect"})
         if (btf__find_by_name_kind(types.get(), function, BTF_KIND_FUNC) < 0)
             return Failure{std::string("the kernel's BTF has no function ") + function};
     int target = btf__find_by_name_kind(types.get(), "inet_hash_connect", BTF_KIND_FUNC);
