@@ -175,8 +175,19 @@ std::optional<TaskInfo> task_of(int proc, const std::string &pid,
     return task;
 }
 
-void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2_mount,
-                    SocketOwners &owners) {
+// What socket_owners() is reading, and what it calls meanwhile.
+struct OwnersPass {
+    static constexpr std::size_t kFdsBetweenCalls = 1024;
+    std::string cgroup2_mount;
+    const std::function<void()> &meanwhile;
+    std::size_t fds = 0;
+
+    void count_fd() {
+        if (meanwhile && ++fds % kFdsBetweenCalls == 0) meanwhile();
+    }
+};
+
+void add_sockets_of(int proc, const std::string &pid, OwnersPass &pass, SocketOwners &owners) {
     int fd_directory = openat(proc, (pid + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_directory < 0) return;  // gone, or not ours to see
     DIR *fds = fdopendir(fd_directory);
@@ -187,10 +198,11 @@ void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2
     std::shared_ptr<TaskInfo> owner;  // read once, at its first socket nobody else holds
     while (dirent *entry = readdir(fds)) {
         if (!is_number(entry->d_name)) continue;
+        pass.count_fd();
         auto inode = socket_inode(fd_directory, entry->d_name);
         if (!inode || owners.contains(*inode)) continue;
         if (!owner) {
-            std::optional<TaskInfo> task = task_of(proc, pid, cgroup2_mount);
+            std::optional<TaskInfo> task = task_of(proc, pid, pass.cgroup2_mount);
             if (!task) break;
             owner = std::make_shared<TaskInfo>(std::move(*task));
         }
@@ -219,14 +231,13 @@ Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns
     return sockets;
 }
 
-Result<SocketOwners> socket_owners() {
+Result<SocketOwners> socket_owners(const std::function<void()> &meanwhile) {
     SocketOwners owners;
     DIR *proc = opendir("/proc");
     if (!proc) return Failure{errno_text("/proc")};
-    std::string cgroup2_mount = read_cgroup2_mount().value_or("");
+    OwnersPass pass{read_cgroup2_mount().value_or(""), meanwhile};
     while (dirent *entry = readdir(proc))
-        if (is_number(entry->d_name))
-            add_sockets_of(dirfd(proc), entry->d_name, cgroup2_mount, owners);
+        if (is_number(entry->d_name)) add_sockets_of(dirfd(proc), entry->d_name, pass, owners);
     closedir(proc);
     return owners;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -32,8 +33,9 @@ Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns
 
 // The owners of the sockets every process holds (the first process found for a socket
 // shared by several), from /proc/*/fd, with their cgroup (/proc/PID/cgroup). A failure if
-// /proc cannot be read.
-Result<SocketOwners> socket_owners();
+// /proc cannot be read. `meanwhile`, if given, is called every few thousand descriptors:
+// on a busy host this takes longer than a connect storm takes to fill the ring buffer.
+Result<SocketOwners> socket_owners(const std::function<void()> &meanwhile = {});
 
 // `sockets` with `owner` set, for those `owners` knows (TIME_WAIT sockets have no inode).
 std::vector<KernelSocket> with_owners(std::vector<KernelSocket> sockets,
