@@ -10,9 +10,10 @@ Each of --rounds rounds measures the monitor twice, the same way:
          own network namespace: listeners on 127.0.0.1 and connected client/accepted pairs,
          about half of them connect()-allocated ports, spread over several processes
 A measurement: start `portwatch monitor --json --stats-interval 0 --report-interval 0`, wait for
-its ready line (printed once the BPF programs are attached, just before the baseline), wait
-until the baseline pass is over (the main thread is back in epoll_wait), wait --settle seconds,
-read VmRSS and VmHWM from /proc/PID/status, then SIGINT and wait for the exit. On SIGINT the
+its ready line (printed once the BPF programs are attached and the baseline pass is over;
+allowed 30 s plus 100 us per farm socket: at 1M sockets 30 s were not enough on a loaded
+2-vCPU VM), wait until the main thread is back in epoll_wait, wait --settle seconds, read
+VmRSS and VmHWM from /proc/PID/status, then SIGINT and wait for the exit. On SIGINT the
 monitor runs one more reconciliation pass, prints the final report and the final stats line.
 
 Reported per measurement:
@@ -105,7 +106,12 @@ def reap(process: subprocess.Popen, timeout: float) -> tuple[int, int, int]:
     raise bl.BenchError(f"portwatch monitor did not exit within {timeout:.0f} s of SIGINT")
 
 
-def measure(portwatch: Path, settle: float, work: Path, name: str) -> dict:
+def ready_timeout(sockets: int) -> float:
+    """Seconds allowed from launch to the ready line, the baseline pass included."""
+    return 30 + sockets * 100e-6
+
+
+def measure(portwatch: Path, settle: float, work: Path, name: str, sockets: int = 0) -> dict:
     """One monitor run as described in the header; its raw figures."""
     out, err = work / f"{name}.jsonl", work / f"{name}.err"
     out.touch()
@@ -114,7 +120,7 @@ def measure(portwatch: Path, settle: float, work: Path, name: str) -> dict:
     launched_ns = time.time_ns()
     process = bl.start(command, out, err)
     bl.wait_for_line(process, out, lambda line: '"type":"ready"' in line, "portwatch monitor",
-                     err)
+                     err, timeout=ready_timeout(sockets))
     bl.wait_for_event_loop(process.pid)  # the baseline pass is over
     time.sleep(settle)
     memory = bl.status_kb(process.pid, "VmRSS", "VmHWM")
@@ -268,8 +274,8 @@ def main() -> int:
                         missing_fields)
         process, info = start_farm(farm, args.sockets, work, f"farm-{n}")
         sockets = count_sockets()
-        full = figures(measure(portwatch, args.settle, work, f"farm-{n}-monitor"), sockets,
-                       missing_fields)
+        full = figures(measure(portwatch, args.settle, work, f"farm-{n}-monitor", args.sockets),
+                       sockets, missing_fields)
         stop_farm(process, work / f"farm-{n}.err")
         rows.append((empty, full))
         farm_info.append(info)

@@ -307,12 +307,13 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
     image = Initramfs(work / "root")
     image.add_busybox()
     kernel_tests = build / "tests" / "kernel_tests"
+    socket_farm = build / "tests" / "socket_farm"  # the busy host of ReconcileTest
     portwatch = build / "portwatch"
-    for binary in (kernel_tests, portwatch):
+    for binary in (kernel_tests, socket_farm, portwatch):
         if not binary.exists():
             raise Fail(f"{binary} is not built (scripts/build.sh builds it)")
-    # The tests name the binary and the source tree by their absolute build-time paths.
-    for program in [str(kernel_tests), *TEST_PROGRAMS]:
+    # The tests name the binaries and the source tree by their absolute build-time paths.
+    for program in [str(kernel_tests), str(socket_farm), *TEST_PROGRAMS]:
         image.add_program(program)
     add_portwatch(image, portwatch)
     for path in extra:

@@ -266,17 +266,17 @@ TEST_F(SocketTablesTest, OwnersAreTheProcessesHoldingTheSockets) {
     EXPECT_TRUE(read_owners.error().empty()) << read_owners.error();
     ASSERT_TRUE(read_owners);
     const SocketOwners &owners = *read_owners;
-    auto owner = owners.find(inode_of(made.listener));
-    ASSERT_NE(owner, owners.end());
+    std::shared_ptr<TaskInfo> owner = owners.owner_of(inode_of(made.listener));
+    ASSERT_TRUE(owner);
     auto pid = static_cast<std::uint32_t>(getpid());
-    EXPECT_EQ(owner->second->pid, pid);
-    EXPECT_EQ(owner->second->tid, pid);
-    EXPECT_EQ(owner->second->uid, getuid());
+    EXPECT_EQ(owner->pid, pid);
+    EXPECT_EQ(owner->tid, pid);
+    EXPECT_EQ(owner->uid, getuid());
     std::string own_cgroup = own_cgroup_path();
-    EXPECT_EQ(owner->second->cgroup_path, own_cgroup);
-    EXPECT_EQ(owner->second->cgroup_id, cgroup_id_at(TestCgroup::mount(), own_cgroup));
-    EXPECT_NE(owner->second->cgroup_id, 0u);
-    EXPECT_EQ(owner->second->comm, own_comm());
+    EXPECT_EQ(owner->cgroup_path, own_cgroup);
+    EXPECT_EQ(owner->cgroup_id, cgroup_id_at(TestCgroup::mount(), own_cgroup));
+    EXPECT_NE(owner->cgroup_id, 0u);
+    EXPECT_EQ(owner->comm, own_comm());
 
     NetnsConfigReader reader;
     for (const KernelSocket &socket : with_owners(dump_of(netns, reader), owners)) {

@@ -18,8 +18,10 @@ namespace portwatch {
 PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netns_reader);
 
 // Brings the model in line with the socket tables of every namespace it knows or can find
-// (only --netns's, if given). `drain_events`, if given, is called once every table has been
-// read, to apply the events the ring buffer holds by then. Returns the wall time it took, in ms.
+// (only --netns's, if given). `drain_events`, if given, applies the events the ring buffer
+// holds by then: it is called while /proc and each table are read (every few thousand
+// descriptors and rows), before each table's dump and once every table has been read.
+// Returns the wall time it took, in ms.
 double reconcile_with_tables(PortModel &model, NetnsConfigReader &netns_reader,
                              const Filters &filters,
                              const std::function<void()> &drain_events = {});

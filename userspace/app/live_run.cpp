@@ -68,7 +68,7 @@ namespace {
 class MonitorLoop {
   public:
     MonitorLoop(const LiveRun &run, Capture &capture, PortModel &model,
-                NetnsConfigReader &netns_reader, double baseline_ms, const Reach &reach)
+                NetnsConfigReader &netns_reader, const Reach &reach)
         : views_(run.views),
           reach_(reach),
           cgroups_(read_cgroup2_mount()),
@@ -76,21 +76,31 @@ class MonitorLoop {
               run.options.max_tracked_sockets,
               [&model](ReleaseEvent &release) { return model.attribute(release); },
               [this](std::uint64_t cgroup_id) { return cgroups_.path_of(cgroup_id); }),
-          baseline_ms_(baseline_ms),
-          last_reconcile_ms_(baseline_ms),
           options_(run.options),
           capture_(capture),
           reporter_(*run.reporter),
           output_(run.output),
           clocks_(run.clocks),
           model_(model),
-          netns_reader_(netns_reader),
-          started_ns_(clock_ns(CLOCK_MONOTONIC)),
-          next_stats_ns_(started_ns_ + interval_ns()),
-          next_report_ns_(started_ns_ + report_interval_ns()),
-          next_refresh_ns_(started_ns_) {}
+          netns_reader_(netns_reader) {
+        start_clock();
+    }
+
+    // The sockets that exist already. The programs are attached: what they report meanwhile is
+    // drained before each table's dump, as on every pass, so that a busy host's baseline does
+    // not outlast the ring buffer; the model takes those events at once, their lines and
+    // warnings wait for `ready`. The run's clock starts after it.
+    void take_baseline() {
+        holding_lines_ = true;
+        baseline_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters,
+                                             [this] { drain_ring_buffer(); });
+        last_reconcile_ms_ = baseline_ms_;
+        holding_lines_ = false;
+        start_clock();
+    }
 
     int run() {
+        pass_on_held_lines();
         for (const Warning &warning : model_.take_warnings()) warn(warning);
         reporter_.flush();
         auto deliver = [this](Event &event) { this->deliver(event); };
@@ -132,11 +142,31 @@ class MonitorLoop {
     static constexpr int kPollMs = 100;
     static constexpr std::int64_t kRefreshNs = 1'000'000'000;
 
+    void start_clock() {
+        started_ns_ = clock_ns(CLOCK_MONOTONIC);
+        next_stats_ns_ = started_ns_ + interval_ns();
+        next_report_ns_ = started_ns_ + report_interval_ns();
+        next_refresh_ns_ = started_ns_;
+    }
+
     void deliver(Event &event) {
         if (!enricher_.enrich(event)) return;
+        if (holding_lines_) {
+            held_.push_back({event, model_.apply(event)});
+            return;
+        }
+        pass_on(event, model_.apply(event));
+    }
+
+    void pass_on(const Event &event, const std::vector<Warning> &warnings) {
         reporter_.event(event);
         for (LiveView *view : views_) view->event(event);
-        for (const Warning &warning : model_.apply(event)) warn(warning);
+        for (const Warning &warning : warnings) warn(warning);
+    }
+
+    void pass_on_held_lines() {
+        for (const HeldEvent &held : held_) pass_on(held.event, held.warnings);
+        held_ = {};
     }
 
     // What the ring buffer holds now, without waiting. A failure is said once: the main
@@ -245,8 +275,8 @@ class MonitorLoop {
     Reach reach_;
     CgroupIdLookup cgroups_;
     Enricher enricher_;  // after cgroups_, which it reads
-    double baseline_ms_;
-    double last_reconcile_ms_;
+    double baseline_ms_ = 0;
+    double last_reconcile_ms_ = 0;
     const MonitorOptions &options_;
     Capture &capture_;
     Reporter &reporter_;
@@ -259,6 +289,12 @@ class MonitorLoop {
     std::int64_t next_report_ns_;
     std::int64_t next_refresh_ns_;
     bool ring_buffer_failed_ = false;  // and said so on stderr
+    struct HeldEvent {
+        Event event;
+        std::vector<Warning> warnings;
+    };
+    bool holding_lines_ = false;
+    std::vector<HeldEvent> held_;  // drained during the baseline, before `ready`
 };
 
 }  // namespace
@@ -271,9 +307,8 @@ int run_live(const LiveRun &run) {
 
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(run.options, netns_reader);
-    // The baseline: the sockets that exist already. The BPF programs are attached, so what
-    // is allocated meanwhile waits in the ring buffer; `ready` says both are in place.
-    double baseline_ms = reconcile_with_tables(model, netns_reader, run.options.filters);
+    MonitorLoop loop(run, capture, model, netns_reader, reach);
+    loop.take_baseline();  // `ready` says the programs and the baseline are in place
 
     ReadyInfo ready;
     ready.realtime_ns = clock_ns(CLOCK_REALTIME);
@@ -288,7 +323,6 @@ int run_live(const LiveRun &run) {
     ready.events = std::string(name_of(run.options.event_lines));
     ready.reach = reach;
     for (LiveView *view : run.views) view->started(ready);
-    MonitorLoop loop(run, capture, model, netns_reader, baseline_ms, reach);
     loop.refresh_views_before_ready();
     run.reporter->ready(ready);
     run.reporter->flush();

@@ -115,13 +115,15 @@ ssize_t LineOutput::write_some(std::string_view data) {
 }
 
 // Waits for room until the grace is over, then writes at most PIPE_BUF bytes: a pipe that polls
-// writable takes that many without blocking.
+// writable takes that many without blocking. An output with room now is written whenever the
+// grace is over: the stop's last pass may outlast it on a busy host (1M sockets: ~15-40 s),
+// and a file always has room.
 ssize_t LineOutput::write_within_grace(std::string_view data) {
     std::int64_t now = steady_ns();
     if (give_up_at_ns_ == 0) give_up_at_ns_ = now + std::chrono::nanoseconds(grace_).count();
     std::int64_t left_ms = (give_up_at_ns_ - now + 999'999) / 1'000'000;
     pollfd out{STDOUT_FILENO, POLLOUT, 0};
-    int ready = left_ms > 0 ? poll(&out, 1, int(left_ms)) : 0;
+    int ready = poll(&out, 1, int(std::max<std::int64_t>(left_ms, 0)));
     if (ready < 0) return -1;  // EINTR: the caller asks again, within what is left
     if (ready == 0) {
         gave_up_ = true;

@@ -175,8 +175,19 @@ std::optional<TaskInfo> task_of(int proc, const std::string &pid,
     return task;
 }
 
-void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2_mount,
-                    SocketOwners &owners) {
+// What socket_owners() is reading, and what it calls meanwhile.
+struct OwnersPass {
+    static constexpr std::size_t kFdsBetweenCalls = 1024;
+    std::string cgroup2_mount;
+    const std::function<void()> &meanwhile;
+    std::size_t fds = 0;
+
+    void count_fd() {
+        if (meanwhile && ++fds % kFdsBetweenCalls == 0) meanwhile();
+    }
+};
+
+void add_sockets_of(int proc, const std::string &pid, OwnersPass &pass, SocketOwners &owners) {
     int fd_directory = openat(proc, (pid + "/fd").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_directory < 0) return;  // gone, or not ours to see
     DIR *fds = fdopendir(fd_directory);
@@ -184,17 +195,18 @@ void add_sockets_of(int proc, const std::string &pid, const std::string &cgroup2
         close(fd_directory);
         return;
     }
-    std::shared_ptr<TaskInfo> owner;  // read once, at its first socket nobody else holds
+    std::shared_ptr<TaskInfo> owner;  // read once, at its first socket
     while (dirent *entry = readdir(fds)) {
         if (!is_number(entry->d_name)) continue;
+        pass.count_fd();
         auto inode = socket_inode(fd_directory, entry->d_name);
-        if (!inode || owners.contains(*inode)) continue;
+        if (!inode) continue;
         if (!owner) {
-            std::optional<TaskInfo> task = task_of(proc, pid, cgroup2_mount);
+            std::optional<TaskInfo> task = task_of(proc, pid, pass.cgroup2_mount);
             if (!task) break;
             owner = std::make_shared<TaskInfo>(std::move(*task));
         }
-        owners.emplace(*inode, owner);
+        owners.add(*inode, owner);
     }
     closedir(fds);
 }
@@ -219,26 +231,48 @@ Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns
     return sockets;
 }
 
-Result<SocketOwners> socket_owners() {
+Result<SocketOwners> socket_owners(const std::function<void()> &meanwhile) {
     SocketOwners owners;
     DIR *proc = opendir("/proc");
     if (!proc) return Failure{errno_text("/proc")};
-    std::string cgroup2_mount = read_cgroup2_mount().value_or("");
+    OwnersPass pass{read_cgroup2_mount().value_or(""), meanwhile};
     while (dirent *entry = readdir(proc))
-        if (is_number(entry->d_name))
-            add_sockets_of(dirfd(proc), entry->d_name, cgroup2_mount, owners);
+        if (is_number(entry->d_name)) add_sockets_of(dirfd(proc), entry->d_name, pass, owners);
     closedir(proc);
+    owners.sort();
     return owners;
 }
 
 std::vector<KernelSocket> with_owners(std::vector<KernelSocket> sockets,
                                       const SocketOwners &owners) {
-    for (KernelSocket &socket : sockets) {
-        if (socket.inode == 0) continue;
-        if (auto found = owners.find(socket.inode); found != owners.end())
-            socket.owner = found->second;
-    }
+    for (KernelSocket &socket : sockets)
+        if (socket.inode != 0) socket.owner = owners.owner_of(socket.inode);
     return sockets;
+}
+
+std::shared_ptr<TaskInfo> SocketOwners::owner_of(std::uint64_t inode) const {
+    auto found = std::lower_bound(
+        sockets_.begin(), sockets_.end(), inode,
+        [](const Socket &socket, std::uint64_t wanted) { return socket.inode < wanted; });
+    if (found == sockets_.end() || found->inode != inode) return nullptr;
+    return processes_[found->process];
+}
+
+void SocketOwners::add(std::uint64_t inode, const std::shared_ptr<TaskInfo> &process) {
+    if (processes_.empty() || processes_.back() != process) processes_.push_back(process);
+    sockets_.push_back({inode, std::uint32_t(processes_.size() - 1)});
+}
+
+void SocketOwners::sort() {
+    // Of the processes sharing a socket (inherited across fork()), the first found: their
+    // indices grow in the order they were read. (No stable_sort: its buffer would be a copy.)
+    std::sort(sockets_.begin(), sockets_.end(), [](const Socket &a, const Socket &b) {
+        return a.inode != b.inode ? a.inode < b.inode : a.process < b.process;
+    });
+    auto duplicates =
+        std::unique(sockets_.begin(), sockets_.end(),
+                    [](const Socket &a, const Socket &b) { return a.inode == b.inode; });
+    sockets_.erase(duplicates, sockets_.end());
 }
 
 }  // namespace portwatch
