@@ -1147,6 +1147,33 @@ TEST_F(PortModelTest, AReportLeavesOutAScopeThatHeldNothingAndDidNothingInItsInt
         << "the live views keep the rate window's scopes";
 }
 
+std::vector<std::uint32_t> pids_of(const Report &report) {
+    std::vector<std::uint32_t> pids;
+    for (const ProcessUsage &usage : report.processes) pids.push_back(usage.pid);
+    return pids;
+}
+
+// --report-interval 0: no report ever ends an interval, and each short-lived process that
+// once made a connection would be kept (and shown) for ever.
+TEST_F(PortModelTest, WithoutReportsAProcessHoldingNothingIsForgottenOnceIdle) {
+    for (std::uint32_t pid = 100; pid < 110; pid++) {
+        AllocateEvent made = events.connect(std::uint16_t(40000 + pid - 100), pid);
+        apply(made);
+        apply(events.release(made, ReleaseReason::tcp_closed));
+    }
+    EXPECT_EQ(model.current(events.now).processes.size(), 10u) << "active a moment ago";
+    events.now += ModelSettings{}.process_idle_ns + kSecond;
+    apply(events.connect(40000, 7));
+    EXPECT_EQ(pids_of(model.current(events.now)), std::vector<std::uint32_t>{7});
+}
+
+TEST_F(PortModelTest, AProcessHoldingAPortIsKeptHoweverLongItIsIdle) {
+    apply(events.connect(40000, 7));
+    events.now += 10 * ModelSettings{}.process_idle_ns;
+    apply(events.connect(40001, 8));
+    EXPECT_EQ(pids_of(model.current(events.now)), (std::vector<std::uint32_t>{7, 8}));
+}
+
 TEST_F(PortModelTest, GoldenReportText) {
     connects(2);
     apply(events.allocation(How::bind, Proto::tcp, 8080, 2));

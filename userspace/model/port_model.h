@@ -89,7 +89,8 @@ struct ProcessUsage {
     std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
     std::uint64_t allocations = 0;                      // in the report interval
     std::uint64_t failures = 0;                         // in the report interval
-    double allocation_rate = 0;  // allocations per second in the report interval
+    double allocation_rate = 0;        // allocations per second in the report interval
+    std::uint64_t last_active_ns = 0;  // its last allocation, failure or release seen
 
     std::size_t held_total() const;
 };
@@ -140,6 +141,11 @@ struct ModelSettings {
     // Events may still be on their way when the tables are read: sockets allocated or
     // released this recently are left as the events say.
     std::uint64_t reconcile_grace_ns = 2'000'000'000;
+    // A process that holds nothing is forgotten once it has done nothing this long, reports
+    // or not (--report-interval 0 makes none): the agent cannot see it exit, and pids come
+    // and go by the million. Longer than a report interval, so a report shows every process
+    // active in it (make_port_model()).
+    std::uint64_t process_idle_ns = 60'000'000'000;
 };
 
 class PortModel {
@@ -265,6 +271,7 @@ class PortModel {
                        std::uint64_t now_ns) const;
     bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
+    void forget_idle_processes(std::uint64_t now_ns);
 
     ModelSettings settings_;
     ConfigSource config_source_;
