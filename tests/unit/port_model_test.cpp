@@ -1174,6 +1174,38 @@ TEST_F(PortModelTest, AProcessHoldingAPortIsKeptHoweverLongItIsIdle) {
     EXPECT_EQ(pids_of(model.current(events.now)), (std::vector<std::uint32_t>{7, 8}));
 }
 
+using Cookies = std::vector<std::uint64_t>;
+
+TEST_F(PortModelTest, ASocketTwoPassesInARowDoNotListIsTakenOnceAsGone) {
+    AllocateEvent kept = events.allocation(How::bind_ephemeral, Proto::udp, 40000);
+    AllocateEvent closed = events.allocation(How::bind_ephemeral, Proto::udp, 40001);
+    apply(kept);
+    apply(closed);
+    std::vector<KernelSocket> table{table_socket(kept.sock.cookie, Proto::udp, 7, 40000)};
+    events.now += 10 * kSecond;  // past the grace: the tables are right
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{}) << "one pass's dump proves nothing";
+    events.now += kSecond;
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{closed.sock.cookie});
+    events.now += kSecond;
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{});
+}
+
+// A netlink dump resumes each hash chain by position (udp_dump()): a socket closed ahead of
+// that position between two reads makes the next read skip a live one.
+TEST_F(PortModelTest, ASocketOneDumpSkippedKeepsItsKernelEntry) {
+    AllocateEvent skipped = events.allocation(How::bind_ephemeral, Proto::udp, 40000);
+    apply(skipped);
+    events.now += 10 * kSecond;
+    model.reconcile(kNetns, {}, events.now);
+    events.now += kSecond;
+    model.reconcile(kNetns, {table_socket(skipped.sock.cookie, Proto::udp, 7, 40000)}, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{});
+    EXPECT_TRUE(model.holds_socket(skipped.sock.cookie)) << "the tables list it again";
+}
+
 TEST_F(PortModelTest, GoldenReportText) {
     connects(2);
     apply(events.allocation(How::bind, Proto::tcp, 8080, 2));

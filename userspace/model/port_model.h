@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <absl/container/btree_map.h>
@@ -191,6 +192,11 @@ class PortModel {
     }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
+    // The cookies of the sockets that two passes in a row over their netns's tables did not
+    // list (their releases were missed), since the last call: the kernel's held_ports may
+    // still hold them. One pass is not enough (missing_once_).
+    std::vector<std::uint64_t> take_gone_cookies() { return std::exchange(gone_cookies_, {}); }
+    bool missed_once(const SocketInfo &sock) const;
 
   private:
     // Events (port_model.cpp)
@@ -246,6 +252,7 @@ class PortModel {
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const CookieSet &live, std::uint64_t settled_before,
                            std::uint64_t read_at_ns);
+    void confirm_gone(std::uint32_t netns, const CookieSet &live);
     bool update_known_socket(const KernelSocket &socket);
     void forget_releases_before(std::uint64_t settled_before);
     CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
@@ -289,6 +296,13 @@ class PortModel {
     // Only reconcile() asks, once a table (released_cookies_for()).
     std::deque<RecentRelease> recently_released_;
     ReconcileTotals reconcile_totals_;
+    // By netns: the cookies its last pass dropped as gone. A dump can miss a live socket: a
+    // netlink dump resumes a hash chain by position (udp_dump(), inet_diag_dump_icsk()), and
+    // a socket closed before that position meanwhile shifts the next one past it. The model
+    // takes such a socket back at the next pass; held_ports, once it is deleted there, would
+    // never report its release. So a cookie leaves held_ports only once two passes missed it.
+    absl::flat_hash_map<std::uint32_t, CookieSet> missing_once_;
+    std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
@@ -299,7 +313,8 @@ class PortModel {
 // them, so that a pass holds no others (issue 15: a pass holds every table at once). Left out:
 // a TCP socket on a port a listener listed before it holds (a server's accepted connections,
 // most sockets of a busy host), which holds no port of its own and which reconcile() ignores
-// all the same (from_table()); unless the model holds it, or it would be dropped as gone.
+// all the same (from_table()); unless the model holds it, or it would be dropped as gone,
+// or the last pass missed it (its held_ports entry must not be deleted as gone).
 // sock_diag lists each TCP table's listeners first; a socket listed before its listener (on
 // a port only an IPv6 listener holds) is kept, and ignored as before. The model is asked as
 // the row is read (the caller applies the queued events first): a socket it learns of only

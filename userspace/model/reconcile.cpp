@@ -47,6 +47,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
     forget_releases_before(settled_before);
     TableCookies cookies = cookies_of(table);
+    confirm_gone(netns, cookies.live);
     drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
 
     CookieSet old_waiting = time_wait_before(netns, settled_before);
@@ -80,9 +81,24 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
         forget(held);
         note_released(held, read_at_ns);
         hold_port(netns_[netns], held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
+        missing_once_[netns].insert(it->first);
         sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
     }
+}
+
+// The cookies the netns's previous pass dropped as gone that this one does not list either.
+void PortModel::confirm_gone(std::uint32_t netns, const CookieSet &live) {
+    auto missing = missing_once_.find(netns);
+    if (missing == missing_once_.end()) return;
+    for (std::uint64_t cookie : missing->second)
+        if (!live.contains(cookie)) gone_cookies_.push_back(cookie);
+    missing_once_.erase(missing);
+}
+
+bool PortModel::missed_once(const SocketInfo &sock) const {
+    auto missing = missing_once_.find(sock.netns);
+    return missing != missing_once_.end() && missing->second.contains(sock.cookie);
 }
 
 void PortModel::forget_releases_before(std::uint64_t settled_before) {
@@ -182,7 +198,8 @@ bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
 
 bool TableRowFilter::keep(const KernelSocket &socket) {
     if (is_tcp_listener(socket)) listening_.insert(socket.sock.local_port);
-    return !shares_a_listeners_port(socket, listening_) || model_.holds_socket(socket.sock.cookie);
+    return !shares_a_listeners_port(socket, listening_) ||
+           model_.holds_socket(socket.sock.cookie) || model_.missed_once(socket.sock);
 }
 
 void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {
