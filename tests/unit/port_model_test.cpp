@@ -475,6 +475,48 @@ TEST_F(PortModelTest, TimeWaitOnAClosedListenersPortInTheRangeIsOnePortOfTheBind
     EXPECT_EQ(model.reconcile_totals().time_wait, 200u);
 }
 
+// `snapshot`'s case: no event showed the listener, which is gone with its process; the
+// tables alone show 200 sockets on one port of the range, each towards a client's port.
+TEST_F(PortModelTest, ManyTimeWaitSocketsOnOnePortTowardsManyPortsAreAServersNotConnects) {
+    model.reconcile(kNetns, server_time_wait(40005, 200), events.now);
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 0u)
+        << "no phantom scopes towards the clients' ports";
+    ScopeUsage bind = scope(ScopeKind::bind);
+    EXPECT_EQ(bind.in_use, 1u);
+    EXPECT_EQ(bind.time_wait, 1u);
+}
+
+// The other reading of a shared local port: connect()s towards one service on several hosts.
+TEST_F(PortModelTest, ConnectsSharingALocalPortTowardsOneServicePortStayDestinations) {
+    std::vector<KernelSocket> table;
+    for (std::uint8_t host = 1; host <= 3; host++) {
+        table.push_back(table_socket(host, Proto::tcp, kTcpTimeWait, 40005, 443));
+        table.back().sock.remote_addr = ipv4(192, 0, 2, host);
+        table.back().time_wait_left_ms = 30'000;
+    }
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 3u);
+}
+
+// The soak's client: one local port towards 50 services of one host, each connection closed
+// by the client first. Its connects, not a gone server's: services listen below the ranges
+// clients choose their ports from.
+TEST_F(PortModelTest, ABusyClientsConnectsTowardsManyServicePortsStayDestinations) {
+    std::vector<KernelSocket> table;
+    for (std::uint16_t service = 20000; service < 20050; service++) {
+        table.push_back(table_socket(service, Proto::tcp, kTcpTimeWait, 40005, service));
+        table.back().time_wait_left_ms = 30'000;
+    }
+    model.reconcile(kNetns, table, events.now);
+    Report report = model.report(events.now);
+    EXPECT_EQ(destination_scopes(report), 50u);
+    for (const auto &ns : report.netns)
+        for (const auto &usage : ns.scopes) {
+            EXPECT_EQ(usage.time_wait, 1u) << "one port in TIME_WAIT in each";
+            EXPECT_NE(usage.key.kind, ScopeKind::bind) << "no server's port";
+        }
+}
+
 TEST_F(PortModelTest, AListenerTheTablesShowedThenLostStillOwnsItsPort) {
     model.reconcile(kNetns, {table_socket(101, Proto::tcp, kTcpListen, 40005, 0, 77)}, events.now);
     events.now += 10 * kSecond;

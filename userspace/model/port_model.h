@@ -47,6 +47,14 @@ namespace portwatch {
 using CookieSet = absl::flat_hash_set<std::uint64_t>;
 using PortSet = absl::flat_hash_set<std::uint16_t>;
 
+// What a table says of its TCP ports beyond each socket's row.
+struct TablePorts {
+    PortSet listening;  // a listener holds them
+    // No listener, but so many sockets towards so many remote ports that they were accepted
+    // from one that is gone (its server closed them first): reconcile.cpp, served_ports().
+    PortSet served;
+};
+
 struct RecentRelease {
     std::uint64_t cookie;
     std::uint64_t boot_ns;
@@ -248,7 +256,7 @@ class PortModel {
     // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
-    std::optional<HeldSocket> from_table(const KernelSocket &socket, const PortSet &listening,
+    std::optional<HeldSocket> from_table(const KernelSocket &socket, const TablePorts &ports,
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const CookieSet &live, std::uint64_t settled_before,
                            std::uint64_t read_at_ns);
@@ -256,7 +264,7 @@ class PortModel {
     bool update_known_socket(const KernelSocket &socket);
     void forget_releases_before(std::uint64_t settled_before);
     CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
-    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const PortSet &listening,
+    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
 
     // Per-process accounting (process_usage.cpp)
