@@ -248,6 +248,10 @@ def verdict(samples, lines, before, after, made, seconds, errors, exit_code):
     print(f"soak: {made} connections in {seconds} s ({made / seconds:.0f}/s), "
           f"{stats['events']['allocate']['seen']} allocations seen, "
           f"threads {samples[-1]['threads']}, RSS peak {max(s['rss_kb'] for s in samples)} kB")
+    reported = report_destinations(report)
+    print(f"soak: TIME_WAIT towards the listeners: report {sum(c[1] for c in reported.values())}, "
+          f"kernel {sum(c[1] for c in before.values())} before it and "
+          f"{sum(c[1] for c in after.values())} after")
     for mismatch in mismatches[:10]:
         print("soak: mismatch " + mismatch)
     if errors.strip():

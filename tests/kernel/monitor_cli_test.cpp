@@ -277,6 +277,83 @@ TEST_F(MonitorCliTest, AServersTimeWaitSocketsAreOnePortOfTheBindScopeAndNoDesti
     EXPECT_EQ(monitor.wait_exit_code(), 0);
 }
 
+// The same sockets seen by `snapshot`: the tables alone, with no event of the listener. Its
+// closing leaves the tables as its process's exit would (TIME_WAIT sockets have no owner).
+TEST_F(MonitorCliTest, SnapshotTakesAGoneServersTimeWaitSocketsForItsPortNotForDestinations) {
+    Netns netns;
+    constexpr int kConnections = 100;
+    std::uint16_t server_port = serve_closing_first_then_stop(netns, kConnections);
+    ASSERT_NE(server_port, 0);
+    Monitor snapshot({"snapshot", "--json", "--netns", std::to_string(netns.inode())});
+    Json report;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        Json object = Json::parse(line);
+        if (object["type"] == "report") report = object;
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
+    ASSERT_FALSE(report.is_null());
+    ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
+    Json bind_scope;
+    for (const Json &scope : report["netns"][0]["scopes"]) {
+        if (scope["scope"] == "bind") bind_scope = scope;
+        EXPECT_NE(scope["scope"], "destination") << "a phantom scope: " << scope.dump();
+    }
+    ASSERT_FALSE(bind_scope.is_null()) << report.dump();
+    EXPECT_EQ(bind_scope["time_wait"], 1) << kConnections << " sockets in TIME_WAIT, one port";
+}
+
+// The other reading of such tables: a client's connects towards services of one host share
+// its local ports (the range has two: __inet_hash_connect() must share them), the client
+// closing first, as the soak's client does. Those are destinations, not a gone server's port.
+TEST_F(MonitorCliTest, SnapshotTakesABusyClientsTimeWaitSocketsForItsDestinations) {
+    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40001"}});
+    constexpr int kServices = 6;
+    constexpr std::uint16_t kFirstService = 20000;  // below every client range, as services are
+    std::map<std::uint16_t, int> connects_by_local_port;
+    netns.run([&] {
+        for (std::uint16_t service = kFirstService; service < kFirstService + kServices;
+             service++) {
+            int listener = listener_on(Family::ipv4, service);
+            int client = make_socket(Family::ipv4, Proto::tcp);
+            ASSERT_EQ(connect_to(client, Family::ipv4, service), 0);
+            connects_by_local_port[local_port_of(client)]++;
+            int accepted = accept(listener, nullptr, nullptr);
+            ASSERT_GE(accepted, 0);
+            close(client);  // the client first: TIME_WAIT on its side
+            char byte;
+            ASSERT_EQ(read(accepted, &byte, 1), 0);
+            close(accepted);
+            close(listener);
+        }
+    });
+    int most_sharing = 0;
+    for (const auto &[port, connects] : connects_by_local_port)
+        most_sharing = std::max(most_sharing, connects);
+    ASSERT_GE(most_sharing, 3) << "the kernel shared a local port between 3 connects";
+
+    Monitor snapshot({"snapshot", "--json", "--netns", std::to_string(netns.inode())});
+    Json report;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        Json object = Json::parse(line);
+        if (object["type"] == "report") report = object;
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
+    ASSERT_FALSE(report.is_null());
+    ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
+    std::set<std::uint16_t> destinations;
+    for (const Json &scope : report["netns"][0]["scopes"]) {
+        if (scope["scope"] == "bind") {
+            EXPECT_EQ(scope["time_wait"], 0) << "no server's port: " << scope.dump();
+        }
+        if (scope["scope"] != "destination") continue;
+        destinations.insert(scope["remote_port"].get<std::uint16_t>());
+        EXPECT_EQ(scope["time_wait"], 1) << "one connect towards each: " << scope.dump();
+    }
+    EXPECT_EQ(destinations.size(), std::size_t(kServices)) << report.dump();
+    EXPECT_EQ(*destinations.begin(), kFirstService);
+    EXPECT_EQ(*destinations.rbegin(), kFirstService + kServices - 1);
+}
+
 TEST_F(MonitorCliTest, AfterAStopOnePeriodicLineIsWrittenNotABurst) {
     Monitor monitor({"monitor", "--json", "--stats-interval", "1", "--report-interval", "1",
                      "--events", "none"});

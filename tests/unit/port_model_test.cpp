@@ -475,6 +475,48 @@ TEST_F(PortModelTest, TimeWaitOnAClosedListenersPortInTheRangeIsOnePortOfTheBind
     EXPECT_EQ(model.reconcile_totals().time_wait, 200u);
 }
 
+// `snapshot`'s case: no event showed the listener, which is gone with its process; the
+// tables alone show 200 sockets on one port of the range, each towards a client's port.
+TEST_F(PortModelTest, ManyTimeWaitSocketsOnOnePortTowardsManyPortsAreAServersNotConnects) {
+    model.reconcile(kNetns, server_time_wait(40005, 200), events.now);
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 0u)
+        << "no phantom scopes towards the clients' ports";
+    ScopeUsage bind = scope(ScopeKind::bind);
+    EXPECT_EQ(bind.in_use, 1u);
+    EXPECT_EQ(bind.time_wait, 1u);
+}
+
+// The other reading of a shared local port: connect()s towards one service on several hosts.
+TEST_F(PortModelTest, ConnectsSharingALocalPortTowardsOneServicePortStayDestinations) {
+    std::vector<KernelSocket> table;
+    for (std::uint8_t host = 1; host <= 3; host++) {
+        table.push_back(table_socket(host, Proto::tcp, kTcpTimeWait, 40005, 443));
+        table.back().sock.remote_addr = ipv4(192, 0, 2, host);
+        table.back().time_wait_left_ms = 30'000;
+    }
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(destination_scopes(model.report(events.now)), 3u);
+}
+
+// The soak's client: one local port towards 50 services of one host, each connection closed
+// by the client first. Its connects, not a gone server's: services listen below the ranges
+// clients choose their ports from.
+TEST_F(PortModelTest, ABusyClientsConnectsTowardsManyServicePortsStayDestinations) {
+    std::vector<KernelSocket> table;
+    for (std::uint16_t service = 20000; service < 20050; service++) {
+        table.push_back(table_socket(service, Proto::tcp, kTcpTimeWait, 40005, service));
+        table.back().time_wait_left_ms = 30'000;
+    }
+    model.reconcile(kNetns, table, events.now);
+    Report report = model.report(events.now);
+    EXPECT_EQ(destination_scopes(report), 50u);
+    for (const auto &ns : report.netns)
+        for (const auto &usage : ns.scopes) {
+            EXPECT_EQ(usage.time_wait, 1u) << "one port in TIME_WAIT in each";
+            EXPECT_NE(usage.key.kind, ScopeKind::bind) << "no server's port";
+        }
+}
+
 TEST_F(PortModelTest, AListenerTheTablesShowedThenLostStillOwnsItsPort) {
     model.reconcile(kNetns, {table_socket(101, Proto::tcp, kTcpListen, 40005, 0, 77)}, events.now);
     events.now += 10 * kSecond;
@@ -1145,6 +1187,65 @@ TEST_F(PortModelTest, AReportLeavesOutAScopeThatHeldNothingAndDidNothingInItsInt
     EXPECT_EQ(destination_scopes(model.report(events.now)), 0u);
     EXPECT_EQ(destination_scopes(model.current(events.now)), 1u)
         << "the live views keep the rate window's scopes";
+}
+
+std::vector<std::uint32_t> pids_of(const Report &report) {
+    std::vector<std::uint32_t> pids;
+    for (const ProcessUsage &usage : report.processes) pids.push_back(usage.pid);
+    return pids;
+}
+
+// --report-interval 0: no report ever ends an interval, and each short-lived process that
+// once made a connection would be kept (and shown) for ever.
+TEST_F(PortModelTest, WithoutReportsAProcessHoldingNothingIsForgottenOnceIdle) {
+    for (std::uint32_t pid = 100; pid < 110; pid++) {
+        AllocateEvent made = events.connect(std::uint16_t(40000 + pid - 100), pid);
+        apply(made);
+        apply(events.release(made, ReleaseReason::tcp_closed));
+    }
+    EXPECT_EQ(model.current(events.now).processes.size(), 10u) << "active a moment ago";
+    events.now += ModelSettings{}.process_idle_ns + kSecond;
+    apply(events.connect(40000, 7));
+    EXPECT_EQ(pids_of(model.current(events.now)), std::vector<std::uint32_t>{7});
+}
+
+TEST_F(PortModelTest, AProcessHoldingAPortIsKeptHoweverLongItIsIdle) {
+    apply(events.connect(40000, 7));
+    events.now += 10 * ModelSettings{}.process_idle_ns;
+    apply(events.connect(40001, 8));
+    EXPECT_EQ(pids_of(model.current(events.now)), (std::vector<std::uint32_t>{7, 8}));
+}
+
+using Cookies = std::vector<std::uint64_t>;
+
+TEST_F(PortModelTest, ASocketTwoPassesInARowDoNotListIsTakenOnceAsGone) {
+    AllocateEvent kept = events.allocation(How::bind_ephemeral, Proto::udp, 40000);
+    AllocateEvent closed = events.allocation(How::bind_ephemeral, Proto::udp, 40001);
+    apply(kept);
+    apply(closed);
+    std::vector<KernelSocket> table{table_socket(kept.sock.cookie, Proto::udp, 7, 40000)};
+    events.now += 10 * kSecond;  // past the grace: the tables are right
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{}) << "one pass's dump proves nothing";
+    events.now += kSecond;
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{closed.sock.cookie});
+    events.now += kSecond;
+    model.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{});
+}
+
+// A netlink dump resumes each hash chain by position (udp_dump()): a socket closed ahead of
+// that position between two reads makes the next read skip a live one.
+TEST_F(PortModelTest, ASocketOneDumpSkippedKeepsItsKernelEntry) {
+    AllocateEvent skipped = events.allocation(How::bind_ephemeral, Proto::udp, 40000);
+    apply(skipped);
+    events.now += 10 * kSecond;
+    model.reconcile(kNetns, {}, events.now);
+    events.now += kSecond;
+    model.reconcile(kNetns, {table_socket(skipped.sock.cookie, Proto::udp, 7, 40000)}, events.now);
+    EXPECT_EQ(model.take_gone_cookies(), Cookies{});
+    EXPECT_TRUE(model.holds_socket(skipped.sock.cookie)) << "the tables list it again";
 }
 
 TEST_F(PortModelTest, GoldenReportText) {

@@ -3,6 +3,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iterator>
 #include <optional>
@@ -107,6 +108,8 @@ PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netn
     ModelSettings settings;
     settings.warn_ratio = options.warn_ratio;
     settings.critical_ratio = options.critical_ratio;
+    settings.process_idle_ns =
+        std::max<std::uint64_t>(settings.process_idle_ns, 2 * options.report_interval.count());
     return PortModel(settings,
                      [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
                          // Documented above: an unreadable namespace has the host's settings.

@@ -231,6 +231,7 @@ class MonitorLoop {
     void report_usage() {
         last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters,
                                                    [this] { drain_ring_buffer(); });
+        capture_.forget_held_ports(model_.take_gone_cookies());
         Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
         bound_report(report, options_.report_top);
         for (const Warning &warning : model_.take_warnings()) warn(warning);

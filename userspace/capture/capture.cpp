@@ -242,6 +242,15 @@ void Capture::attach(bpf_link *link, const std::string &name) {
     hooks_.push_back(name);
 }
 
+// held_ports_keys (records.bpf.h) keeps the deleted keys' slots one too high: each costs
+// the programs a lookup that misses, never one skipped.
+std::size_t Capture::forget_held_ports(const std::vector<std::uint64_t> &cookies) {
+    int held_ports = bpf_map__fd(skel_->maps.held_ports);
+    std::size_t deleted = 0;
+    for (std::uint64_t cookie : cookies) deleted += bpf_map_delete_elem(held_ports, &cookie) == 0;
+    return deleted;
+}
+
 std::vector<std::string> Capture::detached_hooks() const {
     std::vector<std::string> detached;
     for (std::size_t i = 0; i < links_.size(); ++i) {

@@ -56,6 +56,10 @@ class Capture {
         std::string error;
     };
     CounterReading counters() const;
+    // Deletes the kernel's entries of sockets that are gone though no release said so (the
+    // tables no longer list them): left, they would fill the table until ports go untracked.
+    // Returns how many there were.
+    std::size_t forget_held_ports(const std::vector<std::uint64_t> &cookies);
     std::uint64_t decoded() const { return decoded_; }
     std::uint64_t decode_errors() const { return decode_errors_; }
     const std::vector<std::string> &hooks() const { return hooks_; }

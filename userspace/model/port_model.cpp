@@ -119,7 +119,9 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
     ScopeKey key = scope_of(event.sock, event.how);
     ScopeState &state = scope_state(key, event.sock.proto);
-    process(event.task, event.sock.netns).allocations++;
+    ProcessUsage &usage = process(event.task, event.sock.netns);
+    usage.allocations++;
+    usage.last_active_ns = event.boot_ns;
     // Without a cookie its release cannot be matched: counted as an allocation, not as held.
     std::uint64_t cookie = event.sock.cookie;
     drop_table_entry(cookie, event.sock.netns);
@@ -134,7 +136,9 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
 
 std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
-    process(event.task, event.sock.netns).failures++;
+    ProcessUsage &usage = process(event.task, event.sock.netns);
+    usage.failures++;
+    usage.last_active_ns = event.boot_ns;
     auto key = failure_scope(event);
     if (!key || !is_exhaustion(event)) return {};
     if (!scopes_.contains(*key)) {
@@ -165,6 +169,8 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     if (found == sockets_.end()) return warnings;  // allocated before we saw it
     HeldSocket held = found->second;
     sockets_.erase(found);
+    if (auto owner = processes_.find(held.pid); owner != processes_.end())
+        owner->second.last_active_ns = event.boot_ns;
     ScopeKey scope = held.scope();
     ScopeState &state = scope_state(scope, held.sock.proto);
     forget(held, state);
@@ -208,6 +214,7 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
         std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
             return entry.second + settings_.time_wait_ns < now_ns;
         });
+    forget_idle_processes(now_ns);
     forget_idle(now_ns);
     // Open-addressing tables keep their peak size: give a storm's back once it is over.
     shrink_if_mostly_empty(sockets_);

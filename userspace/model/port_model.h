@@ -23,6 +23,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <absl/container/btree_map.h>
@@ -46,6 +47,14 @@ namespace portwatch {
 // pass's peak ~10 bytes per socket where std::set spent ~48.
 using CookieSet = absl::flat_hash_set<std::uint64_t>;
 using PortSet = absl::flat_hash_set<std::uint16_t>;
+
+// What a table says of its TCP ports beyond each socket's row.
+struct TablePorts {
+    PortSet listening;  // a listener holds them
+    // No listener, but so many sockets towards so many remote ports that they were accepted
+    // from one that is gone (its server closed them first): reconcile.cpp, served_ports().
+    PortSet served;
+};
 
 struct RecentRelease {
     std::uint64_t cookie;
@@ -90,7 +99,8 @@ struct ProcessUsage {
     std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
     std::uint64_t allocations = 0;                      // in the report interval
     std::uint64_t failures = 0;                         // in the report interval
-    double allocation_rate = 0;  // allocations per second in the report interval
+    double allocation_rate = 0;        // allocations per second in the report interval
+    std::uint64_t last_active_ns = 0;  // its last allocation, failure or release seen
 
     std::size_t held_total() const;
 };
@@ -141,6 +151,11 @@ struct ModelSettings {
     // Events may still be on their way when the tables are read: sockets allocated or
     // released this recently are left as the events say.
     std::uint64_t reconcile_grace_ns = 2'000'000'000;
+    // A process that holds nothing is forgotten once it has done nothing this long, reports
+    // or not (--report-interval 0 makes none): the agent cannot see it exit, and pids come
+    // and go by the million. Longer than a report interval, so a report shows every process
+    // active in it (make_port_model()).
+    std::uint64_t process_idle_ns = 60'000'000'000;
 };
 
 class PortModel {
@@ -186,6 +201,11 @@ class PortModel {
     }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
+    // The cookies of the sockets that two passes in a row over their netns's tables did not
+    // list (their releases were missed), since the last call: the kernel's held_ports may
+    // still hold them. One pass is not enough (missing_once_).
+    std::vector<std::uint64_t> take_gone_cookies() { return std::exchange(gone_cookies_, {}); }
+    bool missed_once(const SocketInfo &sock) const;
 
   private:
     // Events (port_model.cpp)
@@ -237,14 +257,15 @@ class PortModel {
     // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
-    std::optional<HeldSocket> from_table(const KernelSocket &socket, const PortSet &listening,
+    std::optional<HeldSocket> from_table(const KernelSocket &socket, const TablePorts &ports,
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const CookieSet &live, std::uint64_t settled_before,
                            std::uint64_t read_at_ns);
+    void confirm_gone(std::uint32_t netns, const CookieSet &live);
     bool update_known_socket(const KernelSocket &socket);
     void forget_releases_before(std::uint64_t settled_before);
     CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
-    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const PortSet &listening,
+    void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
 
     // Per-process accounting (process_usage.cpp)
@@ -266,6 +287,7 @@ class PortModel {
                        std::uint64_t now_ns) const;
     bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
+    void forget_idle_processes(std::uint64_t now_ns);
 
     ModelSettings settings_;
     ConfigSource config_source_;
@@ -286,6 +308,13 @@ class PortModel {
     // Only reconcile() asks, once a table (released_cookies_for()).
     std::deque<RecentRelease> recently_released_;
     ReconcileTotals reconcile_totals_;
+    // By netns: the cookies its last pass dropped as gone. A dump can miss a live socket: a
+    // netlink dump resumes a hash chain by position (udp_dump(), inet_diag_dump_icsk()), and
+    // a socket closed before that position meanwhile shifts the next one past it. The model
+    // takes such a socket back at the next pass; held_ports, once it is deleted there, would
+    // never report its release. So a cookie leaves held_ports only once two passes missed it.
+    absl::flat_hash_map<std::uint32_t, CookieSet> missing_once_;
+    std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
@@ -296,7 +325,8 @@ class PortModel {
 // them, so that a pass holds no others (issue 15: a pass holds every table at once). Left out:
 // a TCP socket on a port a listener listed before it holds (a server's accepted connections,
 // most sockets of a busy host), which holds no port of its own and which reconcile() ignores
-// all the same (from_table()); unless the model holds it, or it would be dropped as gone.
+// all the same (from_table()); unless the model holds it, or it would be dropped as gone,
+// or the last pass missed it (its held_ports entry must not be deleted as gone).
 // sock_diag lists each TCP table's listeners first; a socket listed before its listener (on
 // a port only an IPv6 listener holds) is kept, and ignored as before. The model is asked as
 // the row is read (the caller applies the queued events first): a socket it learns of only

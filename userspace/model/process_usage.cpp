@@ -25,6 +25,13 @@ ProcessUsage &PortModel::process(const TaskInfo &task, std::uint32_t netns) {
     return usage;
 }
 
+void PortModel::forget_idle_processes(std::uint64_t now_ns) {
+    std::erase_if(processes_, [&](const auto &entry) {
+        const ProcessUsage &usage = entry.second;
+        return usage.held_total() == 0 && usage.last_active_ns + settings_.process_idle_ns < now_ns;
+    });
+}
+
 // SO_REUSEPORT sockets share a port: a process holds it once, as the kernel counts it.
 void PortModel::count_process_port(const HeldSocket &held, int delta) {
     ProcessPort key{held.sock.netns, held.sock.proto, held.pid, held.sock.local_port, held.how};

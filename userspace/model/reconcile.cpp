@@ -8,9 +8,9 @@ namespace portwatch {
 
 namespace {
 
-// A table's listening ports, and its sockets by cookie: TCP ones in TIME_WAIT, and the rest.
+// A table's ports, and its sockets by cookie: TCP ones in TIME_WAIT, and the rest.
 struct TableCookies {
-    PortSet listening;
+    TablePorts ports;
     CookieSet live, waiting;
 };
 
@@ -25,14 +25,59 @@ bool shares_a_listeners_port(const KernelSocket &socket, const PortSet &listenin
            listening.contains(socket.sock.local_port);
 }
 
+// The tables alone cannot tell a server's accepted sockets whose listener is gone (closed
+// first by the server, they stay in TIME_WAIT on its port) from connect()s that share a
+// local port: __inet_hash_connect() gives one port to connections towards different
+// destinations. A server's peers are clients: their ports are of the ranges clients choose
+// from, nearly each its own (nine in ten: clients behind different addresses may pick the
+// same one). A client's peers are services, which listen on ports below those ranges (the
+// soak's client: one local port towards 50 services of one host). So a local port that at
+// least kServedSockets sockets share is taken as a server's when nearly each is towards a
+// client's port of its own. What stays ambiguous: docs/limits.md.
+constexpr std::size_t kServedSockets = 3;
+
+// Where the ranges clients choose from begin: Linux's default is 32768-60999; Windows',
+// macOS's and the BSDs' 49152-65535. A host's own range says nothing of its peers'.
+constexpr std::uint16_t kClientPortsFrom = 32768;
+
+struct PeersOfAPort {
+    std::size_t sockets = 0;
+    std::size_t towards_client_ports = 0;
+    PortSet remote_ports;
+
+    bool nearly_all(std::size_t count) const { return count * 10 >= sockets * 9; }
+    bool are_a_servers_clients() const {
+        return sockets >= kServedSockets && nearly_all(remote_ports.size()) &&
+               nearly_all(towards_client_ports);
+    }
+};
+
+PortSet served_ports(const std::vector<KernelSocket> &table) {
+    absl::flat_hash_map<std::uint16_t, PeersOfAPort> peers_by_port;
+    for (const auto &socket : table) {
+        if (socket.sock.proto != Proto::tcp || socket.state == kTcpListen ||
+            !socket.sock.has_remote())
+            continue;
+        PeersOfAPort &peers = peers_by_port[socket.sock.local_port];
+        peers.sockets++;
+        peers.towards_client_ports += socket.sock.remote_port >= kClientPortsFrom;
+        peers.remote_ports.insert(socket.sock.remote_port);
+    }
+    PortSet served;
+    for (const auto &[port, peers] : peers_by_port)
+        if (peers.are_a_servers_clients()) served.insert(port);
+    return served;
+}
+
 TableCookies cookies_of(const std::vector<KernelSocket> &table) {
     TableCookies cookies;
     for (const auto &socket : table) {
-        if (is_tcp_listener(socket)) cookies.listening.insert(socket.sock.local_port);
+        if (is_tcp_listener(socket)) cookies.ports.listening.insert(socket.sock.local_port);
         (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp ? cookies.waiting
                                                                          : cookies.live)
             .insert(socket.sock.cookie);
     }
+    cookies.ports.served = served_ports(table);
     return cookies;
 }
 
@@ -47,6 +92,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
     forget_releases_before(settled_before);
     TableCookies cookies = cookies_of(table);
+    confirm_gone(netns, cookies.live);
     drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
 
     CookieSet old_waiting = time_wait_before(netns, settled_before);
@@ -58,7 +104,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         if (update_known_socket(socket) || released.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)))
             continue;
-        add_table_socket(netns, socket, cookies.listening, read_at_ns, old_waiting);
+        add_table_socket(netns, socket, cookies.ports, read_at_ns, old_waiting);
     }
     for (std::uint64_t cookie : old_waiting)
         if (!cookies.waiting.contains(cookie)) reconcile_totals_.time_wait++;
@@ -80,9 +126,24 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
         forget(held);
         note_released(held, read_at_ns);
         hold_port(netns_[netns], held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
+        missing_once_[netns].insert(it->first);
         sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
     }
+}
+
+// The cookies the netns's previous pass dropped as gone that this one does not list either.
+void PortModel::confirm_gone(std::uint32_t netns, const CookieSet &live) {
+    auto missing = missing_once_.find(netns);
+    if (missing == missing_once_.end()) return;
+    for (std::uint64_t cookie : missing->second)
+        if (!live.contains(cookie)) gone_cookies_.push_back(cookie);
+    missing_once_.erase(missing);
+}
+
+bool PortModel::missed_once(const SocketInfo &sock) const {
+    auto missing = missing_once_.find(sock.netns);
+    return missing != missing_once_.end() && missing->second.contains(sock.cookie);
 }
 
 void PortModel::forget_releases_before(std::uint64_t settled_before) {
@@ -124,9 +185,9 @@ bool PortModel::update_known_socket(const KernelSocket &socket) {
 
 // A socket no event showed: a TIME_WAIT entry, or a port held since the tables were read.
 void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket,
-                                 const PortSet &listening, std::uint64_t read_at_ns,
+                                 const TablePorts &ports, std::uint64_t read_at_ns,
                                  const CookieSet &old_waiting) {
-    auto held = from_table(socket, listening, read_at_ns);
+    auto held = from_table(socket, ports, read_at_ns);
     if (!held) return;
     std::uint64_t cookie = socket.sock.cookie;
     if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
@@ -148,18 +209,18 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
 
 // What a socket in the tables holds, as far as they tell: a listener, or a port in the
 // range (a connect() autobind, or a bind(0) we cannot tell from it), or a fixed port.
-// An accepted socket shares its listener's port and holds none of its own.
-std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket,
-                                                const PortSet &listening,
+// An accepted socket shares its listener's port and holds none of its own; once that
+// listener is gone, the port is a bind()-style one its accepted sockets keep.
+std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket, const TablePorts &ports,
                                                 std::uint64_t read_at_ns) const {
     const SocketInfo &sock = socket.sock;
     if (sock.local_port == 0 || sock.cookie == 0) return std::nullopt;
-    if (shares_a_listeners_port(socket, listening)) return std::nullopt;
+    if (shares_a_listeners_port(socket, ports.listening)) return std::nullopt;
     How how = How::bind;
     if (sock.proto == Proto::tcp && socket.state != kTcpListen) {
         auto ns = netns_.find(sock.netns);
         bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
-        if (ephemeral && sock.has_remote() &&
+        if (ephemeral && sock.has_remote() && !ports.served.contains(sock.local_port) &&
             !bind_style_port(sock.netns, sock.local_port, read_at_ns))
             how = How::connect_autobind;
     }
@@ -182,7 +243,8 @@ bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
 
 bool TableRowFilter::keep(const KernelSocket &socket) {
     if (is_tcp_listener(socket)) listening_.insert(socket.sock.local_port);
-    return !shares_a_listeners_port(socket, listening_) || model_.holds_socket(socket.sock.cookie);
+    return !shares_a_listeners_port(socket, listening_) ||
+           model_.holds_socket(socket.sock.cookie) || model_.missed_once(socket.sock);
 }
 
 void PortModel::note_released(const HeldSocket &held, std::uint64_t now_ns) {
