@@ -267,6 +267,9 @@ class PortModel {
     CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
     void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
+    CookieSet unowned_or_missed_before(std::uint32_t netns);
+    bool owner_may_be_in_flight(const KernelSocket &socket, bool first_pass,
+                                const CookieSet &known_before, CookieSet &unowned_now) const;
 
     // Per-process accounting (process_usage.cpp)
     ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
@@ -314,6 +317,12 @@ class PortModel {
     // takes such a socket back at the next pass; held_ports, once it is deleted there, would
     // never report its release. So a cookie leaves held_ports only once two passes missed it.
     absl::flat_hash_map<std::uint32_t, CookieSet> missing_once_;
+    // A row with no owner that no event showed may be a socket whose call is still running:
+    // the kernel hashes a port before the syscall returns (and the record is sent), and /proc
+    // was read before the table. After a netns's first pass, such a row is taken only when
+    // the next pass lists it again (and no event named it meanwhile).
+    absl::flat_hash_map<std::uint32_t, CookieSet> unowned_once_;
+    absl::flat_hash_set<std::uint32_t> tables_read_;
     std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;

@@ -4,6 +4,8 @@
 // gone, owners changed, TIME_WAIT).
 #include "model/port_model.h"
 
+#include <utility>
+
 namespace portwatch {
 
 namespace {
@@ -92,6 +94,7 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
     forget_releases_before(settled_before);
     TableCookies cookies = cookies_of(table);
+    CookieSet known_before = unowned_or_missed_before(netns);
     confirm_gone(netns, cookies.live);
     drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
 
@@ -99,10 +102,12 @@ void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &
     CookieSet kept_waiting = drop_time_wait_of(netns, settled_before);
     // the loop only adds to sockets_: a row unknown in it was unknown before it
     CookieSet released = released_cookies_for(table);
+    bool first_pass = tables_read_.insert(netns).second;
     for (const auto &socket : table) {
         std::uint64_t cookie = socket.sock.cookie;
         if (update_known_socket(socket) || released.contains(cookie) ||
-            kept_waiting.contains(cookie) || (admit && !admit(socket)))
+            kept_waiting.contains(cookie) || (admit && !admit(socket)) ||
+            owner_may_be_in_flight(socket, first_pass, known_before, unowned_once_[netns]))
             continue;
         add_table_socket(netns, socket, cookies.ports, read_at_ns, old_waiting);
     }
@@ -180,6 +185,26 @@ bool PortModel::update_known_socket(const KernelSocket &socket) {
         else if (socket.sock.has_remote())
             known->second.connected = true;
     }
+    return true;
+}
+
+// The netns's cookies the previous pass left out with no owner, or dropped as gone: a row of
+// one of them now is no call in flight.
+CookieSet PortModel::unowned_or_missed_before(std::uint32_t netns) {
+    CookieSet known = std::exchange(unowned_once_[netns], {});
+    if (auto missed = missing_once_.find(netns); missed != missing_once_.end())
+        known.insert(missed->second.begin(), missed->second.end());
+    return known;
+}
+
+// A live row with no owner, unknown to the model, that the netns's previous pass did not
+// list: noted in `unowned_now` and left for the next pass (unowned_once_).
+bool PortModel::owner_may_be_in_flight(const KernelSocket &socket, bool first_pass,
+                                       const CookieSet &known_before,
+                                       CookieSet &unowned_now) const {
+    if (first_pass || socket.owner || socket.state == kTcpTimeWait) return false;
+    if (known_before.contains(socket.sock.cookie)) return false;
+    unowned_now.insert(socket.sock.cookie);
     return true;
 }
 
