@@ -277,13 +277,8 @@ TEST_F(MonitorCliTest, AServersTimeWaitSocketsAreOnePortOfTheBindScopeAndNoDesti
     EXPECT_EQ(monitor.wait_exit_code(), 0);
 }
 
-// The same sockets seen by `snapshot`: the tables alone, with no event of the listener. Its
-// closing leaves the tables as its process's exit would (TIME_WAIT sockets have no owner).
-TEST_F(MonitorCliTest, SnapshotTakesAGoneServersTimeWaitSocketsForItsPortNotForDestinations) {
-    Netns netns;
-    constexpr int kConnections = 100;
-    std::uint16_t server_port = serve_closing_first_then_stop(netns, kConnections);
-    ASSERT_NE(server_port, 0);
+// The report `snapshot --json` writes for one netns (null, and a failure, if none).
+Json snapshot_report_of(const Netns &netns) {
     Monitor snapshot({"snapshot", "--json", "--netns", std::to_string(netns.inode())});
     Json report;
     for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
@@ -291,7 +286,18 @@ TEST_F(MonitorCliTest, SnapshotTakesAGoneServersTimeWaitSocketsForItsPortNotForD
         if (object["type"] == "report") report = object;
     }
     EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
-    ASSERT_FALSE(report.is_null());
+    EXPECT_FALSE(report.is_null()) << "no report";
+    return report;
+}
+
+// The same sockets seen by `snapshot`: the tables alone, with no event of the listener. Its
+// closing leaves the tables as its process's exit would (TIME_WAIT sockets have no owner).
+TEST_F(MonitorCliTest, SnapshotTakesAGoneServersTimeWaitSocketsForItsPortNotForDestinations) {
+    Netns netns;
+    constexpr int kConnections = 100;
+    std::uint16_t server_port = serve_closing_first_then_stop(netns, kConnections);
+    ASSERT_NE(server_port, 0);
+    Json report = snapshot_report_of(netns);
     ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
     Json bind_scope;
     for (const Json &scope : report["netns"][0]["scopes"]) {
@@ -331,14 +337,7 @@ TEST_F(MonitorCliTest, SnapshotTakesABusyClientsTimeWaitSocketsForItsDestination
         most_sharing = std::max(most_sharing, connects);
     ASSERT_GE(most_sharing, 3) << "the kernel shared a local port between 3 connects";
 
-    Monitor snapshot({"snapshot", "--json", "--netns", std::to_string(netns.inode())});
-    Json report;
-    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
-        Json object = Json::parse(line);
-        if (object["type"] == "report") report = object;
-    }
-    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
-    ASSERT_FALSE(report.is_null());
+    Json report = snapshot_report_of(netns);
     ASSERT_EQ(report["netns"].size(), 1u) << report.dump();
     std::set<std::uint16_t> destinations;
     for (const Json &scope : report["netns"][0]["scopes"]) {
