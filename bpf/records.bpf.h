@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Part of portwatch.bpf.c: the one place records are filled and sent (the ring buffer, loss
- * counters, held_ports with each port's owner), so that every hook set emits the same. */
+/* Part of portwatch.bpf.c: the ring buffer, the loss counters and held_ports (each port's
+ * owner); the reserve and submit every record goes through, and the fillers of a record's parts
+ * (task, socket), so that every hook set emits the same. The syscall, fexit and io_uring paths
+ * send whole records from here; the sockops path fills its TCP connect and release records in
+ * the ring from these parts itself (sockops_path.bpf.h: its hot path, no copy). */
 #ifndef PORTWATCH_RECORDS_BPF_H
 #define PORTWATCH_RECORDS_BPF_H
 
