@@ -9,13 +9,18 @@ rotating by one every round:
   floor_fexit            empty programs on portwatch's fexit set
   portwatch_tracepoint   portwatch monitor --json --hooks tracepoint, writing every event to a file
   portwatch_fexit        portwatch monitor --json --hooks fexit, likewise
+and with --idle two more, a monitor filtered to a process that allocates nothing (--pid 1, the
+VM's init), which must send no record at all (issue 32: the filters work in the kernel):
+  idle_tracepoint        portwatch monitor --json --hooks tracepoint --pid 1
+  idle_fexit             portwatch monitor --json --hooks fexit --pid 1
 and in each condition two loads, one after the other: the loopback connect storm
 (tests/bench/connect_storm, every connection one event) and a getppid() loop that allocates
 no port (tests/bench/syscall_loop). Prints, per kernel, the median rate of each and its ratio
 to base, and what the monitor lost and saw (each storm connection is one allocation; a
-storm with its listener makes connections + 1). Under TCG (no KVM here) the figures are indicative only.
+storm with its listener makes connections + 1); for idle_*, the records the kernel side sent
+of every type (0 is right). Under TCG (no KVM here) the figures are indicative only.
 
-  scripts/bench-vm.py [--kernel 6.1 ...] [--rounds 3] [--seconds 3]
+  scripts/bench-vm.py [--kernel 6.1 ...] [--rounds 3] [--seconds 3] [--idle]
 
 Exit 0 whatever the figures are (a measurement); 1 if a run failed.
 """
@@ -34,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import vmtest  # noqa: E402
 
 CONDITIONS = ["base", "floor_tracepoint", "floor_fexit", "portwatch_tracepoint", "portwatch_fexit"]
+IDLE_CONDITIONS = ["idle_tracepoint", "idle_fexit"]
 COMMON_FLOOR = "floor_destroy floor_sock_create floor_sock_release floor_sockops_state"
 FLOOR_PROGRAMS = {
     "floor_tracepoint": "floor_sys_enter floor_sys_exit " + COMMON_FLOOR,
@@ -64,6 +70,9 @@ run_condition() {  # condition
     portwatch_*) $PORTWATCH monitor --json --hooks ${cond#portwatch_} --stats-interval 0 \
                    --report-interval 0 --output /tmp/out 2>/tmp/out.err & pid=$!
                  wait_ready /tmp/out || return 1 ;;
+    idle_*) $PORTWATCH monitor --json --hooks ${cond#idle_} --pid 1 --stats-interval 0 \
+              --report-interval 0 --output /tmp/out 2>/tmp/out.err & pid=$!
+            wait_ready /tmp/out || return 1 ;;
   esac
   storm=$($STORM --seconds @SECONDS@ --new-netns) || { echo "vmbench: storm failed"; return 1; }
   loop=$($LOOP --seconds @SECONDS@) || return 1
@@ -73,6 +82,9 @@ run_condition() {  # condition
                  lost=$(echo "$stats" | grep -o '"lost_total":[0-9]*' | cut -d: -f2)
                  seen=$(echo "$stats" | grep -o '"allocate":{"seen":[0-9]*' | cut -d: -f3)
                  lost="${lost:-?}/${seen:-?}" ;;
+    idle_*) stats=$(grep '"type":"stats"' /tmp/out | tail -1)
+            sent=$(echo "$stats" | grep -o '"seen":[0-9]*' | awk -F: '{n += $2} END {print n + 0}')
+            lost="sent:${sent}" ;;
   esac
   echo "RESULT $cond $storm $loop $lost"
 }
@@ -87,17 +99,17 @@ done
 """
 
 
-def in_vm_script(build: Path, rounds: int, seconds: float) -> str:
+def in_vm_script(build: Path, rounds: int, seconds: float, conditions: list[str]) -> str:
     floor = " ".join(f'[{name}]="{programs}"' for name, programs in FLOOR_PROGRAMS.items())
     return (IN_VM.replace("@BUILD@", str(build)).replace("@FLOOR_PROGRAMS@", floor)
-            .replace("@CONDITIONS@", " ".join(CONDITIONS)).replace("@ROUNDS@", str(rounds))
+            .replace("@CONDITIONS@", " ".join(conditions)).replace("@ROUNDS@", str(rounds))
             .replace("@SECONDS@", str(seconds)))
 
 
-def summarize(kernel: vmtest.Kernel, release: str, text: str) -> bool:
-    storm: dict[str, list[float]] = {c: [] for c in CONDITIONS}
-    loop: dict[str, list[float]] = {c: [] for c in CONDITIONS}
-    lost: dict[str, list[str]] = {c: [] for c in CONDITIONS}
+def summarize(kernel: vmtest.Kernel, release: str, text: str, conditions: list[str]) -> bool:
+    storm: dict[str, list[float]] = {c: [] for c in conditions}
+    loop: dict[str, list[float]] = {c: [] for c in conditions}
+    lost: dict[str, list[str]] = {c: [] for c in conditions}
     ok = True
     for line in text.splitlines():
         parts = line.split()
@@ -116,7 +128,7 @@ def summarize(kernel: vmtest.Kernel, release: str, text: str) -> bool:
     print(f"{kernel.name} ({release}), under TCG: indicative only")
     print(f"  {'condition':<22} {'storm conn/s':>12} {'ratio':>6} {'getppid/s':>11} {'ratio':>6}"
           "  lost/allocations seen/storm connections, per round")
-    for cond in CONDITIONS:
+    for cond in conditions:
         if not storm[cond]:
             print(f"  {cond:<22} no run")
             ok = False
@@ -124,7 +136,7 @@ def summarize(kernel: vmtest.Kernel, release: str, text: str) -> bool:
         s, l = statistics.median(storm[cond]), statistics.median(loop[cond])
         print(f"  {cond:<22} {s:>12.0f} {s / base_storm if base_storm else 0:>6.3f} "
               f"{l:>11.0f} {l / base_loop if base_loop else 0:>6.3f}  "
-              f"{','.join(lost[cond]) if cond.startswith('portwatch') else '-'}")
+              f"{','.join(lost[cond]) if cond.startswith(('portwatch', 'idle')) else '-'}")
     return ok
 
 
@@ -135,7 +147,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--cache", type=Path, default=vmtest.default_cache_dir())
+    parser.add_argument("--idle", action="store_true",
+                        help="also a monitor filtered to an idle pid, per hook set")
     args = parser.parse_args()
+    conditions = CONDITIONS + (IDLE_CONDITIONS if args.idle else [])
     build = args.build.resolve()
     extra = tuple(str(build / "tests" / name)
                   for name in ("connect_storm", "syscall_loop", "hook_floor")) + (
@@ -151,7 +166,7 @@ def main() -> int:
         try:
             files = vmtest.fetch_kernel(kernel, args.cache)
             with tempfile.TemporaryDirectory(prefix=f"bench-vm-{kernel.name}-") as work:
-                script = in_vm_script(build, args.rounds, args.seconds)
+                script = in_vm_script(build, args.rounds, args.seconds, conditions)
                 initramfs = vmtest.build_initramfs(files, build, Path(work), [], {"CI": ""},
                                                    script, extra)
                 console = build / "vmtest" / f"bench-{kernel.name}.log"
@@ -159,7 +174,7 @@ def main() -> int:
                 start = time.monotonic()
                 text = vmtest.boot(files, initramfs, Path(work), console, 3600)
                 print(f"  ({time.monotonic() - start:.0f} s; console: {console})")
-                ok &= summarize(kernel, files.release, text)
+                ok &= summarize(kernel, files.release, text, conditions)
         except vmtest.Fail as error:
             print(f"{kernel.name}: {error}")
             ok = False
