@@ -310,7 +310,8 @@ std::string convert_targets(ParseTargets &targets) {
     std::string hooks = hook_name(targets.hooks);
     std::optional<HookChoice> hook_choice = value_named(kHookChoiceNames, hooks);
     if (!hook_choice)
-        return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {auto,fexit,tracepoint}\n";
+        return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {" +
+               CLI::detail::join(names_in(kHookChoiceNames), ",") + "}\n";
     options.hooks = *hook_choice;
     if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
     if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
