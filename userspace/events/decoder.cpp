@@ -4,7 +4,11 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <concepts>
 #include <cstring>
+#include <functional>
+#include <type_traits>
+#include <utility>
 
 #include "events/abi.h"
 
@@ -95,40 +99,77 @@ Decoded failure(DecodeError error) {
     return Decoded{std::nullopt, error};
 }
 
+// A record's field as the event's type; nullopt when out of range.
+template <class Value>
+struct As {};
+
+std::optional<How> decoded(As<How>, std::uint8_t raw) {
+    return how_of(raw);
+}
+std::optional<Syscall> decoded(As<Syscall>, std::uint8_t raw) {
+    return syscall_of(raw);
+}
+std::optional<ReleaseReason> decoded(As<ReleaseReason>, std::uint8_t raw) {
+    return reason_of(raw);
+}
+std::optional<SocketInfo> decoded(As<SocketInfo>, const pw_socket &raw) {
+    return socket_of(raw);
+}
+std::optional<TaskInfo> decoded(As<TaskInfo>, const pw_task &raw) {
+    return task_of(raw);
+}
+std::optional<bool> decoded(As<bool>, std::uint8_t raw) {
+    return raw != 0;
+}
+template <std::integral Value, std::integral Raw>
+std::optional<Value> decoded(As<Value>, Raw raw) {
+    if (!std::in_range<Value>(raw)) return std::nullopt;
+    return static_cast<Value>(raw);
+}
+
+template <class Object, class Member>
+Member member_type(Member Object::*);
+
+// Fills every member of `event` its table takes from the record (field_table.h); false when
+// one is out of range.
+template <class Event, class Record, class Table>
+bool copy_fields(Event &event, const Record &record, const Table &table) {
+    return all_fields(table, [&](const auto &entry) {
+        using Entry = std::remove_cvref_t<decltype(entry)>;
+        if constexpr (!kFromRecord<Entry>) {
+            return true;
+        } else {
+            using Value = decltype(member_type(entry.get));
+            auto value = decoded(As<Value>{}, std::invoke(entry.raw, record));
+            if (!value) return false;
+            event.*entry.get = std::move(*value);
+            return true;
+        }
+    });
+}
+
 Decoded decode_allocate(std::span<const std::uint8_t> bytes) {
     auto raw = copy_record<pw_allocate_record>(bytes);
-    auto sock = socket_of(raw.sock);
-    auto how = how_of(raw.how);
-    auto syscall = syscall_of(raw.syscall);
-    bool failed = raw.hdr.type == PW_RECORD_ALLOCATE_FAILED;
-    if (!sock || !how || !syscall || failed != (raw.error != 0) || raw.error < 0)
-        return failure(DecodeError::bad_field);
     AllocateEvent event;
     event.boot_ns = raw.hdr.boot_ns;
-    event.sock = *sock;
-    event.task = task_of(raw.task);
-    event.how = *how;
-    event.syscall = *syscall;
+    bool failed = raw.hdr.type == PW_RECORD_ALLOCATE_FAILED;
+    if (!copy_fields(event, raw, kAllocateFields) || failed != event.failed() || event.error < 0)
+        return failure(DecodeError::bad_field);
     // A failed automatic choice has no port (0) to look up in the range, but it was one
     // the range should have given.
-    event.ephemeral = raw.ephemeral != 0 || (failed && *how != How::bind);
-    event.error = raw.error;
+    event.ephemeral = event.ephemeral || (failed && event.how != How::bind);
     return Decoded{Event{std::move(event)}, DecodeError::none};
 }
 
 Decoded decode_release(std::span<const std::uint8_t> bytes) {
     auto raw = copy_record<pw_release_record>(bytes);
-    auto sock = socket_of(raw.held.sock);
-    bool owner_known = raw.held.how != PW_HOW_NONE;  // NONE: joined in user space
-    auto how = how_of(raw.held.how);
-    auto reason = reason_of(raw.reason);
-    if (!sock || (owner_known && !how) || !reason) return failure(DecodeError::bad_field);
     ReleaseEvent event;
     event.boot_ns = raw.hdr.boot_ns;
-    event.sock = *sock;
-    event.reason = *reason;
-    event.owner_known = owner_known;
-    if (!owner_known) return Decoded{Event{std::move(event)}, DecodeError::none};
+    if (!copy_fields(event, raw, kReleaseFields)) return failure(DecodeError::bad_field);
+    event.owner_known = raw.held.how != PW_HOW_NONE;  // NONE: joined in user space
+    if (!event.owner_known) return Decoded{Event{std::move(event)}, DecodeError::none};
+    auto how = how_of(raw.held.how);
+    if (!how) return failure(DecodeError::bad_field);
     event.owner = task_of(raw.held.owner);
     event.how = *how;
     event.held_ns = raw.hdr.boot_ns > raw.held.allocated_boot_ns

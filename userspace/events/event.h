@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-// The decoded, typed form of what the kernel side reports. No libbpf, no kernel.
+// The decoded, typed form of what the kernel side reports, and each event's field table
+// (field_table.h): the JSON keys in their order, where the decoder copies each field from, what
+// the text line adds. No libbpf, no kernel.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <variant>
 
 #include "base/enum_names.h"
+#include "events/abi.h"
 #include "events/cgroup_path.h"
+#include "events/field_table.h"
 
 namespace portwatch {
 
@@ -63,6 +70,44 @@ struct SocketInfo {
     bool has_remote() const { return remote_port != 0; }
 };
 
+inline constexpr auto kSocketFields = std::tuple{
+    Field{"proto", &SocketInfo::proto},
+    Field{"family", &SocketInfo::family},
+    Field{"netns", &SocketInfo::netns},
+    Field{"local_addr", &SocketInfo::local_addr},
+    Field{"local_port", &SocketInfo::local_port},
+    Field{"remote_addr",
+          [](const SocketInfo &sock) -> std::optional<IpAddress> {
+              if (!sock.has_remote()) return std::nullopt;
+              return sock.remote_addr;
+          }},
+    Field{"remote_port",
+          [](const SocketInfo &sock) -> std::optional<std::uint16_t> {
+              if (!sock.has_remote()) return std::nullopt;
+              return sock.remote_port;
+          }},
+    Field{"sock_cookie", &SocketInfo::cookie},
+};
+
+// The cgroup's path and the container it shows.
+inline constexpr auto kCgroupFields = std::tuple{
+    Field{"cgroup",
+          [](const CgroupPath &path) -> std::optional<RawText> {
+              if (path.empty()) return std::nullopt;
+              return RawText{path.text()};
+          }},
+    Field{"container_id",
+          [](const CgroupPath &path) -> std::optional<std::string_view> {
+              if (!path.container()) return std::nullopt;
+              return path.container()->id;
+          }},
+    Field{"container_runtime",
+          [](const CgroupPath &path) -> std::optional<std::string_view> {
+              if (!path.container()) return std::nullopt;
+              return path.container()->runtime;
+          }},
+};
+
 struct TaskInfo {
     std::uint32_t pid = 0;
     std::uint32_t tid = 0;
@@ -73,6 +118,23 @@ struct TaskInfo {
     // with the container it shows. The kernel sends only the id: the enrichment step
     // (enrich/enricher.h) fills the path in, from a lookup outside the core.
     CgroupPath cgroup_path;
+};
+
+// The caller of an allocation; kOwnerFields: the owner of a released port (no tid).
+inline constexpr auto kTaskFields = std::tuple{
+    Field{"pid", &TaskInfo::pid},
+    Field{"tid", &TaskInfo::tid},
+    Field{"comm", [](const TaskInfo &task) { return RawText{task.comm}; }},
+    Field{"uid", &TaskInfo::uid},
+    Field{"cgroup_id", &TaskInfo::cgroup_id},
+    Group{&TaskInfo::cgroup_path, kCgroupFields},
+};
+inline constexpr auto kOwnerFields = std::tuple{
+    Field{"pid", &TaskInfo::pid},
+    Field{"comm", [](const TaskInfo &task) { return RawText{task.comm}; }},
+    Field{"uid", &TaskInfo::uid},
+    Field{"cgroup_id", &TaskInfo::cgroup_id},
+    Group{&TaskInfo::cgroup_path, kCgroupFields},
 };
 
 // allocate (error == 0) or allocate_failed (error = errno).
@@ -88,6 +150,25 @@ struct AllocateEvent {
     bool failed() const { return error != 0; }
 };
 
+// After `type` and `ts`. The decoder checks what joins fields (a failure has an errno) and
+// derives `ephemeral` for a failure (decoder.cpp).
+inline constexpr auto kAllocateFields = std::tuple{
+    Field{"how", &AllocateEvent::how, &pw_allocate_record::how},
+    Field{"syscall", &AllocateEvent::syscall, &pw_allocate_record::syscall},
+    Group{&AllocateEvent::sock, kSocketFields, &pw_allocate_record::sock},
+    Group{&AllocateEvent::task, kTaskFields, &pw_allocate_record::task},
+    Field{"ephemeral", &AllocateEvent::ephemeral, &pw_allocate_record::ephemeral},
+    Copy{&AllocateEvent::error, &pw_allocate_record::error},
+    Field{"errno",
+          [](const AllocateEvent &event) {
+              return IfSet<int>{event.failed(), event.error};
+          }},
+    Field{"error",
+          [](const AllocateEvent &event) {
+              return IfSet<ErrnoName>{event.failed(), ErrnoName{event.error}};
+          }},
+};
+
 struct ReleaseEvent {
     std::uint64_t boot_ns = 0;
     SocketInfo sock;
@@ -101,6 +182,26 @@ struct ReleaseEvent {
     std::uint64_t held_ns = 0;
 
     bool time_wait() const { return reason == ReleaseReason::time_wait; }
+};
+
+// After `type` and `ts`. The owner and `how` are decoded only where the kernel kept them.
+inline constexpr auto kReleaseFields = std::tuple{
+    Field{"how",
+          [](const ReleaseEvent &event) -> std::optional<How> {
+              if (!event.owner_known) return std::nullopt;
+              return event.how;
+          }},
+    Group{&ReleaseEvent::sock, kSocketFields,
+          [](const pw_release_record &record) { return record.held.sock; }},
+    Group{[](const ReleaseEvent &event) { return event.owner_known ? &event.owner : nullptr; },
+          kOwnerFields},
+    Field{"held_ms",
+          [](const ReleaseEvent &event) -> std::optional<double> {
+              if (!event.owner_known) return std::nullopt;
+              return static_cast<double>(event.held_ns / 1000) / 1000.0;  // whole microseconds
+          }},
+    Field{"reason", &ReleaseEvent::reason, &pw_release_record::reason},
+    Field{"time_wait", &ReleaseEvent::time_wait},
 };
 
 using Event = std::variant<AllocateEvent, ReleaseEvent>;

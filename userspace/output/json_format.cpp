@@ -152,7 +152,7 @@ class JsonTextFields {
 
 // `key` as valid UTF-8, and `<key>_hex` with the exact bytes when that changed anything.
 template <class Fields>
-void add_raw_text(Fields &out, std::string_view key, const std::string &raw) {
+void add_raw_text(Fields &out, std::string_view key, std::string_view raw) {
     if (is_ascii(raw)) {
         out.set(key, raw);
         return;
@@ -160,6 +160,78 @@ void add_raw_text(Fields &out, std::string_view key, const std::string &raw) {
     SafeText safe = utf8_or_escaped(raw);
     out.set(key, safe.text);
     if (safe.altered) out.set(std::string(key) + "_hex", hex_bytes(raw));
+}
+
+// A field's value, as its type is written (field_table.h).
+template <class Fields>
+void add_value(Fields &out, std::string_view key, RawText text) {
+    add_raw_text(out, key, text.bytes);
+}
+template <class Fields>
+void add_value(Fields &out, std::string_view key, ErrnoName error) {
+    out.set(key, errno_name(error.error));
+}
+template <class Fields>
+void add_value(Fields &out, std::string_view key, const IpAddress &addr) {
+    out.set(key, to_string(addr));
+}
+template <class Fields, class Value>
+requires requires(Value value) {
+    name_of(value);
+}
+void add_value(Fields &out, std::string_view key, Value value) {
+    out.set(key, name_of(value));
+}
+template <class Fields, class Value>
+requires std::integral<Value> || std::floating_point<Value> ||
+    std::convertible_to<Value, std::string_view>
+void add_value(Fields &out, std::string_view key, const Value &value) {
+    out.set(key, value);
+}
+template <class Fields, class Value>
+void add_value(Fields &out, std::string_view key, const std::optional<Value> &value) {
+    if (value)
+        add_value(out, key, *value);
+    else
+        out.set_null(key);
+}
+template <class Fields, class Value>
+void add_value(Fields &out, std::string_view key, const IfSet<Value> &value) {
+    if (value.set) add_value(out, key, value.value);
+}
+
+// Every field of `table` as null (an owner nobody knows).
+template <class Fields, class Table>
+void add_nulls(Fields &out, const Table &table) {
+    for_each_field(table, [&](const auto &entry) {
+        using Entry = std::remove_cvref_t<decltype(entry)>;
+        if constexpr (kIsGroup<Entry>)
+            add_nulls(out, entry.fields);
+        else if constexpr (!kIsCopy<Entry>)
+            out.set_null(entry.key);
+    });
+}
+
+// The fields of `object` its table lists, in the table's order.
+template <class Fields, class Object, class Table>
+void add_fields(Fields &out, const Object &object, const Table &table) {
+    for_each_field(
+        table, [&](const auto &entry) __attribute__((always_inline)) {
+            using Entry = std::remove_cvref_t<decltype(entry)>;
+            if constexpr (kIsGroup<Entry>) {
+                const auto &member = value_of(object, entry);
+                if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(member)>>) {
+                    if (member)
+                        add_fields(out, *member, entry.fields);
+                    else
+                        add_nulls(out, entry.fields);
+                } else {
+                    add_fields(out, member, entry.fields);
+                }
+            } else if constexpr (!kIsCopy<Entry>) {
+                add_value(out, entry.key, value_of(object, entry));
+            }
+        });
 }
 
 template <class Fields>
@@ -180,23 +252,6 @@ void add_owner(Fields &out, std::uint32_t pid, const std::string &comm) {
     add_comm(out, comm);
 }
 
-// The cgroup path (null when unknown) and the container it shows (null when none).
-template <class Fields>
-void add_cgroup(Fields &out, const CgroupPath &path) {
-    if (path.empty())
-        out.set_null("cgroup");
-    else
-        add_raw_text(out, "cgroup", path);
-    const std::optional<Container> &container = path.container();
-    if (container) {
-        out.set("container_id", container->id);
-        out.set("container_runtime", container->runtime);
-    } else {
-        out.set_null("container_id");
-        out.set_null("container_runtime");
-    }
-}
-
 // The same, on a tree.
 void add_comm(Json &out, const std::string &raw) {
     JsonTreeFields fields(out);
@@ -208,36 +263,10 @@ void add_owner(Json &out, std::uint32_t pid, const std::string &comm) {
     add_owner(fields, pid, comm);
 }
 
+// The cgroup path (null when unknown) and the container it shows (null when none).
 void add_cgroup(Json &out, const CgroupPath &path) {
     JsonTreeFields fields(out);
-    add_cgroup(fields, path);
-}
-
-template <class Fields>
-void add_task(Fields &out, const TaskInfo &task, bool with_tid) {
-    out.set("pid", task.pid);
-    if (with_tid) out.set("tid", task.tid);
-    add_comm(out, task.comm);
-    out.set("uid", task.uid);
-    out.set("cgroup_id", task.cgroup_id);
-    add_cgroup(out, task.cgroup_path);
-}
-
-template <class Fields>
-void add_socket(Fields &out, const SocketInfo &sock) {
-    out.set("proto", name_of(sock.proto));
-    out.set("family", name_of(sock.family));
-    out.set("netns", sock.netns);
-    out.set("local_addr", to_string(sock.local_addr));
-    out.set("local_port", sock.local_port);
-    if (sock.has_remote()) {
-        out.set("remote_addr", to_string(sock.remote_addr));
-        out.set("remote_port", sock.remote_port);
-    } else {
-        out.set_null("remote_addr");
-        out.set_null("remote_port");
-    }
-    out.set("sock_cookie", sock.cookie);
+    add_fields(fields, path, kCgroupFields);
 }
 
 template <class Fields>
@@ -255,45 +284,16 @@ Json header(std::string_view type, std::int64_t realtime_ns) {
 }
 
 template <class Fields>
-void add_allocate(Fields &out, const AllocateEvent &event, const TimeBase &time) {
-    add_header(out, event.failed() ? "allocate_failed" : "allocate", time.realtime(event.boot_ns));
-    out.set("how", name_of(event.how));
-    out.set("syscall", name_of(event.syscall));
-    add_socket(out, event.sock);
-    add_task(out, event.task, true);
-    out.set("ephemeral", event.ephemeral);
-    if (event.failed()) {
-        out.set("errno", event.error);
-        out.set("error", errno_name(event.error));
-    }
-}
-
-template <class Fields>
-void add_release(Fields &out, const ReleaseEvent &event, const TimeBase &time) {
-    add_header(out, "release", time.realtime(event.boot_ns));
-    if (event.owner_known)
-        out.set("how", name_of(event.how));
-    else
-        out.set_null("how");
-    add_socket(out, event.sock);
-    if (event.owner_known) {
-        add_task(out, event.owner, false);
-        out.set("held_ms", static_cast<double>(event.held_ns / 1000) / 1000.0);
-    } else {
-        for (const char *key : {"pid", "comm", "uid", "cgroup_id", "cgroup", "container_id",
-                                "container_runtime", "held_ms"})
-            out.set_null(key);
-    }
-    out.set("reason", name_of(event.reason));
-    out.set("time_wait", event.time_wait());
-}
-
-template <class Fields>
 void add_event(Fields &out, const Event &event, const TimeBase &time) {
-    if (const auto *allocate = std::get_if<AllocateEvent>(&event))
-        add_allocate(out, *allocate, time);
-    else
-        add_release(out, std::get<ReleaseEvent>(event), time);
+    if (const auto *allocate = std::get_if<AllocateEvent>(&event)) {
+        add_header(out, allocate->failed() ? "allocate_failed" : "allocate",
+                   time.realtime(allocate->boot_ns));
+        add_fields(out, *allocate, kAllocateFields);
+    } else {
+        const auto &release = std::get<ReleaseEvent>(event);
+        add_header(out, "release", time.realtime(release.boot_ns));
+        add_fields(out, release, kReleaseFields);
+    }
 }
 
 Json json_address(const IpAddress &addr) {

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "output/text_lines.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
+#include <iterator>
+#include <type_traits>
 
 #include "events/containers.h"
 #include "output/names.h"
@@ -22,32 +26,153 @@ std::string joined(const std::string &text, const std::string &more) {
     return text + " " + more;
 }
 
-constexpr const char *kRowFormat =
-    "%-15s %-15s %-16s %-8s %-5s %-7s %-7s %-16s %-10s %-26s %-26s %s\n";
+// What one event line shows, column by column.
+struct EventRow {
+    std::string time;
+    std::string_view event, how, syscall;
+    const SocketInfo &sock;
+    const TaskInfo *task;  // null: the owner is not known
+    std::string detail;
+};
 
-std::string row(const std::string &time, std::string_view event, std::string_view how,
-                std::string_view syscall, const SocketInfo &sock, const TaskInfo *task,
-                const std::string &detail) {
-    std::string proto =
-        std::string(name_of(sock.proto)) + (sock.family == Family::ipv4 ? "4" : "6");
-    std::string remote = sock.has_remote() ? endpoint(sock.remote_addr, sock.remote_port) : "-";
-    char buffer[512];
-    std::snprintf(buffer, sizeof(buffer), kRowFormat, time.c_str(), std::string(event).c_str(),
-                  std::string(how).c_str(), std::string(syscall).c_str(), proto.c_str(),
-                  task ? std::to_string(task->pid).c_str() : "-",
-                  task ? std::to_string(task->tid).c_str() : "-",
-                  task ? printable_column(task->comm, 16).c_str() : "-",
-                  std::to_string(sock.netns).c_str(),
-                  endpoint(sock.local_addr, sock.local_port).c_str(), remote.c_str(),
-                  joined(detail, task ? container_label(task->cgroup_path) : "").c_str());
-    return buffer;
+struct Column {
+    const char *header;
+    int width;  // padded to it, never cut; the last column is not padded
+    std::string (*text)(const EventRow &row);
+};
+
+std::string task_text(const EventRow &row, std::string (*text)(const TaskInfo &task)) {
+    return row.task ? text(*row.task) : "-";
+}
+
+constexpr Column kEventColumns[] = {
+    {"TIME", 15, [](const EventRow &row) { return row.time; }},
+    {"EVENT", 15, [](const EventRow &row) { return std::string(row.event); }},
+    {"HOW", 16, [](const EventRow &row) { return std::string(row.how); }},
+    {"SYSCALL", 8, [](const EventRow &row) { return std::string(row.syscall); }},
+    {"PROTO", 5,
+     [](const EventRow &row) {
+         return std::string(name_of(row.sock.proto)) +
+                (row.sock.family == Family::ipv4 ? "4" : "6");
+     }},
+    {"PID", 7,
+     [](const EventRow &row) {
+         return task_text(row, [](const TaskInfo &task) { return std::to_string(task.pid); });
+     }},
+    {"TID", 7,
+     [](const EventRow &row) {
+         return task_text(row, [](const TaskInfo &task) { return std::to_string(task.tid); });
+     }},
+    {"COMM", 16,
+     [](const EventRow &row) {
+         return task_text(row,
+                          [](const TaskInfo &task) { return printable_column(task.comm, 16); });
+     }},
+    {"NETNS", 10, [](const EventRow &row) { return std::to_string(row.sock.netns); }},
+    {"LOCAL", 26,
+     [](const EventRow &row) { return endpoint(row.sock.local_addr, row.sock.local_port); }},
+    {"REMOTE", 26,
+     [](const EventRow &row) {
+         return row.sock.has_remote() ? endpoint(row.sock.remote_addr, row.sock.remote_port)
+                                      : std::string("-");
+     }},
+    {"DETAIL", 0,
+     [](const EventRow &row) {
+         return joined(row.detail, row.task ? container_label(row.task->cgroup_path) : "");
+     }},
+};
+
+std::string columns_line(std::string (*text_of)(const Column &column, const EventRow *row),
+                         const EventRow *row) {
+    std::string line;
+    for (const Column &column : kEventColumns) {
+        std::string text = text_of(column, row);
+        line += text;
+        if (&column == std::end(kEventColumns) - 1) break;
+        line.append(std::max<std::ptrdiff_t>(column.width - std::ptrdiff_t(text.size()), 0) + 1,
+                    ' ');
+    }
+    return line + "\n";
+}
+
+std::string row_line(const EventRow &row) {
+    return columns_line([](const Column &column, const EventRow *of) { return column.text(*of); },
+                        &row);
+}
+
+// A field's value as the text line writes it (Detail::key_value).
+std::string text_of(bool value) {
+    return value ? "true" : "false";
+}
+std::string text_of(double value) {
+    return format_text("%g", value);
+}
+template <std::integral Value>
+    requires(!std::is_same_v<Value, bool>)
+std::string text_of(Value value) {
+    return std::to_string(value);
+}
+std::string text_of(const IpAddress &addr) {
+    return to_string(addr);
+}
+std::string text_of(std::string_view text) {
+    return printable(std::string(text));
+}
+std::string text_of(RawText text) {
+    return printable(std::string(text.bytes));
+}
+template <class Value>
+requires requires(Value value) {
+    name_of(value);
+}
+std::string text_of(Value value) {
+    return std::string(name_of(value));
+}
+std::string text_of(ErrnoName error) {
+    return errno_name(error.error);
+}
+template <class Value>
+std::string text_of(const std::optional<Value> &value) {
+    return value ? text_of(*value) : "-";
+}
+template <class Value>
+std::string text_of(const IfSet<Value> &value) {
+    return value.set ? text_of(value.value) : "-";
+}
+
+// "key=value" for each field its table (and its groups' tables) marks Detail::key_value.
+template <class Object, class Table>
+void add_key_values(std::string &detail, const Object &object, const Table &table) {
+    for_each_field(table, [&](const auto &entry) {
+        using Entry = std::remove_cvref_t<decltype(entry)>;
+        if constexpr (kIsGroup<Entry>) {
+            const auto &member = value_of(object, entry);
+            if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(member)>>) {
+                if (member) add_key_values(detail, *member, entry.fields);
+            } else {
+                add_key_values(detail, member, entry.fields);
+            }
+        } else if constexpr (!kIsCopy<Entry>) {
+            if (entry.detail == Detail::key_value)
+                detail = joined(detail, std::string(entry.key) + "=" +
+                                            text_of(value_of(object, entry)));
+        }
+    });
+}
+
+template <class Object, class Table>
+std::string with_key_values(std::string detail, const Object &object, const Table &table) {
+    add_key_values(detail, object, table);
+    return detail;
 }
 
 std::string allocate_line(const AllocateEvent &event, const TimeBase &time) {
     std::string detail =
         event.failed() ? errno_name(event.error) : (event.ephemeral ? "ephemeral" : "");
-    return row(clock_time(time.realtime(event.boot_ns)), event.failed() ? "FAILED" : "allocate",
-               name_of(event.how), name_of(event.syscall), event.sock, &event.task, detail);
+    return row_line({clock_time(time.realtime(event.boot_ns)),
+                     event.failed() ? "FAILED" : "allocate", name_of(event.how),
+                     name_of(event.syscall), event.sock, &event.task,
+                     with_key_values(detail, event, kAllocateFields)});
 }
 
 std::string release_line(const ReleaseEvent &event, const TimeBase &time) {
@@ -57,9 +182,10 @@ std::string release_line(const ReleaseEvent &event, const TimeBase &time) {
         std::snprintf(held, sizeof(held), "held %.3fms %s", event.held_ns / 1e6, reason.c_str());
     else
         std::snprintf(held, sizeof(held), "owner unknown %s", reason.c_str());
-    return row(clock_time(time.realtime(event.boot_ns)), "release",
-               event.owner_known ? name_of(event.how) : "-", "-", event.sock,
-               event.owner_known ? &event.owner : nullptr, held);
+    return row_line({clock_time(time.realtime(event.boot_ns)), "release",
+                     event.owner_known ? name_of(event.how) : "-", "-", event.sock,
+                     event.owner_known ? &event.owner : nullptr,
+                     with_key_values(held, event, kReleaseFields)});
 }
 
 }  // namespace
@@ -79,10 +205,8 @@ std::string eta_text(const std::optional<double> &eta) {
 }
 
 std::string text_header() {
-    char buffer[256];
-    std::snprintf(buffer, sizeof(buffer), kRowFormat, "TIME", "EVENT", "HOW", "SYSCALL", "PROTO",
-                  "PID", "TID", "COMM", "NETNS", "LOCAL", "REMOTE", "DETAIL");
-    return buffer;
+    return columns_line(
+        [](const Column &column, const EventRow *) { return std::string(column.header); }, nullptr);
 }
 
 std::string text_line(const Event &event, const TimeBase &time) {
