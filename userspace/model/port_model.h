@@ -56,6 +56,8 @@ struct TablePorts {
     PortSet served;
 };
 
+class TableReading;
+
 struct RecentRelease {
     std::uint64_t cookie;
     std::uint64_t boot_ns;
@@ -184,6 +186,13 @@ class PortModel {
     void reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
                    std::uint64_t read_at_ns,
                    const std::function<bool(const KernelSocket &)> &admit = {});
+    // The same, from a table taken row by row as it was read: its rows are freed as they are
+    // applied.
+    void reconcile(std::uint32_t netns, TableReading &&table, std::uint64_t read_at_ns,
+                   const std::function<bool(const KernelSocket &)> &admit = {});
+    // Whether the model holds the row's socket as the row lists it (the same owner; a TCP
+    // socket already known as listening, or connected): reconcile() would change nothing.
+    bool holds_as_listed(const KernelSocket &row) const;
     // Level changes found outside apply() (reconcile, TIME_WAIT expiry at report time).
     std::vector<Warning> take_warnings();
 
@@ -264,7 +273,7 @@ class PortModel {
     void confirm_gone(std::uint32_t netns, const CookieSet &live);
     bool update_known_socket(const KernelSocket &socket);
     void forget_releases_before(std::uint64_t settled_before);
-    CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
+    CookieSet released_cookies_for(const std::deque<KernelSocket> &rows) const;
     void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
     CookieSet unowned_or_missed_before(std::uint32_t netns);
@@ -349,6 +358,50 @@ class TableRowFilter {
   private:
     const PortModel &model_;
     PortSet listening_;  // the TCP listeners' ports seen so far
+};
+
+// One netns's socket table as reconcile() takes it, row by row as sock_diag lists them, so
+// that a pass never holds a whole table (issue 32, defect 12: the rows held while the model
+// grew, or beside a full one, made a pass's peak 1.67-2.6x the model's memory). Of each row
+// TableRowFilter keeps, it notes what reconcile() needs of the whole table before any row
+// (the cookies listed, the listeners' ports, each port's peers), and holds the row itself
+// only when reconcile() has something to do with it: not for a socket the model holds as the
+// row lists it (holds_as_listed(): most rows of every pass after the first). Such a socket
+// that the model drops before reconcile() was released meanwhile (on_release()), and its row
+// would have been skipped as released. reconcile() frees the rows as it applies them.
+class TableReading {
+  public:
+    // The rows `model` needs, as above: the model is asked as each row is taken (the
+    // caller applies the queued events first).
+    explicit TableReading(const PortModel &model);
+    // Every row of `table`, as given (a table read whole).
+    explicit TableReading(std::vector<KernelSocket> table);
+
+    void take(KernelSocket socket);
+    std::size_t rows_held() const { return rows_.size(); }
+
+  private:
+    friend class PortModel;
+    struct PeersOfAPort {
+        std::size_t sockets = 0;
+        std::size_t towards_client_ports = 0;
+        PortSet remote_ports;
+
+        bool nearly_all(std::size_t count) const { return count * 10 >= sockets * 9; }
+        bool are_a_servers_clients() const;
+    };
+
+    void note(const KernelSocket &socket);
+    PortSet served_ports() const;
+
+    const PortModel *model_ = nullptr;  // null: every row is held
+    std::optional<TableRowFilter> filter_;
+    PortSet listening_;         // the TCP listeners' ports
+    CookieSet live_, waiting_;  // the cookies listed: TCP in TIME_WAIT, and the rest
+    absl::flat_hash_map<std::uint16_t, PeersOfAPort> peers_by_port_;  // connected TCP sockets'
+    // A deque frees its blocks as reconcile() takes the rows; a vector would keep them all,
+    // and double as it grows (holding both copies meanwhile).
+    std::deque<KernelSocket> rows_;
 };
 
 WarningLevel next_level(WarningLevel current, double utilization, const ModelSettings &settings);
