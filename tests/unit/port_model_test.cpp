@@ -987,6 +987,15 @@ TEST_F(PortModelTest, ATableTakenRowByRowHoldsOnlyTheRowsThatTellTheModelSomethi
               to_json(whole.report(events.now), time_base()));
 }
 
+TEST(SortedCookies, ContainsWhatWasAddedOnceSorted) {
+    SortedCookies cookies;
+    for (std::uint64_t cookie : {42u, 7u, 1000u, 7u, 3u}) cookies.add(cookie);
+    cookies.sort();
+    for (std::uint64_t cookie : {3u, 7u, 42u, 1000u}) EXPECT_TRUE(cookies.contains(cookie));
+    for (std::uint64_t cookie : {0u, 4u, 999u, 1001u}) EXPECT_FALSE(cookies.contains(cookie));
+    EXPECT_FALSE(SortedCookies{}.contains(0));
+}
+
 TEST(NextLevel, HysteresisTable) {
     ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
     using L = WarningLevel;

@@ -4,6 +4,8 @@
 // gone, owners changed, TIME_WAIT).
 #include "model/port_model.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 namespace portwatch {
@@ -40,18 +42,26 @@ constexpr std::size_t kServedSockets = 3;
 // macOS's and the BSDs' 49152-65535. A host's own range says nothing of its peers'.
 constexpr std::uint16_t kClientPortsFrom = 32768;
 
+// What the connected TCP sockets on one local port are towards.
+struct PeersOfAPort {
+    std::size_t sockets = 0;
+    std::size_t towards_client_ports = 0;
+    std::size_t remote_ports = 0;  // distinct
+
+    bool nearly_all(std::size_t count) const { return count * 10 >= sockets * 9; }
+    bool are_a_servers_clients() const {
+        return sockets >= kServedSockets && nearly_all(remote_ports) &&
+               nearly_all(towards_client_ports);
+    }
+};
+
 // Gives a container's memory back (clear() may keep a table's capacity).
 template <typename Container>
 void free_all(Container &container) {
-    Container().swap(container);
+    container = Container();
 }
 
 }  // namespace
-
-bool TableReading::PeersOfAPort::are_a_servers_clients() const {
-    return sockets >= kServedSockets && nearly_all(remote_ports.size()) &&
-           nearly_all(towards_client_ports);
-}
 
 TableReading::TableReading(const PortModel &model) : model_(&model) {
     filter_.emplace(model);
@@ -70,19 +80,32 @@ void TableReading::take(KernelSocket socket) {
 
 void TableReading::note(const KernelSocket &socket) {
     if (is_tcp_listener(socket)) listening_.insert(socket.sock.local_port);
-    (is_tcp_time_wait(socket) ? waiting_ : live_).insert(socket.sock.cookie);
+    if (is_tcp_time_wait(socket))
+        waiting_.insert(socket.sock.cookie);
+    else
+        live_.add(socket.sock.cookie);
     if (socket.sock.proto != Proto::tcp || socket.state == kTcpListen || !socket.sock.has_remote())
         return;
-    PeersOfAPort &peers = peers_by_port_[socket.sock.local_port];
-    peers.sockets++;
-    peers.towards_client_ports += socket.sock.remote_port >= kClientPortsFrom;
-    peers.remote_ports.insert(socket.sock.remote_port);
+    peers_.push_back(std::uint32_t(socket.sock.local_port) << 16 | socket.sock.remote_port);
 }
 
-PortSet TableReading::served_ports() const {
+PortSet TableReading::served_ports() {
+    std::sort(peers_.begin(), peers_.end());
     PortSet served;
-    for (const auto &[port, peers] : peers_by_port_)
-        if (peers.are_a_servers_clients()) served.insert(port);
+    // one local port's run at a time, its remote ports in order
+    for (auto run = peers_.begin(); run != peers_.end();) {
+        std::uint16_t local_port = *run >> 16;
+        PeersOfAPort peers;
+        std::optional<std::uint16_t> previous_remote;
+        for (; run != peers_.end() && (*run >> 16) == local_port; ++run) {
+            auto remote_port = std::uint16_t(*run & 0xffff);
+            peers.sockets++;
+            peers.towards_client_ports += remote_port >= kClientPortsFrom;
+            peers.remote_ports += remote_port != previous_remote;
+            previous_remote = remote_port;
+        }
+        if (peers.are_a_servers_clients()) served.insert(local_port);
+    }
     return served;
 }
 
@@ -100,8 +123,9 @@ void PortModel::reconcile(std::uint32_t netns, TableReading &&table, std::uint64
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
     forget_releases_before(settled_before);
     TablePorts ports{std::move(table.listening_), table.served_ports()};
-    free_all(table.peers_by_port_);
+    free_all(table.peers_);
     CookieSet known_before = unowned_or_missed_before(netns);
+    table.live_.sort();
     confirm_gone(netns, table.live_);
     drop_gone_sockets(netns, table.live_, settled_before, read_at_ns);
     free_all(table.live_);  // before the model grows
@@ -127,7 +151,7 @@ void PortModel::reconcile(std::uint32_t netns, TableReading &&table, std::uint64
 
 // Drops the netns's sockets the tables no longer list, unless an event showed them too
 // recently for the tables to tell.
-void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
+void PortModel::drop_gone_sockets(std::uint32_t netns, const SortedCookies &live,
                                   std::uint64_t settled_before, std::uint64_t read_at_ns) {
     for (auto it = sockets_.begin(); it != sockets_.end();) {
         const HeldSocket &held = it->second;
@@ -147,7 +171,7 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
 }
 
 // The cookies the netns's previous pass dropped as gone that this one does not list either.
-void PortModel::confirm_gone(std::uint32_t netns, const CookieSet &live) {
+void PortModel::confirm_gone(std::uint32_t netns, const SortedCookies &live) {
     auto missing = missing_once_.find(netns);
     if (missing == missing_once_.end()) return;
     for (std::uint64_t cookie : missing->second)
