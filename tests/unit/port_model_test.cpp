@@ -932,6 +932,70 @@ TEST_F(PortModelTest, TheRowFilterKeepsEveryRowOfATableWithoutListeners) {
     EXPECT_EQ(rows_kept(model, table).size(), table.size());
 }
 
+// The rows of `table`, taken one by one as a pass reads them.
+TableReading reading_of(const PortModel &model, const std::vector<KernelSocket> &table) {
+    TableReading reading(model);
+    for (const KernelSocket &row : table) reading.take(row);
+    return reading;
+}
+
+// A pass that takes its table row by row (TableReading) holds only the rows reconcile() has
+// something to do with, and leaves the model as the whole table does: the first pass, then
+// a second one whose rows mostly list what the model holds already.
+TEST_F(PortModelTest, ATableTakenRowByRowHoldsOnlyTheRowsThatTellTheModelSomething) {
+    PortModel whole{ModelSettings{}, host.source()};  // the same tables, whole
+    std::vector<KernelSocket> table = {
+        table_socket(101, Proto::tcp, kTcpListen, 40005, 0, 77),
+        table_socket(201, Proto::tcp, kTcpEstablished, 40005, 50001, 77),  // accepted
+        table_socket(102, Proto::tcp, kTcpEstablished, 40001, 443, 77),    // a connect()
+        table_socket(103, Proto::udp, kTcpClose, 40003, 0, 78),
+        table_socket(104, Proto::tcp, kTcpTimeWait, 40002, 443),
+        table_socket(105, Proto::tcp, kTcpClose, 40004, 0, 77),  // bound, not yet listening
+        table_socket(106, Proto::tcp, kTcpEstablished, 40006, 443, 77),
+    };
+    table[4].time_wait_left_ms = 30'000;
+    TableReading first = reading_of(model, table);
+    EXPECT_EQ(first.rows_held(), table.size() - 1) << "all but the accepted socket";
+    model.reconcile(kNetns, std::move(first), events.now);
+    whole.reconcile(kNetns, table, events.now);
+    EXPECT_EQ(model.tracked_sockets(), 5u);
+
+    events.now += kSecond;
+    std::vector<KernelSocket> again = table;
+    again[3].owner = std::make_shared<TaskInfo>(task("nginx"));
+    again[3].owner->pid = 79;                                                 // another owner
+    again[5] = table_socket(105, Proto::tcp, kTcpListen, 40004, 0, 77);       // listening now
+    again.push_back(table_socket(107, Proto::udp, kTcpClose, 40007, 0, 78));  // new
+    TableReading second = reading_of(model, again);
+    // 103 (its owner), 104 (TIME_WAIT: not a socket the model holds), 105 (listening), 107
+    EXPECT_EQ(second.rows_held(), 4u);
+    // Released after its row was read: a row left out is one reconcile() would have skipped.
+    AllocateEvent connected;
+    connected.sock = table[6].sock;
+    connected.how = How::connect_autobind;
+    for (PortModel *each : {&model, &whole})
+        each->apply(events.release(connected, ReleaseReason::tcp_closed));
+    model.reconcile(kNetns, std::move(second), events.now);
+    whole.reconcile(kNetns, again, events.now);
+
+    const ReconcileTotals &got = model.reconcile_totals(), &want = whole.reconcile_totals();
+    EXPECT_EQ(got.added, want.added);
+    EXPECT_EQ(got.removed, want.removed);
+    EXPECT_EQ(got.time_wait, want.time_wait);
+    EXPECT_EQ(model.tracked_sockets(), whole.tracked_sockets());
+    EXPECT_EQ(to_json(model.report(events.now), time_base()),
+              to_json(whole.report(events.now), time_base()));
+}
+
+TEST(SortedCookies, ContainsWhatWasAddedOnceSorted) {
+    SortedCookies cookies;
+    for (std::uint64_t cookie : {42u, 7u, 1000u, 7u, 3u}) cookies.add(cookie);
+    cookies.sort();
+    for (std::uint64_t cookie : {3u, 7u, 42u, 1000u}) EXPECT_TRUE(cookies.contains(cookie));
+    for (std::uint64_t cookie : {0u, 4u, 999u, 1001u}) EXPECT_FALSE(cookies.contains(cookie));
+    EXPECT_FALSE(SortedCookies{}.contains(0));
+}
+
 TEST(NextLevel, HysteresisTable) {
     ModelSettings s;  // warn 0.80, critical 0.95, hysteresis 0.05
     using L = WarningLevel;

@@ -31,34 +31,37 @@ bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
 }
 
 struct Table {
-    std::vector<KernelSocket> sockets;
+    TableReading rows;
     std::int64_t read_at;
 };
 
-// The rows of one netns's table the model needs; std::nullopt if the netns is gone or its
-// table cannot be read (no privilege to enter the namespace): the model then keeps what the
-// events say of that namespace (`check` names the reason).
+// The rows of one netns's table the model needs, with their owners; std::nullopt if the netns
+// is gone or its table cannot be read (no privilege to enter the namespace): the model then
+// keeps what the events say of that namespace (`check` names the reason).
 std::optional<Table> read_table(PortModel &model, NetnsConfigReader &netns_reader,
-                                std::uint32_t netns, const std::function<void()> &drain_events) {
+                                std::uint32_t netns, const SocketOwners &owners,
+                                const std::function<void()> &drain_events) {
     Result<int> fd = netns_reader.handle(netns);
     if (!fd) return std::nullopt;  // gone since: its sockets went with it
-    // Only the rows the model needs: a busy server's accepted sockets are most of them.
-    // The filter asks the model what it holds: what the queued events say, first.
+    // Only the rows the model needs (TableReading): a busy server's accepted sockets are most
+    // of them, and after the first pass, the sockets the model already holds as listed.
+    // It asks the model what it holds: what the queued events say, first.
     if (drain_events) drain_events();
-    TableRowFilter needed(model);
+    TableReading table(model);
     std::int64_t read_at = clock_ns(CLOCK_BOOTTIME);
     // A busy host's table takes longer than a connect storm takes to fill the ring
     // buffer: it is read during the dump too, as the rows read so far leave the model
-    // right (the row filter asks it again for each row; reconcile() spares what events
+    // right (the model is asked again for each row; reconcile() spares what events
     // showed during the dump, and skips the rows of sockets released meanwhile).
     std::size_t rows = 0;
-    Result<std::vector<KernelSocket>> sockets =
-        dump_sockets(*fd, netns, [&](const KernelSocket &socket) {
-            if (drain_events && ++rows % kRowsBetweenDrains == 0) drain_events();
-            return needed.keep(socket);
-        });
-    if (!sockets) return std::nullopt;
-    return Table{std::move(sockets).value(), read_at};
+    Status read = read_sockets(*fd, netns, [&](KernelSocket socket) {
+        if (drain_events && ++rows % kRowsBetweenDrains == 0) drain_events();
+        // TIME_WAIT sockets have no inode
+        if (socket.inode != 0) socket.owner = owners.owner_of(socket.inode);
+        table.take(std::move(socket));
+    });
+    if (!read) return std::nullopt;
+    return Table{std::move(table), read_at};
 }
 
 void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const Filters &filters,
@@ -77,15 +80,14 @@ void read_tables_into(PortModel &model, NetnsConfigReader &netns_reader, const F
     // One table at a time, into the model as soon as it is read: a pass that held every
     // table at once peaked at ~550 B per tracked socket (issue 32, defect 12).
     for (auto netns = namespaces.begin(); netns != namespaces.end(); ++netns) {
-        std::optional<Table> table = read_table(model, netns_reader, *netns, drain_events);
+        std::optional<Table> table = read_table(model, netns_reader, *netns, owners, drain_events);
         if (!table) continue;
-        table->sockets = with_owners(std::move(table->sockets), owners);
         if (std::next(netns) == namespaces.end()) owners = {};  // before the model grows
         // A socket made after /proc was read is in the table with no owner: its event, queued
         // meanwhile, names it, and must reach the model before the table is compared.
         if (drain_events) drain_events();
         model.reconcile(
-            *netns, table->sockets, std::uint64_t(table->read_at),
+            *netns, std::move(table->rows), std::uint64_t(table->read_at),
             [&](const KernelSocket &socket) { return table_socket_passes(filters, socket); });
     }
 }

@@ -13,6 +13,7 @@
 //   udp          UDP autobind and bind, per netns, exclusive.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -48,6 +49,22 @@ namespace portwatch {
 using CookieSet = absl::flat_hash_set<std::uint64_t>;
 using PortSet = absl::flat_hash_set<std::uint16_t>;
 
+// The cookies a table lists, for membership once the whole table is in: sorted, 8 B each,
+// in blocks (a hash set spent 9-19 B a cookie as it grew: ~10 MB of a pass's peak at 500,000
+// sockets).
+class SortedCookies {
+  public:
+    void add(std::uint64_t cookie) { cookies_.push_back(cookie); }
+    // Once every cookie is added, before contains().
+    void sort() { std::sort(cookies_.begin(), cookies_.end()); }
+    bool contains(std::uint64_t cookie) const {
+        return std::binary_search(cookies_.begin(), cookies_.end(), cookie);
+    }
+
+  private:
+    std::deque<std::uint64_t> cookies_;
+};
+
 // What a table says of its TCP ports beyond each socket's row.
 struct TablePorts {
     PortSet listening;  // a listener holds them
@@ -55,6 +72,8 @@ struct TablePorts {
     // from one that is gone (its server closed them first): reconcile.cpp, served_ports().
     PortSet served;
 };
+
+class TableReading;
 
 struct RecentRelease {
     std::uint64_t cookie;
@@ -184,6 +203,13 @@ class PortModel {
     void reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
                    std::uint64_t read_at_ns,
                    const std::function<bool(const KernelSocket &)> &admit = {});
+    // The same, from a table taken row by row as it was read: its rows are freed as they are
+    // applied.
+    void reconcile(std::uint32_t netns, TableReading &&table, std::uint64_t read_at_ns,
+                   const std::function<bool(const KernelSocket &)> &admit = {});
+    // Whether the model holds the row's socket as the row lists it (the same owner; a TCP
+    // socket already known as listening, or connected): reconcile() would change nothing.
+    bool holds_as_listed(const KernelSocket &row) const;
     // Level changes found outside apply() (reconcile, TIME_WAIT expiry at report time).
     std::vector<Warning> take_warnings();
 
@@ -259,12 +285,12 @@ class PortModel {
     bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
     std::optional<HeldSocket> from_table(const KernelSocket &socket, const TablePorts &ports,
                                          std::uint64_t read_at_ns) const;
-    void drop_gone_sockets(std::uint32_t netns, const CookieSet &live, std::uint64_t settled_before,
-                           std::uint64_t read_at_ns);
-    void confirm_gone(std::uint32_t netns, const CookieSet &live);
+    void drop_gone_sockets(std::uint32_t netns, const SortedCookies &live,
+                           std::uint64_t settled_before, std::uint64_t read_at_ns);
+    void confirm_gone(std::uint32_t netns, const SortedCookies &live);
     bool update_known_socket(const KernelSocket &socket);
     void forget_releases_before(std::uint64_t settled_before);
-    CookieSet released_cookies_for(const std::vector<KernelSocket> &table) const;
+    CookieSet released_cookies_for(const std::deque<KernelSocket> &rows) const;
     void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
     CookieSet unowned_or_missed_before(std::uint32_t netns);
@@ -349,6 +375,46 @@ class TableRowFilter {
   private:
     const PortModel &model_;
     PortSet listening_;  // the TCP listeners' ports seen so far
+};
+
+// One netns's socket table as reconcile() takes it, row by row as sock_diag lists them, so
+// that a pass never holds a whole table (issue 32, defect 12: the rows held while the model
+// grew, or beside a full one, made a pass's peak 1.67-2.6x the model's memory). Of each row
+// TableRowFilter keeps, it notes what reconcile() needs of the whole table before any row
+// (the cookies listed, the listeners' ports, each port's peers), and holds the row itself
+// only when reconcile() has something to do with it: not for a socket the model holds as the
+// row lists it (holds_as_listed(): most rows of every pass after the first). Such a socket
+// that the model drops before reconcile() was released meanwhile (on_release()), and its row
+// would have been skipped as released. reconcile() frees the rows as it applies them.
+class TableReading {
+  public:
+    // The rows `model` needs, as above: the model is asked as each row is taken (the
+    // caller applies the queued events first).
+    explicit TableReading(const PortModel &model);
+    // Every row of `table`, as given (a table read whole).
+    explicit TableReading(std::vector<KernelSocket> table);
+
+    void take(KernelSocket socket);
+    std::size_t rows_held() const { return rows_.size(); }
+
+  private:
+    friend class PortModel;
+    void note(const KernelSocket &socket);
+    // Sorts peers_ first.
+    PortSet served_ports();
+
+    const PortModel *model_ = nullptr;  // null: every row is held
+    std::optional<TableRowFilter> filter_;
+    PortSet listening_;  // the TCP listeners' ports
+    // the cookies listed: TCP in TIME_WAIT, and the rest (most)
+    CookieSet waiting_;
+    SortedCookies live_;
+    // Each connected TCP socket's local port << 16 | remote port: 4 B a row, where a map of
+    // each local port's remote ports took ~7 MB for a 28,000-port range.
+    std::deque<std::uint32_t> peers_;
+    // A deque frees its blocks as reconcile() takes the rows; a vector would keep them all,
+    // and double as it grows (holding both copies meanwhile).
+    std::deque<KernelSocket> rows_;
 };
 
 WarningLevel next_level(WarningLevel current, double utilization, const ModelSettings &settings);

@@ -4,20 +4,20 @@
 // gone, owners changed, TIME_WAIT).
 #include "model/port_model.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 namespace portwatch {
 
 namespace {
 
-// A table's ports, and its sockets by cookie: TCP ones in TIME_WAIT, and the rest.
-struct TableCookies {
-    TablePorts ports;
-    CookieSet live, waiting;
-};
-
 bool is_tcp_listener(const KernelSocket &socket) {
     return socket.sock.proto == Proto::tcp && socket.state == kTcpListen;
+}
+
+bool is_tcp_time_wait(const KernelSocket &socket) {
+    return socket.sock.proto == Proto::tcp && socket.state == kTcpTimeWait;
 }
 
 // A TCP socket that shares a port one of `listening` holds (an accepted one, mostly): it
@@ -42,83 +42,116 @@ constexpr std::size_t kServedSockets = 3;
 // macOS's and the BSDs' 49152-65535. A host's own range says nothing of its peers'.
 constexpr std::uint16_t kClientPortsFrom = 32768;
 
+// What the connected TCP sockets on one local port are towards.
 struct PeersOfAPort {
     std::size_t sockets = 0;
     std::size_t towards_client_ports = 0;
-    PortSet remote_ports;
+    std::size_t remote_ports = 0;  // distinct
 
     bool nearly_all(std::size_t count) const { return count * 10 >= sockets * 9; }
     bool are_a_servers_clients() const {
-        return sockets >= kServedSockets && nearly_all(remote_ports.size()) &&
+        return sockets >= kServedSockets && nearly_all(remote_ports) &&
                nearly_all(towards_client_ports);
     }
 };
 
-PortSet served_ports(const std::vector<KernelSocket> &table) {
-    absl::flat_hash_map<std::uint16_t, PeersOfAPort> peers_by_port;
-    for (const auto &socket : table) {
-        if (socket.sock.proto != Proto::tcp || socket.state == kTcpListen ||
-            !socket.sock.has_remote())
-            continue;
-        PeersOfAPort &peers = peers_by_port[socket.sock.local_port];
-        peers.sockets++;
-        peers.towards_client_ports += socket.sock.remote_port >= kClientPortsFrom;
-        peers.remote_ports.insert(socket.sock.remote_port);
-    }
-    PortSet served;
-    for (const auto &[port, peers] : peers_by_port)
-        if (peers.are_a_servers_clients()) served.insert(port);
-    return served;
-}
-
-TableCookies cookies_of(const std::vector<KernelSocket> &table) {
-    TableCookies cookies;
-    for (const auto &socket : table) {
-        if (is_tcp_listener(socket)) cookies.ports.listening.insert(socket.sock.local_port);
-        (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp ? cookies.waiting
-                                                                         : cookies.live)
-            .insert(socket.sock.cookie);
-    }
-    cookies.ports.served = served_ports(table);
-    return cookies;
+// Gives a container's memory back (clear() may keep a table's capacity).
+template <typename Container>
+void free_all(Container &container) {
+    container = Container();
 }
 
 }  // namespace
 
+TableReading::TableReading(const PortModel &model) : model_(&model) {
+    filter_.emplace(model);
+}
+
+TableReading::TableReading(std::vector<KernelSocket> table) {
+    for (KernelSocket &socket : table) take(std::move(socket));
+}
+
+void TableReading::take(KernelSocket socket) {
+    if (filter_ && !filter_->keep(socket)) return;
+    note(socket);
+    if (model_ && model_->holds_as_listed(socket)) return;
+    rows_.push_back(std::move(socket));
+}
+
+void TableReading::note(const KernelSocket &socket) {
+    if (is_tcp_listener(socket)) listening_.insert(socket.sock.local_port);
+    if (is_tcp_time_wait(socket))
+        waiting_.insert(socket.sock.cookie);
+    else
+        live_.add(socket.sock.cookie);
+    if (socket.sock.proto != Proto::tcp || socket.state == kTcpListen || !socket.sock.has_remote())
+        return;
+    peers_.push_back(std::uint32_t(socket.sock.local_port) << 16 | socket.sock.remote_port);
+}
+
+PortSet TableReading::served_ports() {
+    std::sort(peers_.begin(), peers_.end());
+    PortSet served;
+    // one local port's run at a time, its remote ports in order
+    for (auto run = peers_.begin(); run != peers_.end();) {
+        std::uint16_t local_port = *run >> 16;
+        PeersOfAPort peers;
+        std::optional<std::uint16_t> previous_remote;
+        for (; run != peers_.end() && (*run >> 16) == local_port; ++run) {
+            auto remote_port = std::uint16_t(*run & 0xffff);
+            peers.sockets++;
+            peers.towards_client_ports += remote_port >= kClientPortsFrom;
+            peers.remote_ports += remote_port != previous_remote;
+            previous_remote = remote_port;
+        }
+        if (peers.are_a_servers_clients()) served.insert(local_port);
+    }
+    return served;
+}
+
 void PortModel::reconcile(std::uint32_t netns, const std::vector<KernelSocket> &table,
                           std::uint64_t read_at_ns,
+                          const std::function<bool(const KernelSocket &)> &admit) {
+    reconcile(netns, TableReading(table), read_at_ns, admit);
+}
+
+void PortModel::reconcile(std::uint32_t netns, TableReading &&table, std::uint64_t read_at_ns,
                           const std::function<bool(const KernelSocket &)> &admit) {
     reconcile_totals_.runs++;
     netns_state(netns, 0);
     std::uint64_t settled_before =
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
     forget_releases_before(settled_before);
-    TableCookies cookies = cookies_of(table);
+    TablePorts ports{std::move(table.listening_), table.served_ports()};
+    free_all(table.peers_);
     CookieSet known_before = unowned_or_missed_before(netns);
-    confirm_gone(netns, cookies.live);
-    drop_gone_sockets(netns, cookies.live, settled_before, read_at_ns);
+    table.live_.sort();
+    confirm_gone(netns, table.live_);
+    drop_gone_sockets(netns, table.live_, settled_before, read_at_ns);
+    free_all(table.live_);  // before the model grows
 
     CookieSet old_waiting = time_wait_before(netns, settled_before);
     CookieSet kept_waiting = drop_time_wait_of(netns, settled_before);
     // the loop only adds to sockets_: a row unknown in it was unknown before it
-    CookieSet released = released_cookies_for(table);
+    CookieSet released = released_cookies_for(table.rows_);
     bool first_pass = tables_read_.insert(netns).second;
-    for (const auto &socket : table) {
+    for (; !table.rows_.empty(); table.rows_.pop_front()) {
+        const KernelSocket &socket = table.rows_.front();
         std::uint64_t cookie = socket.sock.cookie;
         if (update_known_socket(socket) || released.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)) ||
             owner_may_be_in_flight(socket, first_pass, known_before, unowned_once_[netns]))
             continue;
-        add_table_socket(netns, socket, cookies.ports, read_at_ns, old_waiting);
+        add_table_socket(netns, socket, ports, read_at_ns, old_waiting);
     }
     for (std::uint64_t cookie : old_waiting)
-        if (!cookies.waiting.contains(cookie)) reconcile_totals_.time_wait++;
+        if (!table.waiting_.contains(cookie)) reconcile_totals_.time_wait++;
     evaluate_netns(netns, read_at_ns);
 }
 
 // Drops the netns's sockets the tables no longer list, unless an event showed them too
 // recently for the tables to tell.
-void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
+void PortModel::drop_gone_sockets(std::uint32_t netns, const SortedCookies &live,
                                   std::uint64_t settled_before, std::uint64_t read_at_ns) {
     for (auto it = sockets_.begin(); it != sockets_.end();) {
         const HeldSocket &held = it->second;
@@ -138,7 +171,7 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const CookieSet &live,
 }
 
 // The cookies the netns's previous pass dropped as gone that this one does not list either.
-void PortModel::confirm_gone(std::uint32_t netns, const CookieSet &live) {
+void PortModel::confirm_gone(std::uint32_t netns, const SortedCookies &live) {
     auto missing = missing_once_.find(netns);
     if (missing == missing_once_.end()) return;
     for (std::uint64_t cookie : missing->second)
@@ -156,16 +189,16 @@ void PortModel::forget_releases_before(std::uint64_t settled_before) {
         recently_released_.pop_front();
 }
 
-// The recent releases' cookies, at least those of the table's rows no socket of the model
+// The recent releases' cookies, at least those of the rows no socket of the model
 // names (the ones reconcile() asks about): built from the smaller of the two.
-CookieSet PortModel::released_cookies_for(const std::vector<KernelSocket> &table) const {
+CookieSet PortModel::released_cookies_for(const std::deque<KernelSocket> &rows) const {
     CookieSet released;
-    if (recently_released_.size() <= table.size()) {
+    if (recently_released_.size() <= rows.size()) {
         for (const RecentRelease &release : recently_released_) released.insert(release.cookie);
         return released;
     }
     CookieSet unknown;
-    for (const auto &socket : table)
+    for (const auto &socket : rows)
         if (!sockets_.contains(socket.sock.cookie)) unknown.insert(socket.sock.cookie);
     for (const RecentRelease &release : recently_released_)
         if (unknown.contains(release.cookie)) released.insert(release.cookie);
@@ -186,6 +219,16 @@ bool PortModel::update_known_socket(const KernelSocket &socket) {
             known->second.connected = true;
     }
     return true;
+}
+
+bool PortModel::holds_as_listed(const KernelSocket &row) const {
+    auto known = sockets_.find(row.sock.cookie);
+    if (known == sockets_.end()) return false;
+    const HeldSocket &held = known->second;
+    if (row.owner && row.owner->pid != held.pid) return false;
+    if (row.sock.proto != Proto::tcp) return true;
+    if (row.state == kTcpListen) return held.listening;
+    return !row.sock.has_remote() || held.connected;
 }
 
 // The netns's cookies the previous pass left out with no owner, or dropped as gone: a row of
@@ -215,7 +258,7 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
     auto held = from_table(socket, ports, read_at_ns);
     if (!held) return;
     std::uint64_t cookie = socket.sock.cookie;
-    if (socket.state == kTcpTimeWait && socket.sock.proto == Proto::tcp) {
+    if (is_tcp_time_wait(socket)) {
         std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
         add_time_wait(held->scope(), Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
                       read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);

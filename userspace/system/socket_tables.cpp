@@ -80,8 +80,9 @@ Status request_dump(int fd, const Table &table, std::uint32_t seq) {
     return Failure{errno_text(std::string("sock_diag ") + table.name + " request")};
 }
 
-// Sends the request for one table and reads its answer, in as many parts as it comes.
-Status dump_table(int fd, const Table &table, DumpAnswer &dump) {
+// Sends the request for one table and reads its answer, in as many parts as it comes: the
+// sockets of each part go to `take` before the next is read.
+Status dump_table(int fd, const Table &table, DumpAnswer &dump, const TakeSocket &take) {
     if (Status requested = request_dump(fd, table, dump.seq); !requested) return requested;
     std::vector<char> buffer(kReceiveBytes);
     Result<DumpProgress> progress = DumpProgress::more;
@@ -94,6 +95,8 @@ Status dump_table(int fd, const Table &table, DumpAnswer &dump) {
             return Failure{"sock_diag: message larger than the receive buffer"};
         progress = take_datagram({buffer.data(), std::size_t(length)}, dump);
         if (!progress) return Failure{progress.error()};
+        for (KernelSocket &socket : dump.sockets) take(std::move(socket));
+        dump.sockets.clear();
     }
     return {};
 }
@@ -215,20 +218,28 @@ void add_sockets_of(int proc, const std::string &pid, OwnersPass &pass, SocketOw
 
 Result<std::vector<KernelSocket>> dump_sockets(int netns_fd, std::uint32_t netns_inode,
                                                const KeepSocket &keep) {
+    std::vector<KernelSocket> sockets;
+    Status read = read_sockets(netns_fd, netns_inode, [&](KernelSocket socket) {
+        if (!keep || keep(socket)) sockets.push_back(std::move(socket));
+    });
+    if (!read) return Failure{read.error()};
+    return sockets;
+}
+
+Status read_sockets(int netns_fd, std::uint32_t netns_inode, const TakeSocket &take) {
     Result<int> fd = diag_socket_inside(netns_fd);
     if (!fd) return Failure{fd.error()};
-    std::vector<KernelSocket> sockets;
+    std::vector<KernelSocket> datagram;  // one datagram's sockets at a time
     std::uint32_t seq = 0;
     Status dumped;
     for (const Table &table : kTables) {
         Proto proto = table.protocol == IPPROTO_TCP ? Proto::tcp : Proto::udp;
-        DumpAnswer answer{++seq, proto, netns_inode, sockets, keep};
-        dumped = dump_table(*fd, table, answer);
+        DumpAnswer answer{++seq, proto, netns_inode, datagram};
+        dumped = dump_table(*fd, table, answer, take);
         if (!dumped) break;
     }
     close(*fd);
-    if (!dumped) return Failure{dumped.error()};
-    return sockets;
+    return dumped;
 }
 
 Result<SocketOwners> socket_owners(const std::function<void()> &meanwhile) {
