@@ -108,8 +108,7 @@ std::string text_of(double value) {
     return format_text("%g", value);
 }
 template <std::integral Value>
-    requires(!std::is_same_v<Value, bool>)
-std::string text_of(Value value) {
+requires(!std::is_same_v<Value, bool>) std::string text_of(Value value) {
     return std::to_string(value);
 }
 std::string text_of(const IpAddress &addr) {
@@ -154,8 +153,8 @@ void add_key_values(std::string &detail, const Object &object, const Table &tabl
             }
         } else if constexpr (!kIsCopy<Entry>) {
             if (entry.detail == Detail::key_value)
-                detail = joined(detail, std::string(entry.key) + "=" +
-                                            text_of(value_of(object, entry)));
+                detail =
+                    joined(detail, std::string(entry.key) + "=" + text_of(value_of(object, entry)));
         }
     });
 }
