@@ -26,6 +26,8 @@ const volatile __u8 filter_proto = 0;
 const volatile __u8 filter_family = 0;
 const volatile __u8 filter_comm_enabled = 0;
 const volatile char filter_comm[PW_COMM_LEN] = {};
+/* Only tasks in the cgroup (v2) at filter_cgroup[0] or its descendants (monitor -- CMD). */
+const volatile __u8 filter_cgroup_enabled = 0;
 const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
 /* PW_TCP_CONNECT_BY_SYSCALL where sockops programs may not call bpf_get_current_pid_tgid(),
  * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() lacks

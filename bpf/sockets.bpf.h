@@ -23,9 +23,22 @@ static __always_inline __u8 syscall_of(long id)
     return PW_SYSCALL_NONE;
 }
 
+/* The cgroup of `monitor -- CMD`: bpf_current_task_under_cgroup() walks the task's cgroup v2
+ * ancestors (task_under_cgroup_hierarchy()), so children, daemons and re-execs pass. Tracing
+ * programs may call it (bpf_tracing_func_proto(), 5.10 on); sockops may not, so user space
+ * sends TCP connects through the syscall path when this filter is set. */
+struct {
+    __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} filter_cgroup SEC(".maps");
+
 static __always_inline bool task_passes_filter(void)
 {
     if (filter_pid && (bpf_get_current_pid_tgid() >> 32) != filter_pid)
+        return false;
+    if (filter_cgroup_enabled && bpf_current_task_under_cgroup(&filter_cgroup, 0) != 1)
         return false;
     if (!filter_comm_enabled)
         return true;

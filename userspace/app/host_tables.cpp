@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "system/cgroup_dir.h"
 #include "system/host_info.h"
 #include "system/socket_tables.h"
 
@@ -24,9 +25,11 @@ constexpr std::size_t kRowsBetweenDrains = 2000;
 bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
     if (filters.proto && socket.sock.proto != *filters.proto) return false;
     if (filters.family && socket.sock.family != *filters.family) return false;
-    if (!filters.pid && !filters.comm) return true;
+    if (!filters.pid && !filters.comm && !filters.cgroup) return true;
     if (!socket.owner) return false;
     if (filters.pid && socket.owner->pid != *filters.pid) return false;
+    if (filters.cgroup && !cgroup_is_within(socket.owner->cgroup_path.text(), *filters.cgroup))
+        return false;
     return !filters.comm || socket.owner->comm == *filters.comm;
 }
 

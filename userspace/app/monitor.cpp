@@ -6,6 +6,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "app/host_tables.h"
@@ -14,6 +15,8 @@
 #include "agent/health.h"
 #include "output/metrics.h"
 #include "app/version.h"
+#include "system/cgroup_dir.h"
+#include "system/child_process.h"
 #include "system/metrics_server.h"
 #include "system/output_file.h"
 #include "system/host_info.h"
@@ -82,9 +85,90 @@ int gave_up_on(const LineOutput &output) {
     return kExitOutputAbandoned;
 }
 
+// `monitor -- CMD`: the command, its cgroup, and what became of it. The cgroup is removed at
+// the end, unless a process that outlived the command is still in it: portwatch does not
+// kill the user's processes.
+class CommandInCgroup {
+  public:
+    CommandInCgroup(const std::vector<std::string> &argv, CommandCgroup cgroup,
+                    std::optional<CommandUser> user)
+        : argv_(argv), cgroup_(std::move(cgroup)), user_(std::move(user)) {}
+    CommandInCgroup(const CommandInCgroup &) = delete;
+    CommandInCgroup &operator=(const CommandInCgroup &) = delete;
+    ~CommandInCgroup() { remove_cgroup(); }
+
+    RunCommand hooks() {
+        return {[this] { start(); }, [this] { return exit_code().has_value(); },
+                [this](int signal) {
+                    if (child_) child_->forward(signal);
+                }};
+    }
+
+    const std::string &cgroup_path() const { return cgroup_.path; }
+
+    // The command's exit code once it exited or could not start.
+    std::optional<int> exit_code() {
+        if (child_) return child_->exited();
+        return failed_start_;
+    }
+
+  private:
+    void start() {
+        auto started = ChildProcess::start(argv_, cgroup_.directory() + "/cgroup.procs", user_);
+        if (auto *child = std::get_if<ChildProcess>(&started)) {
+            child_ = *child;
+            return;
+        }
+        const StartFailure &failure = std::get<StartFailure>(started);
+        std::fprintf(stderr, "portwatch: %s\n", failure.message.c_str());
+        failed_start_ = failure.exit_code;
+    }
+
+    void remove_cgroup() {
+        Result<std::size_t> left = remove_command_cgroup(cgroup_);
+        if (!left)
+            std::fprintf(stderr, "portwatch: %s\n", left.error().c_str());
+        else if (*left)
+            std::fprintf(stderr,
+                         "portwatch: %zu process(es) that outlived %s still run in %s; left "
+                         "running, and the cgroup in place\n",
+                         *left, argv_.front().c_str(), cgroup_.directory().c_str());
+    }
+
+    std::vector<std::string> argv_;
+    CommandCgroup cgroup_;
+    std::optional<CommandUser> user_;
+    std::optional<ChildProcess> child_;
+    std::optional<int> failed_start_;
+};
+
+// The cgroup and the user for `-- CMD`; nullptr with the reason said when either is missing.
+std::unique_ptr<CommandInCgroup> prepare_command(const std::vector<std::string> &argv) {
+    Result<std::optional<CommandUser>> user = sudo_user();
+    if (!user) {
+        std::fprintf(stderr, "portwatch: %s\n", user.error().c_str());
+        return nullptr;
+    }
+    Result<CommandCgroup> cgroup = create_command_cgroup();
+    if (!cgroup) {
+        std::fprintf(stderr, "portwatch: cannot run %s: %s\n", argv.front().c_str(),
+                     cgroup.error().c_str());
+        return nullptr;
+    }
+    return std::make_unique<CommandInCgroup>(argv, std::move(cgroup).value(),
+                                             std::move(user).value());
+}
+
 }  // namespace
 
-int run_monitor(const MonitorOptions &options) {
+int run_monitor(const MonitorOptions &given) {
+    MonitorOptions options = given;
+    std::unique_ptr<CommandInCgroup> command;
+    if (!options.command.empty()) {
+        command = prepare_command(options.command);
+        if (!command) return 1;
+        options.filters.cgroup = command->cgroup_path();
+    }
     install_signal_handlers(options.output.has_value());
     if (options.output) {
         if (Status opened = append_stdout_to(*options.output); !opened) {
@@ -110,8 +194,12 @@ int run_monitor(const MonitorOptions &options) {
         run.views.push_back(metrics.get());
         run.metrics_address = metrics->address();
     }
+    if (command) run.command = command->hooks();
     int status = run_live(run);
-    return output.gave_up() ? gave_up_on(output) : status;
+    if (output.gave_up()) return gave_up_on(output);
+    // A run that stopped before the command exited (the ring buffer failed) says why: 1.
+    if (command && status == 0) return command->exit_code().value_or(1);
+    return status;
 }
 
 }  // namespace portwatch

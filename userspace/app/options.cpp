@@ -181,6 +181,11 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &se
                     "(allocate_failed only) or none; warnings, reports and stats always")
         ->transform(CLI::CheckedTransformer(values_by_name(kEventLinesNames), CLI::ignore_case));
     monitor
+        .add_option("command", options.command,
+                    "-- CMD [ARGS...]: run CMD in a cgroup of its own and watch it and every "
+                    "process it starts, until it exits; exit with its status")
+        ->type_name("CMD");
+    monitor
         .add_option("--report-interval", seconds.report_interval,
                     "Print a usage report every DURATION (0: only at exit)")
         ->type_name("DURATION")
@@ -285,7 +290,12 @@ std::string hook_name(const std::string &from_command_line) {
 }
 
 // What CLI11 cannot check on one option alone: "" when all is well, else the error line.
-std::string check_combinations(const MonitorOptions &options) {
+std::string check_combinations(const MonitorOptions &options, bool double_dash) {
+    if (double_dash && options.command.empty())
+        return "portwatch: monitor --: no command after -- (see --help)\n";
+    if (!options.command.empty() && options.duration.count() > 0)
+        return "portwatch: --duration does not combine with -- CMD: the run ends when CMD "
+               "exits (see --help)\n";
     if (!is_power_of_two(options.ringbuf_mb))
         return "portwatch: --ringbuf-mb: must be a power of two, not " +
                std::to_string(options.ringbuf_mb) + " (see --help)\n";
@@ -318,6 +328,13 @@ std::string convert_targets(ParseTargets &targets) {
     return "";
 }
 
+// `monitor --` with nothing after it: CLI11 leaves the command empty, as without `--`.
+bool has_double_dash(int argc, const char *const *argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "--") return true;
+    return false;
+}
+
 CommandLine::Action action_parsed(const PortwatchApp &app) {
     return app.snapshot->parsed() ? CommandLine::Action::snapshot
            : app.top->parsed()    ? CommandLine::Action::top
@@ -330,9 +347,10 @@ CommandLine::Action action_parsed(const PortwatchApp &app) {
 CommandLine parse_command_line(int argc, const char *const *argv) {
     PortwatchApp app;
     if (std::optional<CommandLine> exit = run_parser(app, argc, argv)) return *exit;
-    if (std::string error = check_combinations(app.targets.options); !error.empty())
-        return exit_with(2, error);
     if (std::string error = convert_targets(app.targets); !error.empty())
+        return exit_with(2, error);
+    if (std::string error = check_combinations(app.targets.options, has_double_dash(argc, argv));
+        !error.empty())
         return exit_with(2, error);
     CommandLine result;
     result.action = action_parsed(app);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
@@ -41,6 +42,7 @@ struct MonitorOptions {
     std::size_t metrics_top = 10;                 // destination scopes and processes given series
     std::optional<std::string> output;            // append to this file, not stdout; SIGHUP reopens
     EventLines event_lines = EventLines::all;     // --events
+    std::vector<std::string> command;             // monitor -- CMD [ARGS...]: run and watch it
 };
 
 struct CommandLine {

@@ -14,6 +14,7 @@ namespace portwatch {
 struct Filters {
     std::optional<std::uint32_t> pid;
     std::optional<std::string> comm;  // exact match, at most 15 bytes (TASK_COMM_LEN - 1)
+    std::optional<std::string> cgroup;  // cgroup v2 path ("/a/b", from its root) and descendants
     std::optional<std::uint32_t> netns;
     std::optional<Proto> proto;
     std::optional<Family> family;
