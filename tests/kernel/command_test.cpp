@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// `portwatch monitor -- CMD`, the real binary: the command and everything it starts are
+// followed (a daemon that takes its ports after its parent exited included), nobody else is,
+// and portwatch exits with the command's status.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "kernel_support.h"
+
+namespace portwatch::test {
+namespace {
+
+using Json = nlohmann::json;
+
+class CommandTest : public RootTest {
+  protected:
+    CommandTest() : RootTest("monitor -- CMD loads the BPF programs and makes a cgroup") {}
+};
+
+// What port_holder (tests/helpers) wrote: its pid and the ports getsockname() gave it.
+struct HeldPorts {
+    pid_t pid = 0;
+    std::uint16_t udp = 0, listen = 0, connect = 0;
+};
+
+std::optional<HeldPorts> read_held_ports(const std::string &path) {
+    std::ifstream file(path);
+    HeldPorts held;
+    if (!(file >> held.pid >> held.udp >> held.listen >> held.connect)) return std::nullopt;
+    return held;
+}
+
+// Every JSON line of the monitor until its stdout ends.
+std::vector<Json> lines_until_exit(Monitor &monitor) {
+    std::vector<Json> lines;
+    for (std::string line = monitor.next_line(); !line.empty(); line = monitor.next_line())
+        lines.push_back(Json::parse(line));
+    return lines;
+}
+
+// (proto, local port) of the allocate lines about `netns`.
+std::set<std::pair<std::string, int>> allocations_in(const std::vector<Json> &lines,
+                                                     std::uint32_t netns) {
+    std::set<std::pair<std::string, int>> ports;
+    for (const Json &line : lines)
+        if (line["type"] == "allocate" && line["netns"] == netns)
+            ports.insert({line["proto"].get<std::string>(), line["local_port"].get<int>()});
+    return ports;
+}
+
+void wait_until_gone(pid_t pid) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+// The cgroup a run left in place, from its stderr line; "" if it said none.
+std::string cgroup_left_in(const std::string &stderr_text) {
+    std::smatch match;
+    static const std::regex left(R"(still run in (\S+); left running)");
+    return std::regex_search(stderr_text, match, left) ? match[1].str() : "";
+}
+
+std::vector<std::string> monitor_json(std::vector<std::string> command) {
+    std::vector<std::string> args{"monitor", "--json", "--stats-interval", "0", "--report-interval",
+                                  "0",       "--"};
+    args.insert(args.end(), command.begin(), command.end());
+    return args;
+}
+
+// The daemon's parent exits at once; the daemon binds and connects 0.3 s later, and still
+// holds its ports when CMD exits (at 1 s, with 7). A process outside the cgroup binds in the
+// same namespace meanwhile.
+TEST_F(CommandTest, DaemonStartedByTheCommandIsFollowedAndNobodyElse) {
+    Netns netns;
+    std::string file = "/tmp/portwatch-command-test-" + std::to_string(getpid());
+    std::filesystem::remove(file);
+    std::string daemon = "(sleep 0.3; exec " + std::string(PORT_HOLDER_BINARY) + " " + file +
+                         " 2500) >/dev/null 2>&1 &";
+    Monitor monitor(monitor_json({"sh", "-c", "sh -c '" + daemon + "'; sleep 1; exit 7"}), &netns);
+    ASSERT_EQ(Json::parse(monitor.next_line())["type"], "ready");
+    std::uint16_t unrelated = 0;
+    int unrelated_fd = -1;
+    netns.run([&] {
+        unrelated_fd = make_socket(Family::ipv4, Proto::udp);
+        ASSERT_EQ(bind_to(unrelated_fd, Family::ipv4, 0), 0);
+        unrelated = local_port_of(unrelated_fd);
+    });
+
+    std::vector<Json> lines = lines_until_exit(monitor);
+    EXPECT_EQ(monitor.wait_exit_code(), 7);
+    std::string errors = monitor.all_stderr();
+    close(unrelated_fd);
+
+    std::optional<HeldPorts> held = read_held_ports(file);
+    ASSERT_TRUE(held) << "port_holder wrote nothing; stderr: " << errors;
+    std::set<std::pair<std::string, int>> expected{
+        {"udp", held->udp}, {"tcp", held->listen}, {"tcp", held->connect}};
+    EXPECT_EQ(allocations_in(lines, netns.inode()), expected);
+    EXPECT_FALSE(allocations_in(lines, netns.inode()).contains({"udp", unrelated}));
+
+    // The daemon outlived the command: its cgroup stays, said in one line.
+    std::string cgroup = cgroup_left_in(errors);
+    EXPECT_FALSE(cgroup.empty()) << errors;
+    wait_until_gone(held->pid);
+    if (!cgroup.empty()) {
+        EXPECT_TRUE(std::filesystem::remove(cgroup)) << cgroup;
+    }
+    std::filesystem::remove(file);
+}
+
+struct ExitCase {
+    std::vector<std::string> command;
+    int exit_code;
+    std::string stderr_has;
+};
+
+TEST_F(CommandTest, ExitsWithTheCommandsStatus) {
+    const ExitCase cases[] = {
+        {{"true"}, 0, ""},
+        {{"sh", "-c", "exit 7"}, 7, ""},
+        {{"portwatch-no-such-command"},
+         127,
+         "portwatch: portwatch-no-such-command: command not found"},
+        {{"/etc/passwd"}, 126, "portwatch: /etc/passwd: Permission denied"},
+        {{"sh", "-c", "kill -9 $$"}, 128 + SIGKILL, ""},
+    };
+    for (const ExitCase &run : cases) {
+        Monitor monitor(monitor_json(run.command));
+        std::vector<Json> lines = lines_until_exit(monitor);
+        EXPECT_EQ(monitor.wait_exit_code(), run.exit_code) << run.command.front();
+        std::string errors = monitor.all_stderr();
+        if (!run.stderr_has.empty()) {
+            EXPECT_NE(errors.find(run.stderr_has), std::string::npos) << errors;
+        }
+        ASSERT_FALSE(lines.empty());
+        EXPECT_EQ(lines.back()["type"], "stats");  // the final stats, as after --duration
+        EXPECT_EQ(lines.back()["final"], true);
+        EXPECT_TRUE(cgroup_left_in(errors).empty()) << errors;
+    }
+}
+
+// SIGTERM to portwatch goes to the command; portwatch ends when it does, with its status.
+TEST_F(CommandTest, ForwardsSigtermToTheCommand) {
+    Monitor monitor(monitor_json({"sleep", "30"}));
+    ASSERT_EQ(Json::parse(monitor.next_line())["type"], "ready");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    monitor.signal(SIGTERM);
+    std::optional<int> code = monitor.wait_exit_code_for(std::chrono::seconds(10));
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 128 + SIGTERM);
+}
+
+TEST_F(CommandTest, DoubleDashWithoutCommandIsBadInput) {
+    Monitor monitor({"monitor", "--"});
+    EXPECT_EQ(monitor.wait_exit_code(), 2);
+    std::string errors = monitor.all_stderr();
+    EXPECT_EQ(std::count(errors.begin(), errors.end(), '\n'), 1) << errors;
+}
+
+}  // namespace
+}  // namespace portwatch::test
