@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The program `monitor -- CMD` tests run (tests/kernel/command_test.cpp): takes ports as a
 // program would, writes what the kernel gave it, and holds them a while.
-//   port_holder FILE HOLD_MS
+//   port_holder FILE HOLD_MS [EXTRA_UDP]
 // binds a UDP socket to 127.0.0.1:0, listens on a TCP socket bound to 127.0.0.1:0, connects
 // to that listener, then writes "PID UDP_PORT LISTEN_PORT CONNECT_PORT" (from getsockname())
 // to FILE (whole: written beside it and renamed), holds the sockets HOLD_MS and exits.
+// EXTRA_UDP more UDP sockets are bound to port 0 first, as many as the range gives: they fill
+// a narrow ip_local_port_range.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -46,9 +48,14 @@ int bound(int type) {
 }  // namespace
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: port_holder FILE HOLD_MS\n");
+    if (argc != 3 && argc != 4) {
+        std::fprintf(stderr, "usage: port_holder FILE HOLD_MS [EXTRA_UDP]\n");
         return 2;
+    }
+    for (int i = 0, extra = argc == 4 ? std::atoi(argv[3]) : 0; i < extra; ++i) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in address = loopback(0);
+        if (bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0) break;
     }
     int udp = bound(SOCK_DGRAM);
     int listener = bound(SOCK_STREAM);

@@ -72,11 +72,14 @@ std::string cgroup_left_in(const std::string &stderr_text) {
     return std::regex_search(stderr_text, match, left) ? match[1].str() : "";
 }
 
-std::vector<std::string> monitor_json(std::vector<std::string> command) {
-    std::vector<std::string> args{"monitor", "--json", "--stats-interval", "0", "--report-interval",
-                                  "0",       "--"};
-    args.insert(args.end(), command.begin(), command.end());
-    return args;
+// `monitor --json` without periodic lines, then `args`: CMD after "--" unless they start with
+// flags (which then give their own "--").
+std::vector<std::string> monitor_json(std::vector<std::string> args) {
+    std::vector<std::string> all{"monitor",           "--json", "--stats-interval", "0",
+                                 "--report-interval", "0"};
+    if (args.empty() || !args.front().starts_with("--")) all.push_back("--");
+    all.insert(all.end(), args.begin(), args.end());
+    return all;
 }
 
 // The daemon's parent exits at once; the daemon binds and connects 0.3 s later, and still
@@ -160,6 +163,38 @@ TEST_F(CommandTest, ForwardsSigtermToTheCommand) {
     std::optional<int> code = monitor.wait_exit_code_for(std::chrono::seconds(10));
     ASSERT_TRUE(code);
     EXPECT_EQ(*code, 128 + SIGTERM);
+}
+
+// port_holder's UDP sockets in a netns of 10 ephemeral ports: with `extra_udp` 9 they take
+// all 10 (critical), with 1 two (ok). Returns the exit code and stderr.
+std::pair<int, std::string> run_filling(int extra_udp, const std::string &file) {
+    Netns netns(Sysctls{{"net/ipv4/ip_local_port_range", "40000 40009"}});
+    Monitor monitor(monitor_json({"--fail-on", "critical", "--", PORT_HOLDER_BINARY, file, "300",
+                                  std::to_string(extra_udp)}),
+                    &netns);
+    lines_until_exit(monitor);
+    int code = monitor.wait_exit_code();
+    return {code, monitor.all_stderr()};
+}
+
+TEST_F(CommandTest, FailOnCriticalExitsThreeWhenAScopeFills) {
+    std::string file = "/tmp/portwatch-fail-on-test-" + std::to_string(getpid());
+    auto [code, errors] = run_filling(9, file);
+    EXPECT_EQ(code, 3) << errors;
+    EXPECT_NE(errors.find("portwatch: --fail-on critical: a scope reached critical; " +
+                          std::string(PORT_HOLDER_BINARY) + " exited with 0"),
+              std::string::npos)
+        << errors;
+    std::filesystem::remove(file);
+}
+
+TEST_F(CommandTest, FailOnCriticalExitsWithTheCommandsStatusWhenNoScopeFills) {
+    std::string file = "/tmp/portwatch-fail-on-test-" + std::to_string(getpid());
+    auto [code, errors] = run_filling(1, file);
+    EXPECT_EQ(code, 0) << errors;
+    EXPECT_EQ(errors.find("--fail-on"), std::string::npos) << errors;
+    ASSERT_TRUE(read_held_ports(file)) << "port_holder did not run: " << errors;
+    std::filesystem::remove(file);
 }
 
 TEST_F(CommandTest, DoubleDashWithoutCommandIsBadInput) {

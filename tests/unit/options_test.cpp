@@ -24,6 +24,34 @@ CommandLine parse(std::vector<std::string> args) {
     return parse_command_line(static_cast<int>(argv.size()), argv.data());
 }
 
+TEST(Options, CommandAfterDoubleDash) {
+    CommandLine cl = parse({"monitor", "--json", "--", "curl", "-s", "--json", "http://x/"});
+    EXPECT_EQ(cl.action, CommandLine::Action::monitor);
+    EXPECT_EQ(cl.monitor.command, (std::vector<std::string>{"curl", "-s", "--json", "http://x/"}));
+    EXPECT_EQ(cl.monitor.format, OutputFormat::json);
+}
+
+TEST(Options, CommandBadInput) {
+    CommandLine empty = parse({"monitor", "--"});
+    EXPECT_EQ(empty.exit_code, 2);
+    EXPECT_EQ(empty.output, "portwatch: monitor --: no command after -- (see --help)\n");
+    CommandLine with_duration = parse({"monitor", "--duration", "5s", "--", "true"});
+    EXPECT_EQ(with_duration.exit_code, 2);
+    EXPECT_NE(with_duration.output.find("--duration does not combine with -- CMD"),
+              std::string::npos);
+}
+
+TEST(Options, FailOnIsRepeatable) {
+    CommandLine cl = parse({"monitor", "--fail-on", "critical", "--fail-on", "lost,failure"});
+    EXPECT_EQ(cl.monitor.fail_on,
+              (std::vector<FailOn>{FailOn::critical, FailOn::lost, FailOn::failure}));
+    CommandLine bad = parse({"monitor", "--fail-on", "sometimes"});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_EQ(bad.output,
+              "portwatch: --fail-on: sometimes not in {warning,critical,failure,lost} (see "
+              "--help)\n");
+}
+
 TEST(Options, MonitorDefaults) {
     CommandLine cl = parse({"monitor"});
     EXPECT_EQ(cl.action, CommandLine::Action::monitor);

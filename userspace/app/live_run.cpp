@@ -78,6 +78,7 @@ class MonitorLoop {
                 NetnsConfigReader &netns_reader, const Reach &reach)
         : views_(run.views),
           command_(run.command),
+          facts_(run.facts),
           reach_(reach),
           cgroups_(read_cgroup2_mount()),
           enricher_(
@@ -136,8 +137,10 @@ class MonitorLoop {
         follow_wall_clock(clocks_, reporter_);
         drain_ring_buffer();  // whatever is still in the ring buffer
         report_usage();
-        reporter_.stats(snapshot(true));
+        StatsSnapshot final_stats = snapshot(true);
+        reporter_.stats(final_stats);
         reporter_.flush();
+        if (facts_) facts_->lost = records_lost(final_stats);
         return status;
     }
 
@@ -178,6 +181,9 @@ class MonitorLoop {
     }
 
     void pass_on(const Event &event, const std::vector<Warning> &warnings) {
+        if (facts_ && std::holds_alternative<AllocateEvent>(event) &&
+            std::get<AllocateEvent>(event).failed())
+            facts_->failures++;
         reporter_.event(event);
         for (LiveView *view : views_) view->event(event);
         for (const Warning &warning : warnings) warn(warning);
@@ -198,6 +204,7 @@ class MonitorLoop {
     }
 
     void warn(const Warning &warning) {
+        if (facts_) facts_->highest_level = std::max(facts_->highest_level, warning.level);
         reporter_.warning(warning);
         for (LiveView *view : views_) view->warning(warning);
     }
@@ -293,6 +300,7 @@ class MonitorLoop {
 
     std::vector<LiveView *> views_;
     std::optional<RunCommand> command_;
+    RunFacts *facts_;
     Reach reach_;
     CgroupIdLookup cgroups_;
     Enricher enricher_;  // after cgroups_, which it reads

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "app/fail_on.h"
 #include "app/options.h"
 #include "app/wall_clock.h"
 #include "model/port_model.h"
@@ -51,6 +52,7 @@ struct LiveRun {
     const LineOutput *output = nullptr;  // where the reporter writes; none for top
     Clocks clocks = system_clocks;
     std::optional<RunCommand> command;
+    RunFacts *facts = nullptr;  // if given, what --fail-on asks about is added up there
 };
 
 // SIGINT and SIGTERM stop run_live() (after a final report); SIGHUP reopens --output, or

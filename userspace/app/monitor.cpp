@@ -72,8 +72,10 @@ class MetricsView : public LiveView {
     std::string hook_set_;
 };
 
-// The exit code of a run stopped while its output took nothing (docs/usage.md).
-constexpr int kExitOutputAbandoned = 3;
+// The exit codes of a run that met a --fail-on condition, and of one stopped while its
+// output took nothing (docs/usage.md).
+constexpr int kExitFailOn = 3;
+constexpr int kExitOutputAbandoned = 4;
 
 int gave_up_on(const LineOutput &output) {
     std::fprintf(stderr,
@@ -159,6 +161,12 @@ std::unique_ptr<CommandInCgroup> prepare_command(const std::vector<std::string> 
                                              std::move(user).value());
 }
 
+std::string join(const std::vector<std::string> &parts, const char *between) {
+    std::string joined;
+    for (const std::string &part : parts) joined += (joined.empty() ? "" : between) + part;
+    return joined;
+}
+
 }  // namespace
 
 int run_monitor(const MonitorOptions &given) {
@@ -195,11 +203,21 @@ int run_monitor(const MonitorOptions &given) {
         run.metrics_address = metrics->address();
     }
     if (command) run.command = command->hooks();
+    RunFacts facts;
+    run.facts = &facts;
     int status = run_live(run);
     if (output.gave_up()) return gave_up_on(output);
-    // A run that stopped before the command exited (the ring buffer failed) says why: 1.
-    if (command && status == 0) return command->exit_code().value_or(1);
-    return status;
+    if (status != 0) return status;
+    // A run that stopped before the command exited (the ring buffer failed) said why: 1.
+    int command_status = command ? command->exit_code().value_or(1) : 0;
+    std::vector<std::string> met = conditions_met(options.fail_on, facts);
+    if (met.empty()) return command_status;
+    std::string command_said =
+        command ? "; " + options.command.front() + " exited with " + std::to_string(command_status)
+                : "";
+    std::fprintf(stderr, "portwatch: --fail-on %s%s\n", join(met, ", ").c_str(),
+                 command_said.c_str());
+    return kExitFailOn;
 }
 
 }  // namespace portwatch

@@ -154,7 +154,8 @@ struct Seconds {
     double report_interval = 10;
 };
 
-void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &seconds) {
+void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &seconds,
+                         std::vector<std::string> &fail_on) {
     monitor
         .add_option("--duration", seconds.duration,
                     "Stop after DURATION (30s, 5m, 2h; 0: until SIGINT/SIGTERM)")
@@ -180,6 +181,13 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &se
                     "Which allocate/release lines to write: all (default), failures "
                     "(allocate_failed only) or none; warnings, reports and stats always")
         ->transform(CLI::CheckedTransformer(values_by_name(kEventLinesNames), CLI::ignore_case));
+    monitor
+        .add_option("--fail-on", fail_on,
+                    "Exit 3 after the final report when this happened: warning or critical "
+                    "(a scope reached that level), failure (an allocation failed), lost "
+                    "(records or lines lost); repeatable")
+        ->check(CLI::IsMember(names_in(kFailOnNames)))
+        ->delimiter(',');
     monitor
         .add_option("command", options.command,
                     "-- CMD [ARGS...]: run CMD in a cgroup of its own and watch it and every "
@@ -227,6 +235,7 @@ struct ParseTargets {
     MonitorOptions options;
     Seconds seconds;
     std::string proto, family, metrics_listen, hooks;
+    std::vector<std::string> fail_on;
     bool json = false;
 };
 
@@ -244,7 +253,10 @@ PortwatchApp::PortwatchApp()
                "portwatch") {
     set_version_flag("--version", version_text());
     require_subcommand(1);
-    monitor = add_subcommand("monitor", "Trace port allocations and releases live");
+    monitor = add_subcommand(
+        "monitor",
+        "Trace port allocations and releases live; with CMD [ARGS...] after a double "
+        "dash, run CMD and trace only it and its descendants until it exits");
     snapshot = add_subcommand("snapshot",
                               "The ports in use now, from the kernel's socket tables (no tracing)");
     top = add_subcommand(
@@ -262,7 +274,7 @@ PortwatchApp::PortwatchApp()
         add_threshold_options(*command, options);
     }
     for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
-    add_monitor_options(*monitor, options, targets.seconds);
+    add_monitor_options(*monitor, options, targets.seconds, targets.fail_on);
     add_metrics_options(*monitor, options, targets.metrics_listen);
 }
 
@@ -291,6 +303,9 @@ std::string hook_name(const std::string &from_command_line) {
 
 // What CLI11 cannot check on one option alone: "" when all is well, else the error line.
 std::string check_combinations(const MonitorOptions &options, bool double_dash) {
+    if (!double_dash && !options.command.empty())
+        return "portwatch: monitor: unexpected argument " + options.command.front() +
+               " (a command to run goes after --) (see --help)\n";
     if (double_dash && options.command.empty())
         return "portwatch: monitor --: no command after -- (see --help)\n";
     if (!options.command.empty() && options.duration.count() > 0)
@@ -323,6 +338,8 @@ std::string convert_targets(ParseTargets &targets) {
         return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {" +
                CLI::detail::join(names_in(kHookChoiceNames), ",") + "}\n";
     options.hooks = *hook_choice;
+    for (const std::string &name : targets.fail_on)
+        options.fail_on.push_back(*value_named(kFailOnNames, name));  // checked by IsMember
     if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
     if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
     return "";

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "app/fail_on.h"
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
 #include "events/filters.h"
@@ -43,6 +44,7 @@ struct MonitorOptions {
     std::optional<std::string> output;            // append to this file, not stdout; SIGHUP reopens
     EventLines event_lines = EventLines::all;     // --events
     std::vector<std::string> command;             // monitor -- CMD [ARGS...]: run and watch it
+    std::vector<FailOn> fail_on;                  // exit 3 when one happened (app/fail_on.h)
 };
 
 struct CommandLine {
