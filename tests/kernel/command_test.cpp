@@ -113,6 +113,19 @@ TEST_F(CommandTest, DaemonStartedByTheCommandIsFollowedAndNobodyElse) {
     EXPECT_EQ(allocations_in(lines, netns.inode()), expected);
     EXPECT_FALSE(allocations_in(lines, netns.inode()).contains({"udp", unrelated}));
 
+    // The leak report: the daemon's three ports, still held when the command exited.
+    const Json *summary = nullptr;
+    for (const Json &line : lines)
+        if (line["type"] == "summary") summary = &line;
+    ASSERT_NE(summary, nullptr);
+    EXPECT_EQ((*summary)["exit_code"], 7);
+    std::set<std::pair<std::string, int>> still_held;
+    for (const Json &entry : (*summary)["still_held"]) {
+        EXPECT_EQ(entry["pid"], held->pid);
+        still_held.insert({entry["proto"].get<std::string>(), entry["local_port"].get<int>()});
+    }
+    EXPECT_EQ(still_held, expected);
+
     // The daemon outlived the command: its cgroup stays, said in one line.
     std::string cgroup = cgroup_left_in(errors);
     EXPECT_FALSE(cgroup.empty()) << errors;

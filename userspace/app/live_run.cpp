@@ -79,6 +79,8 @@ class MonitorLoop {
         : views_(run.views),
           command_(run.command),
           facts_(run.facts),
+          summary_(run.summary),
+          before_final_stats_(run.before_final_stats),
           reach_(reach),
           cgroups_(read_cgroup2_mount()),
           enricher_(
@@ -137,6 +139,10 @@ class MonitorLoop {
         follow_wall_clock(clocks_, reporter_);
         drain_ring_buffer();  // whatever is still in the ring buffer
         report_usage();
+        if (before_final_stats_) {
+            reporter_.flush();
+            before_final_stats_();
+        }
         StatsSnapshot final_stats = snapshot(true);
         reporter_.stats(final_stats);
         reporter_.flush();
@@ -184,6 +190,7 @@ class MonitorLoop {
         if (facts_ && std::holds_alternative<AllocateEvent>(event) &&
             std::get<AllocateEvent>(event).failed())
             facts_->failures++;
+        if (summary_) summary_->add(event);
         reporter_.event(event);
         for (LiveView *view : views_) view->event(event);
         for (const Warning &warning : warnings) warn(warning);
@@ -301,6 +308,8 @@ class MonitorLoop {
     std::vector<LiveView *> views_;
     std::optional<RunCommand> command_;
     RunFacts *facts_;
+    RunSummaryBuilder *summary_;
+    std::function<void()> before_final_stats_;
     Reach reach_;
     CgroupIdLookup cgroups_;
     Enricher enricher_;  // after cgroups_, which it reads

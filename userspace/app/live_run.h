@@ -14,6 +14,7 @@
 #include "app/options.h"
 #include "app/wall_clock.h"
 #include "model/port_model.h"
+#include "model/run_summary.h"
 #include "output/reporter.h"
 #include "agent/stats.h"
 
@@ -52,7 +53,9 @@ struct LiveRun {
     const LineOutput *output = nullptr;  // where the reporter writes; none for top
     Clocks clocks = system_clocks;
     std::optional<RunCommand> command;
-    RunFacts *facts = nullptr;  // if given, what --fail-on asks about is added up there
+    RunFacts *facts = nullptr;             // if given, what --fail-on asks about is added up there
+    RunSummaryBuilder *summary = nullptr;  // if given, fed every event
+    std::function<void()> before_final_stats;  // written after the final report
 };
 
 // SIGINT and SIGTERM stop run_live() (after a final report); SIGHUP reopens --output, or

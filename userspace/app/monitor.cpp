@@ -14,6 +14,7 @@
 #include "app/live_run.h"
 #include "agent/health.h"
 #include "output/metrics.h"
+#include "output/run_summary_lines.h"
 #include "app/version.h"
 #include "system/cgroup_dir.h"
 #include "system/child_process.h"
@@ -205,6 +206,18 @@ int run_monitor(const MonitorOptions &given) {
     if (command) run.command = command->hooks();
     RunFacts facts;
     run.facts = &facts;
+    RunSummaryBuilder summary;
+    if (command) {
+        run.summary = &summary;
+        run.before_final_stats = [&] {
+            SummaryContext context{system_clocks().realtime_ns, options.command,
+                                   command->exit_code()};
+            std::string text = options.format == OutputFormat::json
+                                   ? summary_json_line(summary.summary(), context)
+                                   : summary_text_block(summary.summary(), context);
+            std::fputs(text.c_str(), output.stream());
+        };
+    }
     int status = run_live(run);
     if (output.gave_up()) return gave_up_on(output);
     if (status != 0) return status;
