@@ -28,7 +28,7 @@ struct {
 
 static __always_inline bool filters_set(void)
 {
-    return filter_pid || filter_comm_enabled || filter_cgroup_enabled || filter_netns || filter_proto ||
+    return filter_pid_count || filter_comm_enabled || filter_cgroup_count || filter_netns || filter_proto ||
            filter_family;
 }
 

@@ -41,6 +41,23 @@ TEST(Options, CommandBadInput) {
               std::string::npos);
 }
 
+TEST(Options, PidIsRepeatableAndCgroupIsAPathFromTheRoot) {
+    CommandLine cl = parse(
+        {"monitor", "--pid", "10", "--pid", "11,12", "--cgroup", "/system.slice/nginx.service/"});
+    EXPECT_EQ(cl.monitor.filters.pids, (std::vector<std::uint32_t>{10, 11, 12}));
+    EXPECT_EQ(cl.monitor.filters.cgroups, std::vector<std::string>{"/system.slice/nginx.service"});
+    std::vector<std::string> seventeen{"monitor"};
+    for (int pid = 1; pid <= 17; ++pid)
+        seventeen.insert(seventeen.end(), {"--pid", std::to_string(pid)});
+    EXPECT_EQ(parse(seventeen).output,
+              "portwatch: --pid: at most 16 processes, not 17 (see --help)\n");
+    CommandLine relative = parse({"snapshot", "--cgroup", "system.slice"});
+    EXPECT_EQ(relative.exit_code, 2);
+    EXPECT_NE(relative.output.find("--cgroup: must be a cgroup v2 path from its root"),
+              std::string::npos);
+    EXPECT_EQ(parse({"top", "--cgroup", "/a/../b"}).exit_code, 2);
+}
+
 TEST(Options, FailOnIsRepeatable) {
     CommandLine cl = parse({"monitor", "--fail-on", "critical", "--fail-on", "lost,failure"});
     EXPECT_EQ(cl.monitor.fail_on,
@@ -63,7 +80,7 @@ TEST(Options, MonitorDefaults) {
     EXPECT_EQ(cl.monitor.report_interval, 10s);
     EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.80);
     EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.95);
-    EXPECT_FALSE(cl.monitor.filters.pid);
+    EXPECT_TRUE(cl.monitor.filters.pids.empty());
     EXPECT_FALSE(cl.monitor.filters.comm);
     EXPECT_FALSE(cl.monitor.filters.netns);
     EXPECT_FALSE(cl.monitor.filters.proto);
@@ -96,7 +113,7 @@ TEST(Options, MonitorWithEveryFilter) {
     EXPECT_EQ(cl.monitor.format, OutputFormat::json);
     EXPECT_EQ(cl.monitor.duration, 5s);
     EXPECT_EQ(cl.monitor.stats_interval, 500ms);
-    EXPECT_EQ(cl.monitor.filters.pid, 1234u);
+    EXPECT_EQ(cl.monitor.filters.pids, std::vector<std::uint32_t>{1234u});
     EXPECT_EQ(cl.monitor.filters.comm, "curl");
     EXPECT_EQ(cl.monitor.filters.netns, 4026531840u);
     EXPECT_EQ(cl.monitor.filters.proto, Proto::udp);

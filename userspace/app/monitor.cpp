@@ -176,7 +176,7 @@ int run_monitor(const MonitorOptions &given) {
     if (!options.command.empty()) {
         command = prepare_command(options.command);
         if (!command) return 1;
-        options.filters.cgroup = command->cgroup_path();
+        options.filters.cgroups.push_back(command->cgroup_path());
     }
     install_signal_handlers(options.output.has_value());
     if (options.output) {

@@ -18,6 +18,7 @@ namespace portwatch {
 namespace {
 
 constexpr std::size_t kMaxCommLength = 15;
+constexpr std::size_t kMaxPids = 16;  // filter_pids in bpf/common.bpf.h
 
 std::string validate_comm(const std::string &comm) {
     if (comm.empty()) return "must not be empty";
@@ -98,10 +99,29 @@ void add_output_option(CLI::App &command, bool &json) {
     command.add_flag("--json", json, "One JSON object per line (NDJSON) instead of text columns");
 }
 
+// A cgroup v2 path as /proc/PID/cgroup shows it: from the root of the cgroup2 mount.
+std::string validate_cgroup_path(const std::string &path) {
+    if (!path.starts_with("/"))
+        return "must be a cgroup v2 path from its root, as /proc/PID/cgroup shows it "
+               "(/system.slice/nginx.service), not " +
+               path;
+    if (path.find("/../") != std::string::npos || path.ends_with("/.."))
+        return "must not hold .., not " + path;
+    return "";
+}
+
 void add_filter_options(CLI::App &command, MonitorOptions &options, std::string &proto,
-                        std::string &family) {
-    command.add_option("--pid", options.filters.pid, "Only this process (tgid)")
-        ->check(number_at_least(1, "a number >= 1"));
+                        std::string &family, std::string &cgroup) {
+    command
+        .add_option("--pid", options.filters.pids,
+                    "Only this process (tgid); repeatable: any of them (at most 16)")
+        ->check(number_at_least(1, "a number >= 1"))
+        ->delimiter(',');
+    command
+        .add_option("--cgroup", cgroup,
+                    "Only processes in this cgroup (v2) or below it: its path from the cgroup2 "
+                    "root, as /proc/PID/cgroup shows it")
+        ->check(CLI::Validator(validate_cgroup_path, "PATH"));
     command.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
         ->check(CLI::Validator(validate_comm, "COMM"));
     command
@@ -234,7 +254,7 @@ CommandLine exit_with(int code, std::string output) {
 struct ParseTargets {
     MonitorOptions options;
     Seconds seconds;
-    std::string proto, family, metrics_listen, hooks;
+    std::string proto, family, metrics_listen, hooks, cgroup;
     std::vector<std::string> fail_on;
     bool json = false;
 };
@@ -270,7 +290,7 @@ PortwatchApp::PortwatchApp()
         add_report_top_option(*command, options);
     }
     for (CLI::App *command : {monitor, snapshot, top}) {
-        add_filter_options(*command, options, targets.proto, targets.family);
+        add_filter_options(*command, options, targets.proto, targets.family, targets.cgroup);
         add_threshold_options(*command, options);
     }
     for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
@@ -303,6 +323,9 @@ std::string hook_name(const std::string &from_command_line) {
 
 // What CLI11 cannot check on one option alone: "" when all is well, else the error line.
 std::string check_combinations(const MonitorOptions &options, bool double_dash) {
+    if (options.filters.pids.size() > kMaxPids)
+        return "portwatch: --pid: at most " + std::to_string(kMaxPids) + " processes, not " +
+               std::to_string(options.filters.pids.size()) + " (see --help)\n";
     if (!double_dash && !options.command.empty())
         return "portwatch: monitor: unexpected argument " + options.command.front() +
                " (a command to run goes after --) (see --help)\n";
@@ -338,6 +361,11 @@ std::string convert_targets(ParseTargets &targets) {
         return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {" +
                CLI::detail::join(names_in(kHookChoiceNames), ",") + "}\n";
     options.hooks = *hook_choice;
+    if (!targets.cgroup.empty()) {
+        std::string path = targets.cgroup;
+        while (path.size() > 1 && path.ends_with('/')) path.pop_back();
+        options.filters.cgroups.push_back(path);
+    }
     for (const std::string &name : targets.fail_on)
         options.fail_on.push_back(*value_named(kFailOnNames, name));  // checked by IsMember
     if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);

@@ -83,6 +83,7 @@ class Capture {
     void configure(const CaptureConfig &config);
     void configure_cgroup_filter(const Filters &filters);
     void fill_cgroup_filter(const Filters &filters);
+    void add_cgroup_to_filter(const std::string &directory, std::uint32_t key);
     void load();
     void attach_all();
     void calibrate_user_regs();
