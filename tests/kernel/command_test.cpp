@@ -2,7 +2,11 @@
 // `portwatch monitor -- CMD`, the real binary: the command and everything it starts are
 // followed (a daemon that takes its ports after its parent exited included), nobody else is,
 // and portwatch exits with the command's status.
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -208,6 +212,49 @@ TEST_F(CommandTest, FailOnCriticalExitsWithTheCommandsStatusWhenNoScopeFills) {
     EXPECT_EQ(errors.find("--fail-on"), std::string::npos) << errors;
     ASSERT_TRUE(read_held_ports(file)) << "port_holder did not run: " << errors;
     std::filesystem::remove(file);
+}
+
+// Every cgroup2 mount point in /proc/mounts.
+std::vector<std::string> cgroup2_mounts() {
+    std::vector<std::string> mounts;
+    std::ifstream proc_mounts("/proc/mounts");
+    for (std::string source, target, type, rest; proc_mounts >> source >> target >> type;) {
+        if (type == "cgroup2") mounts.push_back(target);
+        std::getline(proc_mounts, rest);
+    }
+    return mounts;
+}
+
+// portwatch monitor -- true in a mount namespace of its own without cgroup2: exit 1, one line.
+TEST_F(CommandTest, NoCgroup2MountIsOneLineAndExitOne) {
+    std::vector<std::string> mounts = cgroup2_mounts();
+    ASSERT_FALSE(mounts.empty()) << "this host has no cgroup2 mount to take away";
+    int err[2];
+    ASSERT_EQ(pipe(err), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(err[1], STDERR_FILENO);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO);
+        if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr))
+            _exit(120);
+        for (const std::string &target : mounts)
+            if (umount2(target.c_str(), MNT_DETACH) != 0) _exit(121);
+        execl(PORTWATCH_BINARY, PORTWATCH_BINARY, "monitor", "--", "true", nullptr);
+        _exit(122);
+    }
+    close(err[1]);
+    std::string errors;
+    char chunk[512];
+    for (ssize_t n; (n = read(err[0], chunk, sizeof chunk)) > 0;) errors.append(chunk, n);
+    close(err[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1) << errors;
+    EXPECT_EQ(errors,
+              "portwatch: cannot run true: no cgroup v2 file system is mounted (no cgroup2 in "
+              "/proc/mounts)\n");
 }
 
 TEST_F(CommandTest, DoubleDashWithoutCommandIsBadInput) {
