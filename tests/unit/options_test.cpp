@@ -31,6 +31,16 @@ TEST(Options, CommandAfterDoubleDash) {
     EXPECT_EQ(cl.monitor.format, OutputFormat::json);
 }
 
+// A `--` right after a repeatable option ends the flags, not only that option's values.
+TEST(Options, CommandAfterRepeatableOptions) {
+    CommandLine cl =
+        parse({"monitor", "--pid", "1", "--fail-on", "failure", "--", "python3", "-c", "print()"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_EQ(cl.monitor.command, (std::vector<std::string>{"python3", "-c", "print()"}));
+    EXPECT_EQ(cl.monitor.fail_on, std::vector<FailOn>{FailOn::failure});
+    EXPECT_EQ(cl.monitor.filters.pids, std::vector<std::uint32_t>{1});
+}
+
 TEST(Options, CommandBadInput) {
     CommandLine empty = parse({"monitor", "--"});
     EXPECT_EQ(empty.exit_code, 2);

@@ -168,6 +168,34 @@ std::string join(const std::vector<std::string> &parts, const char *between) {
     return joined;
 }
 
+// The run starts the command, ends when it exits, and writes its summary before the final stats.
+void follow_command(LiveRun &run, CommandInCgroup &command, RunSummaryBuilder &summary,
+                    std::FILE *out) {
+    run.command = command.hooks();
+    run.summary = &summary;
+    run.before_final_stats = [&command, &summary, out, &options = run.options] {
+        SummaryContext context{system_clocks().realtime_ns, options.command, command.exit_code()};
+        std::string text = options.format == OutputFormat::json
+                               ? summary_json_line(summary.summary(), context)
+                               : summary_text_block(summary.summary(), context);
+        std::fputs(text.c_str(), out);
+    };
+}
+
+// 3 when a --fail-on condition was met (said in one line, with the command's status), else
+// the command's status (0 without one).
+int exit_code_of_run(const MonitorOptions &options, int command_status, const RunFacts &facts) {
+    std::vector<std::string> met = conditions_met(options.fail_on, facts);
+    if (met.empty()) return command_status;
+    std::string command_said =
+        options.command.empty()
+            ? ""
+            : "; " + options.command.front() + " exited with " + std::to_string(command_status);
+    std::fprintf(stderr, "portwatch: --fail-on %s%s\n", join(met, ", ").c_str(),
+                 command_said.c_str());
+    return kExitFailOn;
+}
+
 }  // namespace
 
 int run_monitor(const MonitorOptions &given) {
@@ -203,34 +231,15 @@ int run_monitor(const MonitorOptions &given) {
         run.views.push_back(metrics.get());
         run.metrics_address = metrics->address();
     }
-    if (command) run.command = command->hooks();
     RunFacts facts;
     run.facts = &facts;
     RunSummaryBuilder summary;
-    if (command) {
-        run.summary = &summary;
-        run.before_final_stats = [&] {
-            SummaryContext context{system_clocks().realtime_ns, options.command,
-                                   command->exit_code()};
-            std::string text = options.format == OutputFormat::json
-                                   ? summary_json_line(summary.summary(), context)
-                                   : summary_text_block(summary.summary(), context);
-            std::fputs(text.c_str(), output.stream());
-        };
-    }
+    if (command) follow_command(run, *command, summary, output.stream());
     int status = run_live(run);
     if (output.gave_up()) return gave_up_on(output);
     if (status != 0) return status;
     // A run that stopped before the command exited (the ring buffer failed) said why: 1.
-    int command_status = command ? command->exit_code().value_or(1) : 0;
-    std::vector<std::string> met = conditions_met(options.fail_on, facts);
-    if (met.empty()) return command_status;
-    std::string command_said =
-        command ? "; " + options.command.front() + " exited with " + std::to_string(command_status)
-                : "";
-    std::fprintf(stderr, "portwatch: --fail-on %s%s\n", join(met, ", ").c_str(),
-                 command_said.c_str());
-    return kExitFailOn;
+    return exit_code_of_run(options, command ? command->exit_code().value_or(1) : 0, facts);
 }
 
 }  // namespace portwatch

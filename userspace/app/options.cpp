@@ -116,7 +116,8 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, std::string 
         .add_option("--pid", options.filters.pids,
                     "Only this process (tgid); repeatable: any of them (at most 16)")
         ->check(number_at_least(1, "a number >= 1"))
-        ->delimiter(',');
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
     command
         .add_option("--cgroup", cgroup,
                     "Only processes in this cgroup (v2) or below it: its path from the cgroup2 "
@@ -207,7 +208,8 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &se
                     "(a scope reached that level), failure (an allocation failed), lost "
                     "(records or lines lost); repeatable")
         ->check(CLI::IsMember(names_in(kFailOnNames)))
-        ->delimiter(',');
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
     monitor
         .add_option("command", options.command,
                     "-- CMD [ARGS...]: run CMD in a cgroup of its own and watch it and every "
