@@ -20,12 +20,19 @@
 /* Tunables, set by user space between open and load. */
 const volatile __s32 nr_bind = -1, nr_listen = -1, nr_connect = -1;
 const volatile __s32 nr_sendto = -1, nr_sendmsg = -1, nr_sendmmsg = -1;
-const volatile __u32 filter_pid = 0;
+/* --pid: the task's process must be one of the first filter_pid_count (none: any). */
+#define PW_MAX_FILTER_PIDS 16
+const volatile __u32 filter_pids[PW_MAX_FILTER_PIDS] = {};
+const volatile __u8 filter_pid_count = 0;
 const volatile __u32 filter_netns = 0;
 const volatile __u8 filter_proto = 0;
 const volatile __u8 filter_family = 0;
 const volatile __u8 filter_comm_enabled = 0;
 const volatile char filter_comm[PW_COMM_LEN] = {};
+/* --cgroup and monitor -- CMD: the task must be in each of the first filter_cgroup_count
+ * cgroups (v2) of filter_cgroup, or below it. */
+#define PW_MAX_FILTER_CGROUPS 2
+const volatile __u8 filter_cgroup_count = 0;
 const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
 /* PW_TCP_CONNECT_BY_SYSCALL where sockops programs may not call bpf_get_current_pid_tgid(),
  * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() lacks

@@ -23,9 +23,39 @@ static __always_inline __u8 syscall_of(long id)
     return PW_SYSCALL_NONE;
 }
 
+/* The cgroups of --cgroup and `monitor -- CMD`: bpf_current_task_under_cgroup() walks the task's cgroup v2
+ * ancestors (task_under_cgroup_hierarchy()), so children, daemons and re-execs pass. Tracing
+ * programs may call it (bpf_tracing_func_proto(), 5.10 on); sockops may not, so user space
+ * sends TCP connects through the syscall path when this filter is set. */
+struct {
+    __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+    __uint(max_entries, PW_MAX_FILTER_CGROUPS);
+    __type(key, __u32);
+    __type(value, __u32);
+} filter_cgroup SEC(".maps");
+
+static __always_inline bool pid_passes_filter(void)
+{
+    if (!filter_pid_count)
+        return true;
+    __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    for (int i = 0; i < PW_MAX_FILTER_PIDS; i++)
+        if (i < filter_pid_count && filter_pids[i] == tgid)
+            return true;
+    return false;
+}
+
+static __always_inline bool cgroups_pass_filter(void)
+{
+    for (__u32 i = 0; i < PW_MAX_FILTER_CGROUPS; i++)
+        if (i < filter_cgroup_count && bpf_current_task_under_cgroup(&filter_cgroup, i) != 1)
+            return false;
+    return true;
+}
+
 static __always_inline bool task_passes_filter(void)
 {
-    if (filter_pid && (bpf_get_current_pid_tgid() >> 32) != filter_pid)
+    if (!pid_passes_filter() || !cgroups_pass_filter())
         return false;
     if (!filter_comm_enabled)
         return true;

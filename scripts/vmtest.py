@@ -308,12 +308,13 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
     image.add_busybox()
     kernel_tests = build / "tests" / "kernel_tests"
     socket_farm = build / "tests" / "socket_farm"  # the busy host of ReconcileTest
+    port_holder = build / "tests" / "port_holder"  # the command of CommandTest
     portwatch = build / "portwatch"
-    for binary in (kernel_tests, socket_farm, portwatch):
+    for binary in (kernel_tests, socket_farm, port_holder, portwatch):
         if not binary.exists():
             raise Fail(f"{binary} is not built (scripts/build.sh builds it)")
     # The tests name the binaries and the source tree by their absolute build-time paths.
-    for program in [str(kernel_tests), str(socket_farm), *TEST_PROGRAMS]:
+    for program in [str(kernel_tests), str(socket_farm), str(port_holder), *TEST_PROGRAMS]:
         image.add_program(program)
     add_portwatch(image, portwatch)
     for path in extra:

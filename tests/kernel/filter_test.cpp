@@ -7,7 +7,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sched.h>
+
+#include <set>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "kernel_support.h"
 
@@ -29,6 +36,69 @@ void bind_one_of_each(const Netns &netns, const char *comm) {
             }
         }
     });
+}
+
+// A child process that, once released, binds a UDP socket to port 0 in `netns` and reports
+// the port getsockname() gave it; forked before the capture loads, so that its pid (and
+// cgroup) can be a filter.
+class BindingChild {
+  public:
+    explicit BindingChild(const Netns &netns) {
+        EXPECT_EQ(pipe(go_), 0);
+        EXPECT_EQ(pipe(port_), 0);
+        pid_ = fork();
+        if (pid_ == 0) run(netns.fd());
+        close(go_[0]);
+        close(port_[1]);
+    }
+    ~BindingChild() {
+        close(go_[1]);
+        close(port_[0]);
+        waitpid(pid_, nullptr, 0);
+    }
+    BindingChild(const BindingChild &) = delete;
+    BindingChild &operator=(const BindingChild &) = delete;
+
+    pid_t pid() const { return pid_; }
+
+    // Lets it bind; the port it got (0 if it failed).
+    std::uint16_t bind_now() {
+        char go = 1;
+        EXPECT_EQ(write(go_[1], &go, 1), 1);
+        std::uint16_t port = 0;
+        EXPECT_EQ(read(port_[0], &port, sizeof port), ssize_t(sizeof port));
+        return port;
+    }
+
+  private:
+    // Only async-signal-safe calls: the test process has threads.
+    [[noreturn]] void run(int netns_fd) {
+        char go;
+        std::uint16_t port = 0;
+        if (read(go_[0], &go, 1) == 1 && setns(netns_fd, CLONE_NEWNET) == 0) {
+            int fd = socket(AF_INET, SOCK_DGRAM, 0);
+            sockaddr_in address{};
+            address.sin_family = AF_INET;
+            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            socklen_t length = sizeof address;
+            if (bind(fd, reinterpret_cast<sockaddr *>(&address), length) == 0 &&
+                getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) == 0)
+                port = ntohs(address.sin_port);
+        }
+        ssize_t written = write(port_[1], &port, sizeof port);
+        _exit(written == sizeof port ? 0 : 1);
+    }
+
+    pid_t pid_ = -1;
+    int go_[2] = {-1, -1}, port_[2] = {-1, -1};
+};
+
+// The (pid, port) of each allocation.
+std::set<std::pair<std::uint32_t, std::uint16_t>> pids_and_ports(
+    const std::vector<AllocateEvent> &events) {
+    std::set<std::pair<std::uint32_t, std::uint16_t>> seen;
+    for (const AllocateEvent &event : events) seen.insert({event.task.pid, event.sock.local_port});
+    return seen;
 }
 
 class FilterTest : public KernelTest {
@@ -106,7 +176,7 @@ TEST_F(FilterTest, PidOfAnIdleProcessSendsNoRecordOfABusyHost) {
         pause();
         _exit(0);
     }
-    filters.pid = static_cast<std::uint32_t>(idle);
+    filters.pids = {static_cast<std::uint32_t>(idle)};
     KernelTest::SetUp();
     if (!IsSkipped() && !HasFatalFailure()) {
         Netns netns;
@@ -182,7 +252,7 @@ TEST_F(FilterTest, NetnsKeepsOnlyThatNamespace) {
 }
 
 TEST_F(FilterTest, PidKeepsOnlyThatProcess) {
-    filters.pid = static_cast<std::uint32_t>(getpid());
+    filters.pids = {static_cast<std::uint32_t>(getpid())};
     KernelTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     Netns netns;
@@ -193,12 +263,43 @@ TEST_F(FilterTest, PidKeepsOnlyThatProcess) {
 }
 
 TEST_F(FilterTest, PidOfAnotherProcessSeesNothingOfOurs) {
-    filters.pid = static_cast<std::uint32_t>(getppid());
+    filters.pids = {static_cast<std::uint32_t>(getppid())};
     KernelTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     Netns netns;
     bind_one_of_each(netns, "pw-filter");
     EXPECT_EQ(allocations_in(netns, 1, std::chrono::seconds(1)).size(), 0u);
+}
+
+TEST_F(FilterTest, RepeatedPidKeepsEachOfThoseProcesses) {
+    Netns netns;
+    BindingChild first(netns), second(netns), other(netns);
+    filters.pids = {std::uint32_t(first.pid()), std::uint32_t(second.pid())};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::uint16_t other_port = other.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected{{first.pid(), first.bind_now()},
+                                                               {second.pid(), second.bind_now()}};
+    ASSERT_NE(other_port, 0);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 2)), expected);
+}
+
+// --cgroup: the processes in the cgroup or below it, no other.
+TEST_F(FilterTest, CgroupKeepsItsProcessesAndItsDescendantsOnly) {
+    std::string base = "/portwatch-filter-test-" + std::to_string(getpid());
+    TestCgroup inner(base + "/inner"), beside(base + "-beside");
+    Netns netns;
+    BindingChild inside(netns), outside(netns);
+    inner.add(inside.pid());
+    beside.add(outside.pid());
+    filters.cgroups = {base};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::uint16_t outside_port = outside.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected{{inside.pid(), inside.bind_now()}};
+    bind_one_of_each(netns, "pw-filter");  // this process, in neither
+    ASSERT_NE(outside_port, 0);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 1)), expected);
 }
 
 TEST_F(FilterTest, CommKeepsOnlyThreadsWithThatName) {

@@ -49,7 +49,7 @@ class StdoutOnAFile {
 };
 
 // The stop's last pass took ~15-40 s on a host of 1M sockets: the final report came after
-// LineOutput::kStopGrace, and was given up on (exit 3) though a file never blocks.
+// LineOutput::kStopGrace, and was given up on (exit 3, now 4) though a file never blocks.
 TEST(LineOutputTest, AFileTakesTheLinesOfAStopThatOutlastsTheGrace) {
     StdoutOnAFile file;
     bool gave_up = true;

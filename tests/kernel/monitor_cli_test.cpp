@@ -762,7 +762,8 @@ TEST_F(MonitorCliTest, SigkillLeavesNoProgramAttached) {
 
 // Issue 32: with standard output a pipe nobody reads (a wedged log collector), SIGTERM left
 // the agent blocked in write(2) for ever. It now gives the output LineOutput::kStopGrace (5 s)
-// after the stop, then exits 3 and says on stderr what it could not write.
+// after the stop, then exits 4 (3 until --fail-on took it) and says on stderr what it could not
+// write.
 TEST_F(MonitorCliTest, SigtermEndsAnAgentWhoseOutputTakesNothing) {
     Netns netns;
     Monitor monitor({"monitor", "--json", "--netns", std::to_string(netns.inode()),
@@ -792,7 +793,7 @@ TEST_F(MonitorCliTest, SigtermEndsAnAgentWhoseOutputTakesNothing) {
     auto took = std::chrono::steady_clock::now() - stopped;
     for (int fd : fds) close(fd);
     ASSERT_TRUE(code.has_value()) << "still blocked 20 s after SIGTERM";
-    EXPECT_EQ(*code, 3);
+    EXPECT_EQ(*code, 4);
     EXPECT_GE(took, std::chrono::milliseconds(4500)) << "the final lines had their grace";
     EXPECT_LT(took, std::chrono::seconds(10));
     std::string errors = monitor.all_stderr();

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "output/run_summary_lines.h"
 #include "model/port_model.h"
 #include "output/reporter.h"
 #include "sample_events.h"
@@ -173,6 +174,9 @@ Fields written_fields() {
         reporter.stats(sample_stats(false));
         reporter.stats(sample_stats(true));
     });
+    // `monitor -- CMD`'s summary, written beside the reporter (output/run_summary_lines.h)
+    lines.push_back(nlohmann::json::parse(
+        summary_json_line(RunSummary{}, SummaryContext{kRealtimeNs, {"make", "test"}, 0})));
     Fields fields;
     for (const nlohmann::json &line : lines)
         for (const auto &[key, value] : line.items()) fields[line["type"]].insert(key);
@@ -196,7 +200,7 @@ TEST(JsonDocs, TheSamplesWriteEveryLineType) {
     std::set<std::string> types;
     for (const auto &[type, fields] : written_fields()) types.insert(type);
     EXPECT_EQ(types, (std::set<std::string>{"ready", "allocate", "allocate_failed", "release",
-                                            "warning", "report", "stats"}));
+                                            "warning", "report", "stats", "summary"}));
 }
 
 TEST(JsonDocs, EveryLineTypeWrittenHasASection) {

@@ -24,6 +24,61 @@ CommandLine parse(std::vector<std::string> args) {
     return parse_command_line(static_cast<int>(argv.size()), argv.data());
 }
 
+TEST(Options, CommandAfterDoubleDash) {
+    CommandLine cl = parse({"monitor", "--json", "--", "curl", "-s", "--json", "http://x/"});
+    EXPECT_EQ(cl.action, CommandLine::Action::monitor);
+    EXPECT_EQ(cl.monitor.command, (std::vector<std::string>{"curl", "-s", "--json", "http://x/"}));
+    EXPECT_EQ(cl.monitor.format, OutputFormat::json);
+}
+
+// A `--` right after a repeatable option ends the flags, not only that option's values.
+TEST(Options, CommandAfterRepeatableOptions) {
+    CommandLine cl =
+        parse({"monitor", "--pid", "1", "--fail-on", "failure", "--", "python3", "-c", "print()"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_EQ(cl.monitor.command, (std::vector<std::string>{"python3", "-c", "print()"}));
+    EXPECT_EQ(cl.monitor.fail_on, std::vector<FailOn>{FailOn::failure});
+    EXPECT_EQ(cl.monitor.filters.pids, std::vector<std::uint32_t>{1});
+}
+
+TEST(Options, CommandBadInput) {
+    CommandLine empty = parse({"monitor", "--"});
+    EXPECT_EQ(empty.exit_code, 2);
+    EXPECT_EQ(empty.output, "portwatch: monitor --: no command after -- (see --help)\n");
+    CommandLine with_duration = parse({"monitor", "--duration", "5s", "--", "true"});
+    EXPECT_EQ(with_duration.exit_code, 2);
+    EXPECT_NE(with_duration.output.find("--duration does not combine with -- CMD"),
+              std::string::npos);
+}
+
+TEST(Options, PidIsRepeatableAndCgroupIsAPathFromTheRoot) {
+    CommandLine cl = parse(
+        {"monitor", "--pid", "10", "--pid", "11,12", "--cgroup", "/system.slice/nginx.service/"});
+    EXPECT_EQ(cl.monitor.filters.pids, (std::vector<std::uint32_t>{10, 11, 12}));
+    EXPECT_EQ(cl.monitor.filters.cgroups, std::vector<std::string>{"/system.slice/nginx.service"});
+    std::vector<std::string> seventeen{"monitor"};
+    for (int pid = 1; pid <= 17; ++pid)
+        seventeen.insert(seventeen.end(), {"--pid", std::to_string(pid)});
+    EXPECT_EQ(parse(seventeen).output,
+              "portwatch: --pid: at most 16 processes, not 17 (see --help)\n");
+    CommandLine relative = parse({"snapshot", "--cgroup", "system.slice"});
+    EXPECT_EQ(relative.exit_code, 2);
+    EXPECT_NE(relative.output.find("--cgroup: must be a cgroup v2 path from its root"),
+              std::string::npos);
+    EXPECT_EQ(parse({"top", "--cgroup", "/a/../b"}).exit_code, 2);
+}
+
+TEST(Options, FailOnIsRepeatable) {
+    CommandLine cl = parse({"monitor", "--fail-on", "critical", "--fail-on", "lost,failure"});
+    EXPECT_EQ(cl.monitor.fail_on,
+              (std::vector<FailOn>{FailOn::critical, FailOn::lost, FailOn::failure}));
+    CommandLine bad = parse({"monitor", "--fail-on", "sometimes"});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_EQ(bad.output,
+              "portwatch: --fail-on: sometimes not in {warning,critical,failure,lost} (see "
+              "--help)\n");
+}
+
 TEST(Options, MonitorDefaults) {
     CommandLine cl = parse({"monitor"});
     EXPECT_EQ(cl.action, CommandLine::Action::monitor);
@@ -35,7 +90,7 @@ TEST(Options, MonitorDefaults) {
     EXPECT_EQ(cl.monitor.report_interval, 10s);
     EXPECT_DOUBLE_EQ(cl.monitor.warn_ratio, 0.80);
     EXPECT_DOUBLE_EQ(cl.monitor.critical_ratio, 0.95);
-    EXPECT_FALSE(cl.monitor.filters.pid);
+    EXPECT_TRUE(cl.monitor.filters.pids.empty());
     EXPECT_FALSE(cl.monitor.filters.comm);
     EXPECT_FALSE(cl.monitor.filters.netns);
     EXPECT_FALSE(cl.monitor.filters.proto);
@@ -68,7 +123,7 @@ TEST(Options, MonitorWithEveryFilter) {
     EXPECT_EQ(cl.monitor.format, OutputFormat::json);
     EXPECT_EQ(cl.monitor.duration, 5s);
     EXPECT_EQ(cl.monitor.stats_interval, 500ms);
-    EXPECT_EQ(cl.monitor.filters.pid, 1234u);
+    EXPECT_EQ(cl.monitor.filters.pids, std::vector<std::uint32_t>{1234u});
     EXPECT_EQ(cl.monitor.filters.comm, "curl");
     EXPECT_EQ(cl.monitor.filters.netns, 4026531840u);
     EXPECT_EQ(cl.monitor.filters.proto, Proto::udp);

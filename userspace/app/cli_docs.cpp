@@ -13,8 +13,12 @@ std::vector<const CLI::App *> subcommands_of(const CLI::App &app) {
     return app.get_subcommands([](const CLI::App *) { return true; });
 }
 
+// The flags; not monitor's `-- CMD` (a positional), which its description names.
 std::vector<const CLI::Option *> options_of(const CLI::App &app) {
-    return app.get_options([](const CLI::Option *) { return true; });
+    return app.get_options([](const CLI::Option *option) {
+        return !option->get_name().empty() &&
+               (!option->get_lnames().empty() || !option->get_snames().empty());
+    });
 }
 
 std::string long_flag(const CLI::Option &option) {
@@ -246,6 +250,18 @@ For check: monitor cannot run here, and why.
 .B 2
 A bad command line, with one line on standard error: an unknown subcommand or flag,
 a bad value, a bad PORTWATCH_HOOKS; also top without a terminal.
+.TP
+.B 3
+monitor with
+.BR \-\-fail\-on :
+a chosen condition happened during the run; one line on standard error names it.
+.TP
+.B 4
+monitor was stopped while its output took nothing, and gave up on it after 5 s.
+.PP
+monitor with a command after a double dash exits with the command's status where it
+would exit 0: 127 when the command is not found, 126 when it cannot be executed,
+128+N when signal N killed it.
 .SH SIGNALS
 .TP
 .BR SIGINT ", " SIGTERM

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "system/cgroup_dir.h"
 #include "system/host_info.h"
 #include "system/socket_tables.h"
 
@@ -24,9 +25,13 @@ constexpr std::size_t kRowsBetweenDrains = 2000;
 bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
     if (filters.proto && socket.sock.proto != *filters.proto) return false;
     if (filters.family && socket.sock.family != *filters.family) return false;
-    if (!filters.pid && !filters.comm) return true;
+    if (filters.pids.empty() && !filters.comm && filters.cgroups.empty()) return true;
     if (!socket.owner) return false;
-    if (filters.pid && socket.owner->pid != *filters.pid) return false;
+    if (!filters.pids.empty() && std::find(filters.pids.begin(), filters.pids.end(),
+                                           socket.owner->pid) == filters.pids.end())
+        return false;
+    for (const std::string &cgroup : filters.cgroups)
+        if (!cgroup_is_within(socket.owner->cgroup_path.text(), cgroup)) return false;
     return !filters.comm || socket.owner->comm == *filters.comm;
 }
 

@@ -29,9 +29,12 @@ namespace portwatch {
 namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
+volatile std::sig_atomic_t g_stop_from_terminal = 0;
 volatile std::sig_atomic_t g_reopen_signal = 0;
 
-void on_stop_signal(int signal) {
+// SI_KERNEL: the tty driver's SIGINT/SIGQUIT (isig(), kill_pgrp()) and a hangup's SIGHUP.
+void on_stop_signal(int signal, siginfo_t *info, void *) {
+    g_stop_from_terminal = info && info->si_code == SI_KERNEL;
     g_stop_signal = signal;
 }
 
@@ -55,10 +58,14 @@ ClockReading system_clocks() {
 void install_signal_handlers(bool output_file) {
     struct sigaction action {};
     sigemptyset(&action.sa_mask);
-    action.sa_handler = on_stop_signal;
+    action.sa_flags = SA_SIGINFO;
+    action.sa_sigaction = on_stop_signal;
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
-    action.sa_handler = output_file ? on_reopen_signal : on_stop_signal;
+    if (output_file) {
+        action.sa_flags = 0;
+        action.sa_handler = on_reopen_signal;
+    }
     sigaction(SIGHUP, &action, nullptr);
     std::signal(SIGPIPE, SIG_IGN);  // a closed stdout shows as a write error instead
 }
@@ -70,6 +77,10 @@ class MonitorLoop {
     MonitorLoop(const LiveRun &run, Capture &capture, PortModel &model,
                 NetnsConfigReader &netns_reader, const Reach &reach)
         : views_(run.views),
+          command_(run.command),
+          facts_(run.facts),
+          summary_(run.summary),
+          before_final_stats_(run.before_final_stats),
           reach_(reach),
           cgroups_(read_cgroup2_mount()),
           enricher_(
@@ -105,7 +116,8 @@ class MonitorLoop {
         reporter_.flush();
         auto deliver = [this](Event &event) { this->deliver(event); };
         int status = 0;
-        while (!g_stop_signal && !duration_over() && !view_wants_stop()) {
+        if (command_) command_->start();
+        while (!stop_asked() && !duration_over() && !view_wants_stop()) {
             follow_wall_clock(clocks_, reporter_);
             if (Result<int> polled = capture_.poll(kPollMs, deliver); !polled) {
                 std::fprintf(stderr, "portwatch: %s; stopping\n", polled.error().c_str());
@@ -127,8 +139,14 @@ class MonitorLoop {
         follow_wall_clock(clocks_, reporter_);
         drain_ring_buffer();  // whatever is still in the ring buffer
         report_usage();
-        reporter_.stats(snapshot(true));
+        if (before_final_stats_) {
+            reporter_.flush();
+            before_final_stats_();
+        }
+        StatsSnapshot final_stats = snapshot(true);
+        reporter_.stats(final_stats);
         reporter_.flush();
+        if (facts_) facts_->lost = records_lost(final_stats);
         return status;
     }
 
@@ -140,6 +158,16 @@ class MonitorLoop {
 
   private:
     static constexpr int kPollMs = 100;
+
+    // With a command: when it exits, and a stop signal goes to it (once) instead.
+    bool stop_asked() {
+        if (!command_) return g_stop_signal != 0;
+        if (int signal = g_stop_signal) {
+            g_stop_signal = 0;
+            if (!g_stop_from_terminal) command_->forward(signal);
+        }
+        return command_->exited();
+    }
     static constexpr std::int64_t kRefreshNs = 1'000'000'000;
 
     void start_clock() {
@@ -159,6 +187,10 @@ class MonitorLoop {
     }
 
     void pass_on(const Event &event, const std::vector<Warning> &warnings) {
+        if (facts_ && std::holds_alternative<AllocateEvent>(event) &&
+            std::get<AllocateEvent>(event).failed())
+            facts_->failures++;
+        if (summary_) summary_->add(event);
         reporter_.event(event);
         for (LiveView *view : views_) view->event(event);
         for (const Warning &warning : warnings) warn(warning);
@@ -179,6 +211,7 @@ class MonitorLoop {
     }
 
     void warn(const Warning &warning) {
+        if (facts_) facts_->highest_level = std::max(facts_->highest_level, warning.level);
         reporter_.warning(warning);
         for (LiveView *view : views_) view->warning(warning);
     }
@@ -273,6 +306,10 @@ class MonitorLoop {
     }
 
     std::vector<LiveView *> views_;
+    std::optional<RunCommand> command_;
+    RunFacts *facts_;
+    RunSummaryBuilder *summary_;
+    std::function<void()> before_final_stats_;
     Reach reach_;
     CgroupIdLookup cgroups_;
     Enricher enricher_;  // after cgroups_, which it reads

@@ -18,6 +18,7 @@ namespace portwatch {
 namespace {
 
 constexpr std::size_t kMaxCommLength = 15;
+constexpr std::size_t kMaxPids = 16;  // filter_pids in bpf/common.bpf.h
 
 std::string validate_comm(const std::string &comm) {
     if (comm.empty()) return "must not be empty";
@@ -98,10 +99,30 @@ void add_output_option(CLI::App &command, bool &json) {
     command.add_flag("--json", json, "One JSON object per line (NDJSON) instead of text columns");
 }
 
+// A cgroup v2 path as /proc/PID/cgroup shows it: from the root of the cgroup2 mount.
+std::string validate_cgroup_path(const std::string &path) {
+    if (!path.starts_with("/"))
+        return "must be a cgroup v2 path from its root, as /proc/PID/cgroup shows it "
+               "(/system.slice/nginx.service), not " +
+               path;
+    if (path.find("/../") != std::string::npos || path.ends_with("/.."))
+        return "must not hold .., not " + path;
+    return "";
+}
+
 void add_filter_options(CLI::App &command, MonitorOptions &options, std::string &proto,
-                        std::string &family) {
-    command.add_option("--pid", options.filters.pid, "Only this process (tgid)")
-        ->check(number_at_least(1, "a number >= 1"));
+                        std::string &family, std::string &cgroup) {
+    command
+        .add_option("--pid", options.filters.pids,
+                    "Only this process (tgid); repeatable: any of them (at most 16)")
+        ->check(number_at_least(1, "a number >= 1"))
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
+    command
+        .add_option("--cgroup", cgroup,
+                    "Only processes in this cgroup (v2) or below it: its path from the cgroup2 "
+                    "root, as /proc/PID/cgroup shows it")
+        ->check(CLI::Validator(validate_cgroup_path, "PATH"));
     command.add_option("--comm", options.filters.comm, "Only threads with this exact comm")
         ->check(CLI::Validator(validate_comm, "COMM"));
     command
@@ -154,7 +175,8 @@ struct Seconds {
     double report_interval = 10;
 };
 
-void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &seconds) {
+void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &seconds,
+                         std::vector<std::string> &fail_on) {
     monitor
         .add_option("--duration", seconds.duration,
                     "Stop after DURATION (30s, 5m, 2h; 0: until SIGINT/SIGTERM)")
@@ -180,6 +202,19 @@ void add_monitor_options(CLI::App &monitor, MonitorOptions &options, Seconds &se
                     "Which allocate/release lines to write: all (default), failures "
                     "(allocate_failed only) or none; warnings, reports and stats always")
         ->transform(CLI::CheckedTransformer(values_by_name(kEventLinesNames), CLI::ignore_case));
+    monitor
+        .add_option("--fail-on", fail_on,
+                    "Exit 3 after the final report when this happened: warning or critical "
+                    "(a scope reached that level), failure (an allocation failed), lost "
+                    "(records or lines lost); repeatable")
+        ->check(CLI::IsMember(names_in(kFailOnNames)))
+        ->delimiter(',')
+        ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
+    monitor
+        .add_option("command", options.command,
+                    "-- CMD [ARGS...]: run CMD in a cgroup of its own and watch it and every "
+                    "process it starts, until it exits; exit with its status")
+        ->type_name("CMD");
     monitor
         .add_option("--report-interval", seconds.report_interval,
                     "Print a usage report every DURATION (0: only at exit)")
@@ -221,7 +256,8 @@ CommandLine exit_with(int code, std::string output) {
 struct ParseTargets {
     MonitorOptions options;
     Seconds seconds;
-    std::string proto, family, metrics_listen, hooks;
+    std::string proto, family, metrics_listen, hooks, cgroup;
+    std::vector<std::string> fail_on;
     bool json = false;
 };
 
@@ -239,7 +275,10 @@ PortwatchApp::PortwatchApp()
                "portwatch") {
     set_version_flag("--version", version_text());
     require_subcommand(1);
-    monitor = add_subcommand("monitor", "Trace port allocations and releases live");
+    monitor = add_subcommand(
+        "monitor",
+        "Trace port allocations and releases live; with CMD [ARGS...] after a double "
+        "dash, run CMD and trace only it and its descendants until it exits");
     snapshot = add_subcommand("snapshot",
                               "The ports in use now, from the kernel's socket tables (no tracing)");
     top = add_subcommand(
@@ -253,11 +292,11 @@ PortwatchApp::PortwatchApp()
         add_report_top_option(*command, options);
     }
     for (CLI::App *command : {monitor, snapshot, top}) {
-        add_filter_options(*command, options, targets.proto, targets.family);
+        add_filter_options(*command, options, targets.proto, targets.family, targets.cgroup);
         add_threshold_options(*command, options);
     }
     for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
-    add_monitor_options(*monitor, options, targets.seconds);
+    add_monitor_options(*monitor, options, targets.seconds, targets.fail_on);
     add_metrics_options(*monitor, options, targets.metrics_listen);
 }
 
@@ -285,7 +324,18 @@ std::string hook_name(const std::string &from_command_line) {
 }
 
 // What CLI11 cannot check on one option alone: "" when all is well, else the error line.
-std::string check_combinations(const MonitorOptions &options) {
+std::string check_combinations(const MonitorOptions &options, bool double_dash) {
+    if (options.filters.pids.size() > kMaxPids)
+        return "portwatch: --pid: at most " + std::to_string(kMaxPids) + " processes, not " +
+               std::to_string(options.filters.pids.size()) + " (see --help)\n";
+    if (!double_dash && !options.command.empty())
+        return "portwatch: monitor: unexpected argument " + options.command.front() +
+               " (a command to run goes after --) (see --help)\n";
+    if (double_dash && options.command.empty())
+        return "portwatch: monitor --: no command after -- (see --help)\n";
+    if (!options.command.empty() && options.duration.count() > 0)
+        return "portwatch: --duration does not combine with -- CMD: the run ends when CMD "
+               "exits (see --help)\n";
     if (!is_power_of_two(options.ringbuf_mb))
         return "portwatch: --ringbuf-mb: must be a power of two, not " +
                std::to_string(options.ringbuf_mb) + " (see --help)\n";
@@ -313,9 +363,23 @@ std::string convert_targets(ParseTargets &targets) {
         return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {" +
                CLI::detail::join(names_in(kHookChoiceNames), ",") + "}\n";
     options.hooks = *hook_choice;
+    if (!targets.cgroup.empty()) {
+        std::string path = targets.cgroup;
+        while (path.size() > 1 && path.ends_with('/')) path.pop_back();
+        options.filters.cgroups.push_back(path);
+    }
+    for (const std::string &name : targets.fail_on)
+        options.fail_on.push_back(*value_named(kFailOnNames, name));  // checked by IsMember
     if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
     if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
     return "";
+}
+
+// `monitor --` with nothing after it: CLI11 leaves the command empty, as without `--`.
+bool has_double_dash(int argc, const char *const *argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "--") return true;
+    return false;
 }
 
 CommandLine::Action action_parsed(const PortwatchApp &app) {
@@ -330,9 +394,10 @@ CommandLine::Action action_parsed(const PortwatchApp &app) {
 CommandLine parse_command_line(int argc, const char *const *argv) {
     PortwatchApp app;
     if (std::optional<CommandLine> exit = run_parser(app, argc, argv)) return *exit;
-    if (std::string error = check_combinations(app.targets.options); !error.empty())
-        return exit_with(2, error);
     if (std::string error = convert_targets(app.targets); !error.empty())
+        return exit_with(2, error);
+    if (std::string error = check_combinations(app.targets.options, has_double_dash(argc, argv));
+        !error.empty())
         return exit_with(2, error);
     CommandLine result;
     result.action = action_parsed(app);

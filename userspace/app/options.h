@@ -9,7 +9,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "app/fail_on.h"
 #include "capture/capture_config.h"
 #include "capture/kernel_features.h"
 #include "events/filters.h"
@@ -41,6 +43,8 @@ struct MonitorOptions {
     std::size_t metrics_top = 10;                 // destination scopes and processes given series
     std::optional<std::string> output;            // append to this file, not stdout; SIGHUP reopens
     EventLines event_lines = EventLines::all;     // --events
+    std::vector<std::string> command;             // monitor -- CMD [ARGS...]: run and watch it
+    std::vector<FailOn> fail_on;                  // exit 3 when one happened (app/fail_on.h)
 };
 
 struct CommandLine {

@@ -17,6 +17,7 @@
 
 #include "capture/feature_probe.h"
 #include "events/decoder.h"
+#include "base/unique_fd.h"
 #include "system/mounts.h"
 #include "portwatch.skel.h"
 #include "system/host_info.h"
@@ -97,6 +98,7 @@ Capture::Capture(const CaptureConfig &config) {
     if (!skel_) throw CaptureError(explain("cannot open the BPF object", errno));
     configure(config);
     load();
+    fill_cgroup_filter(config.filters);
     calibrate_user_regs();
     attach_all();
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr));
@@ -163,6 +165,36 @@ void Capture::choose_programs() {
                                           : PW_TCP_CONNECT_BY_SOCKOPS;
 }
 
+// sockops programs may not call bpf_current_task_under_cgroup() (5.10 to 6.12 at least):
+// with the cgroup filter, TCP connects go through the syscall path.
+void Capture::configure_cgroup_filter(const Filters &filters) {
+    if (filters.cgroups.empty()) return;
+    std::size_t most = bpf_map__max_entries(skel_->maps.filter_cgroup);
+    if (filters.cgroups.size() > most)
+        throw CaptureError("at most " + std::to_string(most) + " cgroups filter at once");
+    skel_->rodata->filter_cgroup_count = filters.cgroups.size();
+    if (skel_->rodata->tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS)
+        skel_->rodata->tcp_connect_path = PW_TCP_CONNECT_BY_SYSCALL;
+}
+
+// After load, before attach: the cgroups' directory fds into the filter's map.
+void Capture::fill_cgroup_filter(const Filters &filters) {
+    if (filters.cgroups.empty()) return;
+    std::ifstream proc_mounts("/proc/mounts");
+    std::optional<std::string> mount = find_cgroup2_mount(proc_mounts);
+    if (!mount) throw CaptureError("no cgroup v2 file system is mounted (cgroup2 in /proc/mounts)");
+    for (std::uint32_t key = 0; key < filters.cgroups.size(); ++key)
+        add_cgroup_to_filter(*mount + filters.cgroups[key], key);
+}
+
+void Capture::add_cgroup_to_filter(const std::string &directory, std::uint32_t key) {
+    UniqueFd cgroup(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (cgroup.get() < 0) throw CaptureError(explain("cannot open the cgroup " + directory, errno));
+    int fd = cgroup.get();
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_cgroup), &key, &fd, BPF_ANY) != 0)
+        throw CaptureError(explain("cannot set the cgroup filter to " + directory, errno));
+}
+
 void Capture::configure(const CaptureConfig &config) {
     choose_programs();
     auto *ro = skel_->rodata;
@@ -173,7 +205,11 @@ void Capture::configure(const CaptureConfig &config) {
     ro->nr_sendmsg = SYS_sendmsg;
     ro->nr_sendmmsg = SYS_sendmmsg;
     const Filters &f = config.filters;
-    ro->filter_pid = f.pid.value_or(0);
+    if (f.pids.size() > std::size(ro->filter_pids))
+        throw CaptureError("at most " + std::to_string(std::size(ro->filter_pids)) +
+                           " --pid at once");
+    std::copy(f.pids.begin(), f.pids.end(), ro->filter_pids);
+    ro->filter_pid_count = f.pids.size();
     ro->filter_netns = f.netns.value_or(0);
     if (f.proto) ro->filter_proto = *f.proto == Proto::tcp ? IPPROTO_TCP : IPPROTO_UDP;
     if (f.family) ro->filter_family = *f.family == Family::ipv4 ? AF_INET : AF_INET6;
@@ -181,6 +217,7 @@ void Capture::configure(const CaptureConfig &config) {
         ro->filter_comm_enabled = 1;
         copy_comm(*f.comm, ro->filter_comm);
     }
+    configure_cgroup_filter(f);
     std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
     // The reader polls every 100 ms and is woken besides once half the ring is full. Past that
     // mark every record the programs submit forces a wake-up, and queues the ring's irq_work

@@ -81,6 +81,9 @@ class Capture {
     std::vector<std::pair<bpf_program *, const char *>> io_uring_programs() const;
     void choose_programs();
     void configure(const CaptureConfig &config);
+    void configure_cgroup_filter(const Filters &filters);
+    void fill_cgroup_filter(const Filters &filters);
+    void add_cgroup_to_filter(const std::string &directory, std::uint32_t key);
     void load();
     void attach_all();
     void calibrate_user_regs();
