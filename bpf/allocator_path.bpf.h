@@ -3,7 +3,8 @@
 #ifndef PORTWATCH_ALLOCATOR_PATH_BPF_H
 #define PORTWATCH_ALLOCATOR_PATH_BPF_H
 
-#include "io_uring_path.bpf.h"
+#include "io_uring_calls.bpf.h"
+#include "records.bpf.h"
 
 /* The kernel's port allocators, in the caller's context, only
  * when a port is chosen. Where trampolines attach (not on every kernel: user space tries). */

@@ -12,29 +12,10 @@
 #ifndef PORTWATCH_IO_URING_PATH_BPF_H
 #define PORTWATCH_IO_URING_PATH_BPF_H
 
+#include "io_uring_calls.bpf.h"
 #include "syscall_path.bpf.h"
 
 #define REQ_F_FIXED_FILE 1 /* 1 << REQ_F_FIXED_FILE_BIT, which is IOSQE_FIXED_FILE_BIT (uapi) */
-
-struct io_uring_call {
-    struct pending_call call;
-    __u64 req;
-};
-
-/* One op in flight per socket is enough: ops on one socket in flight together are of one
- * kind (sends), and only the first of them can allocate. Removed at the op's completion
- * (cancelled ops, a failed IOSQE_CQE_SKIP_SUCCESS op and a ring torn down post one too),
- * replaced by the next op on the socket, and removed when a TCP socket is destroyed
- * (pw_tcp_destroy). Left behind: an op that completes unseen, a successful
- * IOSQE_CQE_SKIP_SUCCESS op (no CQE, no io_uring_complete) or one cancelled before it was
- * given its file, on a UDP socket then closed (cgroup/sock_release has no sock pointer). */
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 16384); /* resized by user space */
-    __type(key, __u64);
-    __type(value, struct io_uring_call);
-} io_uring_calls SEC(".maps");
-static struct key_counts io_uring_keys; /* pw_tcp_destroy looks up every TCP socket */
 
 /* The opcodes come from the running kernel's enum io_uring_op (uapi, so they never
  * change; BIND and LISTEN exist since 6.11, SEND_ZC and SENDMSG_ZC since 6.0). */
@@ -161,14 +142,6 @@ int BPF_PROG(pw_io_uring_submit_sqe_after_ctx, void *ring, struct io_kiocb *req)
 {
     on_io_uring_submit(req);
     return 0;
-}
-
-/* The op the fexit set's allocator is inside, if io_uring issued it on sk. */
-static __always_inline const struct pending_call *io_uring_call_on(const struct sock *sk)
-{
-    __u64 key = (__u64)sk;
-    struct io_uring_call *entry = bpf_map_lookup_elem(&io_uring_calls, &key);
-    return entry ? &entry->call : NULL;
 }
 
 /* A destroyed TCP socket's calls in flight that no completion removed (pw_tcp_destroy). */

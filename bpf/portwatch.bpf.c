@@ -15,7 +15,10 @@
  *
  * Both (io_uring_path.bpf.h): io_uring's bind, listen, connect and send ops, which make no
  *   syscall: the port at submit, compared at completion (tracepoint set), or the op's kind
- *   for the allocators (fexit set).
+ *   for the allocators (fexit set), which read only the ops in flight (io_uring_calls.bpf.h).
+ *
+ * Each path includes what it uses: the fexit set's allocators records.bpf.h and
+ * io_uring_calls.bpf.h, none of the tracepoint set's state.
  * Both (sockops_path.bpf.h): TCP releases at sockops STATE_CB(-> CLOSE), enabled per
  * socket once it connects or listens, and tcp_destroy_sock for bind-locked ports; UDP
  * releases at cgroup/sock_release; cookies made at cgroup/sock_create so that every

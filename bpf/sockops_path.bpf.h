@@ -13,7 +13,8 @@
 #ifndef PORTWATCH_SOCKOPS_PATH_BPF_H
 #define PORTWATCH_SOCKOPS_PATH_BPF_H
 
-#include "io_uring_path.bpf.h"
+#include "io_uring_path.bpf.h" /* forget_calls_on() */
+#include "syscall_path.bpf.h"  /* the calls in flight that report a port themselves */
 
 /* The sockets whose connect record_tcp_connect() reported, while a filter is set: STATE_CB
  * flags are the socket's, not the program's (bpf_sock_ops_cb_flags_set()), so another sockops
@@ -28,8 +29,8 @@ struct {
 
 static __always_inline bool filters_set(void)
 {
-    return filter_pid_count || filter_comm_enabled || filter_cgroup_count || filter_netns || filter_proto ||
-           filter_family;
+    return filter_pid_count || filter_comm_enabled || filter_cgroup_count || filter_netns ||
+           filter_proto || filter_family;
 }
 
 /* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so
