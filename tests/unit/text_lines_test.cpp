@@ -28,24 +28,29 @@ TEST(TextFormat, Allocate) {
     EXPECT_EQ(line.find("FAILED"), std::string::npos);
 }
 
+// The container is the last word of DETAIL, after the words of the event's fields; the exact
+// bytes of whole lines are held by event_lines_golden_test.cpp.
 TEST(TextFormat, ContainerGoesLastAsItsShortId) {
+    std::size_t detail_column = text_header().find("DETAIL");
     AllocateEvent allocate = connect_allocate();
     allocate.task.cgroup_path = kDockerCgroup;
     std::string line = text_line(allocate, time_base());
     expect_one_line(line);
-    expect_contains(line, {" curl ", " 192.168.1.2:443 ", " ephemeral container=4a37f6d3bf5d\n"});
+    expect_contains(line, {" curl ", " 192.168.1.2:443 ", " ephemeral "});
+    EXPECT_TRUE(line.ends_with(" container=4a37f6d3bf5d\n")) << line;
 
     AllocateEvent fixed = connect_allocate();
     fixed.ephemeral = false;
     fixed.task.cgroup_path = kDockerCgroup;
-    std::string padded_remote = " 192.168.1.2:443 " + std::string(11, ' ');
-    expect_contains(text_line(fixed, time_base()),
-                    {(padded_remote + "container=4a37f6d3bf5d\n").c_str()});
+    line = text_line(fixed, time_base());
+    EXPECT_TRUE(line.ends_with(" container=4a37f6d3bf5d\n")) << line;
+    EXPECT_GE(line.find("container="), detail_column) << line;
 
     ReleaseEvent release = ipv6_release(ReleaseReason::time_wait);
     release.owner.cgroup_path = kDockerCgroup;
-    expect_contains(text_line(release, time_base()),
-                    {"held 2500.123ms time_wait container=4a37f6d3bf5d\n"});
+    line = text_line(release, time_base());
+    expect_contains(line, {"held 2500.123ms time_wait "});
+    EXPECT_TRUE(line.ends_with(" container=4a37f6d3bf5d\n")) << line;
 }
 
 TEST(TextFormat, NoContainerNoMention) {
@@ -54,7 +59,7 @@ TEST(TextFormat, NoContainerNoMention) {
         e.task.cgroup_path = path;
         std::string line = text_line(e, time_base());
         EXPECT_EQ(line.find("container"), std::string::npos) << line;
-        EXPECT_TRUE(line.ends_with(" ephemeral\n")) << line;
+        expect_contains(line, {" ephemeral"});
     }
 }
 
@@ -62,7 +67,7 @@ TEST(TextFormat, FailedAllocationShowsTheErrnoName) {
     std::string line = text_line(failed_bind(EADDRNOTAVAIL), time_base());
     expect_one_line(line);
     expect_contains(line, {" FAILED ", " bind_ephemeral ", " bind ", " udp4 ", " dnsd ",
-                           " 0.0.0.0:0 ", " - ", "EADDRNOTAVAIL\n"});
+                           " 0.0.0.0:0 ", " - ", " EADDRNOTAVAIL"});
 }
 
 TEST(TextFormat, Release) {
@@ -70,7 +75,7 @@ TEST(TextFormat, Release) {
     expect_one_line(line);
     EXPECT_EQ(line.rfind("10:00:00.123456 ", 0), 0u) << line;
     expect_contains(line, {" release ", " bind ", " tcp6 ", " nginx ", " [2001:db8::1]:8080 ",
-                           "held 2500.123ms time_wait\n"});
+                           " held 2500.123ms time_wait"});
 }
 
 TEST(TextFormat, ReleaseWithUnknownOwnerShowsDashes) {
