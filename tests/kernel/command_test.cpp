@@ -3,9 +3,12 @@
 // followed (a daemon that takes its ports after its parent exited included), nobody else is,
 // and portwatch exits with the command's status.
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -180,6 +184,61 @@ TEST_F(CommandTest, ForwardsSigtermToTheCommand) {
     std::optional<int> code = monitor.wait_exit_code_for(std::chrono::seconds(10));
     ASSERT_TRUE(code);
     EXPECT_EQ(*code, 128 + SIGTERM);
+}
+
+// Sets an environment variable for the scope of a test (the monitor inherits it).
+class ScopedEnv {
+  public:
+    ScopedEnv(const char *name, const std::string &value) : name_(name) {
+        setenv(name, value.c_str(), 1);
+    }
+    ~ScopedEnv() { unsetenv(name_); }
+    ScopedEnv(const ScopedEnv &) = delete;
+    ScopedEnv &operator=(const ScopedEnv &) = delete;
+
+  private:
+    const char *name_;
+};
+
+std::set<std::string> words_of(const std::string &line) {
+    std::set<std::string> words;
+    std::istringstream in(line);
+    for (std::string word; in >> word;) words.insert(word);
+    return words;
+}
+
+// Root with SUDO_UID/SUDO_GID, as sudo leaves them: the command runs as the user sudo was
+// called by, with that user's groups (what `id` says inside it, against the group database).
+TEST_F(CommandTest, UnderSudoTheCommandRunsAsTheCallingUser) {
+    const struct passwd *nobody = getpwnam("nobody");
+    ASSERT_NE(nobody, nullptr);
+    uid_t uid = nobody->pw_uid;
+    gid_t gid = nobody->pw_gid;
+    int count = 64;
+    std::vector<gid_t> groups(count);
+    ASSERT_GE(getgrouplist("nobody", gid, groups.data(), &count), 0);
+    std::set<std::string> expected_groups;
+    for (int i = 0; i < count; i++) expected_groups.insert(std::to_string(groups[i]));
+
+    char dir[] = "/tmp/portwatch-sudo-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    ASSERT_EQ(chmod(dir, 0777), 0);
+    std::string said = std::string(dir) + "/id";
+    {
+        ScopedEnv sudo_uid("SUDO_UID", std::to_string(uid));
+        ScopedEnv sudo_gid("SUDO_GID", std::to_string(gid));
+        Monitor monitor(monitor_json({"sh", "-c", "{ id -u; id -g; id -G; } > " + said}));
+        lines_until_exit(monitor);
+        EXPECT_EQ(monitor.wait_exit_code(), 0) << monitor.all_stderr();
+    }
+    std::ifstream file(said);
+    std::string uid_line, gid_line, groups_line;
+    ASSERT_TRUE(std::getline(file, uid_line) && std::getline(file, gid_line) &&
+                std::getline(file, groups_line));
+    EXPECT_EQ(uid_line, std::to_string(uid));
+    EXPECT_EQ(gid_line, std::to_string(gid));
+    EXPECT_EQ(words_of(groups_line), expected_groups);
+    std::filesystem::remove_all(dir);
 }
 
 // port_holder's UDP sockets in a netns of 10 ephemeral ports: with `extra_udp` 9 they take
