@@ -85,8 +85,8 @@ void PortModel::hold(const HeldSocket &held, ScopeKind kind, ScopeState &state,
     NetnsState &ns = netns_state(held.sock.netns, held.pid);
     state.held++;
     state.held_by_pid[held.pid]++;
-    process(owner, held.sock.netns);
-    count_process_port(held, +1);
+    processes_.note(owner, held.sock.netns);
+    processes_.count_port(held, +1);
     hold_port(ns, kind, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
@@ -100,7 +100,7 @@ void PortModel::forget(const HeldSocket &held, ScopeState &state) {
     if (state.held) state.held--;
     if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
         if (--pid->second == 0) state.held_by_pid.erase(pid);
-    count_process_port(held, -1);
+    processes_.count_port(held, -1);
 }
 
 // A socket the tables showed before its allocation event was read: the event knows better
@@ -119,7 +119,7 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
     ScopeKey key = scope_of(event.sock, event.how);
     ScopeState &state = scope_state(key, event.sock.proto);
-    ProcessUsage &usage = process(event.task, event.sock.netns);
+    ProcessUsage &usage = processes_.note(event.task, event.sock.netns);
     usage.allocations++;
     usage.last_active_ns = event.boot_ns;
     // Without a cookie its release cannot be matched: counted as an allocation, not as held.
@@ -136,7 +136,7 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
 
 std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
-    ProcessUsage &usage = process(event.task, event.sock.netns);
+    ProcessUsage &usage = processes_.note(event.task, event.sock.netns);
     usage.failures++;
     usage.last_active_ns = event.boot_ns;
     auto key = failure_scope(event);
@@ -169,8 +169,7 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     if (found == sockets_.end()) return warnings;  // allocated before we saw it
     HeldSocket held = found->second;
     sockets_.erase(found);
-    if (auto owner = processes_.find(held.pid); owner != processes_.end())
-        owner->second.last_active_ns = event.boot_ns;
+    if (ProcessUsage *owner = processes_.find(held.pid)) owner->last_active_ns = event.boot_ns;
     ScopeKey scope = held.scope();
     ScopeState &state = scope_state(scope, held.sock.proto);
     forget(held, state);
@@ -214,7 +213,7 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
         std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
             return entry.second + settings_.time_wait_ns < now_ns;
         });
-    forget_idle_processes(now_ns);
+    processes_.forget_idle(now_ns, settings_.process_idle_ns);
     forget_idle(now_ns);
     // Open-addressing tables keep their peak size: give a storm's back once it is over.
     shrink_if_mostly_empty(sockets_);

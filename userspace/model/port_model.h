@@ -27,7 +27,6 @@
 #include <utility>
 #include <vector>
 
-#include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/node_hash_map.h>
@@ -38,6 +37,7 @@
 #include "model/held_socket.h"
 #include "model/netns_ports.h"
 #include "model/netns_state.h"
+#include "model/process_accounts.h"
 #include "model/scope_key.h"
 #include "model/scope_state.h"
 #include "agent/stats.h"
@@ -80,13 +80,6 @@ struct RecentRelease {
     std::uint64_t boot_ns;
 };
 
-struct TopProcess {
-    std::uint32_t pid = 0;
-    std::string comm;
-    std::size_t ports = 0;
-    CgroupPath cgroup_path;  // "" when unknown
-};
-
 struct ScopeUsage {
     ScopeKey key;
     Proto proto = Proto::tcp;
@@ -106,22 +99,6 @@ struct Warning {
     WarningLevel level = WarningLevel::ok;
     ScopeUsage usage;
     std::optional<AllocateEvent> failure;  // the failed allocation that raised it
-};
-
-struct ProcessUsage {
-    std::uint32_t pid = 0;
-    std::string comm;
-    std::uint64_t cgroup_id = 0;
-    CgroupPath cgroup_path;  // as TaskInfo's: "" when unknown
-    std::uint32_t uid = 0;
-    std::uint32_t netns = 0;
-    std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
-    std::uint64_t allocations = 0;                      // in the report interval
-    std::uint64_t failures = 0;                         // in the report interval
-    double allocation_rate = 0;        // allocations per second in the report interval
-    std::uint64_t last_active_ns = 0;  // its last allocation, failure or release seen
-
-    std::size_t held_total() const;
 };
 
 // What a bounded report leaves out of a section (bound_report()), summed up in one row.
@@ -297,13 +274,9 @@ class PortModel {
     bool owner_may_be_in_flight(const KernelSocket &socket, bool first_pass,
                                 const CookieSet &known_before, CookieSet &unowned_now) const;
 
-    // Per-process accounting (process_usage.cpp)
-    ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+    // Per-process accounting (process_usage.cpp; the accounts: process_accounts.cpp)
     void move_owner(HeldSocket &held, const TaskInfo &owner);
-    void count_process_port(const HeldSocket &held, int delta);
-    std::unordered_map<std::uint32_t, std::size_t> range_holders(const ScopeKey &key) const;
-    std::vector<TopProcess> top_processes(
-        const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
+    std::vector<TopProcess> top_processes(const ScopeKey &key, const ScopeState &state) const;
 
     // Reports (report_builder.cpp) and their causes (cause_facts.cpp)
     Report build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s);
@@ -316,7 +289,6 @@ class PortModel {
                        std::uint64_t now_ns) const;
     bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
-    void forget_idle_processes(std::uint64_t now_ns);
 
     ModelSettings settings_;
     ConfigSource config_source_;
@@ -324,13 +296,11 @@ class PortModel {
     // (~185 B a socket at 500,000) and it holds both tables while it grows; a node costs
     // ~105-115 B (96 B and a pointer slot) at any size.
     absl::node_hash_map<std::uint64_t, HeldSocket> sockets_;
-    // sockets on each port a process holds
-    absl::btree_map<ProcessPort, std::uint32_t> process_ports_;
     std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
     absl::flat_hash_set<std::uint64_t> time_wait_cookies_;   // the cookies in time_wait_
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
-    std::map<std::uint32_t, ProcessUsage> processes_;  // by pid
+    ProcessAccounts processes_;
     // Releases of the last reconcile_grace_ns, in the order their events came (near enough
     // their times'): appended per release, a sequential write where a hash table's insert
     // missed the cache on every connection of a storm (perf: ~10 % of the monitor's CPU).
