@@ -161,10 +161,10 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
 
 std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     std::vector<Warning> warnings;
-    recently_released_.push_back({event.sock.cookie, event.boot_ns});
+    history_.note_release(event.sock.cookie, event.boot_ns);
     // twice the grace: a pass applies events newer than the table it then reconciles
     std::uint64_t kept_ns = 2 * settings_.reconcile_grace_ns;
-    forget_releases_before(event.boot_ns - std::min(event.boot_ns, kept_ns));
+    history_.forget_releases_before(event.boot_ns - std::min(event.boot_ns, kept_ns));
     auto found = sockets_.find(event.sock.cookie);
     if (found == sockets_.end()) return warnings;  // allocated before we saw it
     HeldSocket held = found->second;
@@ -208,7 +208,7 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
     if (now_ns < last_housekeeping_ns_ + settings_.rate_window_ns / 6) return;
     last_housekeeping_ns_ = now_ns;
     std::uint64_t settled_before = now_ns - std::min(now_ns, settings_.reconcile_grace_ns);
-    forget_releases_before(settled_before);
+    history_.forget_releases_before(settled_before);
     for (auto &[netns, ns] : netns_)
         std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
             return entry.second + settings_.time_wait_ns < now_ns;

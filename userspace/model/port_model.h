@@ -34,36 +34,17 @@
 #include "events/event.h"
 #include "events/kernel_socket.h"
 #include "model/causes.h"
+#include "model/cookie_sets.h"
 #include "model/held_socket.h"
 #include "model/netns_ports.h"
 #include "model/netns_state.h"
 #include "model/process_accounts.h"
+#include "model/reconcile_history.h"
 #include "model/scope_key.h"
 #include "model/scope_state.h"
 #include "agent/stats.h"
 
 namespace portwatch {
-
-// What a reconciliation pass collects of a table, for membership only: a hash set costs a
-// pass's peak ~10 bytes per socket where std::set spent ~48.
-using CookieSet = absl::flat_hash_set<std::uint64_t>;
-using PortSet = absl::flat_hash_set<std::uint16_t>;
-
-// The cookies a table lists, for membership once the whole table is in: sorted, 8 B each,
-// in blocks (a hash set spent 9-19 B a cookie as it grew: ~10 MB of a pass's peak at 500,000
-// sockets).
-class SortedCookies {
-  public:
-    void add(std::uint64_t cookie) { cookies_.push_back(cookie); }
-    // Once every cookie is added, before contains().
-    void sort() { std::sort(cookies_.begin(), cookies_.end()); }
-    bool contains(std::uint64_t cookie) const {
-        return std::binary_search(cookies_.begin(), cookies_.end(), cookie);
-    }
-
-  private:
-    std::deque<std::uint64_t> cookies_;
-};
 
 // What a table says of its TCP ports beyond each socket's row.
 struct TablePorts {
@@ -74,11 +55,6 @@ struct TablePorts {
 };
 
 class TableReading;
-
-struct RecentRelease {
-    std::uint64_t cookie;
-    std::uint64_t boot_ns;
-};
 
 struct ScopeUsage {
     ScopeKey key;
@@ -206,9 +182,9 @@ class PortModel {
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
     // The cookies of the sockets that two passes in a row over their netns's tables did not
     // list (their releases were missed), since the last call: the kernel's held_ports may
-    // still hold them. One pass is not enough (missing_once_).
-    std::vector<std::uint64_t> take_gone_cookies() { return std::exchange(gone_cookies_, {}); }
-    bool missed_once(const SocketInfo &sock) const;
+    // still hold them. One pass is not enough (ReconcileHistory).
+    std::vector<std::uint64_t> take_gone_cookies() { return history_.take_gone_cookies(); }
+    bool missed_once(const SocketInfo &sock) const { return history_.missed_once(sock); }
 
   private:
     // Events (port_model.cpp)
@@ -264,15 +240,9 @@ class PortModel {
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const SortedCookies &live,
                            std::uint64_t settled_before, std::uint64_t read_at_ns);
-    void confirm_gone(std::uint32_t netns, const SortedCookies &live);
     bool update_known_socket(const KernelSocket &socket);
-    void forget_releases_before(std::uint64_t settled_before);
-    CookieSet released_cookies_for(const std::deque<KernelSocket> &rows) const;
     void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
-    CookieSet unowned_or_missed_before(std::uint32_t netns);
-    bool owner_may_be_in_flight(const KernelSocket &socket, bool first_pass,
-                                const CookieSet &known_before, CookieSet &unowned_now) const;
 
     // Per-process accounting (process_usage.cpp; the accounts: process_accounts.cpp)
     void move_owner(HeldSocket &held, const TaskInfo &owner);
@@ -301,25 +271,8 @@ class PortModel {
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
     ProcessAccounts processes_;
-    // Releases of the last reconcile_grace_ns, in the order their events came (near enough
-    // their times'): appended per release, a sequential write where a hash table's insert
-    // missed the cache on every connection of a storm (perf: ~10 % of the monitor's CPU).
-    // Only reconcile() asks, once a table (released_cookies_for()).
-    std::deque<RecentRelease> recently_released_;
     ReconcileTotals reconcile_totals_;
-    // By netns: the cookies its last pass dropped as gone. A dump can miss a live socket: a
-    // netlink dump resumes a hash chain by position (udp_dump(), inet_diag_dump_icsk()), and
-    // a socket closed before that position meanwhile shifts the next one past it. The model
-    // takes such a socket back at the next pass; held_ports, once it is deleted there, would
-    // never report its release. So a cookie leaves held_ports only once two passes missed it.
-    absl::flat_hash_map<std::uint32_t, CookieSet> missing_once_;
-    // A row with no owner that no event showed may be a socket whose call is still running:
-    // the kernel hashes a port before the syscall returns (and the record is sent), and /proc
-    // was read before the table. After a netns's first pass, such a row is taken only when
-    // the next pass lists it again (and no event named it meanwhile).
-    absl::flat_hash_map<std::uint32_t, CookieSet> unowned_once_;
-    absl::flat_hash_set<std::uint32_t> tables_read_;
-    std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
+    ReconcileHistory history_;  // what the passes remember between them (reconcile.cpp)
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
