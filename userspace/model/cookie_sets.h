@@ -31,4 +31,10 @@ class SortedCookies {
     std::deque<std::uint64_t> cookies_;
 };
 
+// Open-addressing tables keep their peak size: gives a storm's back once it is over.
+template <class Table>
+void shrink_if_mostly_empty(Table &table) {
+    if (table.capacity() > 4096 && table.size() < table.capacity() / 8) table.rehash(0);
+}
+
 }  // namespace portwatch

@@ -176,7 +176,7 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     note_released(held, event.boot_ns);
     // The tables may have shown this TIME_WAIT socket before its events were read (the
     // baseline runs while the first events wait in the ring buffer): that entry stays.
-    bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
+    bool known_waiting = time_wait_.contains(held.sock.cookie);
     if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
         add_time_wait(scope, held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
                       event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns,
@@ -195,15 +195,6 @@ std::vector<Warning> PortModel::take_warnings() {
     return std::exchange(pending_warnings_, {});
 }
 
-namespace {
-
-template <class Table>
-void shrink_if_mostly_empty(Table &table) {
-    if (table.capacity() > 4096 && table.size() < table.capacity() / 8) table.rehash(0);
-}
-
-}  // namespace
-
 void PortModel::housekeeping(std::uint64_t now_ns) {
     if (now_ns < last_housekeeping_ns_ + settings_.rate_window_ns / 6) return;
     last_housekeeping_ns_ = now_ns;
@@ -215,9 +206,8 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
         });
     processes_.forget_idle(now_ns, settings_.process_idle_ns);
     forget_idle(now_ns);
-    // Open-addressing tables keep their peak size: give a storm's back once it is over.
     shrink_if_mostly_empty(sockets_);
-    shrink_if_mostly_empty(time_wait_cookies_);
+    time_wait_.shrink_if_mostly_empty();
 }
 
 std::vector<std::uint32_t> PortModel::namespaces() const {

@@ -42,6 +42,7 @@
 #include "model/reconcile_history.h"
 #include "model/scope_key.h"
 #include "model/scope_state.h"
+#include "model/time_wait_table.h"
 #include "agent/stats.h"
 
 namespace portwatch {
@@ -176,7 +177,7 @@ class PortModel {
     std::size_t tracked_sockets() const { return sockets_.size(); }
     // Whether the model holds the socket with this cookie: live, or in TIME_WAIT.
     bool holds_socket(std::uint64_t cookie) const {
-        return sockets_.contains(cookie) || time_wait_cookies_.contains(cookie);
+        return sockets_.contains(cookie) || time_wait_.contains(cookie);
     }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
@@ -224,13 +225,10 @@ class PortModel {
     // TIME_WAIT (time_wait.cpp)
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
                        std::uint64_t added_ns, std::uint64_t expires_ns, bool from_table);
-    void remove_time_wait(const TimeWaitEntry &entry);
+    void release_time_wait_port(const TimeWaitEntry &entry);
     void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
-    // The cookies of the netns's TIME_WAIT entries added before `settled_before`.
-    CookieSet time_wait_before(std::uint32_t netns, std::uint64_t settled_before) const;
-    // Drops the netns's TIME_WAIT entries that the tables read now replace: every one an
-    // earlier reading made, and those events added before `settled_before`; returns the
-    // cookies of the ones kept (events the tables may not show yet).
+    // Drops the netns's TIME_WAIT entries that the tables read now replace
+    // (TimeWaitTable::take_replaced()); returns the cookies of the ones kept.
     CookieSet drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
 
     // Reconciliation with the socket tables (reconcile.cpp)
@@ -266,8 +264,7 @@ class PortModel {
     // (~185 B a socket at 500,000) and it holds both tables while it grows; a node costs
     // ~105-115 B (96 B and a pointer slot) at any size.
     absl::node_hash_map<std::uint64_t, HeldSocket> sockets_;
-    std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
-    absl::flat_hash_set<std::uint64_t> time_wait_cookies_;   // the cookies in time_wait_
+    TimeWaitTable time_wait_;
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
     ProcessAccounts processes_;

@@ -129,7 +129,7 @@ void PortModel::reconcile(std::uint32_t netns, TableReading &&table, std::uint64
     drop_gone_sockets(netns, table.live_, settled_before, read_at_ns);
     free_all(table.live_);  // before the model grows
 
-    CookieSet old_waiting = time_wait_before(netns, settled_before);
+    CookieSet old_waiting = time_wait_.added_before(netns, settled_before);
     CookieSet kept_waiting = drop_time_wait_of(netns, settled_before);
     // the loop only adds to sockets_: a row unknown in it was unknown before it
     CookieSet released = history_.released_cookies_for(
