@@ -63,18 +63,6 @@ ScopeState &PortModel::scope_state(const ScopeKey &key, Proto proto) {
     return state;
 }
 
-// inet_csk_find_open_port() (bind(0), listen()) skips a port any TCP socket holds;
-// __inet_hash_connect() skips the ones bind()-style sockets hold.
-void PortModel::hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port,
-                          int delta) {
-    if (proto == Proto::udp) {
-        ns.udp.add(port, delta, ns.config);
-        return;
-    }
-    ns.tcp_any.add(port, delta, ns.config);
-    if (kind != ScopeKind::destination) ns.tcp_bind.add(port, delta, ns.config);
-}
-
 void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
     ScopeKey scope = held.scope();
     hold(held, scope.kind, scope_state(scope, held.sock.proto), owner);
@@ -87,7 +75,7 @@ void PortModel::hold(const HeldSocket &held, ScopeKind kind, ScopeState &state,
     state.held_by_pid[held.pid]++;
     processes_.note(owner, held.sock.netns);
     processes_.count_port(held, +1);
-    hold_port(ns, kind, held.sock.proto, held.sock.local_port, +1);
+    ns.hold_port(kind, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
 
@@ -109,8 +97,8 @@ void PortModel::drop_table_entry(std::uint64_t cookie, std::uint32_t netns) {
     auto known = sockets_.find(cookie);
     if (known == sockets_.end() || !known->second.from_table) return;
     forget(known->second);
-    hold_port(netns_state(netns, 0), known->second.scope_kind(), known->second.sock.proto,
-              known->second.sock.local_port, -1);
+    netns_state(netns, 0).hold_port(known->second.scope_kind(), known->second.sock.proto,
+                                    known->second.sock.local_port, -1);
     sockets_.erase(known);
 }
 
@@ -182,8 +170,8 @@ std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
                       event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns,
                       false);
     else
-        hold_port(netns_state(held.sock.netns, 0), scope.kind, held.sock.proto,
-                  held.sock.local_port, -1);
+        netns_state(held.sock.netns, 0)
+            .hold_port(scope.kind, held.sock.proto, held.sock.local_port, -1);
     count_release(state, event);
     record_sample(state, scope, event.boot_ns);
     if (auto warning = evaluate(scope, state, event.boot_ns)) warnings.push_back(*warning);
@@ -200,10 +188,7 @@ void PortModel::housekeeping(std::uint64_t now_ns) {
     last_housekeeping_ns_ = now_ns;
     std::uint64_t settled_before = now_ns - std::min(now_ns, settings_.reconcile_grace_ns);
     history_.forget_releases_before(settled_before);
-    for (auto &[netns, ns] : netns_)
-        std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
-            return entry.second + settings_.time_wait_ns < now_ns;
-        });
+    for (auto &[netns, ns] : netns_) ns.forget_bind_ports_released(now_ns, settings_.time_wait_ns);
     processes_.forget_idle(now_ns, settings_.process_idle_ns);
     forget_idle(now_ns);
     shrink_if_mostly_empty(sockets_);

@@ -191,7 +191,6 @@ class PortModel {
     // Events (port_model.cpp)
     NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
     ScopeState &scope_state(const ScopeKey &key, Proto proto);
-    void hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port, int delta);
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
     // The same, with held's scope and its state already looked up (the per-event path).
@@ -233,7 +232,6 @@ class PortModel {
 
     // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
-    bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
     std::optional<HeldSocket> from_table(const KernelSocket &socket, const TablePorts &ports,
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const SortedCookies &live,

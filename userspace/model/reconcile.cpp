@@ -162,7 +162,7 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const SortedCookies &live
         }
         forget(held);
         note_released(held, read_at_ns);
-        hold_port(netns_[netns], held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
+        netns_[netns].hold_port(held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
         history_.note_dropped(netns, it->first);
         sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
@@ -206,7 +206,7 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
         std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
         add_time_wait(held->scope(), Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
                       read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);
-        hold_port(netns_[netns], held->scope_kind(), Proto::tcp, socket.sock.local_port, +1);
+        netns_[netns].hold_port(held->scope_kind(), Proto::tcp, socket.sock.local_port, +1);
         if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
         return;
     }
@@ -233,24 +233,11 @@ std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket, cons
         auto ns = netns_.find(sock.netns);
         bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
         if (ephemeral && sock.has_remote() && !ports.served.contains(sock.local_port) &&
-            !bind_style_port(sock.netns, sock.local_port, read_at_ns))
+            !ns->second.bind_style_port(sock.local_port, read_at_ns, settings_.time_wait_ns))
             how = How::connect_autobind;
     }
     std::uint32_t pid = socket.owner ? socket.owner->pid : 0;
     return HeldSocket{sock, how, pid, 0};
-}
-
-// __inet_hash_connect() never hands out a port a bind()-style socket holds, so a socket
-// on one (accepted from a listener since closed, in TIME_WAIT or not) is no connect()
-// autobind: it shares that bind bucket, which stays as long as any socket on it.
-bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
-                                std::uint64_t now_ns) const {
-    auto ns = netns_.find(netns);
-    if (ns == netns_.end()) return false;
-    if (ns->second.tcp_bind.holders.contains(port)) return true;
-    auto released = ns->second.bind_ports_released.find(port);
-    return released != ns->second.bind_ports_released.end() &&
-           released->second + settings_.time_wait_ns >= now_ns;
 }
 
 bool TableRowFilter::keep(const KernelSocket &socket) {

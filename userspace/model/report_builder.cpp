@@ -8,12 +8,7 @@
 namespace portwatch {
 
 Report PortModel::report(std::uint64_t now_boot_ns) {
-    for (auto &[netns, state] : netns_) {
-        state.config = config_source_(netns, 0);
-        for (PortCounts *counts :
-             {&state.tcp_any, &state.tcp_bind, &state.udp, &state.tcp_time_wait})
-            counts->recount(state.config);
-    }
+    for (auto &[netns, state] : netns_) state.reread(config_source_(netns, 0));
     // A scope that held nothing and did nothing in the interval is left out of it.
     Report report =
         build_report(now_boot_ns, interval_started_ ? interval_start_ns_ / kSecondNs : 0);

@@ -22,7 +22,7 @@ void PortModel::release_time_wait_port(const TimeWaitEntry &entry) {
     if (state.time_wait) state.time_wait--;
     NetnsState &ns = netns_[entry.scope.netns];
     ns.tcp_time_wait.add(entry.port, -1, ns.config);
-    hold_port(ns, entry.scope.kind, state.proto, entry.port, -1);
+    ns.hold_port(entry.scope.kind, state.proto, entry.port, -1);
 }
 
 void PortModel::expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings) {
