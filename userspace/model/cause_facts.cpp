@@ -222,7 +222,7 @@ void PortModel::attach_causes(
         const NetnsTally &tally = tallies.netns.at(usage->key.netns);
         CauseFacts facts = scope_facts(*usage);
         add_release_facts(facts, usage->key, *state, tally, now_s, window_s);
-        add_bound_facts(facts, usage->key.kind, tally, processes_, settings_.top_n);
+        add_bound_facts(facts, usage->key.kind, tally, processes_.all(), settings_.top_n);
         if (!usage->top_processes.empty())
             add_holder_facts(facts, usage->top_processes.front(),
                              tallies.holders.at(usage->key).ages_s);

@@ -9,7 +9,9 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include "events/event.h"
 #include "model/netns_ports.h"
+#include "model/scope_key.h"
 
 namespace portwatch {
 
@@ -32,6 +34,15 @@ struct NetnsState {
     PortCounts tcp_time_wait;  // TCP ports TIME_WAIT sockets hold: the bind scope's share
     // bind()-style TCP ports given up, and when: sockets accepted on them stay
     std::unordered_map<std::uint16_t, std::uint64_t> bind_ports_released;
+
+    // One socket more (delta > 0) or fewer on `port`, of a scope of `kind`.
+    void hold_port(ScopeKind kind, Proto proto, std::uint16_t port, int delta);
+    // New settings: the counts of the ports an automatic choice could hand out follow them.
+    void reread(NetnsPortConfig new_config);
+    // Whether a bind()-style TCP socket holds the port, or gave it up within `linger_ns`.
+    bool bind_style_port(std::uint16_t port, std::uint64_t now_ns, std::uint64_t linger_ns) const;
+    // Forgets the bind()-style ports given up more than `linger_ns` before `now_ns`.
+    void forget_bind_ports_released(std::uint64_t now_ns, std::uint64_t linger_ns);
 };
 
 }  // namespace portwatch

@@ -63,18 +63,6 @@ ScopeState &PortModel::scope_state(const ScopeKey &key, Proto proto) {
     return state;
 }
 
-// inet_csk_find_open_port() (bind(0), listen()) skips a port any TCP socket holds;
-// __inet_hash_connect() skips the ones bind()-style sockets hold.
-void PortModel::hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port,
-                          int delta) {
-    if (proto == Proto::udp) {
-        ns.udp.add(port, delta, ns.config);
-        return;
-    }
-    ns.tcp_any.add(port, delta, ns.config);
-    if (kind != ScopeKind::destination) ns.tcp_bind.add(port, delta, ns.config);
-}
-
 void PortModel::hold(const HeldSocket &held, const TaskInfo &owner) {
     ScopeKey scope = held.scope();
     hold(held, scope.kind, scope_state(scope, held.sock.proto), owner);
@@ -85,9 +73,9 @@ void PortModel::hold(const HeldSocket &held, ScopeKind kind, ScopeState &state,
     NetnsState &ns = netns_state(held.sock.netns, held.pid);
     state.held++;
     state.held_by_pid[held.pid]++;
-    process(owner, held.sock.netns);
-    count_process_port(held, +1);
-    hold_port(ns, kind, held.sock.proto, held.sock.local_port, +1);
+    processes_.note(owner, held.sock.netns);
+    processes_.count_port(held, +1);
+    ns.hold_port(kind, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
 }
 
@@ -100,7 +88,7 @@ void PortModel::forget(const HeldSocket &held, ScopeState &state) {
     if (state.held) state.held--;
     if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
         if (--pid->second == 0) state.held_by_pid.erase(pid);
-    count_process_port(held, -1);
+    processes_.count_port(held, -1);
 }
 
 // A socket the tables showed before its allocation event was read: the event knows better
@@ -109,8 +97,8 @@ void PortModel::drop_table_entry(std::uint64_t cookie, std::uint32_t netns) {
     auto known = sockets_.find(cookie);
     if (known == sockets_.end() || !known->second.from_table) return;
     forget(known->second);
-    hold_port(netns_state(netns, 0), known->second.scope_kind(), known->second.sock.proto,
-              known->second.sock.local_port, -1);
+    netns_state(netns, 0).hold_port(known->second.scope_kind(), known->second.sock.proto,
+                                    known->second.sock.local_port, -1);
     sockets_.erase(known);
 }
 
@@ -119,7 +107,7 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
     ScopeKey key = scope_of(event.sock, event.how);
     ScopeState &state = scope_state(key, event.sock.proto);
-    ProcessUsage &usage = process(event.task, event.sock.netns);
+    ProcessUsage &usage = processes_.note(event.task, event.sock.netns);
     usage.allocations++;
     usage.last_active_ns = event.boot_ns;
     // Without a cookie its release cannot be matched: counted as an allocation, not as held.
@@ -136,7 +124,7 @@ std::vector<Warning> PortModel::on_allocate(const AllocateEvent &event) {
 
 std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
     netns_state(event.sock.netns, event.task.pid);
-    ProcessUsage &usage = process(event.task, event.sock.netns);
+    ProcessUsage &usage = processes_.note(event.task, event.sock.netns);
     usage.failures++;
     usage.last_active_ns = event.boot_ns;
     auto key = failure_scope(event);
@@ -161,30 +149,29 @@ std::vector<Warning> PortModel::on_failure(const AllocateEvent &event) {
 
 std::vector<Warning> PortModel::on_release(const ReleaseEvent &event) {
     std::vector<Warning> warnings;
-    recently_released_.push_back({event.sock.cookie, event.boot_ns});
+    history_.note_release(event.sock.cookie, event.boot_ns);
     // twice the grace: a pass applies events newer than the table it then reconciles
     std::uint64_t kept_ns = 2 * settings_.reconcile_grace_ns;
-    forget_releases_before(event.boot_ns - std::min(event.boot_ns, kept_ns));
+    history_.forget_releases_before(event.boot_ns - std::min(event.boot_ns, kept_ns));
     auto found = sockets_.find(event.sock.cookie);
     if (found == sockets_.end()) return warnings;  // allocated before we saw it
     HeldSocket held = found->second;
     sockets_.erase(found);
-    if (auto owner = processes_.find(held.pid); owner != processes_.end())
-        owner->second.last_active_ns = event.boot_ns;
+    if (ProcessUsage *owner = processes_.find(held.pid)) owner->last_active_ns = event.boot_ns;
     ScopeKey scope = held.scope();
     ScopeState &state = scope_state(scope, held.sock.proto);
     forget(held, state);
     note_released(held, event.boot_ns);
     // The tables may have shown this TIME_WAIT socket before its events were read (the
     // baseline runs while the first events wait in the ring buffer): that entry stays.
-    bool known_waiting = time_wait_cookies_.contains(held.sock.cookie);
+    bool known_waiting = time_wait_.contains(held.sock.cookie);
     if (event.time_wait() && held.sock.proto == Proto::tcp && !known_waiting)
         add_time_wait(scope, held.sock.proto, held.sock.local_port, held.sock.cookie, event.boot_ns,
                       event.boot_ns + settings_.time_wait_ns + settings_.time_wait_timer_lag_ns,
                       false);
     else
-        hold_port(netns_state(held.sock.netns, 0), scope.kind, held.sock.proto,
-                  held.sock.local_port, -1);
+        netns_state(held.sock.netns, 0)
+            .hold_port(scope.kind, held.sock.proto, held.sock.local_port, -1);
     count_release(state, event);
     record_sample(state, scope, event.boot_ns);
     if (auto warning = evaluate(scope, state, event.boot_ns)) warnings.push_back(*warning);
@@ -196,29 +183,16 @@ std::vector<Warning> PortModel::take_warnings() {
     return std::exchange(pending_warnings_, {});
 }
 
-namespace {
-
-template <class Table>
-void shrink_if_mostly_empty(Table &table) {
-    if (table.capacity() > 4096 && table.size() < table.capacity() / 8) table.rehash(0);
-}
-
-}  // namespace
-
 void PortModel::housekeeping(std::uint64_t now_ns) {
     if (now_ns < last_housekeeping_ns_ + settings_.rate_window_ns / 6) return;
     last_housekeeping_ns_ = now_ns;
     std::uint64_t settled_before = now_ns - std::min(now_ns, settings_.reconcile_grace_ns);
-    forget_releases_before(settled_before);
-    for (auto &[netns, ns] : netns_)
-        std::erase_if(ns.bind_ports_released, [&](const auto &entry) {
-            return entry.second + settings_.time_wait_ns < now_ns;
-        });
-    forget_idle_processes(now_ns);
+    history_.forget_releases_before(settled_before);
+    for (auto &[netns, ns] : netns_) ns.forget_bind_ports_released(now_ns, settings_.time_wait_ns);
+    processes_.forget_idle(now_ns, settings_.process_idle_ns);
     forget_idle(now_ns);
-    // Open-addressing tables keep their peak size: give a storm's back once it is over.
     shrink_if_mostly_empty(sockets_);
-    shrink_if_mostly_empty(time_wait_cookies_);
+    time_wait_.shrink_if_mostly_empty();
 }
 
 std::vector<std::uint32_t> PortModel::namespaces() const {

@@ -27,7 +27,6 @@
 #include <utility>
 #include <vector>
 
-#include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/container/node_hash_map.h>
@@ -35,35 +34,18 @@
 #include "events/event.h"
 #include "events/kernel_socket.h"
 #include "model/causes.h"
+#include "model/cookie_sets.h"
 #include "model/held_socket.h"
 #include "model/netns_ports.h"
 #include "model/netns_state.h"
+#include "model/process_accounts.h"
+#include "model/reconcile_history.h"
 #include "model/scope_key.h"
 #include "model/scope_state.h"
+#include "model/time_wait_table.h"
 #include "agent/stats.h"
 
 namespace portwatch {
-
-// What a reconciliation pass collects of a table, for membership only: a hash set costs a
-// pass's peak ~10 bytes per socket where std::set spent ~48.
-using CookieSet = absl::flat_hash_set<std::uint64_t>;
-using PortSet = absl::flat_hash_set<std::uint16_t>;
-
-// The cookies a table lists, for membership once the whole table is in: sorted, 8 B each,
-// in blocks (a hash set spent 9-19 B a cookie as it grew: ~10 MB of a pass's peak at 500,000
-// sockets).
-class SortedCookies {
-  public:
-    void add(std::uint64_t cookie) { cookies_.push_back(cookie); }
-    // Once every cookie is added, before contains().
-    void sort() { std::sort(cookies_.begin(), cookies_.end()); }
-    bool contains(std::uint64_t cookie) const {
-        return std::binary_search(cookies_.begin(), cookies_.end(), cookie);
-    }
-
-  private:
-    std::deque<std::uint64_t> cookies_;
-};
 
 // What a table says of its TCP ports beyond each socket's row.
 struct TablePorts {
@@ -74,18 +56,6 @@ struct TablePorts {
 };
 
 class TableReading;
-
-struct RecentRelease {
-    std::uint64_t cookie;
-    std::uint64_t boot_ns;
-};
-
-struct TopProcess {
-    std::uint32_t pid = 0;
-    std::string comm;
-    std::size_t ports = 0;
-    CgroupPath cgroup_path;  // "" when unknown
-};
 
 struct ScopeUsage {
     ScopeKey key;
@@ -106,22 +76,6 @@ struct Warning {
     WarningLevel level = WarningLevel::ok;
     ScopeUsage usage;
     std::optional<AllocateEvent> failure;  // the failed allocation that raised it
-};
-
-struct ProcessUsage {
-    std::uint32_t pid = 0;
-    std::string comm;
-    std::uint64_t cgroup_id = 0;
-    CgroupPath cgroup_path;  // as TaskInfo's: "" when unknown
-    std::uint32_t uid = 0;
-    std::uint32_t netns = 0;
-    std::map<std::pair<Proto, How>, std::size_t> held;  // live ports by protocol and kind
-    std::uint64_t allocations = 0;                      // in the report interval
-    std::uint64_t failures = 0;                         // in the report interval
-    double allocation_rate = 0;        // allocations per second in the report interval
-    std::uint64_t last_active_ns = 0;  // its last allocation, failure or release seen
-
-    std::size_t held_total() const;
 };
 
 // What a bounded report leaves out of a section (bound_report()), summed up in one row.
@@ -223,21 +177,20 @@ class PortModel {
     std::size_t tracked_sockets() const { return sockets_.size(); }
     // Whether the model holds the socket with this cookie: live, or in TIME_WAIT.
     bool holds_socket(std::uint64_t cookie) const {
-        return sockets_.contains(cookie) || time_wait_cookies_.contains(cookie);
+        return sockets_.contains(cookie) || time_wait_.contains(cookie);
     }
     std::vector<std::uint32_t> namespaces() const;
     const ReconcileTotals &reconcile_totals() const { return reconcile_totals_; }
     // The cookies of the sockets that two passes in a row over their netns's tables did not
     // list (their releases were missed), since the last call: the kernel's held_ports may
-    // still hold them. One pass is not enough (missing_once_).
-    std::vector<std::uint64_t> take_gone_cookies() { return std::exchange(gone_cookies_, {}); }
-    bool missed_once(const SocketInfo &sock) const;
+    // still hold them. One pass is not enough (ReconcileHistory).
+    std::vector<std::uint64_t> take_gone_cookies() { return history_.take_gone_cookies(); }
+    bool missed_once(const SocketInfo &sock) const { return history_.missed_once(sock); }
 
   private:
     // Events (port_model.cpp)
     NetnsState &netns_state(std::uint32_t netns, std::uint32_t pid_hint);
     ScopeState &scope_state(const ScopeKey &key, Proto proto);
-    void hold_port(NetnsState &ns, ScopeKind kind, Proto proto, std::uint16_t port, int delta);
     void hold(const HeldSocket &held, const TaskInfo &owner);
     void forget(const HeldSocket &held);
     // The same, with held's scope and its state already looked up (the per-event path).
@@ -271,39 +224,25 @@ class PortModel {
     // TIME_WAIT (time_wait.cpp)
     void add_time_wait(const ScopeKey &scope, Proto proto, std::uint16_t port, std::uint64_t cookie,
                        std::uint64_t added_ns, std::uint64_t expires_ns, bool from_table);
-    void remove_time_wait(const TimeWaitEntry &entry);
+    void release_time_wait_port(const TimeWaitEntry &entry);
     void expire_time_wait(std::uint64_t now_ns, std::vector<Warning> &warnings);
-    // The cookies of the netns's TIME_WAIT entries added before `settled_before`.
-    CookieSet time_wait_before(std::uint32_t netns, std::uint64_t settled_before) const;
-    // Drops the netns's TIME_WAIT entries that the tables read now replace: every one an
-    // earlier reading made, and those events added before `settled_before`; returns the
-    // cookies of the ones kept (events the tables may not show yet).
+    // Drops the netns's TIME_WAIT entries that the tables read now replace
+    // (TimeWaitTable::take_replaced()); returns the cookies of the ones kept.
     CookieSet drop_time_wait_of(std::uint32_t netns, std::uint64_t settled_before);
 
     // Reconciliation with the socket tables (reconcile.cpp)
     void note_released(const HeldSocket &held, std::uint64_t now_ns);
-    bool bind_style_port(std::uint32_t netns, std::uint16_t port, std::uint64_t now_ns) const;
     std::optional<HeldSocket> from_table(const KernelSocket &socket, const TablePorts &ports,
                                          std::uint64_t read_at_ns) const;
     void drop_gone_sockets(std::uint32_t netns, const SortedCookies &live,
                            std::uint64_t settled_before, std::uint64_t read_at_ns);
-    void confirm_gone(std::uint32_t netns, const SortedCookies &live);
     bool update_known_socket(const KernelSocket &socket);
-    void forget_releases_before(std::uint64_t settled_before);
-    CookieSet released_cookies_for(const std::deque<KernelSocket> &rows) const;
     void add_table_socket(std::uint32_t netns, const KernelSocket &socket, const TablePorts &ports,
                           std::uint64_t read_at_ns, const CookieSet &old_waiting);
-    CookieSet unowned_or_missed_before(std::uint32_t netns);
-    bool owner_may_be_in_flight(const KernelSocket &socket, bool first_pass,
-                                const CookieSet &known_before, CookieSet &unowned_now) const;
 
-    // Per-process accounting (process_usage.cpp)
-    ProcessUsage &process(const TaskInfo &task, std::uint32_t netns);
+    // Per-process accounting (process_usage.cpp; the accounts: process_accounts.cpp)
     void move_owner(HeldSocket &held, const TaskInfo &owner);
-    void count_process_port(const HeldSocket &held, int delta);
-    std::unordered_map<std::uint32_t, std::size_t> range_holders(const ScopeKey &key) const;
-    std::vector<TopProcess> top_processes(
-        const std::unordered_map<std::uint32_t, std::size_t> &ports_by_pid) const;
+    std::vector<TopProcess> top_processes(const ScopeKey &key, const ScopeState &state) const;
 
     // Reports (report_builder.cpp) and their causes (cause_facts.cpp)
     Report build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s);
@@ -316,7 +255,6 @@ class PortModel {
                        std::uint64_t now_ns) const;
     bool quiet(const ScopeKey &key, const ScopeState &state, std::uint64_t since_s) const;
     void forget_idle(std::uint64_t now_ns);
-    void forget_idle_processes(std::uint64_t now_ns);
 
     ModelSettings settings_;
     ConfigSource config_source_;
@@ -324,32 +262,12 @@ class PortModel {
     // (~185 B a socket at 500,000) and it holds both tables while it grows; a node costs
     // ~105-115 B (96 B and a pointer slot) at any size.
     absl::node_hash_map<std::uint64_t, HeldSocket> sockets_;
-    // sockets on each port a process holds
-    absl::btree_map<ProcessPort, std::uint32_t> process_ports_;
-    std::multimap<std::uint64_t, TimeWaitEntry> time_wait_;  // by expiry
-    absl::flat_hash_set<std::uint64_t> time_wait_cookies_;   // the cookies in time_wait_
+    TimeWaitTable time_wait_;
     std::map<ScopeKey, ScopeState> scopes_;
     std::map<std::uint32_t, NetnsState> netns_;
-    std::map<std::uint32_t, ProcessUsage> processes_;  // by pid
-    // Releases of the last reconcile_grace_ns, in the order their events came (near enough
-    // their times'): appended per release, a sequential write where a hash table's insert
-    // missed the cache on every connection of a storm (perf: ~10 % of the monitor's CPU).
-    // Only reconcile() asks, once a table (released_cookies_for()).
-    std::deque<RecentRelease> recently_released_;
+    ProcessAccounts processes_;
     ReconcileTotals reconcile_totals_;
-    // By netns: the cookies its last pass dropped as gone. A dump can miss a live socket: a
-    // netlink dump resumes a hash chain by position (udp_dump(), inet_diag_dump_icsk()), and
-    // a socket closed before that position meanwhile shifts the next one past it. The model
-    // takes such a socket back at the next pass; held_ports, once it is deleted there, would
-    // never report its release. So a cookie leaves held_ports only once two passes missed it.
-    absl::flat_hash_map<std::uint32_t, CookieSet> missing_once_;
-    // A row with no owner that no event showed may be a socket whose call is still running:
-    // the kernel hashes a port before the syscall returns (and the record is sent), and /proc
-    // was read before the table. After a netns's first pass, such a row is taken only when
-    // the next pass lists it again (and no event named it meanwhile).
-    absl::flat_hash_map<std::uint32_t, CookieSet> unowned_once_;
-    absl::flat_hash_set<std::uint32_t> tables_read_;
-    std::vector<std::uint64_t> gone_cookies_;  // until take_gone_cookies()
+    ReconcileHistory history_;  // what the passes remember between them (reconcile.cpp)
     std::vector<Warning> pending_warnings_;
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;

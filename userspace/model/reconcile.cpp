@@ -121,26 +121,25 @@ void PortModel::reconcile(std::uint32_t netns, TableReading &&table, std::uint64
     netns_state(netns, 0);
     std::uint64_t settled_before =
         read_at_ns > settings_.reconcile_grace_ns ? read_at_ns - settings_.reconcile_grace_ns : 0;
-    forget_releases_before(settled_before);
+    history_.forget_releases_before(settled_before);
     TablePorts ports{std::move(table.listening_), table.served_ports()};
     free_all(table.peers_);
-    CookieSet known_before = unowned_or_missed_before(netns);
     table.live_.sort();
-    confirm_gone(netns, table.live_);
+    ReconcileHistory::PassStart pass = history_.begin_pass(netns, table.live_);
     drop_gone_sockets(netns, table.live_, settled_before, read_at_ns);
     free_all(table.live_);  // before the model grows
 
-    CookieSet old_waiting = time_wait_before(netns, settled_before);
+    CookieSet old_waiting = time_wait_.added_before(netns, settled_before);
     CookieSet kept_waiting = drop_time_wait_of(netns, settled_before);
     // the loop only adds to sockets_: a row unknown in it was unknown before it
-    CookieSet released = released_cookies_for(table.rows_);
-    bool first_pass = tables_read_.insert(netns).second;
+    CookieSet released = history_.released_cookies_for(
+        table.rows_, [this](std::uint64_t cookie) { return sockets_.contains(cookie); });
     for (; !table.rows_.empty(); table.rows_.pop_front()) {
         const KernelSocket &socket = table.rows_.front();
         std::uint64_t cookie = socket.sock.cookie;
         if (update_known_socket(socket) || released.contains(cookie) ||
             kept_waiting.contains(cookie) || (admit && !admit(socket)) ||
-            owner_may_be_in_flight(socket, first_pass, known_before, unowned_once_[netns]))
+            history_.owner_may_be_in_flight(netns, socket, pass))
             continue;
         add_table_socket(netns, socket, ports, read_at_ns, old_waiting);
     }
@@ -163,46 +162,11 @@ void PortModel::drop_gone_sockets(std::uint32_t netns, const SortedCookies &live
         }
         forget(held);
         note_released(held, read_at_ns);
-        hold_port(netns_[netns], held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
-        missing_once_[netns].insert(it->first);
+        netns_[netns].hold_port(held.scope_kind(), held.sock.proto, held.sock.local_port, -1);
+        history_.note_dropped(netns, it->first);
         sockets_.erase(it++);  // absl's erase(iterator) returns nothing
         reconcile_totals_.removed++;
     }
-}
-
-// The cookies the netns's previous pass dropped as gone that this one does not list either.
-void PortModel::confirm_gone(std::uint32_t netns, const SortedCookies &live) {
-    auto missing = missing_once_.find(netns);
-    if (missing == missing_once_.end()) return;
-    for (std::uint64_t cookie : missing->second)
-        if (!live.contains(cookie)) gone_cookies_.push_back(cookie);
-    missing_once_.erase(missing);
-}
-
-bool PortModel::missed_once(const SocketInfo &sock) const {
-    auto missing = missing_once_.find(sock.netns);
-    return missing != missing_once_.end() && missing->second.contains(sock.cookie);
-}
-
-void PortModel::forget_releases_before(std::uint64_t settled_before) {
-    while (!recently_released_.empty() && recently_released_.front().boot_ns < settled_before)
-        recently_released_.pop_front();
-}
-
-// The recent releases' cookies, at least those of the rows no socket of the model
-// names (the ones reconcile() asks about): built from the smaller of the two.
-CookieSet PortModel::released_cookies_for(const std::deque<KernelSocket> &rows) const {
-    CookieSet released;
-    if (recently_released_.size() <= rows.size()) {
-        for (const RecentRelease &release : recently_released_) released.insert(release.cookie);
-        return released;
-    }
-    CookieSet unknown;
-    for (const auto &socket : rows)
-        if (!sockets_.contains(socket.sock.cookie)) unknown.insert(socket.sock.cookie);
-    for (const RecentRelease &release : recently_released_)
-        if (unknown.contains(release.cookie)) released.insert(release.cookie);
-    return released;
 }
 
 // What the tables say of a socket the model holds: who holds it now, and for a TCP socket
@@ -231,26 +195,6 @@ bool PortModel::holds_as_listed(const KernelSocket &row) const {
     return !row.sock.has_remote() || held.connected;
 }
 
-// The netns's cookies the previous pass left out with no owner, or dropped as gone: a row of
-// one of them now is no call in flight.
-CookieSet PortModel::unowned_or_missed_before(std::uint32_t netns) {
-    CookieSet known = std::exchange(unowned_once_[netns], {});
-    if (auto missed = missing_once_.find(netns); missed != missing_once_.end())
-        known.insert(missed->second.begin(), missed->second.end());
-    return known;
-}
-
-// A live row with no owner, unknown to the model, that the netns's previous pass did not
-// list: noted in `unowned_now` and left for the next pass (unowned_once_).
-bool PortModel::owner_may_be_in_flight(const KernelSocket &socket, bool first_pass,
-                                       const CookieSet &known_before,
-                                       CookieSet &unowned_now) const {
-    if (first_pass || socket.owner || socket.state == kTcpTimeWait) return false;
-    if (known_before.contains(socket.sock.cookie)) return false;
-    unowned_now.insert(socket.sock.cookie);
-    return true;
-}
-
 // A socket no event showed: a TIME_WAIT entry, or a port held since the tables were read.
 void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket,
                                  const TablePorts &ports, std::uint64_t read_at_ns,
@@ -262,7 +206,7 @@ void PortModel::add_table_socket(std::uint32_t netns, const KernelSocket &socket
         std::uint64_t left_ns = std::uint64_t(socket.time_wait_left_ms) * 1'000'000;
         add_time_wait(held->scope(), Proto::tcp, socket.sock.local_port, cookie, read_at_ns,
                       read_at_ns + left_ns + settings_.time_wait_timer_lag_ns, true);
-        hold_port(netns_[netns], held->scope_kind(), Proto::tcp, socket.sock.local_port, +1);
+        netns_[netns].hold_port(held->scope_kind(), Proto::tcp, socket.sock.local_port, +1);
         if (!old_waiting.contains(cookie)) reconcile_totals_.time_wait++;
         return;
     }
@@ -289,24 +233,11 @@ std::optional<HeldSocket> PortModel::from_table(const KernelSocket &socket, cons
         auto ns = netns_.find(sock.netns);
         bool ephemeral = ns != netns_.end() && ns->second.config.is_ephemeral(sock.local_port);
         if (ephemeral && sock.has_remote() && !ports.served.contains(sock.local_port) &&
-            !bind_style_port(sock.netns, sock.local_port, read_at_ns))
+            !ns->second.bind_style_port(sock.local_port, read_at_ns, settings_.time_wait_ns))
             how = How::connect_autobind;
     }
     std::uint32_t pid = socket.owner ? socket.owner->pid : 0;
     return HeldSocket{sock, how, pid, 0};
-}
-
-// __inet_hash_connect() never hands out a port a bind()-style socket holds, so a socket
-// on one (accepted from a listener since closed, in TIME_WAIT or not) is no connect()
-// autobind: it shares that bind bucket, which stays as long as any socket on it.
-bool PortModel::bind_style_port(std::uint32_t netns, std::uint16_t port,
-                                std::uint64_t now_ns) const {
-    auto ns = netns_.find(netns);
-    if (ns == netns_.end()) return false;
-    if (ns->second.tcp_bind.holders.contains(port)) return true;
-    auto released = ns->second.bind_ports_released.find(port);
-    return released != ns->second.bind_ports_released.end() &&
-           released->second + settings_.time_wait_ns >= now_ns;
 }
 
 bool TableRowFilter::keep(const KernelSocket &socket) {

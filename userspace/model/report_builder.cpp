@@ -4,25 +4,15 @@
 #include "model/port_model.h"
 
 #include <algorithm>
-#include <iterator>
 
 namespace portwatch {
 
 Report PortModel::report(std::uint64_t now_boot_ns) {
-    for (auto &[netns, state] : netns_) {
-        state.config = config_source_(netns, 0);
-        for (PortCounts *counts :
-             {&state.tcp_any, &state.tcp_bind, &state.udp, &state.tcp_time_wait})
-            counts->recount(state.config);
-    }
+    for (auto &[netns, state] : netns_) state.reread(config_source_(netns, 0));
     // A scope that held nothing and did nothing in the interval is left out of it.
     Report report =
         build_report(now_boot_ns, interval_started_ ? interval_start_ns_ / kSecondNs : 0);
-    for (auto it = processes_.begin(); it != processes_.end();) {
-        ProcessUsage &usage = it->second;
-        usage.allocations = usage.failures = 0;
-        it = usage.held_total() ? std::next(it) : processes_.erase(it);
-    }
+    processes_.end_interval();
     interval_start_ns_ = now_boot_ns;
     interval_started_ = true;
     forget_idle(now_boot_ns);
@@ -68,7 +58,7 @@ void PortModel::add_scope_usages(Report &report, std::uint64_t now_boot_ns,
 
 // The processes that hold ports or allocated in the interval, most ports held first.
 void PortModel::add_process_usages(Report &report) const {
-    for (const auto &[pid, usage] : processes_) {
+    for (const auto &[pid, usage] : processes_.all()) {
         if (!usage.held_total() && !usage.allocations && !usage.failures) continue;
         report.processes.push_back(usage);
         report.processes.back().allocation_rate =
@@ -98,7 +88,7 @@ void PortModel::forget_idle(std::uint64_t now_ns) {
     });
     std::set<std::uint32_t> busy;
     for (const auto &[key, state] : scopes_) busy.insert(key.netns);
-    for (const auto &[pid, usage] : processes_) busy.insert(usage.netns);
+    for (const auto &[pid, usage] : processes_.all()) busy.insert(usage.netns);
     std::erase_if(netns_, [&](const auto &entry) {
         const NetnsState &ns = entry.second;
         return !busy.contains(entry.first) && ns.tcp_any.holders.empty() && ns.udp.holders.empty();

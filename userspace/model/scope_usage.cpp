@@ -179,8 +179,7 @@ ScopeUsage PortModel::usage_of(const ScopeKey &key, const ScopeState &state,
     usage.level = state.level;
     usage.allocation_rate = allocation_rate(state, now_ns);
     usage.eta_seconds = eta_seconds(state, usage, now_ns);
-    usage.top_processes =
-        top_processes(key.kind == ScopeKind::destination ? state.held_by_pid : range_holders(key));
+    usage.top_processes = top_processes(key, state);
     return usage;
 }
 
