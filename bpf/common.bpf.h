@@ -24,6 +24,16 @@ const volatile __s32 nr_sendto = -1, nr_sendmsg = -1, nr_sendmmsg = -1;
 #define PW_MAX_FILTER_PIDS 16
 const volatile __u32 filter_pids[PW_MAX_FILTER_PIDS] = {};
 const volatile __u8 filter_pid_count = 0;
+/* --uid: the caller's uid (real, as bpf_get_current_uid_gid() gives it) must be one of the
+ * first filter_uid_count (none: any). */
+#define PW_MAX_FILTER_UIDS 16
+const volatile __u32 filter_uids[PW_MAX_FILTER_UIDS] = {};
+const volatile __u8 filter_uid_count = 0;
+/* --port: the local port must be in one of the first filter_port_count ranges (none: any). */
+#define PW_MAX_FILTER_PORT_RANGES 16
+const volatile __u16 filter_port_low[PW_MAX_FILTER_PORT_RANGES] = {};
+const volatile __u16 filter_port_high[PW_MAX_FILTER_PORT_RANGES] = {};
+const volatile __u8 filter_port_count = 0;
 const volatile __u32 filter_netns = 0;
 const volatile __u8 filter_proto = 0;
 const volatile __u8 filter_family = 0;

@@ -45,6 +45,32 @@ static __always_inline bool pid_passes_filter(void)
     return false;
 }
 
+/* sockops may not call bpf_get_current_uid_gid() (5.10 to 6.12): user space sends TCP
+ * connects through the syscall path when this filter is set, as for the cgroup filter. */
+static __always_inline bool uid_passes_filter(void)
+{
+    if (!filter_uid_count)
+        return true;
+    __u32 uid = (__u32)bpf_get_current_uid_gid();
+    for (int i = 0; i < PW_MAX_FILTER_UIDS; i++)
+        if (i < filter_uid_count && filter_uids[i] == uid)
+            return true;
+    return false;
+}
+
+/* --port, on the local port a record carries: the one allocated, or the one a failed bind()
+ * asked for. 0 (a failure where the kernel was to choose: the range had none left) passes:
+ * that failure is the exhaustion a user filtering on ports wants to see. */
+static __always_inline bool port_passes_filter(__u16 port)
+{
+    if (!filter_port_count || port == 0)
+        return true;
+    for (int i = 0; i < PW_MAX_FILTER_PORT_RANGES; i++)
+        if (i < filter_port_count && port >= filter_port_low[i] && port <= filter_port_high[i])
+            return true;
+    return false;
+}
+
 static __always_inline bool cgroups_pass_filter(void)
 {
     for (__u32 i = 0; i < PW_MAX_FILTER_CGROUPS; i++)
@@ -55,7 +81,7 @@ static __always_inline bool cgroups_pass_filter(void)
 
 static __always_inline bool task_passes_filter(void)
 {
-    if (!pid_passes_filter() || !cgroups_pass_filter())
+    if (!pid_passes_filter() || !uid_passes_filter() || !cgroups_pass_filter())
         return false;
     if (!filter_comm_enabled)
         return true;

@@ -11,10 +11,12 @@
 #include <netinet/in.h>
 #include <sched.h>
 
+#include <cerrno>
 #include <set>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "kernel_support.h"
 
@@ -91,6 +93,71 @@ class BindingChild {
 
     pid_t pid_ = -1;
     int go_[2] = {-1, -1}, port_[2] = {-1, -1};
+};
+
+// A child process that, once released, in `netns` as `uid` (real, effective and saved):
+// binds a UDP socket to port 0, listens on an unbound TCP socket and connects a TCP socket
+// to it, and reports the three local ports getsockname() gave (0 for each that failed).
+class UserChild {
+  public:
+    UserChild(const Netns &netns, uid_t uid) {
+        EXPECT_EQ(pipe(go_), 0);
+        EXPECT_EQ(pipe(ports_), 0);
+        pid_ = fork();
+        if (pid_ == 0) run(netns.fd(), uid);
+        close(go_[0]);
+        close(ports_[1]);
+    }
+    ~UserChild() {
+        close(go_[1]);
+        close(ports_[0]);
+        waitpid(pid_, nullptr, 0);
+    }
+    UserChild(const UserChild &) = delete;
+    UserChild &operator=(const UserChild &) = delete;
+
+    std::set<std::uint16_t> allocate_now() {
+        char go = 1;
+        EXPECT_EQ(write(go_[1], &go, 1), 1);
+        std::uint16_t ports[3] = {};
+        EXPECT_EQ(read(ports_[0], ports, sizeof ports), ssize_t(sizeof ports));
+        return {ports[0], ports[1], ports[2]};
+    }
+
+  private:
+    static std::uint16_t port_of(int fd) {
+        sockaddr_in address{};
+        socklen_t length = sizeof address;
+        if (getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) != 0) return 0;
+        return ntohs(address.sin_port);
+    }
+
+    // Only async-signal-safe calls: the test process has threads.
+    [[noreturn]] void run(int netns_fd, uid_t uid) {
+        char go;
+        std::uint16_t ports[3] = {};
+        if (read(go_[0], &go, 1) == 1 && setns(netns_fd, CLONE_NEWNET) == 0 &&
+            setresuid(uid, uid, uid) == 0) {
+            sockaddr_in loopback4{};
+            loopback4.sin_family = AF_INET;
+            loopback4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            int udp = socket(AF_INET, SOCK_DGRAM, 0);
+            if (bind(udp, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
+                ports[0] = port_of(udp);
+            int listener = socket(AF_INET, SOCK_STREAM, 0);
+            if (listen(listener, 4) == 0) ports[1] = port_of(listener);
+            loopback4.sin_port = htons(ports[1]);
+            int client = socket(AF_INET, SOCK_STREAM, 0);
+            if (ports[1] &&
+                connect(client, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
+                ports[2] = port_of(client);
+        }
+        ssize_t written = write(ports_[1], ports, sizeof ports);
+        _exit(written == sizeof ports ? 0 : 1);
+    }
+
+    pid_t pid_ = -1;
+    int go_[2] = {-1, -1}, ports_[2] = {-1, -1};
 };
 
 // The (pid, port) of each allocation.
@@ -312,6 +379,92 @@ TEST_F(FilterTest, CommKeepsOnlyThreadsWithThatName) {
     auto seen = allocations_in(netns, 4);
     ASSERT_EQ(seen.size(), 4u);
     for (const auto &event : seen) EXPECT_EQ(event.task.comm, "pw-wanted");
+}
+
+// --uid: the calls of that user only, TCP connects too (taken at the syscall with this
+// filter: sockops cannot read the caller's uid); repeated: any of them.
+TEST_F(FilterTest, UidKeepsOnlyThatUsersCalls) {
+    constexpr uid_t kWatched = 65534, kAlsoWatched = 65533, kOther = 65532;
+    Netns netns;
+    UserChild watched(netns, kWatched), also_watched(netns, kAlsoWatched), other(netns, kOther);
+    filters.uids = {kWatched, kAlsoWatched};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::set<std::uint16_t> other_ports = other.allocate_now();
+    bind_one_of_each(netns, "pw-filter");  // root's
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected;
+    for (auto [child, uid] : {std::pair{&watched, kWatched}, {&also_watched, kAlsoWatched}})
+        for (std::uint16_t port : child->allocate_now()) expected.insert({uid, port});
+    ASSERT_EQ(expected.size(), 6u);  // each port allocated (none 0)
+    ASSERT_FALSE(other_ports.contains(0));
+    std::set<std::pair<std::uint32_t, std::uint16_t>> seen;
+    for (const AllocateEvent &event : allocations_in(netns, 6, std::chrono::seconds(5)))
+        seen.insert({event.task.uid, event.sock.local_port});
+    EXPECT_EQ(seen, expected);
+}
+
+// The uid filter sends nothing of a busy host made by another user (root here).
+TEST_F(FilterTest, UidOfAnIdleUserSendsNoRecordOfABusyHost) {
+    filters.uids = {65534};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    Netns netns;
+    make_traffic(netns);
+    expect_no_records(*capture, std::chrono::milliseconds(500));
+}
+
+// --port: the allocations whose local port is in a range, and their releases, on every TCP
+// connect path; a failed bind() by the port it asked for; a failure where the kernel was to
+// choose (the range exhausted: no port) passes. Nothing else of the netns is sent.
+TEST_F(FilterTest, PortKeepsThoseLocalPortsTheirReleasesAndExhaustion) {
+    Netns netns(
+        Sysctls{{"net/ipv4/ip_local_port_range", "40000 40009"}, {"net/ipv4/tcp_tw_reuse", "0"}});
+    filters.netns = netns.inode();
+    filters.ports = {LocalPortRange{40000, 40004}, LocalPortRange{7001, 7001}};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::set<std::uint16_t> connected, expected_allocated{7001};
+    int exhausted_errno = 0, busy_7001 = 0, busy_7002 = 0;
+    netns.run([&] {
+        int listener = listener_on(Family::ipv4, 7000);  // outside: not sent
+        int udp_in = make_socket(Family::ipv4, Proto::udp),
+            udp_out = make_socket(Family::ipv4, Proto::udp);
+        ASSERT_EQ(bind_to(udp_in, Family::ipv4, 7001), 0);
+        ASSERT_EQ(bind_to(udp_out, Family::ipv4, 7002), 0);
+        int again_in = make_socket(Family::ipv4, Proto::udp),
+            again_out = make_socket(Family::ipv4, Proto::udp);
+        busy_7001 = bind_to(again_in, Family::ipv4, 7001) == 0 ? 0 : errno;
+        busy_7002 = bind_to(again_out, Family::ipv4, 7002) == 0 ? 0 : errno;
+        std::vector<int> clients;
+        for (int i = 0; i < 10; i++) {
+            clients.push_back(make_socket(Family::ipv4, Proto::tcp));
+            ASSERT_EQ(connect_to(clients.back(), Family::ipv4, 7000), 0);
+            connected.insert(local_port_of(clients.back()));
+        }
+        int one_too_many = make_socket(Family::ipv4, Proto::tcp);
+        exhausted_errno = connect_to(one_too_many, Family::ipv4, 7000) == 0 ? 0 : errno;
+        for (int fd : clients) close(fd);
+        for (int fd : {one_too_many, again_in, again_out, udp_in, udp_out, listener}) close(fd);
+    });
+    ASSERT_EQ(connected.size(), 10u);
+    ASSERT_EQ(busy_7001, EADDRINUSE);
+    ASSERT_EQ(busy_7002, EADDRINUSE);
+    ASSERT_EQ(exhausted_errno, EADDRNOTAVAIL);
+    for (std::uint16_t port : connected)
+        if (port <= 40004) expected_allocated.insert(port);
+    ASSERT_EQ(expected_allocated.size(), 6u);  // 7001 and 40000-40004, all taken
+    std::vector<Event> events =
+        EventLog(*capture).collect(netns.inode(), at_least(6, 2, 6), std::chrono::seconds(5));
+    std::set<std::uint16_t> allocated, released;
+    std::set<std::pair<std::uint16_t, int>> failed;
+    for (const AllocateEvent &event : allocations(events)) allocated.insert(event.sock.local_port);
+    for (const AllocateEvent &event : allocations(events, true))
+        failed.insert({event.sock.local_port, event.error});
+    for (const ReleaseEvent &event : releases(events)) released.insert(event.sock.local_port);
+    EXPECT_EQ(allocated, expected_allocated);
+    EXPECT_EQ(released, expected_allocated);
+    EXPECT_EQ(failed,
+              (std::set<std::pair<std::uint16_t, int>>{{0, EADDRNOTAVAIL}, {7001, EADDRINUSE}}));
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #include "app/options.h"
 
 #include <CLI/CLI.hpp>
+#include <pwd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -18,7 +20,9 @@ namespace portwatch {
 namespace {
 
 constexpr std::size_t kMaxCommLength = 15;
-constexpr std::size_t kMaxPids = 16;  // filter_pids in bpf/common.bpf.h
+constexpr std::size_t kMaxPids = 16;        // filter_pids in bpf/common.bpf.h
+constexpr std::size_t kMaxUids = 16;        // filter_uids in bpf/common.bpf.h
+constexpr std::size_t kMaxPortRanges = 16;  // filter_port_low in bpf/common.bpf.h
 
 std::string validate_comm(const std::string &comm) {
     if (comm.empty()) return "must not be empty";
@@ -110,8 +114,12 @@ std::string validate_cgroup_path(const std::string &path) {
     return "";
 }
 
-void add_filter_options(CLI::App &command, MonitorOptions &options, std::string &proto,
-                        std::string &family, std::string &cgroup) {
+struct FilterTexts {
+    std::string proto, family, cgroup;
+    std::vector<std::string> uids, ports;
+};
+
+void add_filter_options(CLI::App &command, MonitorOptions &options, FilterTexts &texts) {
     command
         .add_option("--pid", options.filters.pids,
                     "Only this process (tgid); repeatable: any of them (at most 16)")
@@ -119,7 +127,19 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, std::string 
         ->delimiter(',')
         ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
     command
-        .add_option("--cgroup", cgroup,
+        .add_option("--uid", texts.uids,
+                    "Only calls by this user (real uid, or a user name); repeatable: any of them "
+                    "(at most 16)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    command
+        .add_option("--port", texts.ports,
+                    "Only this local port (N) or range (A-B, both included); repeatable: any of "
+                    "them (at most 16)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    command
+        .add_option("--cgroup", texts.cgroup,
                     "Only processes in this cgroup (v2) or below it: its path from the cgroup2 "
                     "root, as /proc/PID/cgroup shows it")
         ->check(CLI::Validator(validate_cgroup_path, "PATH"));
@@ -129,9 +149,9 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, std::string 
         .add_option("--netns", options.filters.netns,
                     "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
         ->check(number_at_least(1, "a number >= 1"));
-    command.add_option("--proto", proto, "Only tcp or udp")
+    command.add_option("--proto", texts.proto, "Only tcp or udp")
         ->check(CLI::IsMember(names_in(kProtoNames)));
-    command.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
+    command.add_option("--family", texts.family, "Only IPv4 (4) or IPv6 (6)")
         ->check(CLI::IsMember(names_in(kFamilyNames)));
 }
 
@@ -256,7 +276,8 @@ CommandLine exit_with(int code, std::string output) {
 struct ParseTargets {
     MonitorOptions options;
     Seconds seconds;
-    std::string proto, family, metrics_listen, hooks, cgroup;
+    FilterTexts filters;
+    std::string metrics_listen, hooks;
     std::vector<std::string> fail_on;
     bool json = false;
 };
@@ -292,7 +313,7 @@ PortwatchApp::PortwatchApp()
         add_report_top_option(*command, options);
     }
     for (CLI::App *command : {monitor, snapshot, top}) {
-        add_filter_options(*command, options, targets.proto, targets.family, targets.cgroup);
+        add_filter_options(*command, options, targets.filters);
         add_threshold_options(*command, options);
     }
     for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
@@ -344,6 +365,67 @@ std::string check_combinations(const MonitorOptions &options, bool double_dash) 
     return "";
 }
 
+// A uid as a number, else the uid of the user of that name (getpwnam()).
+std::optional<std::uint32_t> uid_named(const std::string &text) {
+    std::uint32_t uid = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), uid);
+    if (!text.empty() && error == std::errc() && end == text.data() + text.size()) return uid;
+    if (const passwd *user = getpwnam(text.c_str())) return user->pw_uid;
+    return std::nullopt;
+}
+
+std::string convert_uids(const std::vector<std::string> &texts, std::vector<std::uint32_t> &uids) {
+    for (const std::string &text : texts) {
+        std::optional<std::uint32_t> uid = uid_named(text);
+        if (!uid)
+            return "portwatch: --uid: " + text +
+                   " is neither a uid (0 to 4294967295) nor a user name this host knows "
+                   "(see --help)\n";
+        uids.push_back(*uid);
+    }
+    if (uids.size() > kMaxUids)
+        return "portwatch: --uid: at most " + std::to_string(kMaxUids) + " users, not " +
+               std::to_string(uids.size()) + " (see --help)\n";
+    return "";
+}
+
+std::optional<std::uint16_t> port_number(std::string_view text) {
+    unsigned port = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size() || port == 0 ||
+        port > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(port);
+}
+
+// "N" or "A-B": "" when it is one, else the error line.
+std::string parse_port_range(const std::string &text, LocalPortRange &range) {
+    std::size_t dash = text.find('-');
+    std::optional<std::uint16_t> low = port_number(std::string_view(text).substr(0, dash));
+    std::optional<std::uint16_t> high =
+        dash == std::string::npos ? low : port_number(std::string_view(text).substr(dash + 1));
+    if (!low || !high)
+        return "portwatch: --port: must be a port 1-65535 or a range A-B of them, not " + text +
+               " (see --help)\n";
+    if (*low > *high)
+        return "portwatch: --port: the range " + text + " starts above its end (see --help)\n";
+    range = {*low, *high};
+    return "";
+}
+
+std::string convert_ports(const std::vector<std::string> &texts,
+                          std::vector<LocalPortRange> &ports) {
+    for (const std::string &text : texts) {
+        LocalPortRange range;
+        if (std::string error = parse_port_range(text, range); !error.empty()) return error;
+        ports.push_back(range);
+    }
+    if (ports.size() > kMaxPortRanges)
+        return "portwatch: --port: at most " + std::to_string(kMaxPortRanges) + " ranges, not " +
+               std::to_string(ports.size()) + " (see --help)\n";
+    return "";
+}
+
 // Turns the text CLI11 bound into the options' types: "" when all is well, else the error line.
 std::string convert_targets(ParseTargets &targets) {
     MonitorOptions &options = targets.options;
@@ -363,16 +445,20 @@ std::string convert_targets(ParseTargets &targets) {
         return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {" +
                CLI::detail::join(names_in(kHookChoiceNames), ",") + "}\n";
     options.hooks = *hook_choice;
-    if (!targets.cgroup.empty()) {
-        std::string path = targets.cgroup;
+    if (!targets.filters.cgroup.empty()) {
+        std::string path = targets.filters.cgroup;
         while (path.size() > 1 && path.ends_with('/')) path.pop_back();
         options.filters.cgroups.push_back(path);
     }
     for (const std::string &name : targets.fail_on)
         options.fail_on.push_back(*value_named(kFailOnNames, name));  // checked by IsMember
-    if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
-    if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
-    return "";
+    if (!targets.filters.proto.empty()) options.filters.proto = parse_proto(targets.filters.proto);
+    if (!targets.filters.family.empty())
+        options.filters.family = parse_family(targets.filters.family);
+    if (std::string error = convert_ports(targets.filters.ports, options.filters.ports);
+        !error.empty())
+        return error;
+    return convert_uids(targets.filters.uids, options.filters.uids);
 }
 
 // `monitor --` with nothing after it: CLI11 leaves the command empty, as without `--`.

@@ -165,16 +165,44 @@ void Capture::choose_programs() {
                                           : PW_TCP_CONNECT_BY_SOCKOPS;
 }
 
-// sockops programs may not call bpf_current_task_under_cgroup() (5.10 to 6.12 at least):
-// with the cgroup filter, TCP connects go through the syscall path.
+// sockops programs may not call bpf_current_task_under_cgroup() nor bpf_get_current_uid_gid()
+// (5.10 to 6.12 at least): with the cgroup or the uid filter, TCP connects go through the
+// syscall path.
+void Capture::take_tcp_connects_at_the_syscall() {
+    if (skel_->rodata->tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS)
+        skel_->rodata->tcp_connect_path = PW_TCP_CONNECT_BY_SYSCALL;
+}
+
 void Capture::configure_cgroup_filter(const Filters &filters) {
     if (filters.cgroups.empty()) return;
     std::size_t most = bpf_map__max_entries(skel_->maps.filter_cgroup);
     if (filters.cgroups.size() > most)
         throw CaptureError("at most " + std::to_string(most) + " cgroups filter at once");
     skel_->rodata->filter_cgroup_count = filters.cgroups.size();
-    if (skel_->rodata->tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS)
-        skel_->rodata->tcp_connect_path = PW_TCP_CONNECT_BY_SYSCALL;
+    take_tcp_connects_at_the_syscall();
+}
+
+void Capture::configure_uid_filter(const Filters &filters) {
+    if (filters.uids.empty()) return;
+    auto *ro = skel_->rodata;
+    if (filters.uids.size() > std::size(ro->filter_uids))
+        throw CaptureError("at most " + std::to_string(std::size(ro->filter_uids)) +
+                           " --uid at once");
+    std::copy(filters.uids.begin(), filters.uids.end(), ro->filter_uids);
+    ro->filter_uid_count = filters.uids.size();
+    take_tcp_connects_at_the_syscall();
+}
+
+void Capture::configure_port_filter(const Filters &filters) {
+    auto *ro = skel_->rodata;
+    if (filters.ports.size() > std::size(ro->filter_port_low))
+        throw CaptureError("at most " + std::to_string(std::size(ro->filter_port_low)) +
+                           " --port at once");
+    for (std::size_t i = 0; i < filters.ports.size(); ++i) {
+        ro->filter_port_low[i] = filters.ports[i].low;
+        ro->filter_port_high[i] = filters.ports[i].high;
+    }
+    ro->filter_port_count = filters.ports.size();
 }
 
 // After load, before attach: the cgroups' directory fds into the filter's map.
@@ -218,6 +246,8 @@ void Capture::configure(const CaptureConfig &config) {
         copy_comm(*f.comm, ro->filter_comm);
     }
     configure_cgroup_filter(f);
+    configure_uid_filter(f);
+    configure_port_filter(f);
     std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
     // The reader polls every 100 ms and is woken besides once half the ring is full. Past that
     // mark every record the programs submit forces a wake-up, and queues the ring's irq_work

@@ -81,7 +81,10 @@ class Capture {
     std::vector<std::pair<bpf_program *, const char *>> io_uring_programs() const;
     void choose_programs();
     void configure(const CaptureConfig &config);
+    void take_tcp_connects_at_the_syscall();
     void configure_cgroup_filter(const Filters &filters);
+    void configure_uid_filter(const Filters &filters);
+    void configure_port_filter(const Filters &filters);
     void fill_cgroup_filter(const Filters &filters);
     void add_cgroup_to_filter(const std::string &directory, std::uint32_t key);
     void load();
