@@ -43,6 +43,10 @@ const volatile char filter_comm[PW_COMM_LEN] = {};
  * cgroups (v2) of filter_cgroup, or below it. */
 #define PW_MAX_FILTER_CGROUPS 2
 const volatile __u8 filter_cgroup_count = 0;
+/* --container: the task must be in any one of the first filter_any_cgroup_count cgroups of
+ * filter_any_cgroup, or below it (none: any). */
+#define PW_MAX_FILTER_ANY_CGROUPS 16
+const volatile __u8 filter_any_cgroup_count = 0;
 const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
 /* PW_TCP_CONNECT_BY_SYSCALL where sockops programs may not call bpf_get_current_pid_tgid(),
  * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() lacks

@@ -79,9 +79,28 @@ static __always_inline bool cgroups_pass_filter(void)
     return true;
 }
 
+/* --container: the containers' cgroups, any of them (OR), read as filter_cgroup is. */
+struct {
+    __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+    __uint(max_entries, PW_MAX_FILTER_ANY_CGROUPS);
+    __type(key, __u32);
+    __type(value, __u32);
+} filter_any_cgroup SEC(".maps");
+
+static __always_inline bool any_cgroup_passes_filter(void)
+{
+    if (!filter_any_cgroup_count)
+        return true;
+    for (__u32 i = 0; i < PW_MAX_FILTER_ANY_CGROUPS; i++)
+        if (i < filter_any_cgroup_count && bpf_current_task_under_cgroup(&filter_any_cgroup, i) == 1)
+            return true;
+    return false;
+}
+
 static __always_inline bool task_passes_filter(void)
 {
-    if (!pid_passes_filter() || !uid_passes_filter() || !cgroups_pass_filter())
+    if (!pid_passes_filter() || !uid_passes_filter() || !cgroups_pass_filter() ||
+        !any_cgroup_passes_filter())
         return false;
     if (!filter_comm_enabled)
         return true;

@@ -30,7 +30,7 @@ struct {
 static __always_inline bool filters_set(void)
 {
     return filter_pid_count || filter_uid_count || filter_port_count || filter_comm_enabled ||
-           filter_cgroup_count || filter_netns || filter_proto || filter_family;
+           filter_cgroup_count || filter_any_cgroup_count || filter_netns || filter_proto || filter_family;
 }
 
 /* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so

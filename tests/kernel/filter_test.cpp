@@ -12,6 +12,7 @@
 #include <sched.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "kernel_support.h"
+#include "system/container_cgroups.h"
 
 namespace portwatch::test {
 namespace {
@@ -465,6 +467,64 @@ TEST_F(FilterTest, PortKeepsThoseLocalPortsTheirReleasesAndExhaustion) {
     EXPECT_EQ(released, expected_allocated);
     EXPECT_EQ(failed,
               (std::set<std::pair<std::uint16_t, int>>{{0, EADDRNOTAVAIL}, {7001, EADDRINUSE}}));
+}
+
+// Two container ids sharing their first 11 digits (f35 and this test process's pid), which
+// differ in the 12th: two containers docker would name with the systemd cgroup driver.
+struct TwoContainers {
+    std::string shared = [] {
+        char pid[9];
+        std::snprintf(pid, sizeof pid, "%08x", unsigned(getpid()));
+        return "f35" + std::string(pid);
+    }();
+    std::string watched_id = shared + std::string(53, 'b');
+    std::string other_id = shared + std::string(53, 'c');
+    std::string slice = "/portwatch-filter-test-" + std::to_string(getpid()) + ".slice";
+    TestCgroup watched{slice + "/docker-" + watched_id + ".scope"};
+    TestCgroup watched_inner{watched.path() + "/inner"};  // a cgroup of its own inside
+    TestCgroup other{slice + "/docker-" + other_id + ".scope"};
+};
+
+// --container: a prefix of the id, resolved as portwatch resolves it (the cgroup2 tree
+// walked, each path read by container_of()) to that container's cgroup, whose processes and
+// their sub-cgroups' pass; another container's and the host's do not.
+TEST_F(FilterTest, ContainerKeepsOnlyThatContainersProcesses) {
+    TwoContainers containers;
+    Netns netns;
+    BindingChild inside(netns), outside(netns);
+    containers.watched_inner.add(inside.pid());
+    containers.other.add(outside.pid());
+    Result<std::vector<std::string>> paths = cgroup_paths_under(TestCgroup::mount());
+    ASSERT_TRUE(paths.ok()) << paths.error();
+    ContainersMatching found = containers_matching(*paths, containers.watched_id.substr(0, 12));
+    EXPECT_EQ(found.ids, std::vector<std::string>{containers.watched_id});
+    EXPECT_EQ(found.paths, std::vector<std::string>{containers.watched.path()});
+    filters.container_cgroups = found.paths;
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::uint16_t outside_port = outside.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected{{inside.pid(), inside.bind_now()}};
+    bind_one_of_each(netns, "pw-filter");  // this process, in neither
+    ASSERT_NE(outside_port, 0);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 1)), expected);
+}
+
+// The portwatch binary: a prefix two containers share is refused (exit 2, naming both), one
+// no container has too (exit 1), each in one line.
+TEST_F(FilterTest, ContainerPrefixAmbiguousOrUnknownIsOneLine) {
+    TwoContainers containers;
+    Monitor ambiguous({"snapshot", "--container", containers.shared});
+    EXPECT_EQ(ambiguous.wait_exit_code(), 2);
+    EXPECT_EQ(ambiguous.all_stderr(), "portwatch: --container " + containers.shared +
+                                          " is ambiguous: it starts the ids of " +
+                                          containers.watched_id + " and " + containers.other_id +
+                                          " (give more digits)\n");
+    std::string unknown_prefix = containers.shared + "d";
+    Monitor unknown({"snapshot", "--container", unknown_prefix});
+    EXPECT_EQ(unknown.wait_exit_code(), 1);
+    EXPECT_EQ(unknown.all_stderr(), "portwatch: --container " + unknown_prefix +
+                                        ": no container's cgroup under " + TestCgroup::mount() +
+                                        " has an id starting with it\n");
 }
 
 }  // namespace

@@ -96,6 +96,22 @@ TEST(Options, PortOutOfRangeOrBackwardsIsOneLineExit2) {
     }
 }
 
+// --container: 4 to 64 hex digits, lowercased as the runtimes print ids; repeatable.
+TEST(Options, ContainerIsAHexPrefixOfAtLeast4Digits) {
+    CommandLine cl = parse({"monitor", "--container", "3F2A9c1b", "--container", "abcd,0123"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_EQ(cl.monitor.filters.containers,
+              (std::vector<std::string>{"3f2a9c1b", "abcd", "0123"}));
+    for (const char *bad : {"abc", "nginx", "12345g", ""}) {
+        CommandLine refused = parse({"snapshot", "--container", bad});
+        EXPECT_EQ(refused.exit_code, 2) << bad;
+        EXPECT_NE(refused.output.find("--container: must be 4 to 64 hex digits"), std::string::npos)
+            << refused.output;
+        EXPECT_EQ(refused.output.find('\n'), refused.output.size() - 1) << refused.output;
+    }
+    EXPECT_EQ(parse({"top", "--container", std::string(65, 'a')}).exit_code, 2);
+}
+
 TEST(Options, UidNeitherANumberNorAUserIsOneLineExit2) {
     for (const char *bad : {"no-such-user-pw35", "-1", "4294967296", "1.5", ""}) {
         CommandLine cl = parse({"monitor", "--uid", bad});

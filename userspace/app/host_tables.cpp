@@ -36,8 +36,16 @@ bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
     if (!filters.uids.empty() &&
         std::find(filters.uids.begin(), filters.uids.end(), uid) == filters.uids.end())
         return false;
-    if (filters.pids.empty() && !filters.comm && filters.cgroups.empty()) return true;
+    if (filters.pids.empty() && !filters.comm && filters.cgroups.empty() &&
+        filters.container_cgroups.empty())
+        return true;
     if (!socket.owner) return false;
+    if (!filters.container_cgroups.empty() &&
+        std::none_of(filters.container_cgroups.begin(), filters.container_cgroups.end(),
+                     [&](const std::string &cgroup) {
+                         return cgroup_is_within(socket.owner->cgroup_path.text(), cgroup);
+                     }))
+        return false;
     if (!filters.pids.empty() && std::find(filters.pids.begin(), filters.pids.end(),
                                            socket.owner->pid) == filters.pids.end())
         return false;

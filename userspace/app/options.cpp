@@ -119,6 +119,18 @@ struct FilterTexts {
     std::vector<std::string> uids, ports;
 };
 
+// A prefix of a container's 64-hex-digit id, at least 4 digits (docker ps shows 12).
+// (convert_targets() lowercases it, as the runtimes print ids.)
+std::string validate_container_prefix(const std::string &text) {
+    bool hex =
+        std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
+    if (!hex || text.size() < 4 || text.size() > 64)
+        return "must be 4 to 64 hex digits of a container's id, as docker ps or podman ps show "
+               "it, not " +
+               text;
+    return "";
+}
+
 void add_filter_options(CLI::App &command, MonitorOptions &options, FilterTexts &texts) {
     command
         .add_option("--pid", options.filters.pids,
@@ -136,6 +148,13 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, FilterTexts 
         .add_option("--port", texts.ports,
                     "Only this local port (N) or range (A-B, both included); repeatable: any of "
                     "them (at most 16)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    command
+        .add_option("--container", options.filters.containers,
+                    "Only processes in the container whose id starts with this (at least 4 hex "
+                    "digits) and below its cgroup; repeatable: any of them")
+        ->check(CLI::Validator(validate_container_prefix, "ID"))
         ->delimiter(',')
         ->allow_extra_args(false);
     command
@@ -452,6 +471,9 @@ std::string convert_targets(ParseTargets &targets) {
     }
     for (const std::string &name : targets.fail_on)
         options.fail_on.push_back(*value_named(kFailOnNames, name));  // checked by IsMember
+    for (std::string &prefix : options.filters.containers)
+        std::transform(prefix.begin(), prefix.end(), prefix.begin(),
+                       [](unsigned char c) { return std::tolower(c); });
     if (!targets.filters.proto.empty()) options.filters.proto = parse_proto(targets.filters.proto);
     if (!targets.filters.family.empty())
         options.filters.family = parse_family(targets.filters.family);

@@ -182,6 +182,16 @@ void Capture::configure_cgroup_filter(const Filters &filters) {
     take_tcp_connects_at_the_syscall();
 }
 
+void Capture::configure_container_filter(const Filters &filters) {
+    if (filters.container_cgroups.empty()) return;
+    std::size_t most = bpf_map__max_entries(skel_->maps.filter_any_cgroup);
+    if (filters.container_cgroups.size() > most)
+        throw CaptureError("at most " + std::to_string(most) + " container cgroups at once, not " +
+                           std::to_string(filters.container_cgroups.size()));
+    skel_->rodata->filter_any_cgroup_count = filters.container_cgroups.size();
+    take_tcp_connects_at_the_syscall();
+}
+
 void Capture::configure_uid_filter(const Filters &filters) {
     if (filters.uids.empty()) return;
     auto *ro = skel_->rodata;
@@ -207,19 +217,22 @@ void Capture::configure_port_filter(const Filters &filters) {
 
 // After load, before attach: the cgroups' directory fds into the filter's map.
 void Capture::fill_cgroup_filter(const Filters &filters) {
-    if (filters.cgroups.empty()) return;
+    if (filters.cgroups.empty() && filters.container_cgroups.empty()) return;
     std::ifstream proc_mounts("/proc/mounts");
     std::optional<std::string> mount = find_cgroup2_mount(proc_mounts);
     if (!mount) throw CaptureError("no cgroup v2 file system is mounted (cgroup2 in /proc/mounts)");
     for (std::uint32_t key = 0; key < filters.cgroups.size(); ++key)
-        add_cgroup_to_filter(*mount + filters.cgroups[key], key);
+        add_cgroup_to_filter(skel_->maps.filter_cgroup, *mount + filters.cgroups[key], key);
+    for (std::uint32_t key = 0; key < filters.container_cgroups.size(); ++key)
+        add_cgroup_to_filter(skel_->maps.filter_any_cgroup, *mount + filters.container_cgroups[key],
+                             key);
 }
 
-void Capture::add_cgroup_to_filter(const std::string &directory, std::uint32_t key) {
+void Capture::add_cgroup_to_filter(bpf_map *map, const std::string &directory, std::uint32_t key) {
     UniqueFd cgroup(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (cgroup.get() < 0) throw CaptureError(explain("cannot open the cgroup " + directory, errno));
     int fd = cgroup.get();
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_cgroup), &key, &fd, BPF_ANY) != 0)
+    if (bpf_map_update_elem(bpf_map__fd(map), &key, &fd, BPF_ANY) != 0)
         throw CaptureError(explain("cannot set the cgroup filter to " + directory, errno));
 }
 
@@ -247,6 +260,7 @@ void Capture::configure(const CaptureConfig &config) {
     }
     configure_cgroup_filter(f);
     configure_uid_filter(f);
+    configure_container_filter(f);
     configure_port_filter(f);
     std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
     // The reader polls every 100 ms and is woken besides once half the ring is full. Past that

@@ -24,6 +24,7 @@ struct portwatch_bpf;
 struct ring_buffer;
 struct bpf_link;
 struct bpf_program;
+struct bpf_map;
 
 namespace portwatch {
 
@@ -84,9 +85,10 @@ class Capture {
     void take_tcp_connects_at_the_syscall();
     void configure_cgroup_filter(const Filters &filters);
     void configure_uid_filter(const Filters &filters);
+    void configure_container_filter(const Filters &filters);
     void configure_port_filter(const Filters &filters);
     void fill_cgroup_filter(const Filters &filters);
-    void add_cgroup_to_filter(const std::string &directory, std::uint32_t key);
+    void add_cgroup_to_filter(bpf_map *map, const std::string &directory, std::uint32_t key);
     void load();
     void attach_all();
     void calibrate_user_regs();

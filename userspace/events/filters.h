@@ -28,6 +28,10 @@ struct Filters {
     std::optional<std::string> comm;  // exact match, at most 15 bytes (TASK_COMM_LEN - 1)
     // cgroup v2 paths ("/a/b", from the root) the task must be in, each, or below it
     std::vector<std::string> cgroups;
+    // --container: prefixes of container ids; resolve_containers() finds their cgroups, of
+    // which the task must be in any one or below it
+    std::vector<std::string> containers;
+    std::vector<std::string> container_cgroups;
     std::optional<std::uint32_t> netns;
     std::optional<Proto> proto;
     std::optional<Family> family;
