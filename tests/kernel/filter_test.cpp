@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "kernel_support.h"
 #include "system/container_cgroups.h"
 
@@ -525,6 +527,43 @@ TEST_F(FilterTest, ContainerPrefixAmbiguousOrUnknownIsOneLine) {
     EXPECT_EQ(unknown.all_stderr(), "portwatch: --container " + unknown_prefix +
                                         ": no container's cgroup under " + TestCgroup::mount() +
                                         " has an id starting with it\n");
+}
+
+// The ports_held of this process in what `snapshot --json` reports of `netns` with `args`
+// (null when it lists none of this process's).
+nlohmann::json ports_held_by_us(const Netns &netns, std::vector<std::string> args) {
+    args.insert(args.begin(), {"snapshot", "--json", "--netns", std::to_string(netns.inode())});
+    Monitor snapshot(args, &netns);
+    nlohmann::json held;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        nlohmann::json report = nlohmann::json::parse(line);
+        for (const nlohmann::json &process : report.value("processes", nlohmann::json::array()))
+            if (process["pid"] == getpid()) held = process["ports_held"];
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
+    return held;
+}
+
+// The socket-table passes apply --port and --uid as the kernel side does, together (AND):
+// a TCP listener on 7001 and a UDP socket on 7002, held by this process (root).
+TEST_F(FilterTest, SnapshotTakesPortAndUidFromTheTables) {
+    Netns netns;
+    int listener = -1, udp = -1;
+    netns.run([&] {
+        listener = listener_on(Family::ipv4, 7001);
+        udp = make_socket(Family::ipv4, Proto::udp);
+        ASSERT_EQ(bind_to(udp, Family::ipv4, 7002), 0);
+    });
+    nlohmann::json all = ports_held_by_us(netns, {});
+    EXPECT_EQ(all["tcp"]["bind"], 1) << all.dump();
+    EXPECT_EQ(all["udp"]["bind"], 1) << all.dump();
+    nlohmann::json port_7001 = ports_held_by_us(netns, {"--port", "7001", "--uid", "0"});
+    EXPECT_EQ(port_7001["tcp"]["bind"], 1) << port_7001.dump();
+    EXPECT_EQ(port_7001["udp"], nlohmann::json::object()) << port_7001.dump();
+    EXPECT_TRUE(ports_held_by_us(netns, {"--port", "7001", "--uid", "65534"}).is_null());
+    EXPECT_TRUE(ports_held_by_us(netns, {"--port", "7003-9000"}).is_null());
+    close(listener);
+    close(udp);
 }
 
 }  // namespace
