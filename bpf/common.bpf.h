@@ -24,6 +24,10 @@ const volatile __s32 nr_sendto = -1, nr_sendmsg = -1, nr_sendmmsg = -1;
 #define PW_MAX_FILTER_PIDS 16
 const volatile __u32 filter_pids[PW_MAX_FILTER_PIDS] = {};
 const volatile __u8 filter_pid_count = 0;
+/* --children: the pid filter reads followed_tgids (the --pid ones and their descendants since
+ * start) instead of filter_pids. */
+#define PW_MAX_FOLLOWED_TGIDS 65536
+const volatile __u8 filter_follow_children = 0;
 /* --uid: the caller's uid (real, as bpf_get_current_uid_gid() gives it) must be one of the
  * first filter_uid_count (none: any). */
 #define PW_MAX_FILTER_UIDS 16

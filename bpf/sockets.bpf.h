@@ -34,11 +34,23 @@ struct {
     __type(value, __u32);
 } filter_cgroup SEC(".maps");
 
+/* --children: the processes followed. User space seeds the --pid ones after load;
+ * pw_sched_process_fork adds the child of a followed process, pw_sched_process_exit removes a
+ * process once its last thread exits. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, PW_MAX_FOLLOWED_TGIDS);
+    __type(key, __u32);
+    __type(value, __u8);
+} followed_tgids SEC(".maps");
+
 static __always_inline bool pid_passes_filter(void)
 {
     if (!filter_pid_count)
         return true;
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (filter_follow_children)
+        return bpf_map_lookup_elem(&followed_tgids, &tgid) != NULL;
     for (int i = 0; i < PW_MAX_FILTER_PIDS; i++)
         if (i < filter_pid_count && filter_pids[i] == tgid)
             return true;

@@ -164,6 +164,79 @@ class UserChild {
     int go_[2] = {-1, -1}, ports_[2] = {-1, -1};
 };
 
+// A process that, once released, in `netns`: binds a UDP socket to port 0, then forks a
+// child that forks a grandchild and exits at once; the grandchild, a daemon by then (its
+// parent gone), binds a UDP socket to port 0 too. Each reports (its pid, the port
+// getsockname() gave it).
+class ForkingParent {
+  public:
+    explicit ForkingParent(const Netns &netns) {
+        EXPECT_EQ(pipe(go_), 0);
+        EXPECT_EQ(pipe(report_), 0);
+        pid_ = fork();
+        if (pid_ == 0) run(netns.fd());
+        close(go_[0]);
+        close(report_[1]);
+    }
+    ~ForkingParent() {
+        close(go_[1]);
+        close(report_[0]);
+        waitpid(pid_, nullptr, 0);
+    }
+    ForkingParent(const ForkingParent &) = delete;
+    ForkingParent &operator=(const ForkingParent &) = delete;
+
+    pid_t pid() const { return pid_; }
+
+    // (pid, port) of the parent's bind and of the grandchild's.
+    std::set<std::pair<std::uint32_t, std::uint16_t>> bind_now() {
+        char go = 1;
+        EXPECT_EQ(write(go_[1], &go, 1), 1);
+        std::set<std::pair<std::uint32_t, std::uint16_t>> seen;
+        for (int i = 0; i < 2; i++) {
+            std::uint32_t pair[2] = {};
+            EXPECT_EQ(read(report_[0], pair, sizeof pair), ssize_t(sizeof pair));
+            seen.insert({pair[0], std::uint16_t(pair[1])});
+        }
+        return seen;
+    }
+
+  private:
+    // Only async-signal-safe calls: the test process has threads.
+    void bind_and_report() {
+        std::uint32_t pair[2] = {std::uint32_t(getpid()), 0};
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (bind(fd, reinterpret_cast<sockaddr *>(&address), length) == 0 &&
+            getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) == 0)
+            pair[1] = ntohs(address.sin_port);
+        if (write(report_[1], pair, sizeof pair) != sizeof pair) _exit(1);
+    }
+
+    [[noreturn]] void run(int netns_fd) {
+        char go;
+        if (read(go_[0], &go, 1) != 1 || setns(netns_fd, CLONE_NEWNET) != 0) _exit(1);
+        bind_and_report();
+        pid_t child = fork();
+        if (child == 0) {
+            pid_t parent = getpid();
+            if (fork() == 0) {
+                while (getppid() == parent) sched_yield();  // until the child is gone
+                bind_and_report();
+            }
+            _exit(0);
+        }
+        waitpid(child, nullptr, 0);
+        _exit(0);
+    }
+
+    pid_t pid_ = -1;
+    int go_[2] = {-1, -1}, report_[2] = {-1, -1};
+};
+
 // The (pid, port) of each allocation.
 std::set<std::pair<std::uint32_t, std::uint16_t>> pids_and_ports(
     const std::vector<AllocateEvent> &events) {
@@ -564,6 +637,39 @@ TEST_F(FilterTest, SnapshotTakesPortAndUidFromTheTables) {
     EXPECT_TRUE(ports_held_by_us(netns, {"--port", "7003-9000"}).is_null());
     close(listener);
     close(udp);
+}
+
+// --children: a --pid process's descendants forked after the start are followed in the
+// kernel, a daemon whose parent exited included; an unrelated process is not.
+TEST_F(FilterTest, ChildrenFollowsThePidsDescendants) {
+    Netns netns;
+    ForkingParent parent(netns);
+    BindingChild other(netns);
+    filters.pids = {std::uint32_t(parent.pid())};
+    filters.follow_children = true;
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::uint16_t other_port = other.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected = parent.bind_now();
+    ASSERT_EQ(expected.size(), 2u);
+    for (auto [pid, port] : expected) ASSERT_NE(port, 0) << pid;
+    ASSERT_NE(other_port, 0);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 2)), expected);
+}
+
+// Without --children, the same pid filter keeps the parent's bind only.
+TEST_F(FilterTest, PidWithoutChildrenKeepsThatProcessOnly) {
+    Netns netns;
+    ForkingParent parent(netns);
+    filters.pids = {std::uint32_t(parent.pid())};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::set<std::pair<std::uint32_t, std::uint16_t>> both = parent.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected;
+    for (auto pair : both)
+        if (pair.first == std::uint32_t(parent.pid())) expected.insert(pair);
+    ASSERT_EQ(expected.size(), 1u);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 2, std::chrono::seconds(1))), expected);
 }
 
 }  // namespace

@@ -112,6 +112,18 @@ TEST(Options, ContainerIsAHexPrefixOfAtLeast4Digits) {
     EXPECT_EQ(parse({"top", "--container", std::string(65, 'a')}).exit_code, 2);
 }
 
+// --children goes with --pid.
+TEST(Options, ChildrenNeedsAPid) {
+    CommandLine cl = parse({"monitor", "--pid", "42", "--children"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_TRUE(cl.monitor.filters.follow_children);
+    EXPECT_FALSE(parse({"monitor", "--pid", "42"}).monitor.filters.follow_children);
+    CommandLine alone = parse({"monitor", "--children"});
+    EXPECT_EQ(alone.exit_code, 2);
+    EXPECT_EQ(alone.output,
+              "portwatch: --children follows the processes of --pid: give one (see --help)\n");
+}
+
 TEST(Options, UidNeitherANumberNorAUserIsOneLineExit2) {
     for (const char *bad : {"no-such-user-pw35", "-1", "4294967296", "1.5", ""}) {
         CommandLine cl = parse({"monitor", "--uid", bad});

@@ -138,6 +138,9 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, FilterTexts 
         ->check(number_at_least(1, "a number >= 1"))
         ->delimiter(',')
         ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
+    command.add_flag("--children", options.filters.follow_children,
+                     "With --pid: those processes' descendants too, forked after portwatch started "
+                     "(followed in the kernel)");
     command
         .add_option("--uid", texts.uids,
                     "Only calls by this user (real uid, or a user name); repeatable: any of them "
@@ -368,6 +371,8 @@ std::string check_combinations(const MonitorOptions &options, bool double_dash) 
     if (options.filters.pids.size() > kMaxPids)
         return "portwatch: --pid: at most " + std::to_string(kMaxPids) + " processes, not " +
                std::to_string(options.filters.pids.size()) + " (see --help)\n";
+    if (options.filters.follow_children && options.filters.pids.empty())
+        return "portwatch: --children follows the processes of --pid: give one (see --help)\n";
     if (!double_dash && !options.command.empty())
         return "portwatch: monitor: unexpected argument " + options.command.front() +
                " (a command to run goes after --) (see --help)\n";

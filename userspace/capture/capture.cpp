@@ -99,6 +99,7 @@ Capture::Capture(const CaptureConfig &config) {
     configure(config);
     load();
     fill_cgroup_filter(config.filters);
+    seed_followed(config.filters);
     calibrate_user_regs();
     attach_all();
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr));
@@ -192,6 +193,36 @@ void Capture::configure_container_filter(const Filters &filters) {
     take_tcp_connects_at_the_syscall();
 }
 
+// --children: the fork and exit programs load only then, and fill followed_tgids.
+void Capture::configure_children(const Filters &filters) {
+    bool follow = filters.follow_children && !filters.pids.empty();
+    skel_->rodata->filter_follow_children = follow;
+    bpf_program__set_autoload(skel_->progs.pw_sched_process_fork, follow);
+    bpf_program__set_autoload(skel_->progs.pw_sched_process_exit, follow);
+}
+
+// After load, before attach: the --pid processes are followed from the start.
+void Capture::seed_followed(const Filters &filters) {
+    if (!skel_->rodata->filter_follow_children) return;
+    std::uint8_t followed = 1;
+    for (std::uint32_t pid : filters.pids)
+        if (bpf_map_update_elem(bpf_map__fd(skel_->maps.followed_tgids), &pid, &followed,
+                                BPF_ANY) != 0)
+            throw CaptureError(explain("cannot follow process " + std::to_string(pid), errno));
+}
+
+std::vector<std::uint32_t> Capture::followed_pids() const {
+    std::vector<std::uint32_t> pids;
+    int map = bpf_map__fd(skel_->maps.followed_tgids);
+    std::uint32_t key = 0, next = 0;
+    for (const std::uint32_t *previous = nullptr; bpf_map_get_next_key(map, previous, &next) == 0;
+         previous = &key) {
+        key = next;
+        pids.push_back(key);
+    }
+    return pids;
+}
+
 void Capture::configure_uid_filter(const Filters &filters) {
     if (filters.uids.empty()) return;
     auto *ro = skel_->rodata;
@@ -261,6 +292,7 @@ void Capture::configure(const CaptureConfig &config) {
     configure_cgroup_filter(f);
     configure_uid_filter(f);
     configure_container_filter(f);
+    configure_children(f);
     configure_port_filter(f);
     std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
     // The reader polls every 100 ms and is woken besides once half the ring is full. Past that
@@ -373,6 +405,10 @@ void Capture::attach_all() {
     for (auto [program, hook] : programs_of(hook_set())) attach(bpf_program__attach(program), hook);
     for (auto [program, hook] : io_uring_programs()) attach(bpf_program__attach(program), hook);
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
+    if (skel_->rodata->filter_follow_children) {
+        attach(bpf_program__attach(p->pw_sched_process_fork), "tp_btf/sched_process_fork");
+        attach(bpf_program__attach(p->pw_sched_process_exit), "tp_btf/sched_process_exit");
+    }
     std::string root = cgroup2_root();
     cgroup_fd_ = UniqueFd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     int cgroup = cgroup_fd_.get();

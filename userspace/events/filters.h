@@ -22,6 +22,7 @@ struct LocalPortRange {
 
 struct Filters {
     std::vector<std::uint32_t> pids;  // any of these processes (tgid); none: every process
+    bool follow_children = false;     // --children: and their descendants forked since start
     std::vector<std::uint32_t> uids;  // any of these callers' real uids; none: every user
     // any of these local ports (allocated, or asked for by a failed bind); none: every port
     std::vector<LocalPortRange> ports;
