@@ -24,6 +24,20 @@ const volatile __s32 nr_sendto = -1, nr_sendmsg = -1, nr_sendmmsg = -1;
 #define PW_MAX_FILTER_PIDS 16
 const volatile __u32 filter_pids[PW_MAX_FILTER_PIDS] = {};
 const volatile __u8 filter_pid_count = 0;
+/* --children: the pid filter reads followed_tgids (the --pid ones and their descendants since
+ * start) instead of filter_pids. */
+#define PW_MAX_FOLLOWED_TGIDS 65536
+const volatile __u8 filter_follow_children = 0;
+/* --uid: the caller's uid (real, as bpf_get_current_uid_gid() gives it) must be one of the
+ * first filter_uid_count (none: any). */
+#define PW_MAX_FILTER_UIDS 16
+const volatile __u32 filter_uids[PW_MAX_FILTER_UIDS] = {};
+const volatile __u8 filter_uid_count = 0;
+/* --port: the local port must be in one of the first filter_port_count ranges (none: any). */
+#define PW_MAX_FILTER_PORT_RANGES 16
+const volatile __u16 filter_port_low[PW_MAX_FILTER_PORT_RANGES] = {};
+const volatile __u16 filter_port_high[PW_MAX_FILTER_PORT_RANGES] = {};
+const volatile __u8 filter_port_count = 0;
 const volatile __u32 filter_netns = 0;
 const volatile __u8 filter_proto = 0;
 const volatile __u8 filter_family = 0;
@@ -33,6 +47,10 @@ const volatile char filter_comm[PW_COMM_LEN] = {};
  * cgroups (v2) of filter_cgroup, or below it. */
 #define PW_MAX_FILTER_CGROUPS 2
 const volatile __u8 filter_cgroup_count = 0;
+/* --container: the task must be in any one of the first filter_any_cgroup_count cgroups of
+ * filter_any_cgroup, or below it (none: any). */
+#define PW_MAX_FILTER_ANY_CGROUPS 16
+const volatile __u8 filter_any_cgroup_count = 0;
 const volatile __u64 wakeup_bytes = 0; /* 0: wake the reader on every record */
 /* PW_TCP_CONNECT_BY_SYSCALL where sockops programs may not call bpf_get_current_pid_tgid(),
  * bpf_get_current_uid_gid() and friends (5.10, 6.1, 6.12: sock_ops_func_proto() lacks

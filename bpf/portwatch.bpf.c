@@ -41,3 +41,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "io_uring_path.bpf.h"
 #include "sockops_path.bpf.h"
 #include "allocator_path.bpf.h"
+#include "children.bpf.h"

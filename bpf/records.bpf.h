@@ -171,6 +171,9 @@ static __always_inline void record_allocation(const struct pending_call *call,
     bool failed = error != 0;
     struct pw_allocate_record record = {};
     fill_socket(sk, call, port_after, &record.sock);
+    /* filtered out: neither sent nor held, so its release is not sent either */
+    if (!port_passes_filter(record.sock.local_port))
+        return;
     fill_task(&record.task);
     record.error = error;
     record.how = how_of(call);

@@ -34,13 +34,51 @@ struct {
     __type(value, __u32);
 } filter_cgroup SEC(".maps");
 
+/* --children: the processes followed. User space seeds the --pid ones after load;
+ * pw_sched_process_fork adds the child of a followed process, pw_sched_process_exit removes a
+ * process once its last thread exits. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, PW_MAX_FOLLOWED_TGIDS);
+    __type(key, __u32);
+    __type(value, __u8);
+} followed_tgids SEC(".maps");
+
 static __always_inline bool pid_passes_filter(void)
 {
     if (!filter_pid_count)
         return true;
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    if (filter_follow_children)
+        return bpf_map_lookup_elem(&followed_tgids, &tgid) != NULL;
     for (int i = 0; i < PW_MAX_FILTER_PIDS; i++)
         if (i < filter_pid_count && filter_pids[i] == tgid)
+            return true;
+    return false;
+}
+
+/* sockops may not call bpf_get_current_uid_gid() (5.10 to 6.12): user space sends TCP
+ * connects through the syscall path when this filter is set, as for the cgroup filter. */
+static __always_inline bool uid_passes_filter(void)
+{
+    if (!filter_uid_count)
+        return true;
+    __u32 uid = (__u32)bpf_get_current_uid_gid();
+    for (int i = 0; i < PW_MAX_FILTER_UIDS; i++)
+        if (i < filter_uid_count && filter_uids[i] == uid)
+            return true;
+    return false;
+}
+
+/* --port, on the local port a record carries: the one allocated, or the one a failed bind()
+ * asked for. 0 (a failure where the kernel was to choose: the range had none left) passes:
+ * that failure is the exhaustion a user filtering on ports wants to see. */
+static __always_inline bool port_passes_filter(__u16 port)
+{
+    if (!filter_port_count || port == 0)
+        return true;
+    for (int i = 0; i < PW_MAX_FILTER_PORT_RANGES; i++)
+        if (i < filter_port_count && port >= filter_port_low[i] && port <= filter_port_high[i])
             return true;
     return false;
 }
@@ -53,9 +91,28 @@ static __always_inline bool cgroups_pass_filter(void)
     return true;
 }
 
+/* --container: the containers' cgroups, any of them (OR), read as filter_cgroup is. */
+struct {
+    __uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+    __uint(max_entries, PW_MAX_FILTER_ANY_CGROUPS);
+    __type(key, __u32);
+    __type(value, __u32);
+} filter_any_cgroup SEC(".maps");
+
+static __always_inline bool any_cgroup_passes_filter(void)
+{
+    if (!filter_any_cgroup_count)
+        return true;
+    for (__u32 i = 0; i < PW_MAX_FILTER_ANY_CGROUPS; i++)
+        if (i < filter_any_cgroup_count && bpf_current_task_under_cgroup(&filter_any_cgroup, i) == 1)
+            return true;
+    return false;
+}
+
 static __always_inline bool task_passes_filter(void)
 {
-    if (!pid_passes_filter() || !cgroups_pass_filter())
+    if (!pid_passes_filter() || !uid_passes_filter() || !cgroups_pass_filter() ||
+        !any_cgroup_passes_filter())
         return false;
     if (!filter_comm_enabled)
         return true;

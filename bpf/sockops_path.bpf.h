@@ -29,8 +29,8 @@ struct {
 
 static __always_inline bool filters_set(void)
 {
-    return filter_pid_count || filter_comm_enabled || filter_cgroup_count || filter_netns ||
-           filter_proto || filter_family;
+    return filter_pid_count || filter_uid_count || filter_port_count || filter_comm_enabled ||
+           filter_cgroup_count || filter_any_cgroup_count || filter_netns || filter_proto || filter_family;
 }
 
 /* pw_sockops reads the socket through a BTF pointer (bpf_skc_to_tcp_sock()), so
@@ -136,7 +136,8 @@ static __always_inline void on_tcp_connect(struct bpf_sock_ops *ops)
         return;
     }
     /* bound before the agent started: the port is not new */
-    if (is_bind_locked(sk) || !task_passes_filter() || !tcp_socket_passes_filter(sk))
+    if (is_bind_locked(sk) || !task_passes_filter() || !tcp_socket_passes_filter(sk) ||
+        !port_passes_filter(sk->__sk_common.skc_num))
         return;
     record_tcp_connect(sk, cookie);
     if (filters_set())

@@ -11,12 +11,18 @@
 #include <netinet/in.h>
 #include <sched.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "kernel_support.h"
+#include "system/container_cgroups.h"
 
 namespace portwatch::test {
 namespace {
@@ -91,6 +97,144 @@ class BindingChild {
 
     pid_t pid_ = -1;
     int go_[2] = {-1, -1}, port_[2] = {-1, -1};
+};
+
+// A child process that, once released, in `netns` as `uid` (real, effective and saved):
+// binds a UDP socket to port 0, listens on an unbound TCP socket and connects a TCP socket
+// to it, and reports the three local ports getsockname() gave (0 for each that failed).
+class UserChild {
+  public:
+    UserChild(const Netns &netns, uid_t uid) {
+        EXPECT_EQ(pipe(go_), 0);
+        EXPECT_EQ(pipe(ports_), 0);
+        pid_ = fork();
+        if (pid_ == 0) run(netns.fd(), uid);
+        close(go_[0]);
+        close(ports_[1]);
+    }
+    ~UserChild() {
+        close(go_[1]);
+        close(ports_[0]);
+        waitpid(pid_, nullptr, 0);
+    }
+    UserChild(const UserChild &) = delete;
+    UserChild &operator=(const UserChild &) = delete;
+
+    std::set<std::uint16_t> allocate_now() {
+        char go = 1;
+        EXPECT_EQ(write(go_[1], &go, 1), 1);
+        std::uint16_t ports[3] = {};
+        EXPECT_EQ(read(ports_[0], ports, sizeof ports), ssize_t(sizeof ports));
+        return {ports[0], ports[1], ports[2]};
+    }
+
+  private:
+    static std::uint16_t port_of(int fd) {
+        sockaddr_in address{};
+        socklen_t length = sizeof address;
+        if (getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) != 0) return 0;
+        return ntohs(address.sin_port);
+    }
+
+    // Only async-signal-safe calls: the test process has threads.
+    [[noreturn]] void run(int netns_fd, uid_t uid) {
+        char go;
+        std::uint16_t ports[3] = {};
+        if (read(go_[0], &go, 1) == 1 && setns(netns_fd, CLONE_NEWNET) == 0 &&
+            setresuid(uid, uid, uid) == 0) {
+            sockaddr_in loopback4{};
+            loopback4.sin_family = AF_INET;
+            loopback4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            int udp = socket(AF_INET, SOCK_DGRAM, 0);
+            if (bind(udp, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
+                ports[0] = port_of(udp);
+            int listener = socket(AF_INET, SOCK_STREAM, 0);
+            if (listen(listener, 4) == 0) ports[1] = port_of(listener);
+            loopback4.sin_port = htons(ports[1]);
+            int client = socket(AF_INET, SOCK_STREAM, 0);
+            if (ports[1] &&
+                connect(client, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
+                ports[2] = port_of(client);
+        }
+        ssize_t written = write(ports_[1], ports, sizeof ports);
+        _exit(written == sizeof ports ? 0 : 1);
+    }
+
+    pid_t pid_ = -1;
+    int go_[2] = {-1, -1}, ports_[2] = {-1, -1};
+};
+
+// A process that, once released, in `netns`: binds a UDP socket to port 0, then forks a
+// child that forks a grandchild and exits at once; the grandchild, a daemon by then (its
+// parent gone), binds a UDP socket to port 0 too. Each reports (its pid, the port
+// getsockname() gave it).
+class ForkingParent {
+  public:
+    explicit ForkingParent(const Netns &netns) {
+        EXPECT_EQ(pipe(go_), 0);
+        EXPECT_EQ(pipe(report_), 0);
+        pid_ = fork();
+        if (pid_ == 0) run(netns.fd());
+        close(go_[0]);
+        close(report_[1]);
+    }
+    ~ForkingParent() {
+        close(go_[1]);
+        close(report_[0]);
+        waitpid(pid_, nullptr, 0);
+    }
+    ForkingParent(const ForkingParent &) = delete;
+    ForkingParent &operator=(const ForkingParent &) = delete;
+
+    pid_t pid() const { return pid_; }
+
+    // (pid, port) of the parent's bind and of the grandchild's.
+    std::set<std::pair<std::uint32_t, std::uint16_t>> bind_now() {
+        char go = 1;
+        EXPECT_EQ(write(go_[1], &go, 1), 1);
+        std::set<std::pair<std::uint32_t, std::uint16_t>> seen;
+        for (int i = 0; i < 2; i++) {
+            std::uint32_t pair[2] = {};
+            EXPECT_EQ(read(report_[0], pair, sizeof pair), ssize_t(sizeof pair));
+            seen.insert({pair[0], std::uint16_t(pair[1])});
+        }
+        return seen;
+    }
+
+  private:
+    // Only async-signal-safe calls: the test process has threads.
+    void bind_and_report() {
+        std::uint32_t pair[2] = {std::uint32_t(getpid()), 0};
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (bind(fd, reinterpret_cast<sockaddr *>(&address), length) == 0 &&
+            getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) == 0)
+            pair[1] = ntohs(address.sin_port);
+        if (write(report_[1], pair, sizeof pair) != sizeof pair) _exit(1);
+    }
+
+    [[noreturn]] void run(int netns_fd) {
+        char go;
+        if (read(go_[0], &go, 1) != 1 || setns(netns_fd, CLONE_NEWNET) != 0) _exit(1);
+        bind_and_report();
+        pid_t child = fork();
+        if (child == 0) {
+            pid_t parent = getpid();
+            if (fork() == 0) {
+                while (getppid() == parent) sched_yield();  // until the child is gone
+                bind_and_report();
+            }
+            _exit(0);
+        }
+        waitpid(child, nullptr, 0);
+        _exit(0);
+    }
+
+    pid_t pid_ = -1;
+    int go_[2] = {-1, -1}, report_[2] = {-1, -1};
 };
 
 // The (pid, port) of each allocation.
@@ -312,6 +456,220 @@ TEST_F(FilterTest, CommKeepsOnlyThreadsWithThatName) {
     auto seen = allocations_in(netns, 4);
     ASSERT_EQ(seen.size(), 4u);
     for (const auto &event : seen) EXPECT_EQ(event.task.comm, "pw-wanted");
+}
+
+// --uid: the calls of that user only, TCP connects too (taken at the syscall with this
+// filter: sockops cannot read the caller's uid); repeated: any of them.
+TEST_F(FilterTest, UidKeepsOnlyThatUsersCalls) {
+    constexpr uid_t kWatched = 65534, kAlsoWatched = 65533, kOther = 65532;
+    Netns netns;
+    UserChild watched(netns, kWatched), also_watched(netns, kAlsoWatched), other(netns, kOther);
+    filters.uids = {kWatched, kAlsoWatched};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::set<std::uint16_t> other_ports = other.allocate_now();
+    bind_one_of_each(netns, "pw-filter");  // root's
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected;
+    for (auto [child, uid] : {std::pair{&watched, kWatched}, {&also_watched, kAlsoWatched}})
+        for (std::uint16_t port : child->allocate_now()) expected.insert({uid, port});
+    ASSERT_EQ(expected.size(), 6u);  // each port allocated (none 0)
+    ASSERT_FALSE(other_ports.contains(0));
+    std::set<std::pair<std::uint32_t, std::uint16_t>> seen;
+    for (const AllocateEvent &event : allocations_in(netns, 6, std::chrono::seconds(5)))
+        seen.insert({event.task.uid, event.sock.local_port});
+    EXPECT_EQ(seen, expected);
+}
+
+// The uid filter sends nothing of a busy host made by another user (root here).
+TEST_F(FilterTest, UidOfAnIdleUserSendsNoRecordOfABusyHost) {
+    filters.uids = {65534};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    Netns netns;
+    make_traffic(netns);
+    expect_no_records(*capture, std::chrono::milliseconds(500));
+}
+
+// --port: the allocations whose local port is in a range, and their releases, on every TCP
+// connect path; a failed bind() by the port it asked for; a failure where the kernel was to
+// choose (the range exhausted: no port) passes. Nothing else of the netns is sent.
+TEST_F(FilterTest, PortKeepsThoseLocalPortsTheirReleasesAndExhaustion) {
+    Netns netns(
+        Sysctls{{"net/ipv4/ip_local_port_range", "40000 40009"}, {"net/ipv4/tcp_tw_reuse", "0"}});
+    filters.netns = netns.inode();
+    filters.ports = {LocalPortRange{40000, 40004}, LocalPortRange{7001, 7001}};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::set<std::uint16_t> connected, expected_allocated{7001};
+    int exhausted_errno = 0, busy_7001 = 0, busy_7002 = 0;
+    netns.run([&] {
+        int listener = listener_on(Family::ipv4, 7000);  // outside: not sent
+        int udp_in = make_socket(Family::ipv4, Proto::udp),
+            udp_out = make_socket(Family::ipv4, Proto::udp);
+        ASSERT_EQ(bind_to(udp_in, Family::ipv4, 7001), 0);
+        ASSERT_EQ(bind_to(udp_out, Family::ipv4, 7002), 0);
+        int again_in = make_socket(Family::ipv4, Proto::udp),
+            again_out = make_socket(Family::ipv4, Proto::udp);
+        busy_7001 = bind_to(again_in, Family::ipv4, 7001) == 0 ? 0 : errno;
+        busy_7002 = bind_to(again_out, Family::ipv4, 7002) == 0 ? 0 : errno;
+        std::vector<int> clients;
+        for (int i = 0; i < 10; i++) {
+            clients.push_back(make_socket(Family::ipv4, Proto::tcp));
+            ASSERT_EQ(connect_to(clients.back(), Family::ipv4, 7000), 0);
+            connected.insert(local_port_of(clients.back()));
+        }
+        int one_too_many = make_socket(Family::ipv4, Proto::tcp);
+        exhausted_errno = connect_to(one_too_many, Family::ipv4, 7000) == 0 ? 0 : errno;
+        for (int fd : clients) close(fd);
+        for (int fd : {one_too_many, again_in, again_out, udp_in, udp_out, listener}) close(fd);
+    });
+    ASSERT_EQ(connected.size(), 10u);
+    ASSERT_EQ(busy_7001, EADDRINUSE);
+    ASSERT_EQ(busy_7002, EADDRINUSE);
+    ASSERT_EQ(exhausted_errno, EADDRNOTAVAIL);
+    for (std::uint16_t port : connected)
+        if (port <= 40004) expected_allocated.insert(port);
+    ASSERT_EQ(expected_allocated.size(), 6u);  // 7001 and 40000-40004, all taken
+    std::vector<Event> events =
+        EventLog(*capture).collect(netns.inode(), at_least(6, 2, 6), std::chrono::seconds(5));
+    std::set<std::uint16_t> allocated, released;
+    std::set<std::pair<std::uint16_t, int>> failed;
+    for (const AllocateEvent &event : allocations(events)) allocated.insert(event.sock.local_port);
+    for (const AllocateEvent &event : allocations(events, true))
+        failed.insert({event.sock.local_port, event.error});
+    for (const ReleaseEvent &event : releases(events)) released.insert(event.sock.local_port);
+    EXPECT_EQ(allocated, expected_allocated);
+    EXPECT_EQ(released, expected_allocated);
+    EXPECT_EQ(failed,
+              (std::set<std::pair<std::uint16_t, int>>{{0, EADDRNOTAVAIL}, {7001, EADDRINUSE}}));
+}
+
+// Two container ids sharing their first 11 digits (f35 and this test process's pid), which
+// differ in the 12th: two containers docker would name with the systemd cgroup driver.
+struct TwoContainers {
+    std::string shared = [] {
+        char pid[9];
+        std::snprintf(pid, sizeof pid, "%08x", unsigned(getpid()));
+        return "f35" + std::string(pid);
+    }();
+    std::string watched_id = shared + std::string(53, 'b');
+    std::string other_id = shared + std::string(53, 'c');
+    std::string slice = "/portwatch-filter-test-" + std::to_string(getpid()) + ".slice";
+    TestCgroup watched{slice + "/docker-" + watched_id + ".scope"};
+    TestCgroup watched_inner{watched.path() + "/inner"};  // a cgroup of its own inside
+    TestCgroup other{slice + "/docker-" + other_id + ".scope"};
+};
+
+// --container: a prefix of the id, resolved as portwatch resolves it (the cgroup2 tree
+// walked, each path read by container_of()) to that container's cgroup, whose processes and
+// their sub-cgroups' pass; another container's and the host's do not.
+TEST_F(FilterTest, ContainerKeepsOnlyThatContainersProcesses) {
+    TwoContainers containers;
+    Netns netns;
+    BindingChild inside(netns), outside(netns);
+    containers.watched_inner.add(inside.pid());
+    containers.other.add(outside.pid());
+    Result<std::vector<std::string>> paths = cgroup_paths_under(TestCgroup::mount());
+    ASSERT_TRUE(paths.ok()) << paths.error();
+    ContainersMatching found = containers_matching(*paths, containers.watched_id.substr(0, 12));
+    EXPECT_EQ(found.ids, std::vector<std::string>{containers.watched_id});
+    EXPECT_EQ(found.paths, std::vector<std::string>{containers.watched.path()});
+    filters.container_cgroups = found.paths;
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::uint16_t outside_port = outside.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected{{inside.pid(), inside.bind_now()}};
+    bind_one_of_each(netns, "pw-filter");  // this process, in neither
+    ASSERT_NE(outside_port, 0);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 1)), expected);
+}
+
+// The portwatch binary: a prefix two containers share is refused (exit 2, naming both), one
+// no container has too (exit 1), each in one line.
+TEST_F(FilterTest, ContainerPrefixAmbiguousOrUnknownIsOneLine) {
+    TwoContainers containers;
+    Monitor ambiguous({"snapshot", "--container", containers.shared});
+    EXPECT_EQ(ambiguous.wait_exit_code(), 2);
+    EXPECT_EQ(ambiguous.all_stderr(), "portwatch: --container " + containers.shared +
+                                          " is ambiguous: it starts the ids of " +
+                                          containers.watched_id + " and " + containers.other_id +
+                                          " (give more digits)\n");
+    std::string unknown_prefix = containers.shared + "d";
+    Monitor unknown({"snapshot", "--container", unknown_prefix});
+    EXPECT_EQ(unknown.wait_exit_code(), 1);
+    EXPECT_EQ(unknown.all_stderr(), "portwatch: --container " + unknown_prefix +
+                                        ": no container's cgroup under " + TestCgroup::mount() +
+                                        " has an id starting with it\n");
+}
+
+// The ports_held of this process in what `snapshot --json` reports of `netns` with `args`
+// (null when it lists none of this process's).
+nlohmann::json ports_held_by_us(const Netns &netns, std::vector<std::string> args) {
+    args.insert(args.begin(), {"snapshot", "--json", "--netns", std::to_string(netns.inode())});
+    Monitor snapshot(args, &netns);
+    nlohmann::json held;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        nlohmann::json report = nlohmann::json::parse(line);
+        for (const nlohmann::json &process : report.value("processes", nlohmann::json::array()))
+            if (process["pid"] == getpid()) held = process["ports_held"];
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0) << snapshot.all_stderr();
+    return held;
+}
+
+// The socket-table passes apply --port and --uid as the kernel side does, together (AND):
+// a TCP listener on 7001 and a UDP socket on 7002, held by this process (root).
+TEST_F(FilterTest, SnapshotTakesPortAndUidFromTheTables) {
+    Netns netns;
+    int listener = -1, udp = -1;
+    netns.run([&] {
+        listener = listener_on(Family::ipv4, 7001);
+        udp = make_socket(Family::ipv4, Proto::udp);
+        ASSERT_EQ(bind_to(udp, Family::ipv4, 7002), 0);
+    });
+    nlohmann::json all = ports_held_by_us(netns, {});
+    EXPECT_EQ(all["tcp"]["bind"], 1) << all.dump();
+    EXPECT_EQ(all["udp"]["bind"], 1) << all.dump();
+    nlohmann::json port_7001 = ports_held_by_us(netns, {"--port", "7001", "--uid", "0"});
+    EXPECT_EQ(port_7001["tcp"]["bind"], 1) << port_7001.dump();
+    EXPECT_EQ(port_7001["udp"], nlohmann::json::object()) << port_7001.dump();
+    EXPECT_TRUE(ports_held_by_us(netns, {"--port", "7001", "--uid", "65534"}).is_null());
+    EXPECT_TRUE(ports_held_by_us(netns, {"--port", "7003-9000"}).is_null());
+    close(listener);
+    close(udp);
+}
+
+// --children: a --pid process's descendants forked after the start are followed in the
+// kernel, a daemon whose parent exited included; an unrelated process is not.
+TEST_F(FilterTest, ChildrenFollowsThePidsDescendants) {
+    Netns netns;
+    ForkingParent parent(netns);
+    BindingChild other(netns);
+    filters.pids = {std::uint32_t(parent.pid())};
+    filters.follow_children = true;
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::uint16_t other_port = other.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected = parent.bind_now();
+    ASSERT_EQ(expected.size(), 2u);
+    for (auto [pid, port] : expected) ASSERT_NE(port, 0) << pid;
+    ASSERT_NE(other_port, 0);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 2)), expected);
+}
+
+// Without --children, the same pid filter keeps the parent's bind only.
+TEST_F(FilterTest, PidWithoutChildrenKeepsThatProcessOnly) {
+    Netns netns;
+    ForkingParent parent(netns);
+    filters.pids = {std::uint32_t(parent.pid())};
+    KernelTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    std::set<std::pair<std::uint32_t, std::uint16_t>> both = parent.bind_now();
+    std::set<std::pair<std::uint32_t, std::uint16_t>> expected;
+    for (auto pair : both)
+        if (pair.first == std::uint32_t(parent.pid())) expected.insert(pair);
+    ASSERT_EQ(expected.size(), 1u);
+    EXPECT_EQ(pids_and_ports(allocations_in(netns, 2, std::chrono::seconds(1))), expected);
 }
 
 }  // namespace

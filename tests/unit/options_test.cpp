@@ -51,6 +51,89 @@ TEST(Options, CommandBadInput) {
               std::string::npos);
 }
 
+// --uid: a number or a user name (getpwnam(): root is 0 on every host), repeatable.
+TEST(Options, UidIsANumberOrAUserNameAndRepeatable) {
+    CommandLine cl = parse({"monitor", "--uid", "1000", "--uid", "root,65534", "--", "true"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_EQ(cl.monitor.filters.uids, (std::vector<std::uint32_t>{1000, 0, 65534}));
+    EXPECT_EQ(cl.monitor.command, std::vector<std::string>{"true"});
+    EXPECT_EQ(parse({"snapshot", "--uid", "4294967295"}).monitor.filters.uids,
+              std::vector<std::uint32_t>{4294967295u});
+    std::vector<std::string> seventeen{"top"};
+    for (int uid = 1; uid <= 17; ++uid)
+        seventeen.insert(seventeen.end(), {"--uid", std::to_string(uid)});
+    EXPECT_EQ(parse(seventeen).output, "portwatch: --uid: at most 16 users, not 17 (see --help)\n");
+}
+
+// --port: a port or a range, both ends included, repeatable.
+TEST(Options, PortIsAPortOrARangeAndRepeatable) {
+    CommandLine cl =
+        parse({"monitor", "--port", "8080", "--port", "32768-60999,1-1", "--", "true"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_EQ(cl.monitor.filters.ports,
+              (std::vector<LocalPortRange>{{8080, 8080}, {32768, 60999}, {1, 1}}));
+    EXPECT_EQ(parse({"snapshot", "--port", "65535"}).monitor.filters.ports,
+              (std::vector<LocalPortRange>{{65535, 65535}}));
+    std::vector<std::string> seventeen{"top"};
+    for (int port = 1; port <= 17; ++port)
+        seventeen.insert(seventeen.end(), {"--port", std::to_string(port)});
+    EXPECT_EQ(parse(seventeen).output,
+              "portwatch: --port: at most 16 ranges, not 17 (see --help)\n");
+}
+
+TEST(Options, PortOutOfRangeOrBackwardsIsOneLineExit2) {
+    CommandLine backwards = parse({"monitor", "--port", "9-3"});
+    EXPECT_EQ(backwards.exit_code, 2);
+    EXPECT_EQ(backwards.output,
+              "portwatch: --port: the range 9-3 starts above its end (see --help)\n");
+    for (const char *bad :
+         {"70000", "0", "-5", "80-", "-80", "1-70000", "http", "8080-9090-9999", ""}) {
+        CommandLine cl = parse({"monitor", "--port", bad});
+        EXPECT_EQ(cl.exit_code, 2) << bad;
+        EXPECT_EQ(cl.output,
+                  "portwatch: --port: must be a port 1-65535 or a range A-B of them, not " +
+                      std::string(bad) + " (see --help)\n");
+    }
+}
+
+// --container: 4 to 64 hex digits, lowercased as the runtimes print ids; repeatable.
+TEST(Options, ContainerIsAHexPrefixOfAtLeast4Digits) {
+    CommandLine cl = parse({"monitor", "--container", "3F2A9c1b", "--container", "abcd,0123"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_EQ(cl.monitor.filters.containers,
+              (std::vector<std::string>{"3f2a9c1b", "abcd", "0123"}));
+    for (const char *bad : {"abc", "nginx", "12345g", ""}) {
+        CommandLine refused = parse({"snapshot", "--container", bad});
+        EXPECT_EQ(refused.exit_code, 2) << bad;
+        EXPECT_NE(refused.output.find("--container: must be 4 to 64 hex digits"), std::string::npos)
+            << refused.output;
+        EXPECT_EQ(refused.output.find('\n'), refused.output.size() - 1) << refused.output;
+    }
+    EXPECT_EQ(parse({"top", "--container", std::string(65, 'a')}).exit_code, 2);
+}
+
+// --children goes with --pid.
+TEST(Options, ChildrenNeedsAPid) {
+    CommandLine cl = parse({"monitor", "--pid", "42", "--children"});
+    EXPECT_EQ(cl.exit_code, 0) << cl.output;
+    EXPECT_TRUE(cl.monitor.filters.follow_children);
+    EXPECT_FALSE(parse({"monitor", "--pid", "42"}).monitor.filters.follow_children);
+    CommandLine alone = parse({"monitor", "--children"});
+    EXPECT_EQ(alone.exit_code, 2);
+    EXPECT_EQ(alone.output,
+              "portwatch: --children follows the processes of --pid: give one (see --help)\n");
+}
+
+TEST(Options, UidNeitherANumberNorAUserIsOneLineExit2) {
+    for (const char *bad : {"no-such-user-pw35", "-1", "4294967296", "1.5", ""}) {
+        CommandLine cl = parse({"monitor", "--uid", bad});
+        EXPECT_EQ(cl.exit_code, 2) << bad;
+        EXPECT_EQ(cl.output, "portwatch: --uid: " + std::string(bad) +
+                                 " is neither a uid (0 to 4294967295) nor a user name this host "
+                                 "knows (see --help)\n");
+    }
+}
+
 TEST(Options, PidIsRepeatableAndCgroupIsAPathFromTheRoot) {
     CommandLine cl = parse(
         {"monitor", "--pid", "10", "--pid", "11,12", "--cgroup", "/system.slice/nginx.service/"});

@@ -25,8 +25,27 @@ constexpr std::size_t kRowsBetweenDrains = 2000;
 bool table_socket_passes(const Filters &filters, const KernelSocket &socket) {
     if (filters.proto && socket.sock.proto != *filters.proto) return false;
     if (filters.family && socket.sock.family != *filters.family) return false;
-    if (filters.pids.empty() && !filters.comm && filters.cgroups.empty()) return true;
+    if (!filters.ports.empty() &&
+        std::none_of(filters.ports.begin(), filters.ports.end(), [&](const LocalPortRange &range) {
+            return range.contains(socket.sock.local_port);
+        }))
+        return false;
+    // --uid: the holder's real uid, as the kernel side reads the caller's; a socket no process
+    // holds (TIME_WAIT) by the uid sock_diag gives (its creator's).
+    std::uint32_t uid = socket.owner ? socket.owner->uid : socket.uid;
+    if (!filters.uids.empty() &&
+        std::find(filters.uids.begin(), filters.uids.end(), uid) == filters.uids.end())
+        return false;
+    if (filters.pids.empty() && !filters.comm && filters.cgroups.empty() &&
+        filters.container_cgroups.empty())
+        return true;
     if (!socket.owner) return false;
+    if (!filters.container_cgroups.empty() &&
+        std::none_of(filters.container_cgroups.begin(), filters.container_cgroups.end(),
+                     [&](const std::string &cgroup) {
+                         return cgroup_is_within(socket.owner->cgroup_path.text(), cgroup);
+                     }))
+        return false;
     if (!filters.pids.empty() && std::find(filters.pids.begin(), filters.pids.end(),
                                            socket.owner->pid) == filters.pids.end())
         return false;

@@ -101,9 +101,18 @@ class MonitorLoop {
     // drained before each table's dump, as on every pass, so that a busy host's baseline does
     // not outlast the ring buffer; the model takes those events at once, their lines and
     // warnings wait for `ready`. The run's clock starts after it.
+    // --children: the tables' owners by the processes the kernel side follows now.
+    Filters table_filters() const {
+        Filters filters = options_.filters;
+        // added to the --pid ones: were those followed all gone, no pid would mean every one
+        if (filters.follow_children)
+            for (std::uint32_t pid : capture_.followed_pids()) filters.pids.push_back(pid);
+        return filters;
+    }
+
     void take_baseline() {
         holding_lines_ = true;
-        baseline_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters,
+        baseline_ms_ = reconcile_with_tables(model_, netns_reader_, table_filters(),
                                              [this] { drain_ring_buffer(); });
         last_reconcile_ms_ = baseline_ms_;
         holding_lines_ = false;
@@ -262,7 +271,7 @@ class MonitorLoop {
     }
 
     void report_usage() {
-        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, options_.filters,
+        last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, table_filters(),
                                                    [this] { drain_ring_buffer(); });
         capture_.forget_held_ports(model_.take_gone_cookies());
         Report report = model_.report(clock_ns(CLOCK_BOOTTIME));

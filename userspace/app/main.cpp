@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "app/check.h"
+#include "app/container_filter.h"
 #include "app/monitor.h"
 #include "app/snapshot.h"
 #include "app/top.h"
@@ -19,6 +20,7 @@ int main(int argc, char **argv) {
         std::fputs(command.output.c_str(), command.exit_code == 0 ? stdout : stderr);
         return command.exit_code;
     }
+    if (int failed = resolve_containers(command.monitor.filters)) return failed;
     try {
         if (command.action == CommandLine::Action::snapshot) return run_snapshot(command.monitor);
         if (command.action == CommandLine::Action::check) return run_check(command.monitor);

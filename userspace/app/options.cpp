@@ -2,6 +2,8 @@
 #include "app/options.h"
 
 #include <CLI/CLI.hpp>
+#include <pwd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -18,7 +20,9 @@ namespace portwatch {
 namespace {
 
 constexpr std::size_t kMaxCommLength = 15;
-constexpr std::size_t kMaxPids = 16;  // filter_pids in bpf/common.bpf.h
+constexpr std::size_t kMaxPids = 16;        // filter_pids in bpf/common.bpf.h
+constexpr std::size_t kMaxUids = 16;        // filter_uids in bpf/common.bpf.h
+constexpr std::size_t kMaxPortRanges = 16;  // filter_port_low in bpf/common.bpf.h
 
 std::string validate_comm(const std::string &comm) {
     if (comm.empty()) return "must not be empty";
@@ -110,16 +114,54 @@ std::string validate_cgroup_path(const std::string &path) {
     return "";
 }
 
-void add_filter_options(CLI::App &command, MonitorOptions &options, std::string &proto,
-                        std::string &family, std::string &cgroup) {
+struct FilterTexts {
+    std::string proto, family, cgroup;
+    std::vector<std::string> uids, ports;
+};
+
+// A prefix of a container's 64-hex-digit id, at least 4 digits (docker ps shows 12).
+// (convert_targets() lowercases it, as the runtimes print ids.)
+std::string validate_container_prefix(const std::string &text) {
+    bool hex =
+        std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isxdigit(c); });
+    if (!hex || text.size() < 4 || text.size() > 64)
+        return "must be 4 to 64 hex digits of a container's id, as docker ps or podman ps show "
+               "it, not " +
+               text;
+    return "";
+}
+
+void add_filter_options(CLI::App &command, MonitorOptions &options, FilterTexts &texts) {
     command
         .add_option("--pid", options.filters.pids,
                     "Only this process (tgid); repeatable: any of them (at most 16)")
         ->check(number_at_least(1, "a number >= 1"))
         ->delimiter(',')
         ->allow_extra_args(false);  // one value a flag: a `--` after it still starts CMD
+    command.add_flag("--children", options.filters.follow_children,
+                     "With --pid: those processes' descendants too, forked after portwatch started "
+                     "(followed in the kernel)");
     command
-        .add_option("--cgroup", cgroup,
+        .add_option("--uid", texts.uids,
+                    "Only calls by this user (real uid, or a user name); repeatable: any of them "
+                    "(at most 16)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    command
+        .add_option("--port", texts.ports,
+                    "Only this local port (N) or range (A-B, both included); repeatable: any of "
+                    "them (at most 16)")
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    command
+        .add_option("--container", options.filters.containers,
+                    "Only processes in the container whose id starts with this (at least 4 hex "
+                    "digits) and below its cgroup; repeatable: any of them")
+        ->check(CLI::Validator(validate_container_prefix, "ID"))
+        ->delimiter(',')
+        ->allow_extra_args(false);
+    command
+        .add_option("--cgroup", texts.cgroup,
                     "Only processes in this cgroup (v2) or below it: its path from the cgroup2 "
                     "root, as /proc/PID/cgroup shows it")
         ->check(CLI::Validator(validate_cgroup_path, "PATH"));
@@ -129,9 +171,9 @@ void add_filter_options(CLI::App &command, MonitorOptions &options, std::string 
         .add_option("--netns", options.filters.netns,
                     "Only this network namespace (inode, as readlink /proc/PID/ns/net shows)")
         ->check(number_at_least(1, "a number >= 1"));
-    command.add_option("--proto", proto, "Only tcp or udp")
+    command.add_option("--proto", texts.proto, "Only tcp or udp")
         ->check(CLI::IsMember(names_in(kProtoNames)));
-    command.add_option("--family", family, "Only IPv4 (4) or IPv6 (6)")
+    command.add_option("--family", texts.family, "Only IPv4 (4) or IPv6 (6)")
         ->check(CLI::IsMember(names_in(kFamilyNames)));
 }
 
@@ -256,7 +298,8 @@ CommandLine exit_with(int code, std::string output) {
 struct ParseTargets {
     MonitorOptions options;
     Seconds seconds;
-    std::string proto, family, metrics_listen, hooks, cgroup;
+    FilterTexts filters;
+    std::string metrics_listen, hooks;
     std::vector<std::string> fail_on;
     bool json = false;
 };
@@ -292,7 +335,7 @@ PortwatchApp::PortwatchApp()
         add_report_top_option(*command, options);
     }
     for (CLI::App *command : {monitor, snapshot, top}) {
-        add_filter_options(*command, options, targets.proto, targets.family, targets.cgroup);
+        add_filter_options(*command, options, targets.filters);
         add_threshold_options(*command, options);
     }
     for (CLI::App *command : {monitor, top, check}) add_hooks_option(*command, targets.hooks);
@@ -328,6 +371,8 @@ std::string check_combinations(const MonitorOptions &options, bool double_dash) 
     if (options.filters.pids.size() > kMaxPids)
         return "portwatch: --pid: at most " + std::to_string(kMaxPids) + " processes, not " +
                std::to_string(options.filters.pids.size()) + " (see --help)\n";
+    if (options.filters.follow_children && options.filters.pids.empty())
+        return "portwatch: --children follows the processes of --pid: give one (see --help)\n";
     if (!double_dash && !options.command.empty())
         return "portwatch: monitor: unexpected argument " + options.command.front() +
                " (a command to run goes after --) (see --help)\n";
@@ -341,6 +386,67 @@ std::string check_combinations(const MonitorOptions &options, bool double_dash) 
                std::to_string(options.ringbuf_mb) + " (see --help)\n";
     if (options.critical_ratio <= options.warn_ratio)
         return "portwatch: --critical-ratio must be above --warn-ratio (see --help)\n";
+    return "";
+}
+
+// A uid as a number, else the uid of the user of that name (getpwnam()).
+std::optional<std::uint32_t> uid_named(const std::string &text) {
+    std::uint32_t uid = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), uid);
+    if (!text.empty() && error == std::errc() && end == text.data() + text.size()) return uid;
+    if (const passwd *user = getpwnam(text.c_str())) return user->pw_uid;
+    return std::nullopt;
+}
+
+std::string convert_uids(const std::vector<std::string> &texts, std::vector<std::uint32_t> &uids) {
+    for (const std::string &text : texts) {
+        std::optional<std::uint32_t> uid = uid_named(text);
+        if (!uid)
+            return "portwatch: --uid: " + text +
+                   " is neither a uid (0 to 4294967295) nor a user name this host knows "
+                   "(see --help)\n";
+        uids.push_back(*uid);
+    }
+    if (uids.size() > kMaxUids)
+        return "portwatch: --uid: at most " + std::to_string(kMaxUids) + " users, not " +
+               std::to_string(uids.size()) + " (see --help)\n";
+    return "";
+}
+
+std::optional<std::uint16_t> port_number(std::string_view text) {
+    unsigned port = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size() || port == 0 ||
+        port > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(port);
+}
+
+// "N" or "A-B": "" when it is one, else the error line.
+std::string parse_port_range(const std::string &text, LocalPortRange &range) {
+    std::size_t dash = text.find('-');
+    std::optional<std::uint16_t> low = port_number(std::string_view(text).substr(0, dash));
+    std::optional<std::uint16_t> high =
+        dash == std::string::npos ? low : port_number(std::string_view(text).substr(dash + 1));
+    if (!low || !high)
+        return "portwatch: --port: must be a port 1-65535 or a range A-B of them, not " + text +
+               " (see --help)\n";
+    if (*low > *high)
+        return "portwatch: --port: the range " + text + " starts above its end (see --help)\n";
+    range = {*low, *high};
+    return "";
+}
+
+std::string convert_ports(const std::vector<std::string> &texts,
+                          std::vector<LocalPortRange> &ports) {
+    for (const std::string &text : texts) {
+        LocalPortRange range;
+        if (std::string error = parse_port_range(text, range); !error.empty()) return error;
+        ports.push_back(range);
+    }
+    if (ports.size() > kMaxPortRanges)
+        return "portwatch: --port: at most " + std::to_string(kMaxPortRanges) + " ranges, not " +
+               std::to_string(ports.size()) + " (see --help)\n";
     return "";
 }
 
@@ -363,16 +469,23 @@ std::string convert_targets(ParseTargets &targets) {
         return "portwatch: PORTWATCH_HOOKS: " + hooks + " not in {" +
                CLI::detail::join(names_in(kHookChoiceNames), ",") + "}\n";
     options.hooks = *hook_choice;
-    if (!targets.cgroup.empty()) {
-        std::string path = targets.cgroup;
+    if (!targets.filters.cgroup.empty()) {
+        std::string path = targets.filters.cgroup;
         while (path.size() > 1 && path.ends_with('/')) path.pop_back();
         options.filters.cgroups.push_back(path);
     }
     for (const std::string &name : targets.fail_on)
         options.fail_on.push_back(*value_named(kFailOnNames, name));  // checked by IsMember
-    if (!targets.proto.empty()) options.filters.proto = parse_proto(targets.proto);
-    if (!targets.family.empty()) options.filters.family = parse_family(targets.family);
-    return "";
+    for (std::string &prefix : options.filters.containers)
+        std::transform(prefix.begin(), prefix.end(), prefix.begin(),
+                       [](unsigned char c) { return std::tolower(c); });
+    if (!targets.filters.proto.empty()) options.filters.proto = parse_proto(targets.filters.proto);
+    if (!targets.filters.family.empty())
+        options.filters.family = parse_family(targets.filters.family);
+    if (std::string error = convert_ports(targets.filters.ports, options.filters.ports);
+        !error.empty())
+        return error;
+    return convert_uids(targets.filters.uids, options.filters.uids);
 }
 
 // `monitor --` with nothing after it: CLI11 leaves the command empty, as without `--`.

@@ -99,6 +99,7 @@ Capture::Capture(const CaptureConfig &config) {
     configure(config);
     load();
     fill_cgroup_filter(config.filters);
+    seed_followed(config.filters);
     calibrate_user_regs();
     attach_all();
     ring_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), on_record, this, nullptr));
@@ -165,33 +166,104 @@ void Capture::choose_programs() {
                                           : PW_TCP_CONNECT_BY_SOCKOPS;
 }
 
-// sockops programs may not call bpf_current_task_under_cgroup() (5.10 to 6.12 at least):
-// with the cgroup filter, TCP connects go through the syscall path.
+// sockops programs may not call bpf_current_task_under_cgroup() nor bpf_get_current_uid_gid()
+// (5.10 to 6.12 at least): with the cgroup or the uid filter, TCP connects go through the
+// syscall path.
+void Capture::take_tcp_connects_at_the_syscall() {
+    if (skel_->rodata->tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS)
+        skel_->rodata->tcp_connect_path = PW_TCP_CONNECT_BY_SYSCALL;
+}
+
 void Capture::configure_cgroup_filter(const Filters &filters) {
     if (filters.cgroups.empty()) return;
     std::size_t most = bpf_map__max_entries(skel_->maps.filter_cgroup);
     if (filters.cgroups.size() > most)
         throw CaptureError("at most " + std::to_string(most) + " cgroups filter at once");
     skel_->rodata->filter_cgroup_count = filters.cgroups.size();
-    if (skel_->rodata->tcp_connect_path == PW_TCP_CONNECT_BY_SOCKOPS)
-        skel_->rodata->tcp_connect_path = PW_TCP_CONNECT_BY_SYSCALL;
+    take_tcp_connects_at_the_syscall();
+}
+
+void Capture::configure_container_filter(const Filters &filters) {
+    if (filters.container_cgroups.empty()) return;
+    std::size_t most = bpf_map__max_entries(skel_->maps.filter_any_cgroup);
+    if (filters.container_cgroups.size() > most)
+        throw CaptureError("at most " + std::to_string(most) + " container cgroups at once, not " +
+                           std::to_string(filters.container_cgroups.size()));
+    skel_->rodata->filter_any_cgroup_count = filters.container_cgroups.size();
+    take_tcp_connects_at_the_syscall();
+}
+
+// --children: the fork and exit programs load only then, and fill followed_tgids.
+void Capture::configure_children(const Filters &filters) {
+    bool follow = filters.follow_children && !filters.pids.empty();
+    skel_->rodata->filter_follow_children = follow;
+    bpf_program__set_autoload(skel_->progs.pw_sched_process_fork, follow);
+    bpf_program__set_autoload(skel_->progs.pw_sched_process_exit, follow);
+}
+
+// After load, before attach: the --pid processes are followed from the start.
+void Capture::seed_followed(const Filters &filters) {
+    if (!skel_->rodata->filter_follow_children) return;
+    std::uint8_t followed = 1;
+    for (std::uint32_t pid : filters.pids)
+        if (bpf_map_update_elem(bpf_map__fd(skel_->maps.followed_tgids), &pid, &followed,
+                                BPF_ANY) != 0)
+            throw CaptureError(explain("cannot follow process " + std::to_string(pid), errno));
+}
+
+std::vector<std::uint32_t> Capture::followed_pids() const {
+    std::vector<std::uint32_t> pids;
+    int map = bpf_map__fd(skel_->maps.followed_tgids);
+    std::uint32_t key = 0, next = 0;
+    for (const std::uint32_t *previous = nullptr; bpf_map_get_next_key(map, previous, &next) == 0;
+         previous = &key) {
+        key = next;
+        pids.push_back(key);
+    }
+    return pids;
+}
+
+void Capture::configure_uid_filter(const Filters &filters) {
+    if (filters.uids.empty()) return;
+    auto *ro = skel_->rodata;
+    if (filters.uids.size() > std::size(ro->filter_uids))
+        throw CaptureError("at most " + std::to_string(std::size(ro->filter_uids)) +
+                           " --uid at once");
+    std::copy(filters.uids.begin(), filters.uids.end(), ro->filter_uids);
+    ro->filter_uid_count = filters.uids.size();
+    take_tcp_connects_at_the_syscall();
+}
+
+void Capture::configure_port_filter(const Filters &filters) {
+    auto *ro = skel_->rodata;
+    if (filters.ports.size() > std::size(ro->filter_port_low))
+        throw CaptureError("at most " + std::to_string(std::size(ro->filter_port_low)) +
+                           " --port at once");
+    for (std::size_t i = 0; i < filters.ports.size(); ++i) {
+        ro->filter_port_low[i] = filters.ports[i].low;
+        ro->filter_port_high[i] = filters.ports[i].high;
+    }
+    ro->filter_port_count = filters.ports.size();
 }
 
 // After load, before attach: the cgroups' directory fds into the filter's map.
 void Capture::fill_cgroup_filter(const Filters &filters) {
-    if (filters.cgroups.empty()) return;
+    if (filters.cgroups.empty() && filters.container_cgroups.empty()) return;
     std::ifstream proc_mounts("/proc/mounts");
     std::optional<std::string> mount = find_cgroup2_mount(proc_mounts);
     if (!mount) throw CaptureError("no cgroup v2 file system is mounted (cgroup2 in /proc/mounts)");
     for (std::uint32_t key = 0; key < filters.cgroups.size(); ++key)
-        add_cgroup_to_filter(*mount + filters.cgroups[key], key);
+        add_cgroup_to_filter(skel_->maps.filter_cgroup, *mount + filters.cgroups[key], key);
+    for (std::uint32_t key = 0; key < filters.container_cgroups.size(); ++key)
+        add_cgroup_to_filter(skel_->maps.filter_any_cgroup, *mount + filters.container_cgroups[key],
+                             key);
 }
 
-void Capture::add_cgroup_to_filter(const std::string &directory, std::uint32_t key) {
+void Capture::add_cgroup_to_filter(bpf_map *map, const std::string &directory, std::uint32_t key) {
     UniqueFd cgroup(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (cgroup.get() < 0) throw CaptureError(explain("cannot open the cgroup " + directory, errno));
     int fd = cgroup.get();
-    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.filter_cgroup), &key, &fd, BPF_ANY) != 0)
+    if (bpf_map_update_elem(bpf_map__fd(map), &key, &fd, BPF_ANY) != 0)
         throw CaptureError(explain("cannot set the cgroup filter to " + directory, errno));
 }
 
@@ -218,6 +290,10 @@ void Capture::configure(const CaptureConfig &config) {
         copy_comm(*f.comm, ro->filter_comm);
     }
     configure_cgroup_filter(f);
+    configure_uid_filter(f);
+    configure_container_filter(f);
+    configure_children(f);
+    configure_port_filter(f);
     std::uint64_t ring_bytes = std::uint64_t(config.ringbuf_mb) << 20;
     // The reader polls every 100 ms and is woken besides once half the ring is full. Past that
     // mark every record the programs submit forces a wake-up, and queues the ring's irq_work
@@ -329,6 +405,10 @@ void Capture::attach_all() {
     for (auto [program, hook] : programs_of(hook_set())) attach(bpf_program__attach(program), hook);
     for (auto [program, hook] : io_uring_programs()) attach(bpf_program__attach(program), hook);
     attach(bpf_program__attach(p->pw_tcp_destroy), "tp_btf/tcp_destroy_sock");
+    if (skel_->rodata->filter_follow_children) {
+        attach(bpf_program__attach(p->pw_sched_process_fork), "tp_btf/sched_process_fork");
+        attach(bpf_program__attach(p->pw_sched_process_exit), "tp_btf/sched_process_exit");
+    }
     std::string root = cgroup2_root();
     cgroup_fd_ = UniqueFd(open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     int cgroup = cgroup_fd_.get();

@@ -24,6 +24,7 @@ struct portwatch_bpf;
 struct ring_buffer;
 struct bpf_link;
 struct bpf_program;
+struct bpf_map;
 
 namespace portwatch {
 
@@ -60,6 +61,8 @@ class Capture {
     // tables no longer list them): left, they would fill the table until ports go untracked.
     // Returns how many there were.
     std::size_t forget_held_ports(const std::vector<std::uint64_t> &cookies);
+    // --children: the processes followed now (the --pid ones and their descendants alive).
+    std::vector<std::uint32_t> followed_pids() const;
     std::uint64_t decoded() const { return decoded_; }
     std::uint64_t decode_errors() const { return decode_errors_; }
     const std::vector<std::string> &hooks() const { return hooks_; }
@@ -81,9 +84,15 @@ class Capture {
     std::vector<std::pair<bpf_program *, const char *>> io_uring_programs() const;
     void choose_programs();
     void configure(const CaptureConfig &config);
+    void take_tcp_connects_at_the_syscall();
     void configure_cgroup_filter(const Filters &filters);
+    void configure_uid_filter(const Filters &filters);
+    void configure_container_filter(const Filters &filters);
+    void configure_children(const Filters &filters);
+    void seed_followed(const Filters &filters);
+    void configure_port_filter(const Filters &filters);
     void fill_cgroup_filter(const Filters &filters);
-    void add_cgroup_to_filter(const std::string &directory, std::uint32_t key);
+    void add_cgroup_to_filter(bpf_map *map, const std::string &directory, std::uint32_t key);
     void load();
     void attach_all();
     void calibrate_user_regs();
