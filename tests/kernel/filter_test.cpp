@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <set>
@@ -44,197 +45,154 @@ void bind_one_of_each(const Netns &netns, const char *comm) {
     });
 }
 
-// A child process that, once released, binds a UDP socket to port 0 in `netns` and reports
-// the port getsockname() gave it; forked before the capture loads, so that its pid (and
-// cgroup) can be a filter.
-class BindingChild {
+// A child forked before the capture loads (so that its pid, uid or cgroup can be a filter)
+// that waits until the test releases it, then runs `body` with the write end of its report
+// pipe and exits. `body` makes only async-signal-safe calls: the test process has threads.
+class WaitingChild {
   public:
-    explicit BindingChild(const Netns &netns) {
-        EXPECT_EQ(pipe(go_), 0);
-        EXPECT_EQ(pipe(port_), 0);
-        pid_ = fork();
-        if (pid_ == 0) run(netns.fd());
-        close(go_[0]);
-        close(port_[1]);
-    }
-    ~BindingChild() {
-        close(go_[1]);
-        close(port_[0]);
-        waitpid(pid_, nullptr, 0);
-    }
-    BindingChild(const BindingChild &) = delete;
-    BindingChild &operator=(const BindingChild &) = delete;
-
-    pid_t pid() const { return pid_; }
-
-    // Lets it bind; the port it got (0 if it failed).
-    std::uint16_t bind_now() {
-        char go = 1;
-        EXPECT_EQ(write(go_[1], &go, 1), 1);
-        std::uint16_t port = 0;
-        EXPECT_EQ(read(port_[0], &port, sizeof port), ssize_t(sizeof port));
-        return port;
-    }
-
-  private:
-    // Only async-signal-safe calls: the test process has threads.
-    [[noreturn]] void run(int netns_fd) {
-        char go;
-        std::uint16_t port = 0;
-        if (read(go_[0], &go, 1) == 1 && setns(netns_fd, CLONE_NEWNET) == 0) {
-            int fd = socket(AF_INET, SOCK_DGRAM, 0);
-            sockaddr_in address{};
-            address.sin_family = AF_INET;
-            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            socklen_t length = sizeof address;
-            if (bind(fd, reinterpret_cast<sockaddr *>(&address), length) == 0 &&
-                getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) == 0)
-                port = ntohs(address.sin_port);
-        }
-        ssize_t written = write(port_[1], &port, sizeof port);
-        _exit(written == sizeof port ? 0 : 1);
-    }
-
-    pid_t pid_ = -1;
-    int go_[2] = {-1, -1}, port_[2] = {-1, -1};
-};
-
-// A child process that, once released, in `netns` as `uid` (real, effective and saved):
-// binds a UDP socket to port 0, listens on an unbound TCP socket and connects a TCP socket
-// to it, and reports the three local ports getsockname() gave (0 for each that failed).
-class UserChild {
-  public:
-    UserChild(const Netns &netns, uid_t uid) {
-        EXPECT_EQ(pipe(go_), 0);
-        EXPECT_EQ(pipe(ports_), 0);
-        pid_ = fork();
-        if (pid_ == 0) run(netns.fd(), uid);
-        close(go_[0]);
-        close(ports_[1]);
-    }
-    ~UserChild() {
-        close(go_[1]);
-        close(ports_[0]);
-        waitpid(pid_, nullptr, 0);
-    }
-    UserChild(const UserChild &) = delete;
-    UserChild &operator=(const UserChild &) = delete;
-
-    std::set<std::uint16_t> allocate_now() {
-        char go = 1;
-        EXPECT_EQ(write(go_[1], &go, 1), 1);
-        std::uint16_t ports[3] = {};
-        EXPECT_EQ(read(ports_[0], ports, sizeof ports), ssize_t(sizeof ports));
-        return {ports[0], ports[1], ports[2]};
-    }
-
-  private:
-    static std::uint16_t port_of(int fd) {
-        sockaddr_in address{};
-        socklen_t length = sizeof address;
-        if (getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) != 0) return 0;
-        return ntohs(address.sin_port);
-    }
-
-    // Only async-signal-safe calls: the test process has threads.
-    [[noreturn]] void run(int netns_fd, uid_t uid) {
-        char go;
-        std::uint16_t ports[3] = {};
-        if (read(go_[0], &go, 1) == 1 && setns(netns_fd, CLONE_NEWNET) == 0 &&
-            setresuid(uid, uid, uid) == 0) {
-            sockaddr_in loopback4{};
-            loopback4.sin_family = AF_INET;
-            loopback4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            int udp = socket(AF_INET, SOCK_DGRAM, 0);
-            if (bind(udp, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
-                ports[0] = port_of(udp);
-            int listener = socket(AF_INET, SOCK_STREAM, 0);
-            if (listen(listener, 4) == 0) ports[1] = port_of(listener);
-            loopback4.sin_port = htons(ports[1]);
-            int client = socket(AF_INET, SOCK_STREAM, 0);
-            if (ports[1] &&
-                connect(client, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
-                ports[2] = port_of(client);
-        }
-        ssize_t written = write(ports_[1], ports, sizeof ports);
-        _exit(written == sizeof ports ? 0 : 1);
-    }
-
-    pid_t pid_ = -1;
-    int go_[2] = {-1, -1}, ports_[2] = {-1, -1};
-};
-
-// A process that, once released, in `netns`: binds a UDP socket to port 0, then forks a
-// child that forks a grandchild and exits at once; the grandchild, a daemon by then (its
-// parent gone), binds a UDP socket to port 0 too. Each reports (its pid, the port
-// getsockname() gave it).
-class ForkingParent {
-  public:
-    explicit ForkingParent(const Netns &netns) {
+    template <class Body>
+    explicit WaitingChild(Body body) {
         EXPECT_EQ(pipe(go_), 0);
         EXPECT_EQ(pipe(report_), 0);
         pid_ = fork();
-        if (pid_ == 0) run(netns.fd());
+        if (pid_ == 0) {
+            char go;
+            if (read(go_[0], &go, 1) == 1) body(report_[1]);
+            _exit(0);
+        }
         close(go_[0]);
         close(report_[1]);
     }
-    ~ForkingParent() {
+    ~WaitingChild() {
         close(go_[1]);
         close(report_[0]);
         waitpid(pid_, nullptr, 0);
     }
-    ForkingParent(const ForkingParent &) = delete;
-    ForkingParent &operator=(const ForkingParent &) = delete;
+    WaitingChild(const WaitingChild &) = delete;
+    WaitingChild &operator=(const WaitingChild &) = delete;
 
     pid_t pid() const { return pid_; }
 
-    // (pid, port) of the parent's bind and of the grandchild's.
-    std::set<std::pair<std::uint32_t, std::uint16_t>> bind_now() {
+  protected:
+    // Releases it, and reads what it reports first.
+    template <class Report>
+    Report release_and_read() {
         char go = 1;
         EXPECT_EQ(write(go_[1], &go, 1), 1);
+        return read_report<Report>();
+    }
+    template <class Report>
+    Report read_report() {
+        Report report{};
+        EXPECT_EQ(read(report_[0], &report, sizeof report), ssize_t(sizeof report));
+        return report;
+    }
+
+  private:
+    pid_t pid_ = -1;
+    int go_[2] = {-1, -1}, report_[2] = {-1, -1};
+};
+
+// The local port getsockname() gives `fd`; 0 when it fails. Async-signal-safe.
+std::uint16_t port_of(int fd) {
+    sockaddr_in address{};
+    socklen_t length = sizeof address;
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) != 0) return 0;
+    return ntohs(address.sin_port);
+}
+
+// Binds a UDP socket to 127.0.0.1 port 0: the port it got, 0 if it failed. Async-signal-safe.
+std::uint16_t bind_udp_loopback() {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&address), sizeof address) != 0) return 0;
+    return port_of(fd);
+}
+
+// Once released, binds a UDP socket to port 0 in `netns` and reports its port.
+class BindingChild : public WaitingChild {
+  public:
+    explicit BindingChild(const Netns &netns)
+        : WaitingChild([netns_fd = netns.fd()](int report) {
+              std::uint16_t port = setns(netns_fd, CLONE_NEWNET) == 0 ? bind_udp_loopback() : 0;
+              if (write(report, &port, sizeof port) != sizeof port) _exit(1);
+          }) {}
+
+    // Lets it bind; the port it got (0 if it failed).
+    std::uint16_t bind_now() { return release_and_read<std::uint16_t>(); }
+};
+
+// Once released, in `netns` as `uid` (real, effective and saved): binds a UDP socket to port
+// 0, listens on an unbound TCP socket and connects a TCP socket to it, and reports the three
+// local ports getsockname() gave (0 for each that failed).
+class UserChild : public WaitingChild {
+  public:
+    UserChild(const Netns &netns, uid_t uid)
+        : WaitingChild([netns_fd = netns.fd(), uid](int report) {
+              std::uint16_t ports[3] = {};
+              if (setns(netns_fd, CLONE_NEWNET) == 0 && setresuid(uid, uid, uid) == 0)
+                  allocate(ports);
+              if (write(report, ports, sizeof ports) != sizeof ports) _exit(1);
+          }) {}
+
+    std::set<std::uint16_t> allocate_now() {
+        auto ports = release_and_read<std::array<std::uint16_t, 3>>();
+        return {ports[0], ports[1], ports[2]};
+    }
+
+  private:
+    static void allocate(std::uint16_t (&ports)[3]) {
+        ports[0] = bind_udp_loopback();
+        int listener = socket(AF_INET, SOCK_STREAM, 0);
+        if (listen(listener, 4) == 0) ports[1] = port_of(listener);
+        sockaddr_in loopback4{};
+        loopback4.sin_family = AF_INET;
+        loopback4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        loopback4.sin_port = htons(ports[1]);
+        int client = socket(AF_INET, SOCK_STREAM, 0);
+        if (ports[1] &&
+            connect(client, reinterpret_cast<sockaddr *>(&loopback4), sizeof loopback4) == 0)
+            ports[2] = port_of(client);
+    }
+};
+
+// Once released, in `netns`: binds a UDP socket to port 0, then forks a child that forks a
+// grandchild and exits at once; the grandchild, a daemon by then (its parent gone), binds a
+// UDP socket to port 0 too. Each reports (its pid, the port getsockname() gave it).
+class ForkingParent : public WaitingChild {
+  public:
+    explicit ForkingParent(const Netns &netns)
+        : WaitingChild([netns_fd = netns.fd()](int report) {
+              if (setns(netns_fd, CLONE_NEWNET) != 0) _exit(1);
+              bind_and_report(report);
+              pid_t child = fork();
+              if (child == 0) {
+                  pid_t parent = getpid();
+                  if (fork() == 0) {
+                      while (getppid() == parent) sched_yield();  // until the child is gone
+                      bind_and_report(report);
+                  }
+                  _exit(0);
+              }
+              waitpid(child, nullptr, 0);
+          }) {}
+
+    // (pid, port) of the parent's bind and of the grandchild's.
+    std::set<std::pair<std::uint32_t, std::uint16_t>> bind_now() {
         std::set<std::pair<std::uint32_t, std::uint16_t>> seen;
-        for (int i = 0; i < 2; i++) {
-            std::uint32_t pair[2] = {};
-            EXPECT_EQ(read(report_[0], pair, sizeof pair), ssize_t(sizeof pair));
-            seen.insert({pair[0], std::uint16_t(pair[1])});
-        }
+        auto first = release_and_read<std::array<std::uint32_t, 2>>();
+        auto second = read_report<std::array<std::uint32_t, 2>>();
+        for (const auto &pair : {first, second}) seen.insert({pair[0], std::uint16_t(pair[1])});
         return seen;
     }
 
   private:
-    // Only async-signal-safe calls: the test process has threads.
-    void bind_and_report() {
-        std::uint32_t pair[2] = {std::uint32_t(getpid()), 0};
-        int fd = socket(AF_INET, SOCK_DGRAM, 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t length = sizeof address;
-        if (bind(fd, reinterpret_cast<sockaddr *>(&address), length) == 0 &&
-            getsockname(fd, reinterpret_cast<sockaddr *>(&address), &length) == 0)
-            pair[1] = ntohs(address.sin_port);
-        if (write(report_[1], pair, sizeof pair) != sizeof pair) _exit(1);
+    static void bind_and_report(int report) {
+        std::uint32_t pair[2] = {std::uint32_t(getpid()), bind_udp_loopback()};
+        if (write(report, pair, sizeof pair) != sizeof pair) _exit(1);
     }
-
-    [[noreturn]] void run(int netns_fd) {
-        char go;
-        if (read(go_[0], &go, 1) != 1 || setns(netns_fd, CLONE_NEWNET) != 0) _exit(1);
-        bind_and_report();
-        pid_t child = fork();
-        if (child == 0) {
-            pid_t parent = getpid();
-            if (fork() == 0) {
-                while (getppid() == parent) sched_yield();  // until the child is gone
-                bind_and_report();
-            }
-            _exit(0);
-        }
-        waitpid(child, nullptr, 0);
-        _exit(0);
-    }
-
-    pid_t pid_ = -1;
-    int go_[2] = {-1, -1}, report_[2] = {-1, -1};
 };
 
 // The (pid, port) of each allocation.
