@@ -205,6 +205,17 @@ std::set<std::pair<std::uint32_t, std::uint16_t>> pids_and_ports(
 
 class FilterTest : public KernelTest {
   protected:
+    // `outside` and this process bind in the test's netns too; only `inside`'s port is reported.
+    void expect_only_inside_reported(const Netns &netns, BindingChild &inside,
+                                     BindingChild &outside) {
+        std::uint16_t outside_port = outside.bind_now();
+        std::set<std::pair<std::uint32_t, std::uint16_t>> expected{
+            {inside.pid(), inside.bind_now()}};
+        bind_one_of_each(netns, "pw-filter");  // this process, in neither
+        ASSERT_NE(outside_port, 0);
+        EXPECT_EQ(pids_and_ports(allocations_in(netns, 1)), expected);
+    }
+
     // Each test sets the filters, then calls KernelTest::SetUp() itself.
     void SetUp() override {}
     CaptureConfig config() const override {
@@ -397,11 +408,7 @@ TEST_F(FilterTest, CgroupKeepsItsProcessesAndItsDescendantsOnly) {
     filters.cgroups = {base};
     KernelTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    std::uint16_t outside_port = outside.bind_now();
-    std::set<std::pair<std::uint32_t, std::uint16_t>> expected{{inside.pid(), inside.bind_now()}};
-    bind_one_of_each(netns, "pw-filter");  // this process, in neither
-    ASSERT_NE(outside_port, 0);
-    EXPECT_EQ(pids_and_ports(allocations_in(netns, 1)), expected);
+    expect_only_inside_reported(netns, inside, outside);
 }
 
 TEST_F(FilterTest, CommKeepsOnlyThreadsWithThatName) {
@@ -535,11 +542,7 @@ TEST_F(FilterTest, ContainerKeepsOnlyThatContainersProcesses) {
     filters.container_cgroups = found.paths;
     KernelTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    std::uint16_t outside_port = outside.bind_now();
-    std::set<std::pair<std::uint32_t, std::uint16_t>> expected{{inside.pid(), inside.bind_now()}};
-    bind_one_of_each(netns, "pw-filter");  // this process, in neither
-    ASSERT_NE(outside_port, 0);
-    EXPECT_EQ(pids_and_ports(allocations_in(netns, 1)), expected);
+    expect_only_inside_reported(netns, inside, outside);
 }
 
 // The portwatch binary: a prefix two containers share is refused (exit 2, naming both), one
