@@ -289,15 +289,19 @@ class Initramfs:
 
 def add_portwatch(image: Initramfs, build_path: Path) -> None:
     """The release's static binary (dist/portwatch) alone, at the build's path the tests
-    exec; the build's dynamic one, with its libraries, only outside CI and without dist/."""
-    if STATIC_BINARY.exists():
+    exec; the build's dynamic one, with its libraries, only outside CI and when dist/ has none
+    or an older one than the build's (a stale release binary would be tested otherwise)."""
+    stale = STATIC_BINARY.exists() and STATIC_BINARY.stat().st_mtime < build_path.stat().st_mtime
+    if STATIC_BINARY.exists() and not stale:
         if elf_libraries(str(STATIC_BINARY)):
             raise Fail(f"{STATIC_BINARY} is not static")
         image.add(str(STATIC_BINARY), str(build_path))
     elif os.environ.get("CI") == "true":
-        raise Fail(f"{STATIC_BINARY} is missing (scripts/package.sh makes it)")
+        why = f"is older than {build_path}" if stale else "is missing"
+        raise Fail(f"{STATIC_BINARY} {why} (scripts/package.sh makes it)")
     else:
-        log(f"no {STATIC_BINARY}: the VM runs {build_path} with its libraries")
+        why = f"older than {build_path}" if stale else "missing"
+        log(f"{STATIC_BINARY} {why}: the VM runs {build_path} with its libraries")
         image.add_program(str(build_path))
 
 
