@@ -120,4 +120,20 @@ decltype(auto) value_of(const Object &object, const Entry &entry) {
     return std::invoke(entry.get, object);
 }
 
+// For a Group entry: present(member) with the member of `object` it names, or absent() when its
+// getter gives a null pointer (an owner nobody knows).
+template <class Object, class Entry, class Present, class Absent>
+[[gnu::always_inline]] inline void visit_group(const Object &object, const Entry &entry,
+                                               Present &&present, Absent &&absent) {
+    const auto &member = value_of(object, entry);
+    if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(member)>>) {
+        if (member)
+            present(*member);
+        else
+            absent();
+    } else {
+        present(member);
+    }
+}
+
 }  // namespace portwatch

@@ -219,15 +219,10 @@ void add_fields(Fields &out, const Object &object, const Table &table) {
         table, [&](const auto &entry) __attribute__((always_inline)) {
             using Entry = std::remove_cvref_t<decltype(entry)>;
             if constexpr (kIsGroup<Entry>) {
-                const auto &member = value_of(object, entry);
-                if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(member)>>) {
-                    if (member)
-                        add_fields(out, *member, entry.fields);
-                    else
-                        add_nulls(out, entry.fields);
-                } else {
-                    add_fields(out, member, entry.fields);
-                }
+                visit_group(
+                    object, entry,
+                    [&](const auto &member) { add_fields(out, member, entry.fields); },
+                    [&] { add_nulls(out, entry.fields); });
             } else if constexpr (!kIsCopy<Entry>) {
                 add_value(out, entry.key, value_of(object, entry));
             }

@@ -145,12 +145,10 @@ void add_key_values(std::string &detail, const Object &object, const Table &tabl
     for_each_field(table, [&](const auto &entry) {
         using Entry = std::remove_cvref_t<decltype(entry)>;
         if constexpr (kIsGroup<Entry>) {
-            const auto &member = value_of(object, entry);
-            if constexpr (std::is_pointer_v<std::remove_cvref_t<decltype(member)>>) {
-                if (member) add_key_values(detail, *member, entry.fields);
-            } else {
-                add_key_values(detail, member, entry.fields);
-            }
+            visit_group(
+                object, entry,
+                [&](const auto &member) { add_key_values(detail, member, entry.fields); },
+                [] {});  // an unknown owner adds nothing
         } else if constexpr (!kIsCopy<Entry>) {
             if (entry.detail == Detail::key_value)
                 detail =
