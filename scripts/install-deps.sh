@@ -14,6 +14,7 @@ packages=(
   libmicrohttpd-dev                  # the Prometheus endpoint
   libncurses-dev                     # portwatch top
   libcap-dev                         # which capabilities the agent has
+  libmnl-dev                         # the NAT's conntrack table (ctnetlink)
 )
 [ "${1:-}" = --build-only ] || packages+=(
   libgtest-dev libgmock-dev          # tests
@@ -28,6 +29,7 @@ packages=(
   dpkg-dev debhelper fakeroot lintian file      # scripts/package.sh: the .deb, and its checks
   podman buildah runc uidmap                    # the OCI image, and running it in the tests
   debootstrap                                   # tests: the .deb in a clean Debian
+  nftables conntrack                            # tests: real NAT rules, and conntrack's own view
 )
 
 missing=()
