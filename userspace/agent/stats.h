@@ -37,6 +37,16 @@ struct ReconcileTotals {
     double last_ms = 0;           // ... of the latest pass
 };
 
+// What the NAT watch saw: the conntrack tables of the namespaces that translate.
+struct NatTotals {
+    std::size_t namespaces = 0;     // namespaces whose conntrack events are watched
+    std::size_t mappings = 0;       // source NAT mappings the model holds
+    std::uint64_t drops = 0;        // packets a NAT dropped for want of a free port, since start
+    std::uint64_t overflows = 0;    // times an events socket overflowed (its table read again)
+    std::uint64_t malformed = 0;    // conntrack messages that could not be read
+    std::string error;              // why the last namespace that failed cannot be watched
+};
+
 struct StatsSnapshot {
     std::int64_t realtime_ns = 0;
     double uptime_s = 0;
@@ -50,6 +60,7 @@ struct StatsSnapshot {
     std::uint64_t output_lines_lost = 0;  // lines the output could not take (a full disk)
     ReconcileTotals reconcile;            // corrections from the kernel's socket tables
     std::size_t tracked_sockets = 0;      // sockets whose ports the model holds
+    NatTotals nat;
     Reach reach;                          // for the metrics; `ready` says it once in the output
     std::vector<std::string> detached;    // programs whose link something else detached
     bool final = false;

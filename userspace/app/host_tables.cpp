@@ -136,6 +136,11 @@ PortModel make_port_model(const MonitorOptions &options, NetnsConfigReader &netn
     settings.critical_ratio = options.critical_ratio;
     settings.process_idle_ns =
         std::max<std::uint64_t>(settings.process_idle_ns, 2 * options.report_interval.count());
+    const Filters &filters = options.filters;
+    settings.nat_clients_only = !filters.pids.empty() || !filters.uids.empty() ||
+                                !filters.ports.empty() || filters.comm || !filters.cgroups.empty() ||
+                                !filters.container_cgroups.empty() || filters.proto ||
+                                filters.family;
     return PortModel(settings,
                      [&netns_reader, host_config](std::uint32_t netns, std::uint32_t pid_hint) {
                          // Documented above: an unreadable namespace has the host's settings.

@@ -18,6 +18,7 @@
 #include "base/schedule.h"
 #include "app/version.h"
 #include "app/host_tables.h"
+#include "app/nat_watch.h"
 #include "capture/feature_probe.h"
 #include "system/cgroup_id_lookup.h"
 #include "system/netns_config.h"
@@ -93,7 +94,8 @@ class MonitorLoop {
           output_(run.output),
           clocks_(run.clocks),
           model_(model),
-          netns_reader_(netns_reader) {
+          netns_reader_(netns_reader),
+          nat_(model, netns_reader, run.options.filters.netns) {
         start_clock();
     }
 
@@ -114,6 +116,7 @@ class MonitorLoop {
         holding_lines_ = true;
         baseline_ms_ = reconcile_with_tables(model_, netns_reader_, table_filters(),
                                              [this] { drain_ring_buffer(); });
+        nat_.pass(clock_ns(CLOCK_BOOTTIME));
         last_reconcile_ms_ = baseline_ms_;
         holding_lines_ = false;
         start_clock();
@@ -134,6 +137,7 @@ class MonitorLoop {
                 status = 1;
                 break;
             }
+            for (const Warning &warning : nat_.poll(clock_ns(CLOCK_BOOTTIME))) warn(warning);
             reporter_.flush();
             if (output_ && output_->reader_gone()) {
                 std::fprintf(stderr, "portwatch: nobody reads %s any more; stopping\n",
@@ -273,6 +277,7 @@ class MonitorLoop {
     void report_usage() {
         last_reconcile_ms_ = reconcile_with_tables(model_, netns_reader_, table_filters(),
                                                    [this] { drain_ring_buffer(); });
+        nat_.pass(clock_ns(CLOCK_BOOTTIME));
         capture_.forget_held_ports(model_.take_gone_cookies());
         Report report = model_.report(clock_ns(CLOCK_BOOTTIME));
         bound_report(report, options_.report_top);
@@ -308,6 +313,7 @@ class MonitorLoop {
         stats.reconcile.baseline_ms = baseline_ms_;
         stats.reconcile.last_ms = last_reconcile_ms_;
         stats.tracked_sockets = model_.tracked_sockets();
+        stats.nat = nat_.totals();
         stats.reach = reach_;
         stats.detached = capture_.detached_hooks();
         stats.final = final;
@@ -331,6 +337,7 @@ class MonitorLoop {
     Clocks clocks_;
     PortModel &model_;
     NetnsConfigReader &netns_reader_;
+    NatWatch nat_;
     std::int64_t started_ns_;
     std::int64_t next_stats_ns_;
     std::int64_t next_report_ns_;

@@ -79,7 +79,7 @@ struct Tallies {
 Tallies tallies_for(const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages) {
     Tallies tallies;
     for (const auto &[usage, state] : usages) {
-        if (usage->level < WarningLevel::warning) continue;
+        if (usage->level < WarningLevel::warning || usage->key.kind == ScopeKind::nat) continue;
         tallies.netns[usage->key.netns];
         if (!usage->top_processes.empty())
             tallies.holders[usage->key].pid = usage->top_processes.front().pid;
@@ -204,6 +204,9 @@ CauseFacts PortModel::scope_facts(const ScopeUsage &usage) const {
 void PortModel::attach_causes(
     const std::vector<std::pair<ScopeUsage *, const ScopeState *>> &usages,
     std::uint64_t now_ns) const {
+    for (const auto &[usage, state] : usages)
+        if (usage->level >= WarningLevel::warning && usage->key.kind == ScopeKind::nat)
+            usage->causes = analyse_nat_causes(nat_facts(*usage, now_ns));
     Tallies tallies = tallies_for(usages);
     if (tallies.netns.empty()) return;
     std::uint64_t now_s = now_ns / kSecondNs;
@@ -218,7 +221,7 @@ void PortModel::attach_causes(
     give_fixed_binds_their_ports(tallies);
 
     for (const auto &[usage, state] : usages) {
-        if (usage->level < WarningLevel::warning) continue;
+        if (usage->level < WarningLevel::warning || usage->key.kind == ScopeKind::nat) continue;
         const NetnsTally &tally = tallies.netns.at(usage->key.netns);
         CauseFacts facts = scope_facts(*usage);
         add_release_facts(facts, usage->key, *state, tally, now_s, window_s);

@@ -275,4 +275,67 @@ std::vector<Cause> analyse_causes(const CauseFacts &facts) {
     return causes;
 }
 
+namespace {
+
+constexpr std::size_t kWidestNatRange = kWidestHigh - kWidestLow + 1;
+
+Cause nat_port_range(const NatCauseFacts &facts) {
+    Cause cause = started(CauseKind::nat_port_range,
+                          1 - ratio(double(facts.capacity), double(kWidestNatRange)));
+    cause.figures = {{"capacity", double(facts.capacity)},
+                     {"widest", double(kWidestNatRange)}};
+    cause.advice = format_text(
+        "the NAT rule hands out only %zu source ports towards each destination: widen its port "
+        "range (nft `masquerade to :1024-65535`, iptables `--to-ports 1024-65535`) or drop it "
+        "(the kernel then uses 1024-65535)",
+        facts.capacity);
+    return cause;
+}
+
+Cause nat_shared_address(const NatCauseFacts &facts) {
+    std::size_t own = facts.holder ? facts.holder->ports : 0;
+    Cause cause = started(CauseKind::nat_shared_address,
+                          ratio(double(facts.in_use - std::min(own, facts.in_use)),
+                                double(facts.capacity)));
+    cause.figures = {{"clients", double(facts.clients)},
+                     {"nat_addresses", double(facts.nat_addresses)}};
+    cause.advice = format_text(
+        "%zu clients share this translated address towards this destination (%zu address%s in "
+        "all): give the NAT more addresses (nft `snat to A-B`, iptables `--to-source A-B`; a "
+        "client keeps one address per destination, so this spreads clients, not one client's "
+        "connections), or let the busiest reach it without NAT",
+        facts.clients, facts.nat_addresses, facts.nat_addresses == 1 ? "" : "es");
+    return cause;
+}
+
+Cause nat_holder(const NatCauseFacts &facts) {
+    const CauseProcess &top = *facts.holder;
+    Cause cause = started(CauseKind::holder, ratio(double(top.ports), double(facts.capacity)));
+    cause.figures = {{"ports", double(top.ports)},
+                     {"held_s_oldest", std::round(facts.holder_oldest_s * 10) / 10, false}};
+    cause.processes = {top};
+    cause.advice = format_text(
+        "%s holds %zu of the NAT's ports towards this destination, the oldest for %.0f s: each "
+        "of its connections holds one as long as conntrack keeps the entry (idle ESTABLISHED "
+        "entries for nf_conntrack_tcp_timeout_established, 5 days by default): pool or close "
+        "idle connections",
+        who_text(top).c_str(), top.ports, facts.holder_oldest_s);
+    return cause;
+}
+
+}  // namespace
+
+std::vector<Cause> analyse_nat_causes(const NatCauseFacts &facts) {
+    std::vector<Cause> causes;
+    if (facts.capacity == 0) return causes;
+    if (facts.capacity < kWidestNatRange) causes.push_back(nat_port_range(facts));
+    if (facts.clients > 1) causes.push_back(nat_shared_address(facts));
+    if (facts.holder) causes.push_back(nat_holder(facts));
+    std::erase_if(causes, [](const Cause &cause) { return cause.share < kMinCauseShare; });
+    std::stable_sort(causes.begin(), causes.end(), [](const Cause &a, const Cause &b) {
+        return a.share != b.share ? a.share > b.share : a.kind < b.kind;
+    });
+    return causes;
+}
+
 }  // namespace portwatch

@@ -22,9 +22,17 @@
 
 namespace portwatch {
 
-enum class ScopeKind { destination, bind, udp };
-inline constexpr EnumName<ScopeKind> kScopeKindNames[] = {
-    {ScopeKind::destination, "destination"}, {ScopeKind::bind, "bind"}, {ScopeKind::udp, "udp"}};
+// nat: the source ports a netns's NAT (masquerade, snat) hands out towards one destination
+// from one translated address (nf_nat_core.c, get_unique_tuple()).
+enum class ScopeKind { destination, bind, udp, nat };
+inline constexpr EnumName<ScopeKind> kScopeKindNames[] = {{ScopeKind::destination, "destination"},
+                                                          {ScopeKind::bind, "bind"},
+                                                          {ScopeKind::udp, "udp"},
+                                                          {ScopeKind::nat, "nat"}};
+// Whether the scope is one source address towards one destination (named by its addresses).
+inline bool per_destination(ScopeKind kind) {
+    return kind == ScopeKind::destination || kind == ScopeKind::nat;
+}
 
 // In the order ties are ranked.
 enum class CauseKind {
@@ -35,6 +43,8 @@ enum class CauseKind {
     one_destination,
     holder,
     narrow_range,
+    nat_port_range,
+    nat_shared_address,
 };
 inline constexpr EnumName<CauseKind> kCauseKindNames[] = {
     {CauseKind::time_wait, "time_wait"},
@@ -44,6 +54,8 @@ inline constexpr EnumName<CauseKind> kCauseKindNames[] = {
     {CauseKind::one_destination, "one_destination"},
     {CauseKind::holder, "holder"},
     {CauseKind::narrow_range, "narrow_range"},
+    {CauseKind::nat_port_range, "nat_port_range"},
+    {CauseKind::nat_shared_address, "nat_shared_address"},
 };
 std::string_view name_of(CauseKind kind);
 
@@ -128,6 +140,21 @@ struct CauseFacts {
 
 // The causes of at least kMinCauseShare, largest share first (ties: CauseKind order).
 std::vector<Cause> analyse_causes(const CauseFacts &facts);
+
+// What the analysis needs to know about one NAT scope at level warning or above. Shares are
+// fractions of the scope's capacity: its range is the NAT rule's, not the netns's.
+struct NatCauseFacts {
+    std::size_t in_use = 0;
+    std::size_t capacity = 0;
+    std::size_t clients = 0;        // distinct original source addresses among its mappings
+    std::size_t nat_addresses = 0;  // translated addresses towards this destination in the netns
+    std::optional<CauseProcess> holder;  // the client process with most of its mappings
+    double holder_oldest_s = 0;          // how long the holder's oldest mapping has lived
+};
+
+// nat_port_range (a rule narrower than 1024-65535), nat_shared_address (several clients
+// behind one translated address), holder; largest share first.
+std::vector<Cause> analyse_nat_causes(const NatCauseFacts &facts);
 
 // ports = ceil(needed / warn_ratio) - capacity, at least 0: how much wider the range must be
 // for the scope to stay below the warn ratio for kForecastS at the current rate.

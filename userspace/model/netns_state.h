@@ -34,6 +34,9 @@ struct NetnsState {
     PortCounts tcp_time_wait;  // TCP ports TIME_WAIT sockets hold: the bind scope's share
     // bind()-style TCP ports given up, and when: sockets accepted on them stay
     std::unordered_map<std::uint16_t, std::uint64_t> bind_ports_released;
+    // packets its NAT dropped for want of a free port (conntrack's insert_failed), since the
+    // monitor started
+    std::uint64_t nat_drops = 0;
 
     // One socket more (delta > 0) or fewer on `port`, of a scope of `kind`.
     void hold_port(ScopeKind kind, Proto proto, std::uint16_t port, int delta);

@@ -77,6 +77,7 @@ void PortModel::hold(const HeldSocket &held, ScopeKind kind, ScopeState &state,
     processes_.count_port(held, +1);
     ns.hold_port(kind, held.sock.proto, held.sock.local_port, +1);
     sockets_[held.sock.cookie] = held;
+    nat_clients_.add(held);
 }
 
 // Undoes hold() except for the port itself, which a TIME_WAIT socket may keep.
@@ -89,6 +90,7 @@ void PortModel::forget(const HeldSocket &held, ScopeState &state) {
     if (auto pid = state.held_by_pid.find(held.pid); pid != state.held_by_pid.end())
         if (--pid->second == 0) state.held_by_pid.erase(pid);
     processes_.count_port(held, -1);
+    nat_clients_.remove(held);
 }
 
 // A socket the tables showed before its allocation event was read: the event knows better

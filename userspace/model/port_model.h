@@ -33,9 +33,11 @@
 
 #include "events/event.h"
 #include "events/kernel_socket.h"
+#include "events/nat_mapping.h"
 #include "model/causes.h"
 #include "model/cookie_sets.h"
 #include "model/held_socket.h"
+#include "model/nat_clients.h"
 #include "model/netns_ports.h"
 #include "model/netns_state.h"
 #include "model/process_accounts.h"
@@ -76,6 +78,9 @@ struct Warning {
     WarningLevel level = WarningLevel::ok;
     ScopeUsage usage;
     std::optional<AllocateEvent> failure;  // the failed allocation that raised it
+    // nat scopes: the packets its netns's NAT dropped for want of a free port (conntrack's
+    // insert_failed) that raised it
+    std::uint64_t nat_drops = 0;
 };
 
 // What a bounded report leaves out of a section (bound_report()), summed up in one row.
@@ -97,6 +102,7 @@ struct ProcessesLeftOut {
 struct NetnsReport {
     std::uint32_t netns = 0;
     NetnsPortConfig config;
+    std::uint64_t nat_drops = 0;     // NetnsState's
     std::vector<ScopeUsage> scopes;  // fullest first
     ScopesLeftOut scopes_left_out;
 };
@@ -129,6 +135,12 @@ struct ModelSettings {
     // and go by the million. Longer than a report interval, so a report shows every process
     // active in it (make_port_model()).
     std::uint64_t process_idle_ns = 60'000'000'000;
+    // The monitor's filters choose processes: a NAT mapping whose client socket the model
+    // does not hold is not theirs, and is left out.
+    bool nat_clients_only = false;
+    // A NAT scope its netns's drops made critical stays so this long after the last drop,
+    // whatever its count says: the drops prove it full (its range may be narrower than known).
+    std::uint64_t nat_drop_hold_ns = 10'000'000'000;
 };
 
 class PortModel {
@@ -173,6 +185,22 @@ class PortModel {
     // held with no owner of its own: not one this monitor reported (another sockops user
     // asked for that socket's state changes).
     bool attribute(ReleaseEvent &release) const;
+
+    // NAT (nat.cpp): the mappings of the netns that translate, from their conntrack tables.
+    // The port range a mapping was drawn from (its rule's, else the kernel's default): the
+    // capacity of its scope. Asked when a scope is new, and again at each report().
+    using NatRangeSource = std::function<PortRange(const NatMapping &)>;
+    void set_nat_range_source(NatRangeSource source) { nat_range_source_ = std::move(source); }
+    std::vector<Warning> apply(const NatEvent &event);
+    // Makes one netns's mappings match its conntrack table, read at `read_at_ns`: adds those
+    // no event showed, drops those gone (the events of both may have been lost).
+    void reconcile_nat(std::uint32_t netns, const std::vector<NatMapping> &table,
+                       std::uint64_t read_at_ns);
+    // The netns's NAT dropped `drops` more packets for want of a free tuple since the last
+    // call: its fullest NAT scope goes critical.
+    std::vector<Warning> count_nat_drops(std::uint32_t netns, std::uint64_t drops,
+                                         std::uint64_t now_ns);
+    std::size_t nat_mappings() const { return nat_mappings_.size(); }
 
     std::size_t tracked_sockets() const { return sockets_.size(); }
     // Whether the model holds the socket with this cookie: live, or in TIME_WAIT.
@@ -244,6 +272,22 @@ class PortModel {
     void move_owner(HeldSocket &held, const TaskInfo &owner);
     std::vector<TopProcess> top_processes(const ScopeKey &key, const ScopeState &state) const;
 
+    // NAT (nat.cpp)
+    struct NatHeld {
+        ScopeKey scope;
+        std::uint32_t pid = 0;  // the client's process, 0 when it did not join
+        std::uint64_t since_ns = 0;
+        IpAddress client;  // the original source address
+    };
+    static std::uint64_t nat_id(std::uint32_t netns, std::uint32_t id) {
+        return std::uint64_t(netns) << 32 | id;
+    }
+    std::optional<Warning> add_nat(const NatMapping &mapping, std::uint64_t now_ns);
+    std::optional<Warning> remove_nat(std::uint64_t id, std::uint64_t now_ns);
+    std::uint32_t nat_client(const NatMapping &mapping);
+    std::size_t nat_capacity(const ScopeKey &key) const;
+    NatCauseFacts nat_facts(const ScopeUsage &usage, std::uint64_t now_ns) const;
+
     // Reports (report_builder.cpp) and their causes (cause_facts.cpp)
     Report build_report(std::uint64_t now_boot_ns, std::uint64_t active_since_s);
     void add_scope_usages(Report &report, std::uint64_t now_boot_ns,
@@ -269,6 +313,9 @@ class PortModel {
     ReconcileTotals reconcile_totals_;
     ReconcileHistory history_;  // what the passes remember between them (reconcile.cpp)
     std::vector<Warning> pending_warnings_;
+    absl::flat_hash_map<std::uint64_t, NatHeld> nat_mappings_;  // by nat_id()
+    NatRangeSource nat_range_source_;
+    NatClients nat_clients_;  // filled once a NAT mapping was seen
     std::uint64_t last_housekeeping_ns_ = 0;
     std::uint64_t interval_start_ns_ = 0;
     bool interval_started_ = false;

@@ -15,6 +15,7 @@ void PortModel::move_owner(HeldSocket &held, const TaskInfo &owner) {
     state.held_by_pid[held.pid]++;
     processes_.note(owner, held.sock.netns);
     processes_.count_port(held, +1);
+    nat_clients_.add(held);
 }
 
 bool PortModel::attribute(ReleaseEvent &release) const {
@@ -40,12 +41,11 @@ bool PortModel::attribute(ReleaseEvent &release) const {
     return true;
 }
 
-// A destination scope's holders are its own sockets' owners; the bind and UDP scopes'
+// A destination scope's holders are its own sockets' owners (a NAT scope's: its clients'); the bind and UDP scopes'
 // are the processes holding most ports of the range (ProcessAccounts::range_holders()).
 std::vector<TopProcess> PortModel::top_processes(const ScopeKey &key,
                                                  const ScopeState &state) const {
-    if (key.kind == ScopeKind::destination)
-        return processes_.top(state.held_by_pid, settings_.top_n);
+    if (per_destination(key.kind)) return processes_.top(state.held_by_pid, settings_.top_n);
     auto ns = netns_.find(key.netns);
     if (ns == netns_.end()) return {};
     Proto proto = key.kind == ScopeKind::udp ? Proto::udp : Proto::tcp;

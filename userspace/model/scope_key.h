@@ -42,6 +42,7 @@ struct ScopeKey {
     IpAddress local_addr;   // destination: the source address; others: unspecified
     IpAddress remote_addr;  // destination only
     std::uint16_t remote_port = 0;
+    Proto proto = Proto::tcp;  // nat only: the other kinds' transport is implied by the kind
 
     // Field by field, addresses as memcmp() orders them (scopes_ is searched on every event,
     // and std::array's <=> called memcmp() there: 8 % of the model's time).
@@ -55,7 +56,8 @@ struct ScopeKey {
         if (auto order = remote_addr.family <=> other.remote_addr.family; order != 0) return order;
         if (auto order = byte_order(remote_addr.bytes, other.remote_addr.bytes); order != 0)
             return order;
-        return remote_port <=> other.remote_port;
+        if (auto order = remote_port <=> other.remote_port; order != 0) return order;
+        return proto <=> other.proto;
     }
     bool operator==(const ScopeKey &) const = default;
 };

@@ -35,6 +35,8 @@ struct ScopeState {
     std::deque<Releases> releases;
     WarningLevel level = WarningLevel::ok;
     bool failure_reported = false;
+    std::size_t nat_capacity = 0;  // nat scopes: the width of the port range they draw from
+    std::uint64_t nat_drop_ns = 0;  // nat scopes: when their netns's NAT last dropped a packet
 };
 
 }  // namespace portwatch

@@ -100,6 +100,8 @@ std::size_t PortModel::in_use(const ScopeKey &key, const ScopeState &state) cons
             return ns->second.tcp_any.ephemeral;
         case ScopeKind::udp:
             return ns->second.udp.ephemeral;
+        case ScopeKind::nat:
+            return state.held;
     }
     return state.held;
 }
@@ -113,6 +115,7 @@ std::size_t PortModel::time_wait_of(const ScopeKey &key, const ScopeState &state
 }
 
 std::size_t PortModel::capacity(const ScopeKey &key) const {
+    if (key.kind == ScopeKind::nat) return nat_capacity(key);
     auto ns = netns_.find(key.netns);
     if (ns == netns_.end()) return 0;
     std::size_t capacity = ns->second.config.capacity();
@@ -193,6 +196,9 @@ ScopeUsage PortModel::usage_with_causes(const ScopeKey &key, const ScopeState &s
 std::optional<Warning> PortModel::evaluate(const ScopeKey &key, ScopeState &state,
                                            std::uint64_t now_ns) {
     WarningLevel level = next_level(state.level, utilization(key, state), settings_);
+    bool dropping = key.kind == ScopeKind::nat && state.nat_drop_ns &&
+                    now_ns < state.nat_drop_ns + settings_.nat_drop_hold_ns;
+    if (dropping) level = WarningLevel::critical;
     if (level == state.level) return std::nullopt;
     state.level = level;
     if (level != WarningLevel::critical) state.failure_reported = false;

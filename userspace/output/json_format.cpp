@@ -376,6 +376,12 @@ Json to_json(const StatsSnapshot &stats) {
     out["owners_forgotten"] = stats.owners_forgotten;
     out["output_lines_lost"] = stats.output_lines_lost;
     out["tracked_sockets"] = stats.tracked_sockets;
+    out["nat"] = {{"namespaces", stats.nat.namespaces},
+                  {"mappings", stats.nat.mappings},
+                  {"drops", stats.nat.drops},
+                  {"overflows", stats.nat.overflows},
+                  {"malformed", stats.nat.malformed},
+                  {"error", stats.nat.error.empty() ? Json(nullptr) : Json(stats.nat.error)}};
     out["reconciliation"] = {{"runs", stats.reconcile.runs},
                              {"added", stats.reconcile.added},
                              {"removed", stats.reconcile.removed},
@@ -401,7 +407,7 @@ Json top_processes_json(const std::vector<TopProcess> &top) {
 
 void add_scope(Json &out, const ScopeUsage &usage) {
     const ScopeKey &key = usage.key;
-    bool destination = key.kind == ScopeKind::destination;
+    bool destination = per_destination(key.kind);
     out["scope"] = name_of(key.kind);
     out["netns"] = key.netns;
     out["proto"] = name_of(usage.proto);
@@ -495,9 +501,12 @@ Json process_json(const ProcessUsage &usage) {
 Json to_json(const Warning &warning, const TimeBase &time) {
     Json out = header("warning", time.realtime(warning.boot_ns));
     out["level"] = name_of(warning.level);
-    out["reason"] = warning.failure ? "allocate_failed" : "utilization";
+    out["reason"] = warning.failure     ? "allocate_failed"
+                    : warning.nat_drops ? "nat_drops"
+                                        : "utilization";
     add_scope(out, warning.usage);
     if (warning.failure) out["failed"] = failure_json(*warning.failure);
+    if (warning.nat_drops) out["nat_drops"] = warning.nat_drops;
     out["causes"] = causes_json(warning.usage.causes);
     return out;
 }
@@ -512,6 +521,7 @@ Json to_json(const Report &report, const TimeBase &time) {
         entry["port_range"] = {{"low", ns.config.range.low}, {"high", ns.config.range.high}};
         entry["reserved"] = ns.config.reserved_in_range();
         entry["tcp_tw_reuse"] = ns.config.tw_reuse;
+        entry["nat_drops"] = ns.nat_drops;
         Json scopes = Json::array();
         for (const auto &usage : ns.scopes) {
             Json scope;

@@ -92,12 +92,12 @@ std::string text_of(std::string_view name) {
 }
 
 // The scopes that get series: every per-netns scope (bind, udp), and the fullest
-// `top_n` destination scopes, which are the ones a host can have thousands of.
+// `top_n` destination and NAT scopes, which are the ones a host can have thousands of.
 std::vector<const ScopeUsage *> exported_scopes(const Report &usage, std::size_t top_n) {
     std::vector<const ScopeUsage *> per_netns, destinations;
     for (const NetnsReport &ns : usage.netns)
         for (const ScopeUsage &scope : ns.scopes)
-            (scope.key.kind == ScopeKind::destination ? destinations : per_netns).push_back(&scope);
+            (per_destination(scope.key.kind) ? destinations : per_netns).push_back(&scope);
     std::stable_sort(
         destinations.begin(), destinations.end(), [](const ScopeUsage *a, const ScopeUsage *b) {
             return std::tie(a->utilization, a->in_use) > std::tie(b->utilization, b->in_use);
@@ -111,7 +111,7 @@ Labels scope_labels(const ScopeUsage &scope) {
     Labels labels{{"netns", std::to_string(scope.key.netns)},
                   {"scope", text_of(name_of(scope.key.kind))},
                   {"proto", text_of(name_of(scope.proto))}};
-    if (scope.key.kind == ScopeKind::destination) {
+    if (per_destination(scope.key.kind)) {
         labels.emplace_back("src_addr", to_string(scope.key.local_addr));
         labels.emplace_back("dst_addr", to_string(scope.key.remote_addr));
         labels.emplace_back("dst_port", std::to_string(scope.key.remote_port));
@@ -163,7 +163,7 @@ void write_scopes(Exposition &out, const MetricsInput &input) {
     out.family(
         "portwatch_scopes", "gauge",
         "Scopes with ports in use or recent allocations, exported or not (see --metrics-top)");
-    for (ScopeKind kind : {ScopeKind::destination, ScopeKind::bind, ScopeKind::udp}) {
+    for (ScopeKind kind : {ScopeKind::destination, ScopeKind::bind, ScopeKind::udp, ScopeKind::nat}) {
         std::size_t count = 0;
         for (const NetnsReport &ns : input.usage->netns)
             count += std::count_if(ns.scopes.begin(), ns.scopes.end(),
@@ -267,6 +267,12 @@ void write_agent_stats(Exposition &out, const MetricsInput &input) {
          stats.output_lines_lost},
         {"portwatch_reconcile_runs_total", "Passes over the kernel's socket tables",
          stats.reconcile.runs},
+        {"portwatch_nat_drops_total",
+         "Packets a NAT dropped for want of a free port (conntrack insert_failed), since start",
+         stats.nat.drops},
+        {"portwatch_nat_event_overflows_total",
+         "Times a conntrack events socket overflowed (its table was read again)",
+         stats.nat.overflows},
     };
     for (const Counter &counter : counters) {
         out.family(counter.name, "counter", counter.help);
@@ -283,6 +289,8 @@ void write_agent_stats(Exposition &out, const MetricsInput &input) {
     out.sample({{"pass", "last"}}, stats.reconcile.last_ms / 1e3);
     out.family("portwatch_tracked_sockets", "gauge", "Sockets whose ports the model holds");
     out.sample({}, double(stats.tracked_sockets));
+    out.family("portwatch_nat_mappings", "gauge", "Source NAT mappings the model holds");
+    out.sample({}, double(stats.nat.mappings));
     out.family("portwatch_reach", "gauge",
                "1 when the agent sees every network namespace, socket owner or cgroup; 0 when its "
                "privileges or cgroup namespace limit it (stderr says how)");

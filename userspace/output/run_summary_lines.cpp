@@ -14,13 +14,14 @@ using Json = nlohmann::ordered_json;
 
 std::string scope_text(const ScopePeak &peak) {
     const ScopeKey &key = peak.key;
-    if (key.kind != ScopeKind::destination) return std::string(name_in(kScopeKindNames, key.kind));
-    return to_string(key.local_addr) + "->" + endpoint(key.remote_addr, key.remote_port);
+    if (!per_destination(key.kind)) return std::string(name_in(kScopeKindNames, key.kind));
+    std::string prefix = key.kind == ScopeKind::nat ? "nat " : "";
+    return prefix + to_string(key.local_addr) + "->" + endpoint(key.remote_addr, key.remote_port);
 }
 
 Json scope_json(const ScopePeak &peak) {
     const ScopeKey &key = peak.key;
-    bool destination = key.kind == ScopeKind::destination;
+    bool destination = per_destination(key.kind);
     Json out;
     out["scope"] = name_in(kScopeKindNames, key.kind);
     out["netns"] = key.netns;

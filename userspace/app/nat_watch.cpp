@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/nat_watch.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace portwatch {
+namespace {
+
+constexpr std::uint64_t kStatsEveryNs = 1'000'000'000;
+
+}  // namespace
+
+NatWatch::NatWatch(PortModel &model, NetnsConfigReader &netns_reader,
+                   std::optional<std::uint32_t> only_netns)
+    : model_(model), netns_reader_(netns_reader), only_netns_(only_netns) {}
+
+std::vector<std::uint32_t> NatWatch::namespaces() const {
+    if (only_netns_) return {*only_netns_};
+    return netns_reader_.all_namespaces();
+}
+
+void NatWatch::pass(std::uint64_t now_boot_ns) {
+    if (!conntrack_loaded()) return;  // nothing is translated; `check` says so
+    std::vector<std::uint32_t> present = namespaces();
+    // an events socket keeps its namespace alive: a namespace nothing else names is let go
+    std::erase_if(watched_, [&](const auto &entry) {
+        return !std::binary_search(present.begin(), present.end(), entry.first);
+    });
+    for (std::uint32_t netns : present) {
+        if (!watched_.contains(netns)) watch(netns, now_boot_ns);
+        if (watched_.contains(netns)) read_table(netns, now_boot_ns);
+    }
+    totals_.namespaces = watched_.size();
+}
+
+// Subscribed before the first read of the table: a mapping made in between is in both.
+void NatWatch::watch(std::uint32_t netns, std::uint64_t now_boot_ns) {
+    Result<int> fd = netns_reader_.handle(netns);
+    if (!fd) return;  // gone since it was listed
+    Result<ConntrackEvents> events = ConntrackEvents::open(*fd, netns);
+    if (!events) {
+        totals_.error = "netns " + std::to_string(netns) + ": " + events.error();
+        return;
+    }
+    Watched &watched = watched_.emplace(netns, Watched{std::move(*events), {}, false}).first->second;
+    count_drops(netns, watched, now_boot_ns);  // the baseline: drops before the start are not ours
+}
+
+void NatWatch::read_table(std::uint32_t netns, std::uint64_t now_boot_ns) {
+    Result<int> fd = netns_reader_.handle(netns);
+    if (!fd) return;
+    Result<std::vector<NatMapping>> table = dump_nat_mappings(*fd, netns);
+    if (!table) {
+        totals_.error = "netns " + std::to_string(netns) + ": " + table.error();
+        return;
+    }
+    if (!table->empty()) watched_.at(netns).translates = true;
+    model_.reconcile_nat(netns, *table, now_boot_ns);
+}
+
+std::vector<Warning> NatWatch::poll(std::uint64_t now_boot_ns) {
+    std::vector<Warning> warnings;
+    auto keep = [&warnings](std::vector<Warning> more) {
+        warnings.insert(warnings.end(), more.begin(), more.end());
+    };
+    for (auto &[netns, watched] : watched_) {
+        Result<ConntrackEvents::Pending> pending = watched.events.take_pending();
+        if (!pending) {
+            totals_.error = "netns " + std::to_string(netns) + ": " + pending.error();
+            continue;
+        }
+        totals_.malformed += pending->malformed;
+        for (auto &[change, mapping] : pending->changes) {
+            watched.translates = true;
+            keep(model_.apply(NatEvent{now_boot_ns, change, mapping}));
+        }
+        if (pending->overflowed) {
+            totals_.overflows++;
+            read_table(netns, now_boot_ns);
+            keep(model_.take_warnings());
+        }
+    }
+    if (now_boot_ns >= next_stats_ns_) {
+        next_stats_ns_ = now_boot_ns + kStatsEveryNs;
+        for (auto &[netns, watched] : watched_)
+            if (watched.translates) keep(count_drops(netns, watched, now_boot_ns));
+    }
+    return warnings;
+}
+
+// conntrack's insert_failed: a new entry whose tuple clashed with a live one, which for a NAT
+// means every port of its range was taken (__nf_conntrack_confirm() drops the packet).
+std::vector<Warning> NatWatch::count_drops(std::uint32_t netns, Watched &watched,
+                                           std::uint64_t now_boot_ns) {
+    Result<int> fd = netns_reader_.handle(netns);
+    if (!fd) return {};
+    Result<ConntrackStats> stats = read_conntrack_stats(*fd);
+    if (!stats) {
+        totals_.error = "netns " + std::to_string(netns) + ": " + stats.error();
+        return {};
+    }
+    std::uint64_t before = watched.stats ? watched.stats->insert_failed : stats->insert_failed;
+    watched.stats = *stats;
+    if (stats->insert_failed <= before) return {};
+    std::uint64_t drops = stats->insert_failed - before;
+    totals_.drops += drops;
+    return model_.count_nat_drops(netns, drops, now_boot_ns);
+}
+
+NatTotals NatWatch::totals() const {
+    NatTotals totals = totals_;
+    totals.mappings = model_.nat_mappings();
+    return totals;
+}
+
+}  // namespace portwatch

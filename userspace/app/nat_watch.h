@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// The NAT of every network namespace, in the model: each namespace's conntrack events are
+// watched, its table is read on every pass (what the events missed), and its statistics are
+// read each second for the packets its NAT dropped for want of a free port.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "agent/stats.h"
+#include "model/port_model.h"
+#include "system/conntrack_table.h"
+#include "system/netns_config.h"
+
+namespace portwatch {
+
+class NatWatch {
+  public:
+    // `only_netns`: --netns, the one namespace watched.
+    NatWatch(PortModel &model, NetnsConfigReader &netns_reader,
+             std::optional<std::uint32_t> only_netns);
+
+    // Watches the namespaces that came, forgets those that went, and reads every watched
+    // table into the model. The model keeps the warnings it finds (take_warnings()).
+    void pass(std::uint64_t now_boot_ns);
+    // The events that came since the last call, into the model, and the drops counted once a
+    // second; returns the warnings whose level changed.
+    std::vector<Warning> poll(std::uint64_t now_boot_ns);
+
+    NatTotals totals() const;
+
+  private:
+    struct Watched {
+        ConntrackEvents events;
+        std::optional<ConntrackStats> stats;  // the last reading
+        bool translates = false;              // a mapping was seen: its drops are NAT's
+    };
+
+    void watch(std::uint32_t netns, std::uint64_t now_boot_ns);
+    void read_table(std::uint32_t netns, std::uint64_t now_boot_ns);
+    std::vector<Warning> count_drops(std::uint32_t netns, Watched &watched,
+                                     std::uint64_t now_boot_ns);
+    std::vector<std::uint32_t> namespaces() const;
+
+    PortModel &model_;
+    NetnsConfigReader &netns_reader_;
+    std::optional<std::uint32_t> only_netns_;
+    std::map<std::uint32_t, Watched> watched_;
+    std::uint64_t next_stats_ns_ = 0;
+    NatTotals totals_;
+};
+
+}  // namespace portwatch

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: Apache-2.0
+// NAT scopes: the source ports a netns's NAT hands out towards one destination from one
+// translated address, each held as long as its conntrack entry lives; and the client
+// processes behind them, found by the mapping's original source.
+#include <algorithm>
+#include <array>
+#include <set>
+#include <utility>
+
+#include "model/port_model.h"
+
+namespace portwatch {
+namespace {
+
+// The kernel's range when the rule gives none (nf_nat_core.c, nf_nat_l4proto_unique_tuple()):
+// a source port below 1024 stays below it.
+PortRange default_nat_range(const NatMapping &mapping) {
+    if (mapping.original.source_port < 1024) return {1, 1023};
+    return {1024, 65535};
+}
+
+ScopeKey nat_scope_of(const NatMapping &mapping) {
+    ScopeKey key;
+    key.kind = ScopeKind::nat;
+    key.netns = mapping.netns;
+    key.proto = mapping.proto;
+    key.local_addr = unmapped(mapping.nat_address());
+    key.remote_addr = unmapped(mapping.reply.source);
+    key.remote_port = mapping.reply.source_port;
+    return key;
+}
+
+}  // namespace
+
+NatClients::Source NatClients::source_of(const HeldSocket &held) {
+    return {held.sock.proto, unmapped(held.sock.local_addr), held.sock.local_port};
+}
+
+void NatClients::add(const HeldSocket &held) {
+    if (active_) by_source_[source_of(held)] = held.sock.cookie;
+}
+
+void NatClients::remove(const HeldSocket &held) {
+    if (!active_) return;
+    auto found = by_source_.find(source_of(held));
+    if (found != by_source_.end() && found->second == held.sock.cookie) by_source_.erase(found);
+}
+
+std::optional<std::uint64_t> NatClients::find(Proto proto, const IpAddress &source,
+                                              std::uint16_t port) const {
+    auto found = by_source_.find(Source{proto, unmapped(source), port});
+    if (found == by_source_.end()) {
+        IpAddress wildcard;
+        wildcard.family = source.family;
+        found = by_source_.find(Source{proto, wildcard, port});
+    }
+    if (found == by_source_.end()) return std::nullopt;
+    return found->second;
+}
+
+std::vector<Warning> PortModel::apply(const NatEvent &event) {
+    std::vector<Warning> warnings;
+    expire_time_wait(event.boot_ns, warnings);
+    std::optional<Warning> changed =
+        event.change == NatChange::added
+            ? add_nat(event.mapping, event.boot_ns)
+            : remove_nat(nat_id(event.mapping.netns, event.mapping.id), event.boot_ns);
+    if (changed) warnings.push_back(*changed);
+    return warnings;
+}
+
+void PortModel::reconcile_nat(std::uint32_t netns, const std::vector<NatMapping> &table,
+                              std::uint64_t read_at_ns) {
+    absl::flat_hash_set<std::uint64_t> listed;
+    for (const NatMapping &mapping : table) {
+        listed.insert(nat_id(mapping.netns, mapping.id));
+        if (auto warning = add_nat(mapping, read_at_ns)) pending_warnings_.push_back(*warning);
+    }
+    // a mapping newer than the grace may have been added after the dump passed its place
+    std::uint64_t settled_before = read_at_ns - std::min(read_at_ns, settings_.reconcile_grace_ns);
+    std::vector<std::uint64_t> gone;
+    for (const auto &[id, held] : nat_mappings_)
+        if (held.scope.netns == netns && !listed.contains(id) && held.since_ns < settled_before)
+            gone.push_back(id);
+    for (std::uint64_t id : gone)
+        if (auto warning = remove_nat(id, read_at_ns)) pending_warnings_.push_back(*warning);
+}
+
+std::vector<Warning> PortModel::count_nat_drops(std::uint32_t netns, std::uint64_t drops,
+                                                std::uint64_t now_ns) {
+    if (drops == 0) return {};
+    netns_state(netns, 0).nat_drops += drops;
+    const ScopeKey *fullest = nullptr;
+    double fullest_utilization = -1;
+    for (const auto &[key, state] : scopes_) {
+        if (key.kind != ScopeKind::nat || key.netns != netns) continue;
+        if (double fill = utilization(key, state); fill > fullest_utilization) {
+            fullest = &key;
+            fullest_utilization = fill;
+        }
+    }
+    Warning warning{now_ns, WarningLevel::critical, {}, std::nullopt, drops};
+    if (!fullest) {  // drops before any mapping was seen: no destination to name
+        warning.usage.key.kind = ScopeKind::nat;
+        warning.usage.key.netns = netns;
+        warning.usage.level = WarningLevel::critical;
+        return {warning};
+    }
+    ScopeState &state = scopes_.at(*fullest);
+    state.nat_drop_ns = now_ns;
+    bool already = state.level == WarningLevel::critical && state.failure_reported;
+    state.level = WarningLevel::critical;
+    if (already) return {};
+    state.failure_reported = true;
+    warning.usage = usage_with_causes(*fullest, state, now_ns);
+    return {warning};
+}
+
+std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64_t now_ns) {
+    std::uint64_t id = nat_id(mapping.netns, mapping.id);
+    if (nat_mappings_.contains(id)) return std::nullopt;
+    std::uint32_t pid = nat_client(mapping);
+    if (pid == 0 && settings_.nat_clients_only) return std::nullopt;
+    netns_state(mapping.netns, 0);
+    ScopeKey key = nat_scope_of(mapping);
+    ScopeState &state = scope_state(key, mapping.proto);
+    if (state.nat_capacity == 0)
+        state.nat_capacity =
+            (nat_range_source_ ? nat_range_source_(mapping) : default_nat_range(mapping)).size();
+    nat_mappings_[id] = NatHeld{key, pid, now_ns, unmapped(mapping.original.source)};
+    state.held++;
+    if (pid) state.held_by_pid[pid]++;
+    count_allocation(state, now_ns);
+    record_sample(state, key, now_ns);
+    return evaluate(key, state, now_ns);
+}
+
+std::optional<Warning> PortModel::remove_nat(std::uint64_t id, std::uint64_t now_ns) {
+    auto found = nat_mappings_.find(id);
+    if (found == nat_mappings_.end()) return std::nullopt;
+    NatHeld held = found->second;
+    nat_mappings_.erase(found);
+    ScopeState &state = scopes_.at(held.scope);
+    state.held--;
+    if (held.pid)
+        if (auto owner = state.held_by_pid.find(held.pid);
+            owner != state.held_by_pid.end() && --owner->second == 0)
+            state.held_by_pid.erase(owner);
+    record_sample(state, held.scope, now_ns);
+    return evaluate(held.scope, state, now_ns);
+}
+
+// The first mapping makes the model index its client sockets by source from then on.
+std::uint32_t PortModel::nat_client(const NatMapping &mapping) {
+    if (!nat_clients_.active()) {
+        nat_clients_.activate();
+        for (const auto &[cookie, held] : sockets_) nat_clients_.add(held);
+    }
+    auto cookie =
+        nat_clients_.find(mapping.proto, mapping.original.source, mapping.original.source_port);
+    if (!cookie) return 0;
+    auto held = sockets_.find(*cookie);
+    return held == sockets_.end() ? 0 : held->second.pid;
+}
+
+std::size_t PortModel::nat_capacity(const ScopeKey &key) const {
+    auto found = scopes_.find(key);
+    return found == scopes_.end() ? 0 : found->second.nat_capacity;
+}
+
+NatCauseFacts PortModel::nat_facts(const ScopeUsage &usage, std::uint64_t now_ns) const {
+    NatCauseFacts facts;
+    facts.in_use = usage.in_use;
+    facts.capacity = usage.capacity;
+    std::uint32_t top_pid = usage.top_processes.empty() ? 0 : usage.top_processes.front().pid;
+    std::set<std::pair<Family, std::array<std::uint8_t, 16>>> clients;
+    std::uint64_t oldest_ns = now_ns;
+    for (const auto &[id, held] : nat_mappings_) {
+        if (held.scope != usage.key) continue;
+        clients.emplace(held.client.family, held.client.bytes);
+        if (top_pid && held.pid == top_pid) oldest_ns = std::min(oldest_ns, held.since_ns);
+    }
+    facts.clients = clients.size();
+    for (const auto &[key, state] : scopes_)
+        facts.nat_addresses += key.kind == ScopeKind::nat && key.netns == usage.key.netns &&
+                               key.proto == usage.key.proto &&
+                               key.remote_addr == usage.key.remote_addr &&
+                               key.remote_port == usage.key.remote_port && state.held;
+    if (top_pid) {
+        const TopProcess &top = usage.top_processes.front();
+        facts.holder = CauseProcess{top.pid, top.comm, top.ports};
+        facts.holder_oldest_s = double(now_ns - oldest_ns) / 1e9;
+    }
+    return facts;
+}
+
+}  // namespace portwatch
