@@ -157,6 +157,9 @@ struct FilledModel {
         refused.sock.local_port = 0;
         refused.error = EADDRNOTAVAIL;
         apply(refused);
+        // a NAT whose drops raise a warning of their own
+        for (Warning &warning : model.count_nat_drops(4026532002u, 3, now))
+            warnings.push_back(std::move(warning));
         report = model.report(now);
     }
     void apply(const Event &event) {

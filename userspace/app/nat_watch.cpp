@@ -43,7 +43,8 @@ void NatWatch::watch(std::uint32_t netns, std::uint64_t now_boot_ns) {
         totals_.error = "netns " + std::to_string(netns) + ": " + events.error();
         return;
     }
-    Watched &watched = watched_.emplace(netns, Watched{std::move(*events), {}, false}).first->second;
+    Watched &watched =
+        watched_.emplace(netns, Watched{std::move(*events), {}, false}).first->second;
     count_drops(netns, watched, now_boot_ns);  // the baseline: drops before the start are not ours
 }
 

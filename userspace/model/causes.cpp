@@ -282,8 +282,7 @@ constexpr std::size_t kWidestNatRange = kWidestHigh - kWidestLow + 1;
 Cause nat_port_range(const NatCauseFacts &facts) {
     Cause cause = started(CauseKind::nat_port_range,
                           1 - ratio(double(facts.capacity), double(kWidestNatRange)));
-    cause.figures = {{"capacity", double(facts.capacity)},
-                     {"widest", double(kWidestNatRange)}};
+    cause.figures = {{"capacity", double(facts.capacity)}, {"widest", double(kWidestNatRange)}};
     cause.advice = format_text(
         "the NAT rule hands out only %zu source ports towards each destination: widen its port "
         "range (nft `masquerade to :1024-65535`, iptables `--to-ports 1024-65535`) or drop it "
@@ -294,9 +293,9 @@ Cause nat_port_range(const NatCauseFacts &facts) {
 
 Cause nat_shared_address(const NatCauseFacts &facts) {
     std::size_t own = facts.holder ? facts.holder->ports : 0;
-    Cause cause = started(CauseKind::nat_shared_address,
-                          ratio(double(facts.in_use - std::min(own, facts.in_use)),
-                                double(facts.capacity)));
+    Cause cause =
+        started(CauseKind::nat_shared_address,
+                ratio(double(facts.in_use - std::min(own, facts.in_use)), double(facts.capacity)));
     cause.figures = {{"clients", double(facts.clients)},
                      {"nat_addresses", double(facts.nat_addresses)}};
     cause.advice = format_text(
@@ -332,7 +331,11 @@ std::vector<Cause> analyse_nat_causes(const NatCauseFacts &facts) {
     if (facts.clients > 1) causes.push_back(nat_shared_address(facts));
     if (facts.holder) causes.push_back(nat_holder(facts));
     std::erase_if(causes, [](const Cause &cause) { return cause.share < kMinCauseShare; });
+    // the rule's range first: it is what the others fill
     std::stable_sort(causes.begin(), causes.end(), [](const Cause &a, const Cause &b) {
+        bool a_range = a.kind == CauseKind::nat_port_range;
+        bool b_range = b.kind == CauseKind::nat_port_range;
+        if (a_range != b_range) return a_range;
         return a.share != b.share ? a.share > b.share : a.kind < b.kind;
     });
     return causes;

@@ -152,8 +152,9 @@ struct NatCauseFacts {
     double holder_oldest_s = 0;          // how long the holder's oldest mapping has lived
 };
 
-// nat_port_range (a rule narrower than 1024-65535), nat_shared_address (several clients
-// behind one translated address), holder; largest share first.
+// nat_port_range (a rule narrower than 1024-65535: its share is what it takes from the widest
+// range, and it comes first, as what the others fill), then nat_shared_address (several
+// clients behind one translated address) and holder, largest share of the capacity first.
 std::vector<Cause> analyse_nat_causes(const NatCauseFacts &facts);
 
 // ports = ceil(needed / warn_ratio) - capacity, at least 0: how much wider the range must be

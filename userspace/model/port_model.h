@@ -102,9 +102,9 @@ struct ProcessesLeftOut {
 struct NetnsReport {
     std::uint32_t netns = 0;
     NetnsPortConfig config;
-    std::uint64_t nat_drops = 0;     // NetnsState's
     std::vector<ScopeUsage> scopes;  // fullest first
     ScopesLeftOut scopes_left_out;
+    std::uint64_t nat_drops = 0;  // NetnsState's
 };
 
 struct Report {

@@ -38,7 +38,7 @@ Report PortModel::build_report(std::uint64_t now_boot_ns, std::uint64_t active_s
 // Every netns with its scopes, fullest first, those at warning or above with their causes.
 void PortModel::add_scope_usages(Report &report, std::uint64_t now_boot_ns,
                                  std::uint64_t active_since_s) const {
-    for (const auto &[netns, state] : netns_) report.netns.push_back({netns, state.config, state.nat_drops, {}, {}});
+    for (const auto &[netns, state] : netns_) report.netns.push_back({netns, state.config, {}, {}, state.nat_drops});
     for (const auto &[key, state] : scopes_) {
         if (quiet(key, state, active_since_s)) continue;
         for (auto &ns : report.netns)

@@ -163,7 +163,8 @@ void write_scopes(Exposition &out, const MetricsInput &input) {
     out.family(
         "portwatch_scopes", "gauge",
         "Scopes with ports in use or recent allocations, exported or not (see --metrics-top)");
-    for (ScopeKind kind : {ScopeKind::destination, ScopeKind::bind, ScopeKind::udp, ScopeKind::nat}) {
+    for (ScopeKind kind :
+         {ScopeKind::destination, ScopeKind::bind, ScopeKind::udp, ScopeKind::nat}) {
         std::size_t count = 0;
         for (const NetnsReport &ns : input.usage->netns)
             count += std::count_if(ns.scopes.begin(), ns.scopes.end(),

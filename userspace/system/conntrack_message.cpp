@@ -130,8 +130,7 @@ Result<ParsedTuple> tuple_of(const nlattr *nest) {
         parse_nest(tuple->at[CTA_TUPLE_PROTO], kProtoTypes);
     if (!proto) return Failure{proto.error()};
     std::optional<IpAddress> source = address_of(ip->at[CTA_IP_V4_SRC], ip->at[CTA_IP_V6_SRC]);
-    std::optional<IpAddress> destination =
-        address_of(ip->at[CTA_IP_V4_DST], ip->at[CTA_IP_V6_DST]);
+    std::optional<IpAddress> destination = address_of(ip->at[CTA_IP_V4_DST], ip->at[CTA_IP_V6_DST]);
     if (!source || !destination || !proto->at[CTA_PROTO_NUM])
         return Failure{"a conntrack tuple without an address or its protocol number"};
     ParsedTuple parsed;
@@ -177,7 +176,8 @@ Result<ConntrackStats> conntrack_stats_of(const nlmsghdr *message) {
     ConntrackStats counted;
     if (const nlattr *value = stats->at[CTA_STATS_INSERT_FAILED])
         counted.insert_failed = ntohl(mnl_attr_get_u32(value));
-    if (const nlattr *value = stats->at[CTA_STATS_DROP]) counted.drop = ntohl(mnl_attr_get_u32(value));
+    if (const nlattr *value = stats->at[CTA_STATS_DROP])
+        counted.drop = ntohl(mnl_attr_get_u32(value));
     return counted;
 }
 

@@ -26,8 +26,8 @@ Result<UniqueFd> netfilter_socket_in(int netns_fd, unsigned groups) {
     UniqueFd made;
     std::string failed;
     Status ran = run_in_netns(netns_fd, [&] {
-        made = UniqueFd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                               NETLINK_NETFILTER));
+        made = UniqueFd(
+            socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER));
         if (made.get() < 0) {
             failed = errno_text("socket(NETLINK_NETFILTER)");
             return;
@@ -57,8 +57,8 @@ Status dump(int netns_fd, std::uint16_t type, const std::function<Status(const n
     family->version = NFNETLINK_V0;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
-    if (sendto(socket->get(), request, request->nlmsg_len, 0,
-               reinterpret_cast<sockaddr *>(&kernel), sizeof kernel) < 0)
+    if (sendto(socket->get(), request, request->nlmsg_len, 0, reinterpret_cast<sockaddr *>(&kernel),
+               sizeof kernel) < 0)
         return Failure{errno_text("ctnetlink request")};
 
     struct Reading {
@@ -103,19 +103,19 @@ Result<std::vector<NatMapping>> dump_nat_mappings(int netns_fd, std::uint32_t ne
 
 Result<ConntrackStats> read_conntrack_stats(int netns_fd) {
     ConntrackStats total;
-    Status dumped = dump(netns_fd, IPCTNL_MSG_CT_GET_STATS_CPU, [&](const nlmsghdr *message) -> Status {
-        Result<ConntrackStats> cpu = conntrack_stats_of(message);
-        if (!cpu) return Failure{cpu.error()};
-        total += *cpu;
-        return {};
-    });
+    Status dumped =
+        dump(netns_fd, IPCTNL_MSG_CT_GET_STATS_CPU, [&](const nlmsghdr *message) -> Status {
+            Result<ConntrackStats> cpu = conntrack_stats_of(message);
+            if (!cpu) return Failure{cpu.error()};
+            total += *cpu;
+            return {};
+        });
     if (!dumped) return Failure{dumped.error()};
     return total;
 }
 
 Result<ConntrackEvents> ConntrackEvents::open(int netns_fd, std::uint32_t netns) {
-    unsigned groups =
-        1u << (NFNLGRP_CONNTRACK_NEW - 1) | 1u << (NFNLGRP_CONNTRACK_DESTROY - 1);
+    unsigned groups = 1u << (NFNLGRP_CONNTRACK_NEW - 1) | 1u << (NFNLGRP_CONNTRACK_DESTROY - 1);
     Result<UniqueFd> socket = netfilter_socket_in(netns_fd, groups);
     if (!socket) return Failure{socket.error()};
     // SO_RCVBUFFORCE passes net.core.rmem_max (root only); SO_RCVBUF is capped by it
