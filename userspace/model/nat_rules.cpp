@@ -326,6 +326,25 @@ Result<std::optional<NatRule>> nft_rule(const Json &rule) {
     return std::optional<NatRule>();
 }
 
+bool has_nat_statement(const Json &wrapper) {
+    auto rule = wrapper.find("rule");
+    if (rule == wrapper.end() || !rule->is_object()) return false;
+    auto statements = rule->find("expr");
+    if (statements == rule->end() || !statements->is_array()) return true;  // to fail on it
+    return std::any_of(statements->begin(), statements->end(), [](const Json &statement) {
+        return statement.is_object() &&
+               (statement.contains("masquerade") || statement.contains("snat"));
+    });
+}
+
+// While parsing, drops each element of the "nftables" list (depth 2) but the rules with a
+// NAT statement: a kube-proxy node's ruleset is tens of MB of JSON, and its tree would be
+// ten times that.
+bool keep_nat_rules_only(int depth, Json::parse_event_t event, Json &parsed) {
+    if (event != Json::parse_event_t::object_end || depth != 2) return true;
+    return has_nat_statement(parsed);
+}
+
 // ---- iptables-save -----------------------------------------------------------------------
 
 // Splits a line as iptables-save quotes it: blanks separate words; "..." keeps blanks, and a
@@ -564,7 +583,7 @@ std::optional<IpAddress> parse_ip_address(std::string_view text, std::optional<F
 }
 
 Result<std::vector<NatRule>> nat_rules_from_nft_json(std::string_view json) {
-    Json document = Json::parse(json, nullptr, /*allow_exceptions=*/false);
+    Json document = Json::parse(json, keep_nat_rules_only, /*allow_exceptions=*/false);
     if (document.is_discarded()) return Failure{"nft -j: not JSON (truncated?)"};
     if (!document.is_object() || !document.contains("nftables") || !document["nftables"].is_array())
         return Failure{"nft -j: no \"nftables\" list: not nft's JSON"};

@@ -41,7 +41,7 @@ struct Tool {
 
 const std::vector<Tool> &tools() {
     static const std::vector<Tool> kTools = {
-        {"nft", {"-j", "list", "ruleset"}, Tool::nft, Family::ipv4, nullptr},
+        {"nft", {"-j", "-t", "list", "ruleset"}, Tool::nft, Family::ipv4, nullptr},
         {"iptables-legacy-save",
          {"-t", "nat"},
          Tool::iptables_save,

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// A network namespace's source NAT rules, read with the tools that wrote them: `nft -j list
-// ruleset` and iptables-save (legacy and nft, IPv4 and IPv6), each run inside the namespace.
-// Every source says what became of it: read, not installed, no legacy table, or why it failed.
+// A network namespace's source NAT rules, read with the tools that wrote them: `nft -j -t list
+// ruleset` (terse: without named sets' elements, which no rule read here needs) and
+// iptables-save -t nat (legacy and nft, IPv4 and IPv6), each run inside the namespace. Every
+// source says what became of it: read, not installed, no legacy table, or why it failed.
+// Cost on a kube-proxy node of 40,000 nat rules (tests/bench/nat_ruleset_read.cpp): ~4 s, most
+// of it nft's and iptables-nft-save's own (nft peaks at ~380 MB); read it seldom.
 #pragma once
 
 #include <chrono>
