@@ -3,7 +3,9 @@
 // into a fresh network namespace with the real tools (through nsenter, not the code under
 // test), then checks that what was read is what that text says.
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -81,6 +83,7 @@ TEST_F(NatRulesetTest, NftRulesAreReadInsideTheirNamespaceOnly) {
     const NatSource &nft = source(ruleset, "nft");
     EXPECT_EQ(nft.state, NatSourceState::read) << describe(nft);
     EXPECT_EQ(nft.rules, 2u);
+    EXPECT_EQ(describe(nft), "nft: read (" + nft.path + "), 2 NAT rules");
     std::vector<NatRule> rules = rules_from(ruleset, "nft table ip t chain post");
     ASSERT_EQ(rules.size(), 2u);
     EXPECT_EQ(rules[0].proto, Proto::tcp);
@@ -147,7 +150,9 @@ TEST_F(NatRulesetTest, LegacyTablesAreReadOnlyWhereTheyExistAndNeverMade) {
     NatRuleset before = read(node);
     EXPECT_EQ(source(before, "iptables-legacy-save").state, NatSourceState::no_table)
         << describe(source(before, "iptables-legacy-save"));
-    EXPECT_EQ(source(before, "ip6tables-legacy-save").state, NatSourceState::no_table);
+    EXPECT_EQ(describe(source(before, "ip6tables-legacy-save")),
+              "ip6tables-legacy-save: no legacy nat table in the namespace (not run: it would "
+              "make one)");
     // The kernel's own list: reading did not create a legacy nat table.
     EXPECT_EQ(in_netns(node, "sh -c 'cat /proc/net/ip_tables_names 2>/dev/null; true'"), "");
 
@@ -166,20 +171,34 @@ TEST_F(NatRulesetTest, LegacyTablesAreReadOnlyWhereTheyExistAndNeverMade) {
     EXPECT_EQ(nft_save.state, NatSourceState::read) << describe(nft_save);
 }
 
+// Shell scripts standing in for the tools, found first in PATH while this lives.
+class FakeTools {
+  public:
+    explicit FakeTools(const std::vector<std::pair<std::string, std::string>> &scripts)
+        : dir_("/tmp/portwatch-nat-tools-" + std::to_string(getpid())),
+          path_(std::getenv("PATH") ? std::getenv("PATH") : "") {
+        EXPECT_EQ(mkdir(dir_.c_str(), 0755), 0) << dir_;
+        for (const auto &[name, body] : scripts) {
+            std::ofstream(dir_ + "/" + name) << "#!/bin/sh\n" << body << "\n";
+            EXPECT_EQ(chmod((dir_ + "/" + name).c_str(), 0755), 0) << name;
+        }
+        setenv("PATH", (dir_ + ":" + path_).c_str(), 1);
+    }
+    ~FakeTools() {
+        setenv("PATH", path_.c_str(), 1);
+        std::system(("rm -rf " + dir_).c_str());
+    }
+
+  private:
+    std::string dir_, path_;
+};
+
 TEST_F(NatRulesetTest, AToolThatFailsOrPrintsNonsenseSaysWhy) {
     Netns node;
-    std::string dir = "/tmp/portwatch-nat-tools-" + std::to_string(getpid());
-    ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
-    std::ofstream(dir + "/nft") << "#!/bin/sh\necho 'Error: no nftables for you' >&2\nexit 3\n";
-    std::ofstream(dir + "/iptables-nft-save") << "#!/bin/sh\necho '*nat'\necho 'garbage'\n";
-    std::ofstream(dir + "/ip6tables-nft-save") << "#!/bin/sh\nsleep 5\n";
-    for (const char *tool : {"/nft", "/iptables-nft-save", "/ip6tables-nft-save"})
-        ASSERT_EQ(chmod((dir + tool).c_str(), 0755), 0);
-    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "";
-    setenv("PATH", (dir + ":" + path).c_str(), 1);
+    FakeTools tools({{"nft", "echo 'Error: no nftables for you' >&2; exit 3"},
+                     {"iptables-nft-save", "echo '*nat'; echo 'garbage'"},
+                     {"ip6tables-nft-save", "sleep 5"}});
     Result<NatRuleset> ruleset = read_nat_ruleset(node.fd(), std::chrono::milliseconds(1000));
-    setenv("PATH", path.c_str(), 1);
-    std::system(("rm -rf " + dir).c_str());
     ASSERT_TRUE(ruleset.ok()) << ruleset.error();
     EXPECT_EQ(describe(source(*ruleset, "nft")),
               "nft: failed: exit status 3: Error: no nftables for you");
@@ -188,6 +207,67 @@ TEST_F(NatRulesetTest, AToolThatFailsOrPrintsNonsenseSaysWhy) {
               "garbage");
     EXPECT_EQ(describe(source(*ruleset, "ip6tables-nft-save")),
               "ip6tables-nft-save: failed: timed out after 1000 ms");
+}
+
+TEST_F(NatRulesetTest, AToolKilledOrFailingSilentlyOrWarningSaysSo) {
+    Netns node;
+    FakeTools tools(
+        {{"nft", "kill -KILL $$"},
+         {"iptables-nft-save", "exit 1"},
+         {"ip6tables-nft-save", "echo '# Warning: something' >&2; printf '*nat\\nCOMMIT\\n'"}});
+    Result<NatRuleset> ruleset = read_nat_ruleset(node.fd());
+    ASSERT_TRUE(ruleset.ok()) << ruleset.error();
+    EXPECT_EQ(describe(source(*ruleset, "nft")),
+              "nft: failed: killed by signal 9: nothing on stderr");
+    EXPECT_EQ(describe(source(*ruleset, "iptables-nft-save")),
+              "iptables-nft-save: failed: exit status 1: nothing on stderr");
+    const NatSource &warned = source(*ruleset, "ip6tables-nft-save");
+    EXPECT_EQ(warned.state, NatSourceState::read);
+    EXPECT_EQ(describe(warned), "ip6tables-nft-save: read (" + warned.path +
+                                    "), 0 NAT rules; it said: # Warning: something");
+}
+
+// What read_nat_ruleset() says of each source when run by a process without privileges
+// (a forked child that became nobody), one describe() line per source.
+std::string read_as_nobody(const Netns &netns) {
+    int lines[2];
+    EXPECT_EQ(pipe(lines), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        close(lines[0]);
+        if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+        Result<NatRuleset> ruleset = read_nat_ruleset(netns.fd());
+        std::string text = ruleset ? "" : ruleset.error() + "\n";
+        if (ruleset)
+            for (const NatSource &source : ruleset->sources) text += describe(source) + "\n";
+        ssize_t written = write(lines[1], text.data(), text.size());
+        _exit(written == ssize_t(text.size()) ? 0 : 3);
+    }
+    close(lines[1]);
+    std::string text;
+    char chunk[4096];
+    for (ssize_t got; (got = read(lines[0], chunk, sizeof chunk)) > 0;)
+        text.append(chunk, std::size_t(got));
+    close(lines[0]);
+    int status = 0;
+    EXPECT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    return text;
+}
+
+TEST_F(NatRulesetTest, WithoutPrivilegesEachSourceSaysWhy) {
+    Netns node;
+    std::string said = read_as_nobody(node);
+    EXPECT_NE(said.find("nft: failed: cannot join the network namespace (setns): Operation not "
+                        "permitted\n"),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("iptables-legacy-save: failed: setns: Operation not permitted\n"),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("ip6tables-nft-save: failed: cannot join the network namespace"),
+              std::string::npos)
+        << said;
 }
 
 TEST_F(NatRulesetTest, OnlyANetworkNamespaceIsRead) {

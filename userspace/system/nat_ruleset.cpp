@@ -57,13 +57,14 @@ const std::vector<Tool> &tools() {
     return kTools;
 }
 
-// As a shell finds a command, then the sbin directories a non-root PATH often lacks.
+// As a shell finds a command (absolute directories only: root runs no ./nft), then the sbin
+// directories a non-root PATH often lacks.
 std::optional<std::string> find_tool(const std::string &name) {
     std::vector<std::string> dirs;
     const char *path = std::getenv("PATH");
     std::stringstream list(path ? path : "");
     for (std::string dir; std::getline(list, dir, ':');)
-        if (!dir.empty()) dirs.push_back(dir);
+        if (dir.starts_with('/')) dirs.push_back(dir);
     dirs.insert(dirs.end(), {"/usr/sbin", "/sbin"});
     for (const std::string &dir : dirs) {
         std::string candidate = dir + "/" + name;
@@ -181,11 +182,16 @@ std::vector<char *> pointers(std::vector<std::string> &texts) {
     return result;
 }
 
-// Runs `path args...` inside the namespace, with a fixed environment (C messages), stdin
-// from /dev/null; what it printed, or why it did not run or end well.
-Result<ToolOutput> run_tool(int netns_fd, const std::string &path,
-                            const std::vector<std::string> &args,
-                            std::chrono::milliseconds time_limit) {
+struct RunningTool {
+    pid_t pid;
+    UniqueFd out, err;  // the read ends of its stdout and stderr
+};
+
+// Forks a child that joins the namespace and execs `path args...` with a fixed environment
+// (C messages) and stdin from /dev/null. Returns once the exec took place: a close-on-exec
+// pipe carries the child's errno back otherwise.
+Result<RunningTool> start_tool(int netns_fd, const std::string &path,
+                               const std::vector<std::string> &args) {
     std::vector<std::string> argv_texts = {path};
     argv_texts.insert(argv_texts.end(), args.begin(), args.end());
     std::vector<std::string> env_texts = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
@@ -201,31 +207,43 @@ Result<ToolOutput> run_tool(int netns_fd, const std::string &path,
     UniqueFd report_read(report[0]), report_write(report[1]);
     ChildFds fds{is_current_netns(netns_fd) ? -1 : netns_fd, null_in.get(), out[1], err[1],
                  report[1]};
-    Clock::time_point deadline = Clock::now() + time_limit;
     pid_t pid = fork();
     if (pid < 0) return Failure{errno_text("fork")};
     if (pid == 0) become_tool(fds, argv.data(), env.data());
-    out_write = UniqueFd(), err_write = UniqueFd(), report_write = UniqueFd();
+    report_write = UniqueFd();
     int failure[2];
     ssize_t got;
     do got = read(report_read.get(), failure, sizeof failure);
     while (got < 0 && errno == EINTR);
-    std::string timed_out = "timed out after " + std::to_string(time_limit.count()) + " ms";
     if (got == sizeof failure) {
-        (void)reap(pid, deadline, timed_out, false);
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
         return Failure{failure_of_step(failure[0], failure[1], path)};
     }
+    return RunningTool{pid, std::move(out_read), std::move(err_read)};
+}
+
+// What the tool printed, or why it did not run or end well: not started, timed out, killed,
+// or a non-zero exit status (with what it said on stderr).
+Result<ToolOutput> run_tool(int netns_fd, const std::string &path,
+                            const std::vector<std::string> &args,
+                            std::chrono::milliseconds time_limit) {
+    Clock::time_point deadline = Clock::now() + time_limit;
+    Result<RunningTool> tool = start_tool(netns_fd, path, args);
+    if (!tool) return Failure{tool.error()};
+    std::string timed_out = "timed out after " + std::to_string(time_limit.count()) + " ms";
     ToolOutput output;
-    Status drained = drain(out_read.get(), err_read.get(), deadline, timed_out, output);
-    Result<int> status = reap(pid, deadline, timed_out, !drained.ok());
+    Status drained = drain(tool->out.get(), tool->err.get(), deadline, timed_out, output);
+    Result<int> status = reap(tool->pid, deadline, timed_out, !drained.ok());
     if (!drained) return Failure{drained.error()};
     if (!status) return Failure{status.error()};
+    std::string said = one_line(output.err);
+    if (said.empty()) said = "nothing on stderr";
     if (WIFSIGNALED(*status))
-        return Failure{"killed by signal " + std::to_string(WTERMSIG(*status)) + ": " +
-                       one_line(output.err)};
+        return Failure{"killed by signal " + std::to_string(WTERMSIG(*status)) + ": " + said};
     if (WEXITSTATUS(*status) != 0)
-        return Failure{"exit status " + std::to_string(WEXITSTATUS(*status)) + ": " +
-                       one_line(output.err)};
+        return Failure{"exit status " + std::to_string(WEXITSTATUS(*status)) + ": " + said};
     return output;
 }
 
