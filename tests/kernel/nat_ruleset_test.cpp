@@ -142,6 +142,10 @@ TEST_F(NatRulesetTest, IptablesNftRulesAreReadFromSaveNotFromNft) {
     // nft sees these rules as xt targets without their options: none of its own.
     EXPECT_EQ(source(ruleset, "nft").state, NatSourceState::read);
     EXPECT_EQ(source(ruleset, "nft").rules, 0u);
+    EXPECT_EQ(describe(source(ruleset, "nft")),  // the same four, said to be left
+              "nft: read (" + source(ruleset, "nft").path +
+                  "), 0 NAT rules, and 4 iptables-nft NAT rule(s) as xt targets "
+                  "(iptables-nft-save's to read)");
     EXPECT_EQ(ruleset.rules.size(), 4u);
 }
 

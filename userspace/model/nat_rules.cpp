@@ -326,23 +326,41 @@ Result<std::optional<NatRule>> nft_rule(const Json &rule) {
     return std::optional<NatRule>();
 }
 
-bool has_nat_statement(const Json &wrapper) {
+// The statements of a {"rule": {..., "expr": [...]}} element, or null.
+const Json *statements_of(const Json &wrapper) {
     auto rule = wrapper.find("rule");
-    if (rule == wrapper.end() || !rule->is_object()) return false;
+    if (rule == wrapper.end() || !rule->is_object()) return nullptr;
     auto statements = rule->find("expr");
-    if (statements == rule->end() || !statements->is_array()) return true;  // to fail on it
-    return std::any_of(statements->begin(), statements->end(), [](const Json &statement) {
-        return statement.is_object() &&
-               (statement.contains("masquerade") || statement.contains("snat"));
-    });
+    return statements == rule->end() ? nullptr : &*statements;
+}
+
+bool is_statement(const Json &statement, const char *kind) {
+    return statement.is_object() && statement.contains(kind);
+}
+
+// An iptables-nft MASQUERADE or SNAT target, which nft shows without its options.
+bool is_xt_nat_target(const Json &statement) {
+    if (!is_statement(statement, "xt") || !statement["xt"].is_object()) return false;
+    const Json &xt = statement["xt"];
+    return xt.value("type", "") == "target" &&
+           (xt.value("name", "") == "MASQUERADE" || xt.value("name", "") == "SNAT");
 }
 
 // While parsing, drops each element of the "nftables" list (depth 2) but the rules with a
-// NAT statement: a kube-proxy node's ruleset is tens of MB of JSON, and its tree would be
-// ten times that.
-bool keep_nat_rules_only(int depth, Json::parse_event_t event, Json &parsed) {
-    if (event != Json::parse_event_t::object_end || depth != 2) return true;
-    return has_nat_statement(parsed);
+// NAT statement (a kube-proxy node's ruleset is tens of MB of JSON, and its tree would be
+// ten times that), counting the iptables-nft NAT rules among those dropped.
+Json::parser_callback_t keep_nat_rules_only(std::size_t &xt_nat_rules) {
+    return [&xt_nat_rules](int depth, Json::parse_event_t event, Json &parsed) {
+        if (event != Json::parse_event_t::object_end || depth != 2) return true;
+        const Json *statements = statements_of(parsed);
+        if (!statements) return false;
+        if (!statements->is_array()) return true;  // kept, to fail on it
+        auto nat = [](const Json &statement) {
+            return is_statement(statement, "masquerade") || is_statement(statement, "snat");
+        };
+        xt_nat_rules += std::any_of(statements->begin(), statements->end(), is_xt_nat_target);
+        return std::any_of(statements->begin(), statements->end(), nat);
+    };
 }
 
 // ---- iptables-save -----------------------------------------------------------------------
@@ -582,8 +600,11 @@ std::optional<IpAddress> parse_ip_address(std::string_view text, std::optional<F
     return std::nullopt;
 }
 
-Result<std::vector<NatRule>> nat_rules_from_nft_json(std::string_view json) {
-    Json document = Json::parse(json, keep_nat_rules_only, /*allow_exceptions=*/false);
+Result<std::vector<NatRule>> nat_rules_from_nft_json(std::string_view json,
+                                                     std::size_t *xt_nat_rules) {
+    std::size_t xt_count = 0;
+    Json document = Json::parse(json, keep_nat_rules_only(xt_count), /*allow_exceptions=*/false);
+    if (xt_nat_rules) *xt_nat_rules = xt_count;
     if (document.is_discarded()) return Failure{"nft -j: not JSON (truncated?)"};
     if (!document.is_object() || !document.contains("nftables") || !document["nftables"].is_array())
         return Failure{"nft -j: no \"nftables\" list: not nft's JSON"};

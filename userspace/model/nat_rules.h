@@ -5,6 +5,7 @@
 // ruleset`, `iptables-save -t nat`); no kernel, no clock.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,10 +40,12 @@ struct NatRule {
 
 // `nft -j list ruleset`: the `masquerade` and `snat` statements of ip, ip6 and inet tables,
 // in the order listed. Statements that are not source NAT are skipped, and so are `xt`
-// expressions (iptables-nft rules, whose options only iptables-nft-save shows). Fails on text
+// expressions (iptables-nft rules, whose options only iptables-nft-save shows): how many
+// rules had an xt MASQUERADE or SNAT target goes to `xt_nat_rules` if given. Fails on text
 // that is not nft's JSON, and on a source NAT statement it cannot read (an address map),
 // naming the rule.
-Result<std::vector<NatRule>> nat_rules_from_nft_json(std::string_view json);
+Result<std::vector<NatRule>> nat_rules_from_nft_json(std::string_view json,
+                                                     std::size_t *xt_nat_rules = nullptr);
 
 // `iptables-save -t nat` (`family` ipv4) or `ip6tables-save -t nat` (ipv6), legacy or nft:
 // the `-j MASQUERADE` and `-j SNAT` rules of the nat table, in order, whatever chain holds

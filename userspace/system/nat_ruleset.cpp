@@ -276,8 +276,8 @@ void name_the_tool(std::vector<NatRule> &rules, const std::string &save_tool) {
     for (NatRule &rule : rules) rule.where = tool + rule.where.substr(rule.where.find(' '));
 }
 
-Result<std::vector<NatRule>> parse(const Tool &tool, const std::string &output) {
-    if (tool.kind == Tool::nft) return nat_rules_from_nft_json(output);
+Result<std::vector<NatRule>> parse(const Tool &tool, const std::string &output, NatSource &source) {
+    if (tool.kind == Tool::nft) return nat_rules_from_nft_json(output, &source.xt_nat_rules);
     Result<std::vector<NatRule>> rules = nat_rules_from_iptables_save(output, tool.family);
     if (rules) name_the_tool(*rules, tool.name);
     return rules;
@@ -305,7 +305,7 @@ NatSource read_source(int netns_fd, const Tool &tool, std::chrono::milliseconds 
     }
     Result<ToolOutput> output = run_tool(netns_fd, *path, tool.args, time_limit);
     if (!output) return failed(source, output.error());
-    Result<std::vector<NatRule>> parsed = parse(tool, output->out);
+    Result<std::vector<NatRule>> parsed = parse(tool, output->out, source);
     if (!parsed) return failed(source, parsed.error());
     source.state = NatSourceState::read;
     source.message = one_line(output->err);
@@ -333,6 +333,9 @@ std::string describe(const NatSource &source) {
         case NatSourceState::read:
             line += "read (" + source.path + "), " + std::to_string(source.rules) + " NAT rule" +
                     (source.rules == 1 ? "" : "s");
+            if (source.xt_nat_rules)
+                line += ", and " + std::to_string(source.xt_nat_rules) +
+                        " iptables-nft NAT rule(s) as xt targets (iptables-nft-save's to read)";
             if (!source.message.empty()) line += "; it said: " + source.message;
             return line;
         case NatSourceState::missing:

@@ -32,6 +32,9 @@ struct NatSource {
     std::string message{};  // failed: why ("nft: exit status 1: Operation not permitted");
                             // read: what it said on stderr, if anything (a warning)
     std::size_t rules = 0;
+    // nft: the iptables-nft MASQUERADE and SNAT rules it shows without their options (xt
+    // targets), which the iptables-nft-save sources read.
+    std::size_t xt_nat_rules = 0;
 
     bool operator==(const NatSource &) const = default;
 };
