@@ -239,6 +239,24 @@ TEST(NatRulesNft, UnreadableNatStatementShapesFailNamingTheRule) {
     }
 }
 
+TEST(NatRulesNft, MembersOfUnexpectedTypesFailNotThrow) {
+    for (const std::string &text :
+         {one_rule(R"({"match": {"op": 5, "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
+                      {"masquerade": null})"),
+          one_rule(R"({"match": {"op": "==", "left": {"meta": {"key": 1}}, "right": "tcp"}},
+                      {"masquerade": null})"),
+          std::string(R"({"nftables": [{"rule": {"family": 4, "expr": [{"masquerade": null}]}}]})"),
+          std::string(R"({"nftables": [{"rule": {"family": "ip", "table": [], "chain": "c",
+                          "expr": [{"masquerade": null}]}}]})"),
+          std::string(R"({"nftables": [{"rule": {"family": "ip", "expr": [{"xt": {"type": 1}},
+                          {"masquerade": null}]}}]})")}) {
+        Result<std::vector<NatRule>> rules = Failure{"threw"};
+        EXPECT_NO_THROW(rules = nat_rules_from_nft_json(text)) << text;
+        EXPECT_FALSE(rules.ok()) << text;
+        EXPECT_NE(rules.error().find("nft -j: not nft's JSON"), std::string::npos) << rules.error();
+    }
+}
+
 TEST(NatRulesNft, RulesForOtherTransportsOrBothFamiliesAtOnceAreSkipped) {
     for (const char *matches :
          {R"({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "icmp"}})",
@@ -251,6 +269,16 @@ TEST(NatRulesNft, RulesForOtherTransportsOrBothFamiliesAtOnceAreSkipped) {
         ASSERT_TRUE(rules.ok()) << rules.error();
         EXPECT_TRUE(rules->empty()) << matches;
     }
+}
+
+TEST(NatRulesNft, ANamedSetOfTransportsNarrowsNothing) {
+    Result<std::vector<NatRule>> rules = nat_rules_from_nft_json(one_rule(
+        R"({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "@protos"}},
+           {"masquerade": {"port": {"range": [1000, 1999]}}})"));
+    ASSERT_TRUE(rules.ok()) << rules.error();
+    ASSERT_EQ(rules->size(), 1u);
+    EXPECT_EQ(rules->front().proto, std::nullopt);
+    EXPECT_EQ(rules->front().ports, (PortRange{1000, 1999}));
 }
 
 TEST(NatRulesNft, SnatToAPrefixIsItsWholeRange) {

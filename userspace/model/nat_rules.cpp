@@ -114,8 +114,9 @@ void narrow_transports(MatchContext &context, const Json &right) {
     };
     if (right.is_object() && right.contains("set") && right["set"].is_array()) {
         for (const Json &item : right["set"]) note(item);
-    } else if (right.is_string() || right.is_number()) {
-        note(right);
+    } else if ((right.is_string() && !right.get<std::string>().starts_with('@')) ||
+               right.is_number()) {
+        note(right);  // not a named set (`meta l4proto @protos`), whose elements are not read
     } else {
         return;  // an expression this reader does not evaluate: no narrowing
     }
@@ -363,6 +364,23 @@ Json::parser_callback_t keep_nat_rules_only(std::size_t &xt_nat_rules) {
     };
 }
 
+Result<std::vector<NatRule>> read_nft_json(std::string_view json, std::size_t *xt_nat_rules) {
+    std::size_t xt_count = 0;
+    Json document = Json::parse(json, keep_nat_rules_only(xt_count), /*allow_exceptions=*/false);
+    if (xt_nat_rules) *xt_nat_rules = xt_count;
+    if (document.is_discarded()) return Failure{"nft -j: not JSON (truncated?)"};
+    if (!document.is_object() || !document.contains("nftables") || !document["nftables"].is_array())
+        return Failure{"nft -j: no \"nftables\" list: not nft's JSON"};
+    std::vector<NatRule> rules;
+    for (const Json &object : document["nftables"]) {
+        if (!object.is_object() || !object.contains("rule")) continue;
+        Result<std::optional<NatRule>> rule = nft_rule(object["rule"]);
+        if (!rule) return Failure{rule.error()};
+        if (*rule) rules.push_back(std::move(**rule));
+    }
+    return rules;
+}
+
 // ---- iptables-save -----------------------------------------------------------------------
 
 // Splits a line as iptables-save quotes it: blanks separate words; "..." keeps blanks, and a
@@ -602,20 +620,13 @@ std::optional<IpAddress> parse_ip_address(std::string_view text, std::optional<F
 
 Result<std::vector<NatRule>> nat_rules_from_nft_json(std::string_view json,
                                                      std::size_t *xt_nat_rules) {
-    std::size_t xt_count = 0;
-    Json document = Json::parse(json, keep_nat_rules_only(xt_count), /*allow_exceptions=*/false);
-    if (xt_nat_rules) *xt_nat_rules = xt_count;
-    if (document.is_discarded()) return Failure{"nft -j: not JSON (truncated?)"};
-    if (!document.is_object() || !document.contains("nftables") || !document["nftables"].is_array())
-        return Failure{"nft -j: no \"nftables\" list: not nft's JSON"};
-    std::vector<NatRule> rules;
-    for (const Json &object : document["nftables"]) {
-        if (!object.is_object() || !object.contains("rule")) continue;
-        Result<std::optional<NatRule>> rule = nft_rule(object["rule"]);
-        if (!rule) return Failure{rule.error()};
-        if (*rule) rules.push_back(std::move(**rule));
+    try {
+        return read_nft_json(json, xt_nat_rules);
+    } catch (const Json::exception &error) {
+        // What nlohmann throws when a member has another type than asked (`value("op", "==")`
+        // of a number): text that is JSON but not nft's.
+        return Failure{std::string("nft -j: not nft's JSON: ") + error.what()};
     }
-    return rules;
 }
 
 Result<std::vector<NatRule>> nat_rules_from_iptables_save(std::string_view text, Family family) {
