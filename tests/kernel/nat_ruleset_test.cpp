@@ -213,6 +213,20 @@ TEST_F(NatRulesetTest, AToolThatFailsOrPrintsNonsenseSaysWhy) {
               "ip6tables-nft-save: failed: timed out after 1000 ms");
 }
 
+TEST_F(NatRulesetTest, AToolInheritsNoDescriptorOfTheCaller) {
+    Netns node;
+    int leaked = open("/proc/self/status", O_RDONLY);  // without O_CLOEXEC
+    ASSERT_GE(leaked, 3);
+    std::string fd = "/proc/$$/fd/" + std::to_string(leaked);
+    // The fake tool says whether it has that descriptor, and fails so that it shows.
+    FakeTools tools(std::vector<std::pair<std::string, std::string>>{
+        {"nft", "if [ -e " + fd + " ]; then echo inherited >&2; else echo clean >&2; fi; exit 1"}});
+    Result<NatRuleset> ruleset = read_nat_ruleset(node.fd());
+    close(leaked);
+    ASSERT_TRUE(ruleset.ok()) << ruleset.error();
+    EXPECT_EQ(describe(source(*ruleset, "nft")), "nft: failed: exit status 1: clean");
+}
+
 TEST_F(NatRulesetTest, AToolKilledOrFailingSilentlyOrWarningSaysSo) {
     Netns node;
     FakeTools tools(

@@ -109,6 +109,9 @@ struct ChildFds {
     if (fds.netns >= 0 && setns(fds.netns, CLONE_NEWNET) != 0) report_failure(fds.report, 0);
     if (dup2(fds.in, 0) < 0 || dup2(fds.out, 1) < 0 || dup2(fds.err, 2) < 0)
         report_failure(fds.report, 1);
+    // The tool inherits none of the agent's descriptors, even one opened without O_CLOEXEC
+    // (best effort: before 5.11 the kernel has no CLOSE_RANGE_CLOEXEC).
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     execve(argv[0], argv, env);
     report_failure(fds.report, 2);
 }
