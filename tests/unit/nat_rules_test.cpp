@@ -384,6 +384,14 @@ TEST(NatRulesIptablesSave, EmptyTextAndOtherTablesHaveNoRules) {
     EXPECT_TRUE(rules->empty());
 }
 
+TEST(NatRulesIptablesSave, ANativeNftNatTableIsAnEmptyTableToIptablesNftSave) {
+    // snat_two_addresses.nft's `table ip nat`: iptables-nft-save shows no rule of it (nft's
+    // JSON does), with a comment line, not an error.
+    std::string text = captured("native_nat_table.nft-save.txt");
+    ASSERT_NE(text.find("incompatible"), std::string::npos);
+    EXPECT_EQ(save_rules("native_nat_table.nft-save.txt", Family::ipv4), std::vector<NatRule>{});
+}
+
 TEST(NatRulesIptablesSave, NegatedProtocolLeavesTheOther) {
     Result<std::vector<NatRule>> rules = nat_rules_from_iptables_save(
         "*nat\n-A POSTROUTING ! -p tcp -j MASQUERADE\n-A POSTROUTING -p icmp -j MASQUERADE\n"

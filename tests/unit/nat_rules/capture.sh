@@ -4,7 +4,8 @@
 # real tools, in a throwaway network namespace (root): NAME.nft -> NAME.json (`nft -j list
 # ruleset`); NAME.rules -> NAME.nft-save.txt (iptables-nft-restore, then iptables-nft-save -t
 # nat; ip6tables for NAME6.rules), NAME.legacy-save.txt (the same through iptables-legacy) and
-# NAME.xt.json (what nft shows of the iptables-nft rules).
+# NAME.xt.json (what nft shows of the iptables-nft rules); and native_nat_table.nft-save.txt,
+# what iptables-nft-save says of a native nft table named like its own (ip nat).
 set -euo pipefail
 cd "$(dirname "$0")"
 netns=pwnr-capture-$$
@@ -28,3 +29,6 @@ for rules in *.rules; do
     in_netns "$tool-legacy-restore" <<<$'*nat\nCOMMIT' # empties the legacy nat table
   done
 done
+in_netns nft flush ruleset
+in_netns nft -f snat_two_addresses.nft
+in_netns iptables-nft-save -t nat >native_nat_table.nft-save.txt
