@@ -13,7 +13,33 @@ constexpr std::uint64_t kStatsEveryNs = 1'000'000'000;
 
 NatWatch::NatWatch(PortModel &model, NetnsConfigReader &netns_reader,
                    std::optional<std::uint32_t> only_netns)
-    : model_(model), netns_reader_(netns_reader), only_netns_(only_netns) {}
+    : model_(model), netns_reader_(netns_reader), only_netns_(only_netns) {
+    model_.set_nat_range_source([this](const NatMapping &mapping) { return range_of(mapping); });
+}
+
+NatPortRange NatWatch::range_of(const NatMapping &mapping) {
+    return nat_port_range(rules_of(mapping.netns), mapping.proto, mapping.nat_address(),
+                          mapping.original.source_port, mapping.nat_port());
+}
+
+// A tool that failed is said in the totals' error; one not installed is not an error.
+const std::vector<NatRule> &NatWatch::rules_of(std::uint32_t netns) {
+    Ruleset &ruleset = rulesets_[netns];
+    if (ruleset.read_ns != 0 && now_ns_ < ruleset.read_ns + kRulesetMaxAgeNs) return ruleset.rules;
+    ruleset.read_ns = now_ns_ ? now_ns_ : 1;
+    Result<int> fd = netns_reader_.handle(netns);
+    if (!fd) return ruleset.rules;
+    Result<NatRuleset> read = read_nat_ruleset(*fd);
+    if (!read) {
+        totals_.error = "netns " + std::to_string(netns) + ": " + read.error();
+        return ruleset.rules;
+    }
+    for (const NatSource &source : read->sources)
+        if (source.state == NatSourceState::failed)
+            totals_.error = "netns " + std::to_string(netns) + ": " + describe(source);
+    ruleset.rules = std::move(read->rules);
+    return ruleset.rules;
+}
 
 std::vector<std::uint32_t> NatWatch::namespaces() const {
     if (only_netns_) return {*only_netns_};
@@ -21,12 +47,15 @@ std::vector<std::uint32_t> NatWatch::namespaces() const {
 }
 
 void NatWatch::pass(std::uint64_t now_boot_ns) {
+    now_ns_ = now_boot_ns;
     if (!conntrack_loaded()) return;  // nothing is translated; `check` says so
     std::vector<std::uint32_t> present = namespaces();
     // an events socket keeps its namespace alive: a namespace nothing else names is let go
-    std::erase_if(watched_, [&](const auto &entry) {
+    auto gone = [&](const auto &entry) {
         return !std::binary_search(present.begin(), present.end(), entry.first);
-    });
+    };
+    std::erase_if(watched_, gone);
+    std::erase_if(rulesets_, gone);
     for (std::uint32_t netns : present) {
         if (!watched_.contains(netns)) watch(netns, now_boot_ns);
         if (watched_.contains(netns)) read_table(netns, now_boot_ns);
@@ -61,6 +90,7 @@ void NatWatch::read_table(std::uint32_t netns, std::uint64_t now_boot_ns) {
 }
 
 std::vector<Warning> NatWatch::poll(std::uint64_t now_boot_ns) {
+    now_ns_ = now_boot_ns;
     std::vector<Warning> warnings;
     auto keep = [&warnings](std::vector<Warning> more) {
         warnings.insert(warnings.end(), more.begin(), more.end());

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // The NAT of every network namespace, in the model: each namespace's conntrack events are
 // watched, its table is read on every pass (what the events missed), and its statistics are
-// read each second for the packets its NAT dropped for want of a free port.
+// read each second for the packets its NAT dropped for want of a free port. A scope's
+// capacity is the range of the rule that made its first mapping, from the namespace's ruleset
+// (nft, iptables), read when its first mapping comes and again when that reading is older
+// than kRulesetMaxAgeNs.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +15,7 @@
 #include "agent/stats.h"
 #include "model/port_model.h"
 #include "system/conntrack_table.h"
+#include "system/nat_ruleset.h"
 #include "system/netns_config.h"
 
 namespace portwatch {
@@ -31,6 +35,8 @@ class NatWatch {
 
     NatTotals totals() const;
 
+    static constexpr std::uint64_t kRulesetMaxAgeNs = 300'000'000'000;
+
   private:
     struct Watched {
         ConntrackEvents events;
@@ -43,11 +49,20 @@ class NatWatch {
     std::vector<Warning> count_drops(std::uint32_t netns, Watched &watched,
                                      std::uint64_t now_boot_ns);
     std::vector<std::uint32_t> namespaces() const;
+    NatPortRange range_of(const NatMapping &mapping);
+    const std::vector<NatRule> &rules_of(std::uint32_t netns);
+
+    struct Ruleset {
+        std::vector<NatRule> rules;
+        std::uint64_t read_ns = 0;
+    };
 
     PortModel &model_;
     NetnsConfigReader &netns_reader_;
     std::optional<std::uint32_t> only_netns_;
     std::map<std::uint32_t, Watched> watched_;
+    std::map<std::uint32_t, Ruleset> rulesets_;
+    std::uint64_t now_ns_ = 0;  // of the pass or poll at work
     std::uint64_t next_stats_ns_ = 0;
     NatTotals totals_;
 };

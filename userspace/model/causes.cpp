@@ -283,11 +283,12 @@ Cause nat_port_range(const NatCauseFacts &facts) {
     Cause cause = started(CauseKind::nat_port_range,
                           1 - ratio(double(facts.capacity), double(kWidestNatRange)));
     cause.figures = {{"capacity", double(facts.capacity)}, {"widest", double(kWidestNatRange)}};
+    std::string rule = facts.rule.empty() ? "the NAT rule" : printable(facts.rule);
     cause.advice = format_text(
-        "the NAT rule hands out only %zu source ports towards each destination: widen its port "
-        "range (nft `masquerade to :1024-65535`, iptables `--to-ports 1024-65535`) or drop it "
-        "(the kernel then uses 1024-65535)",
-        facts.capacity);
+        "%s hands out only %zu source ports towards each destination: widen its port range "
+        "(nft `masquerade to :1024-65535`, iptables `--to-ports 1024-65535`) or drop it (the "
+        "kernel then uses 1024-65535)",
+        rule.c_str(), facts.capacity);
     return cause;
 }
 

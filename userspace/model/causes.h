@@ -146,6 +146,7 @@ std::vector<Cause> analyse_causes(const CauseFacts &facts);
 struct NatCauseFacts {
     std::size_t in_use = 0;
     std::size_t capacity = 0;
+    std::string rule;               // the rule whose range it draws from ("": the kernel's default)
     std::size_t clients = 0;        // distinct original source addresses among its mappings
     std::size_t nat_addresses = 0;  // translated addresses towards this destination in the netns
     std::optional<CauseProcess> holder;  // the client process with most of its mappings

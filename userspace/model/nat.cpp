@@ -12,13 +12,6 @@
 namespace portwatch {
 namespace {
 
-// The kernel's range when the rule gives none (nf_nat_core.c, nf_nat_l4proto_unique_tuple()):
-// a source port below 1024 stays below it.
-PortRange default_nat_range(const NatMapping &mapping) {
-    if (mapping.original.source_port < 1024) return {1, 1023};
-    return {1024, 65535};
-}
-
 ScopeKey nat_scope_of(const NatMapping &mapping) {
     ScopeKey key;
     key.kind = ScopeKind::nat;
@@ -124,9 +117,14 @@ std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64
     netns_state(mapping.netns, 0);
     ScopeKey key = nat_scope_of(mapping);
     ScopeState &state = scope_state(key, mapping.proto);
-    if (state.nat_capacity == 0)
-        state.nat_capacity =
-            (nat_range_source_ ? nat_range_source_(mapping) : default_nat_range(mapping)).size();
+    if (state.nat_capacity == 0) {
+        NatPortRange range =
+            nat_range_source_
+                ? nat_range_source_(mapping)
+                : NatPortRange{default_nat_port_range(mapping.original.source_port), false, ""};
+        state.nat_capacity = range.range.size();
+        state.nat_rule = range.from_rule ? range.where : "";
+    }
     nat_mappings_[id] = NatHeld{key, pid, now_ns, unmapped(mapping.original.source)};
     state.held++;
     if (pid) state.held_by_pid[pid]++;
@@ -172,6 +170,8 @@ NatCauseFacts PortModel::nat_facts(const ScopeUsage &usage, std::uint64_t now_ns
     NatCauseFacts facts;
     facts.in_use = usage.in_use;
     facts.capacity = usage.capacity;
+    if (auto state = scopes_.find(usage.key); state != scopes_.end())
+        facts.rule = state->second.nat_rule;
     std::uint32_t top_pid = usage.top_processes.empty() ? 0 : usage.top_processes.front().pid;
     std::set<std::pair<Family, std::array<std::uint8_t, 16>>> clients;
     std::uint64_t oldest_ns = now_ns;

@@ -38,6 +38,7 @@
 #include "model/cookie_sets.h"
 #include "model/held_socket.h"
 #include "model/nat_clients.h"
+#include "model/nat_rules.h"
 #include "model/netns_ports.h"
 #include "model/netns_state.h"
 #include "model/process_accounts.h"
@@ -189,7 +190,7 @@ class PortModel {
     // NAT (nat.cpp): the mappings of the netns that translate, from their conntrack tables.
     // The port range a mapping was drawn from (its rule's, else the kernel's default): the
     // capacity of its scope. Asked when a scope is new, and again at each report().
-    using NatRangeSource = std::function<PortRange(const NatMapping &)>;
+    using NatRangeSource = std::function<NatPortRange(const NatMapping &)>;
     void set_nat_range_source(NatRangeSource source) { nat_range_source_ = std::move(source); }
     std::vector<Warning> apply(const NatEvent &event);
     // Makes one netns's mappings match its conntrack table, read at `read_at_ns`: adds those

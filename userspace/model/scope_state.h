@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -37,6 +38,7 @@ struct ScopeState {
     bool failure_reported = false;
     std::size_t nat_capacity = 0;  // nat scopes: the width of the port range they draw from
     std::uint64_t nat_drop_ns = 0;  // nat scopes: when their netns's NAT last dropped a packet
+    std::string nat_rule;           // nat scopes: the rule whose range they draw from; "": none
 };
 
 }  // namespace portwatch
