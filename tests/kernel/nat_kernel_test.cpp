@@ -120,8 +120,10 @@ TEST_F(NatKernelTest, ShortConnectionsThroughTenPorts) {
     }
     EXPECT_FALSE(socks[10].connected || socks[11].connected) << "a closing entry was evicted";
     EXPECT_EQ(table.size(), 10u);
+    // CLOSE: the entry saw an RST after both FINs (once in 4 runs on 6.1 under TCG; likely a
+    // duplicate last ACK the server's closed socket answered); it holds its port too, 10 s.
     for (const ConntrackEntry &entry : table)
-        EXPECT_EQ(entry.state, "TIME_WAIT") << to_string(entry);
+        EXPECT_TRUE(entry.state == "TIME_WAIT" || entry.state == "CLOSE") << to_string(entry);
     EXPECT_GE(after.insert_failed - before.insert_failed, 2u);
 }
 
