@@ -608,11 +608,6 @@ ConntrackStats NatTopology::conntrack_stats() const {
     return stats;
 }
 
-void NatTopology::conntrack_flush() const {
-    for (Family family : {Family::ipv4, Family::ipv6})
-        EXPECT_EQ(node_->exec({"conntrack", "-F", "-f", family_flag(family)}).exit_code, 0);
-}
-
 // ---- conntrack -E ---------------------------------------------------------------------------
 
 namespace {

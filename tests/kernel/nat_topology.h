@@ -36,7 +36,7 @@ struct Ran {
     int exit_code = -1;
     std::string out, err;
 };
-// Runs `argv` (argv[0] a path) with `input` on stdin, in the netns of `netns_fd` (-1: the
+// Runs `argv` (argv[0] found in PATH) with `input` on stdin, in the netns of `netns_fd` (-1: the
 // caller's), and waits for it.
 Ran run_program(const std::vector<std::string> &argv, const std::string &input = "",
                 int netns_fd = -1);
@@ -54,7 +54,7 @@ class NamedNetns {
     std::uint32_t inode() const { return inode_; }  // as readlink /proc/PID/ns/net says it
     // Runs `body` on a new thread joined to this netns, and waits for it.
     void run(const std::function<void()> &body) const;
-    // Runs a program inside (argv[0] a path), as `ip netns exec NAME` would.
+    // Runs a program inside, as `ip netns exec NAME` would.
     Ran exec(const std::vector<std::string> &argv, const std::string &input = "") const;
     // Writes a sysctl of this netns (path under /proc/sys).
     void sysctl(const std::string &path, const std::string &value) const;
@@ -84,8 +84,9 @@ struct ConntrackStats {
 
 // A pod socket's outcome.
 struct PodSocket {
-    int fd = -1;             // still open (held connections, UDP sockets), or -1 once closed
-    Endpoint local;          // getsockname() after connect/sendto
+    int fd = -1;  // still open (held connections, UDP sockets), or -1 once closed
+    // getsockname() after connect or sendto (an unconnected UDP socket's address: the pod's)
+    Endpoint local;
     bool connected = false;  // TCP: the handshake completed; UDP: the answer came back
     int error = 0;           // the connect's errno (SO_ERROR), 0 also for a timeout
 };
@@ -139,8 +140,6 @@ class NatTopology {
     // The node's conntrack table (`conntrack -L -f ipv4|ipv6 -o extended`) and statistics.
     std::vector<ConntrackEntry> conntrack(Family family = Family::ipv4) const;
     ConntrackStats conntrack_stats() const;
-    // Empties the node's conntrack table (`conntrack -F`).
-    void conntrack_flush() const;
 
   private:
     void build_links();
@@ -156,7 +155,7 @@ class NatTopology {
 };
 
 // `conntrack -E -o extended` in a netns, running while this object lives: the event lines
-// (e.g. "[NEW] tcp 6 120 SYN_SENT src=... [UNREPLIED] src=... dport=40003").
+// (e.g. " [NEW] ipv4 2 tcp 6 120 SYN_SENT src=... [UNREPLIED] src=... dport=40003").
 class ConntrackEvents {
   public:
     explicit ConntrackEvents(const NamedNetns &netns);
