@@ -225,25 +225,34 @@ TEST_F(NatKernelTest, ConntrackNewEventCarriesTheNatPort) {
     EXPECT_EQ(event->nat(), entries[0].nat()) << line;
 }
 
-// MASQUERADE --to-ports as iptables writes it, through nft_compat (iptables-nft) and through
-// the legacy x_tables NAT table.
-void expect_iptables_range(bool legacy) {
+// MASQUERADE --to-ports as iptables and ip6tables write it, through nft_compat (-nft) and
+// through the legacy x_tables NAT tables (-legacy).
+void expect_iptables_range(bool legacy, Family family) {
     NatTopology topology;
     ASSERT_TRUE(topology.iptables(
-        {"-t nat -A POSTROUTING -o out -p tcp -j MASQUERADE --to-ports 40000-40009"}, legacy));
-    std::vector<PodSocket> socks = topology.hold_tcp(1, 3, 1500ms);
+        {"-t nat -A POSTROUTING -o out -p tcp -j MASQUERADE --to-ports 40000-40009"}, legacy,
+        family == Family::ipv6));
+    std::vector<PodSocket> socks = topology.hold_tcp(1, 3, 1500ms, family);
     ASSERT_EQ(connected(socks), 3);
-    std::vector<ConntrackEntry> entries = entries_of(socks, topology.conntrack());
+    std::vector<ConntrackEntry> entries = entries_of(socks, topology.conntrack(family));
     ASSERT_EQ(entries.size(), 3u);
     expect_ports_in_range(entries);
 }
 
 TEST_F(NatKernelTest, IptablesNftMasqueradeToPorts) {
-    expect_iptables_range(false);
+    expect_iptables_range(false, Family::ipv4);
 }
 
 TEST_F(NatKernelTest, IptablesLegacyMasqueradeToPorts) {
-    expect_iptables_range(true);
+    expect_iptables_range(true, Family::ipv4);
+}
+
+TEST_F(NatKernelTest, Ip6tablesNftMasqueradeToPorts) {
+    expect_iptables_range(false, Family::ipv6);
+}
+
+TEST_F(NatKernelTest, Ip6tablesLegacyMasqueradeToPorts) {
+    expect_iptables_range(true, Family::ipv6);
 }
 
 }  // namespace
