@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import lzma
 import os
 import re
 import shutil
@@ -56,15 +57,28 @@ KERNELS = [
 # every kernel of the matrix.
 HOOK_SETS = ["tracepoint", "fexit"]
 
-# Modules the tests need that the cloud kernels do not build in: sock_diag's TCP and UDP
-# handlers (the socket-table pass). A real host loads them on demand; the VM's init insmods them.
-MODULES = ["net/ipv4/inet_diag", "net/ipv4/tcp_diag", "net/ipv4/udp_diag"]
+# Modules the tests need that the cloud kernels do not build in, by name: sock_diag's TCP and UDP
+# handlers (the socket-table pass); for the NAT tests (tests/kernel/nat_*) veth, conntrack with
+# its netlink interface (the `conntrack` tool), NAT by nftables (masquerade, snat) and by
+# iptables, both iptables-nft (nft_compat with the xt targets) and iptables-legacy, IPv4 and
+# IPv6. A real host loads them on demand; the VM's init insmods them after what each depends
+# on (module_order()).
+MODULES = ["inet_diag", "tcp_diag", "udp_diag",
+           "veth", "nf_conntrack_netlink", "nft_chain_nat", "nft_masq", "nft_nat",
+           "nft_compat", "xt_MASQUERADE", "xt_nat", "xt_tcpudp", "iptable_nat", "ip6table_nat"]
+# Loaded where they are modules of their own: nft_counter (every iptables-nft rule counts) is
+# built into nf_tables since 5.13.
+OPTIONAL_MODULES = ["nft_counter"]
 
 # Programs the kernel tests exec (besides the portwatch binary), and what else they read.
 TEST_PROGRAMS = ["/usr/bin/dash", "/usr/bin/bash", "/usr/bin/setpriv", "/usr/bin/ss", "/usr/bin/tmux", "/usr/bin/promtool",
-                 "/usr/bin/prometheus", "/usr/bin/cp", "/usr/bin/rm"]
+                 "/usr/bin/prometheus", "/usr/bin/cp", "/usr/bin/rm",
+                 # the NAT tests': iproute2's ip (netns, -batch: not busybox's), the rules, conntrack
+                 "/usr/sbin/ip", "/usr/sbin/nft", "/usr/sbin/conntrack", "/usr/sbin/iptables-nft",
+                 "/usr/sbin/ip6tables-nft", "/usr/sbin/iptables-legacy", "/usr/sbin/ip6tables-legacy"]
 TEST_DATA = ["/usr/share/terminfo", "/lib/terminfo", "/etc/services", "/etc/protocols",
-             "/usr/lib/locale/C.utf8"]  # tmux refuses to start without a UTF-8 locale
+             "/usr/lib/locale/C.utf8",  # tmux refuses to start without a UTF-8 locale
+             "/usr/lib/x86_64-linux-gnu/xtables"]  # iptables' matches and targets, dlopen()ed
 
 # The one skip allowed: a test of a feature the kernel lacks (SKIP_UNLESS_KERNEL_HAS in
 # tests/kernel/kernel_support.h), and only on a kernel older than the one that brought it.
@@ -244,6 +258,48 @@ def elf_libraries(path: str) -> list[str]:
     return libraries
 
 
+def module_name(path: Path) -> str:
+    return path.name.split(".ko")[0].replace("-", "_")
+
+
+def module_depends(path: Path) -> list[str]:
+    """The modules `path` needs loaded first: the depends= string of its .modinfo section
+    (the package has no modules.dep, and depmod/modinfo are not needed to read it)."""
+    data = path.read_bytes()
+    if path.suffix == ".xz":
+        data = lzma.decompress(data)
+    match = re.search(rb"\x00depends=([^\x00]*)\x00", data)
+    if not match:
+        raise Fail(f"{path} has no depends= in its .modinfo")
+    return [name for name in match.group(1).decode().split(",") if name]
+
+
+def module_order(kernel_files: KernelFiles, wanted: list[str],
+                 optional: tuple[str, ...] = ()) -> list[Path]:
+    """The files of `wanted` and of all they depend on, each after its dependencies; a module
+    the kernel builds in (modules.builtin) is left out, and so is one of `optional` it lacks."""
+    files = {module_name(p): p for p in kernel_files.modules.glob("kernel/**/*.ko*")}
+    builtin_file = kernel_files.modules / "modules.builtin"
+    builtin = {module_name(Path(line.strip())) for line in
+               builtin_file.read_text().splitlines()} if builtin_file.exists() else set()
+    ordered: list[Path] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name in builtin:
+            return
+        done.add(name)
+        if name not in files:
+            raise Fail(f"{kernel_files.release} has no module {name}")
+        for dependency in module_depends(files[name]):
+            visit(dependency)
+        ordered.append(files[name])
+
+    for name in wanted + [name for name in optional if name in files]:
+        visit(name)
+    return ordered
+
+
 class Initramfs:
     def __init__(self, root: Path):
         self.root = root
@@ -344,13 +400,10 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
     (etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
     (image.root / "root").mkdir(exist_ok=True)
     modules = []
-    for module in MODULES:
-        found = list(kernel_files.modules.glob(f"kernel/{module}.ko*"))
-        if not found:
-            raise Fail(f"{kernel_files.release} has no module {module}")
-        target = f"/vmtest/modules.d/{found[0].name}"
-        image.add(str(found[0]), target)
-        if found[0].suffix == ".xz":  # busybox insmod reads plain .ko only
+    for path in module_order(kernel_files, MODULES, tuple(OPTIONAL_MODULES)):
+        target = f"/vmtest/modules.d/{path.name}"
+        image.add(str(path), target)
+        if path.suffix == ".xz":  # busybox insmod reads plain .ko only
             run(["xz", "-d", str(image.root / target.lstrip("/"))])
             target = target.removesuffix(".xz")
         modules.append(target)
