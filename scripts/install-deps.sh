@@ -29,7 +29,7 @@ packages=(
   dpkg-dev debhelper fakeroot lintian file      # scripts/package.sh: the .deb, and its checks
   podman buildah runc uidmap                    # the OCI image, and running it in the tests
   debootstrap                                   # tests: the .deb in a clean Debian
-  nftables conntrack                            # tests: real NAT rules, and conntrack's own view
+  nftables conntrack iptables                   # tests: real NAT rules (nft, iptables-nft and -legacy), conntrack's own view
 )
 
 missing=()
