@@ -19,19 +19,6 @@ using namespace std::chrono_literals;
 
 constexpr std::uint16_t kFirstPort = 40000, kLastPort = 40009;  // the rules' 10-port range
 
-std::string masquerade_ruleset(const std::string &table, const std::string &proto,
-                               const std::string &to = " to :40000-40009") {
-    return "table " + table +
-           " pw_nat {\n chain post {\n  type nat hook postrouting priority 100;\n"
-           "  oifname \"" +
-           NatTopology::kOutside + "\" meta l4proto " + proto + " masquerade" + to + "\n }\n}\n";
-}
-
-int connected(const std::vector<PodSocket> &socks) {
-    return static_cast<int>(
-        std::count_if(socks.begin(), socks.end(), [](const PodSocket &s) { return s.connected; }));
-}
-
 // The entries of the pod's sockets that connected (by their source: the pod's getsockname()),
 // each asserted present exactly once.
 std::vector<ConntrackEntry> entries_of(const std::vector<PodSocket> &socks,

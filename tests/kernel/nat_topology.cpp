@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "nat_topology.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -659,6 +660,19 @@ std::string ConntrackEvents::next_line(std::chrono::milliseconds timeout) {
         if (n <= 0) return "";
         buffer_.append(chunk, n);
     }
+}
+
+std::string masquerade_ruleset(const std::string &family, const std::string &proto,
+                               const std::string &to) {
+    return "table " + family +
+           " pw_nat {\n chain post {\n  type nat hook postrouting priority 100;\n"
+           "  oifname \"" +
+           NatTopology::kOutside + "\" meta l4proto " + proto + " masquerade" + to + "\n }\n}\n";
+}
+
+int connected(const std::vector<PodSocket> &socks) {
+    return static_cast<int>(
+        std::count_if(socks.begin(), socks.end(), [](const PodSocket &s) { return s.connected; }));
 }
 
 }  // namespace portwatch::test

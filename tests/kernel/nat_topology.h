@@ -91,6 +91,13 @@ struct PodSocket {
     int error = 0;           // the connect's errno (SO_ERROR), 0 also for a timeout
 };
 
+// An nft ruleset for the node: `family` table pw_nat, masquerading `proto` on the outside
+// interface, `to` its range (" to :40000-40009", or "" for none).
+std::string masquerade_ruleset(const std::string &family, const std::string &proto,
+                               const std::string &to = " to :40000-40009");
+// How many of `socks` connected.
+int connected(const std::vector<PodSocket> &socks);
+
 class NatTopology {
   public:
     static constexpr std::uint16_t kServerTcpPort = 80;
