@@ -15,6 +15,8 @@
 #include "capture/capture.h"
 #include "output/json_format.h"
 #include "app/version.h"
+#include "system/conntrack_table.h"
+#include "system/nat_ruleset.h"
 #include "system/netns_config.h"
 #include "system/privileges.h"
 #include "system/socket_tables.h"
@@ -79,6 +81,27 @@ Finding check_socket_tables() {
     return {"socket_tables", true,
             "sock_diag: " + std::to_string(table->size()) + " sockets in this namespace, " +
                 std::to_string(reader.all_namespaces().size()) + " network namespace(s) visible"};
+}
+
+// What the NAT scopes need, in this namespace: conntrack, ctnetlink, and the tools its rules
+// are read with. A drop is counted from conntrack's statistics: its packet is not seen.
+Finding check_nat() {
+    if (!conntrack_loaded())
+        return {"nat", true, "conntrack is not loaded: nothing is translated here"};
+    struct stat own {};
+    if (stat("/proc/self/ns/net", &own) != 0) return {"nat", false, "no /proc/self/ns/net"};
+    NetnsConfigReader reader;
+    Result<int> fd = reader.handle(std::uint32_t(own.st_ino));
+    if (!fd) return {"nat", false, fd.error()};
+    Result<std::vector<NatMapping>> mappings = dump_nat_mappings(*fd, std::uint32_t(own.st_ino));
+    if (!mappings) return {"nat", false, "conntrack: " + mappings.error()};
+    std::string detail = "conntrack: " + std::to_string(mappings->size()) +
+                         " source NAT mapping(s) in this namespace; drops counted from "
+                         "insert_failed (the dropped packet's tuple is not seen)";
+    Result<NatRuleset> rules = read_nat_ruleset(*fd);
+    if (!rules) return {"nat", false, detail + "; rules: " + rules.error()};
+    for (const NatSource &source : rules->sources) detail += "; " + describe(source);
+    return {"nat", true, detail};
 }
 
 // What the socket-table passes of `snapshot` and the monitor's baseline can read.
@@ -150,6 +173,7 @@ int run_check(const MonitorOptions &options) {
     std::string snapshot = snapshot_reach(tables.ok, reach);
     findings.push_back(std::move(tables));
     findings.push_back(check_reach(reach));
+    findings.push_back(check_nat());
     if (options.format == OutputFormat::json)
         print_json(findings, hooks, can_monitor, snapshot);
     else
