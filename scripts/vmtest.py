@@ -75,7 +75,12 @@ TEST_PROGRAMS = ["/usr/bin/dash", "/usr/bin/bash", "/usr/bin/setpriv", "/usr/bin
                  "/usr/bin/prometheus", "/usr/bin/cp", "/usr/bin/rm",
                  # the NAT tests': iproute2's ip (netns, -batch: not busybox's), the rules, conntrack
                  "/usr/sbin/ip", "/usr/sbin/nft", "/usr/sbin/conntrack", "/usr/sbin/iptables-nft",
-                 "/usr/sbin/ip6tables-nft", "/usr/sbin/iptables-legacy", "/usr/sbin/ip6tables-legacy"]
+                 "/usr/sbin/ip6tables-nft", "/usr/sbin/iptables-legacy", "/usr/sbin/ip6tables-legacy",
+                 # portwatch's rule reader (system/nat_ruleset.cpp) and its tests
+                 "/usr/sbin/iptables-nft-save", "/usr/sbin/ip6tables-nft-save",
+                 "/usr/sbin/iptables-legacy-save", "/usr/sbin/ip6tables-legacy-save",
+                 "/usr/sbin/iptables-nft-restore", "/usr/sbin/ip6tables-nft-restore",
+                 "/usr/sbin/iptables-legacy-restore", "/usr/bin/nsenter"]
 TEST_DATA = ["/usr/share/terminfo", "/lib/terminfo", "/etc/services", "/etc/protocols",
              "/usr/lib/locale/C.utf8",  # tmux refuses to start without a UTF-8 locale
              "/usr/lib/x86_64-linux-gnu/xtables"]  # iptables' matches and targets, dlopen()ed

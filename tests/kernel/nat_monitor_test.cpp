@@ -50,6 +50,16 @@ std::string dump(const std::vector<Json> &lines) {
     return text;
 }
 
+// The first warning of `level` that a NAT scope's count raised. (A drop no full scope explains
+// is said apart, naming no destination: 5.10 counts one at a pod's first connection.)
+int first_filling(const std::vector<Json> &lines, const char *level) {
+    for (std::size_t i = 0; i < lines.size(); i++)
+        if (lines[i].value("type", "") == "warning" && lines[i]["level"] == level &&
+            lines[i]["scope"] == "nat" && lines[i]["reason"] == "utilization")
+            return int(i);
+    return -1;
+}
+
 // Drops are read once a second; the last SYN retries of the connects that timed out are
 // counted by then.
 void let_the_drops_be_read() {
@@ -68,8 +78,8 @@ TEST_F(NatMonitorTest, ARangeOfHeldConnectionsWarnsBeforeItDropsAndNamesThePod) 
     std::vector<ConntrackEntry> table = topology.conntrack();
     auto lines = log.stop_and_collect(topology.node().inode());
 
-    int warning = first(lines, "warning", "warning", "nat");
-    int critical = first(lines, "warning", "critical", "nat");
+    int warning = first_filling(lines, "warning");
+    int critical = first_filling(lines, "critical");
     ASSERT_GE(warning, 0) << dump(lines);
     ASSERT_GE(critical, 0) << dump(lines);
     EXPECT_LT(warning, critical);
@@ -89,7 +99,7 @@ TEST_F(NatMonitorTest, ARangeOfHeldConnectionsWarnsBeforeItDropsAndNamesThePod) 
     std::uint64_t dropped = after.insert_failed - before.insert_failed;
     EXPECT_GE(dropped, 2u) << "the kernel's own count (conntrack -S)";
     auto drop_line = std::find_if(lines.begin(), lines.end(), [](const Json &line) {
-        return line.value("reason", "") == "nat_drops";
+        return line.value("reason", "") == "nat_drops" && line["level"] == "critical";
     });
     ASSERT_NE(drop_line, lines.end()) << dump(lines);
     EXPECT_EQ((*drop_line)["level"], "critical");
@@ -171,7 +181,7 @@ TEST_F(NatMonitorTest, AUdpBurstThroughARangeIsCountedAndDropped) {
     ConntrackStats after = topology.conntrack_stats();
     std::vector<ConntrackEntry> table = topology.conntrack();
     auto lines = log.stop_and_collect(topology.node().inode());
-    int critical = first(lines, "warning", "critical", "nat");
+    int critical = first_filling(lines, "critical");
     ASSERT_GE(critical, 0) << dump(lines);
     EXPECT_EQ(lines[critical]["proto"], "udp");
     EXPECT_EQ(lines[critical]["remote_port"], NatTopology::kServerUdpPort);
@@ -190,7 +200,7 @@ TEST_F(NatMonitorTest, IPv6MasqueradeIsAScopeOfIPv6Addresses) {
     ASSERT_EQ(connected(topology.hold_tcp(1, 9, 1500ms, Family::ipv6)), 9);
     std::this_thread::sleep_for(300ms);
     auto lines = log.stop_and_collect(topology.node().inode());
-    int warning = first(lines, "warning", "warning", "nat");
+    int warning = first_filling(lines, "warning");
     ASSERT_GE(warning, 0) << dump(lines);
     EXPECT_EQ(lines[warning]["local_addr"],
               address_text(NatTopology::node_outside_address(Family::ipv6)));

@@ -173,19 +173,20 @@ TEST(NatModel, ReconcileAddsWhatTheEventsMissedAndDropsWhatIsGoneAfterTheGrace) 
 
 TEST(NatModel, DropsMakeTheFullestScopeCriticalOnceAndHoldIt) {
     Nat nat;
-    nat.connect_through(4, 700);
+    nat.connect_through(8, 700);
     std::vector<Warning> dropped = nat.model.count_nat_drops(kNodeNetns, 3, nat.now);
     ASSERT_EQ(dropped.size(), 1u);
     EXPECT_EQ(dropped[0].level, WarningLevel::critical);
     EXPECT_EQ(dropped[0].nat_drops, 3u);
     EXPECT_EQ(dropped[0].usage.key.remote_port, 80);
     EXPECT_TRUE(nat.model.count_nat_drops(kNodeNetns, 1, nat.now).empty()) << "said once";
-    // 4 of 10 would be ok, but the drops prove it full: critical until they stop
-    EXPECT_TRUE(nat.connect_through(1, 700).empty());
+    // 7 of 10 would be only a warning, but the drops prove it full: critical until they stop
+    nat.remove(nat.held[0]);
+    EXPECT_TRUE(nat.remove(nat.held[1]).empty());
     nat.now += 11 * kSecond;
-    std::vector<Warning> calm = nat.connect_through(1, 700);
+    std::vector<Warning> calm = nat.remove(nat.held[2]);
     ASSERT_EQ(calm.size(), 1u);
-    EXPECT_EQ(calm[0].level, WarningLevel::ok);
+    EXPECT_EQ(calm[0].level, WarningLevel::ok) << "5 of 10, the drops 11 s old";
     Report report = nat.model.report(nat.now);
     auto node = std::find_if(report.netns.begin(), report.netns.end(),
                              [](const NetnsReport &ns) { return ns.netns == kNodeNetns; });
@@ -193,13 +194,24 @@ TEST(NatModel, DropsMakeTheFullestScopeCriticalOnceAndHoldIt) {
     EXPECT_EQ(node->nat_drops, 4u);
 }
 
-TEST(NatModel, DropsBeforeAnyMappingStillWarnForTheirNetns) {
+// A clash no full scope explains (parallel DNS queries of one socket; 5.10 at a pod's first
+// connection): said once a minute, naming no destination, changing no level.
+TEST(NatModel, DropsNoFullScopeExplainsAreSaidOnceAMinuteWithoutADestination) {
     Nat nat;
+    nat.connect_through(2, 700);
     std::vector<Warning> dropped = nat.model.count_nat_drops(kNodeNetns, 2, nat.now);
     ASSERT_EQ(dropped.size(), 1u);
+    EXPECT_EQ(dropped[0].level, WarningLevel::warning);
     EXPECT_EQ(dropped[0].usage.key.kind, ScopeKind::nat);
     EXPECT_EQ(dropped[0].usage.key.netns, kNodeNetns);
-    EXPECT_TRUE(nat.model.count_nat_drops(kNodeNetns, 0, nat.now).empty());
+    EXPECT_EQ(dropped[0].usage.key.remote_port, 0);
+    EXPECT_EQ(dropped[0].nat_drops, 2u);
+    EXPECT_TRUE(nat.model.count_nat_drops(kNodeNetns, 1, nat.now + kSecond).empty());
+    EXPECT_EQ(nat.model.count_nat_drops(kNodeNetns, 1, nat.now + 61 * kSecond).size(), 1u);
+    EXPECT_TRUE(nat.model.count_nat_drops(kNodeNetns, 0, nat.now + 200 * kSecond).empty());
+    std::optional<ScopeUsage> scope = nat.nat_scope(nat.model.report(nat.now + 61 * kSecond));
+    ASSERT_TRUE(scope);
+    EXPECT_EQ(scope->level, WarningLevel::ok);
 }
 
 TEST(NatModel, ClientsOfManyPodsBehindOneAddressAreACause) {
@@ -251,7 +263,7 @@ TEST(NatModel, UnderProcessFiltersOnlyMappingsOfHeldClientsCount) {
 
 TEST(NatModel, TheJsonWarningNamesTheScopeAndItsDrops) {
     Nat nat;
-    nat.connect_through(2, 700);
+    nat.connect_through(9, 700);
     std::vector<Warning> dropped = nat.model.count_nat_drops(kNodeNetns, 5, nat.now);
     ASSERT_EQ(dropped.size(), 1u);
     auto json = to_json(dropped[0], testing::time_base());

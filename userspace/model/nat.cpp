@@ -79,10 +79,16 @@ void PortModel::reconcile_nat(std::uint32_t netns, const std::vector<NatMapping>
         if (auto warning = remove_nat(id, read_at_ns)) pending_warnings_.push_back(*warning);
 }
 
+// conntrack's insert_failed counts every clash of a new entry with a live one: a NAT with no
+// free port, but also two packets of one flow racing to confirm it (parallel DNS queries of one
+// socket, nf_conntrack_core.c's nf_ct_resolve_clash()), seen too on 5.10 at a pod's first
+// connection. Drops make a NAT scope critical only when one is near full; otherwise they are
+// said, once a minute per netns, with no destination named.
 std::vector<Warning> PortModel::count_nat_drops(std::uint32_t netns, std::uint64_t drops,
                                                 std::uint64_t now_ns) {
     if (drops == 0) return {};
-    netns_state(netns, 0).nat_drops += drops;
+    NetnsState &ns = netns_state(netns, 0);
+    ns.nat_drops += drops;
     const ScopeKey *fullest = nullptr;
     double fullest_utilization = -1;
     for (const auto &[key, state] : scopes_) {
@@ -92,11 +98,14 @@ std::vector<Warning> PortModel::count_nat_drops(std::uint32_t netns, std::uint64
             fullest_utilization = fill;
         }
     }
-    Warning warning{now_ns, WarningLevel::critical, {}, std::nullopt, drops};
-    if (!fullest) {  // drops before any mapping was seen: no destination to name
+    if (!fullest || fullest_utilization < settings_.warn_ratio) {
+        if (ns.nat_drops_said_ns && now_ns < ns.nat_drops_said_ns + settings_.rate_window_ns)
+            return {};
+        ns.nat_drops_said_ns = now_ns;
+        Warning warning{now_ns, WarningLevel::warning, {}, std::nullopt, drops};
         warning.usage.key.kind = ScopeKind::nat;
         warning.usage.key.netns = netns;
-        warning.usage.level = WarningLevel::critical;
+        warning.usage.level = WarningLevel::warning;
         return {warning};
     }
     ScopeState &state = scopes_.at(*fullest);
@@ -105,8 +114,8 @@ std::vector<Warning> PortModel::count_nat_drops(std::uint32_t netns, std::uint64
     state.level = WarningLevel::critical;
     if (already) return {};
     state.failure_reported = true;
-    warning.usage = usage_with_causes(*fullest, state, now_ns);
-    return {warning};
+    return {Warning{now_ns, WarningLevel::critical, usage_with_causes(*fullest, state, now_ns),
+                    std::nullopt, drops}};
 }
 
 std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64_t now_ns) {

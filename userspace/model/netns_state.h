@@ -37,6 +37,7 @@ struct NetnsState {
     // packets its NAT dropped for want of a free port (conntrack's insert_failed), since the
     // monitor started
     std::uint64_t nat_drops = 0;
+    std::uint64_t nat_drops_said_ns = 0;  // when drops no full NAT scope explains were last said
 
     // One socket more (delta > 0) or fewer on `port`, of a scope of `kind`.
     void hold_port(ScopeKind kind, Proto proto, std::uint16_t port, int delta);

@@ -407,7 +407,8 @@ Json top_processes_json(const std::vector<TopProcess> &top) {
 
 void add_scope(Json &out, const ScopeUsage &usage) {
     const ScopeKey &key = usage.key;
-    bool destination = per_destination(key.kind);
+    // a NAT's drops that no full scope explains name no destination (remote_port 0)
+    bool destination = per_destination(key.kind) && key.remote_port != 0;
     out["scope"] = name_of(key.kind);
     out["netns"] = key.netns;
     out["proto"] = name_of(usage.proto);

@@ -193,7 +193,7 @@ std::string clock_time(std::int64_t realtime_ns) {
 
 std::string scope_name(const ScopeUsage &usage) {
     const ScopeKey &key = usage.key;
-    if (!per_destination(key.kind)) return std::string(name_of(key.kind));
+    if (!per_destination(key.kind) || key.remote_port == 0) return std::string(name_of(key.kind));
     std::string prefix = key.kind == ScopeKind::nat ? "nat " : "";
     return prefix + to_string(key.local_addr) + "->" + endpoint(key.remote_addr, key.remote_port);
 }
