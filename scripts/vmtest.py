@@ -393,6 +393,7 @@ def build_initramfs(kernel_files: KernelFiles, build: Path, work: Path, gtest_ar
             link.unlink()
         link.symlink_to(target)
     image.add(str(REPO / "deploy"))
+    image.add(str(REPO / "tests" / "unit" / "nat_rules"))  # the rules the NatRuleset tests load
     for data in TEST_DATA:
         if os.path.exists(data):
             image.add(data)

@@ -156,6 +156,21 @@ TEST(NatModel, AMappingAnnouncedTwiceIsHeldOnce) {
     EXPECT_EQ(nat.model.nat_mappings(), 1u);
 }
 
+// conntrack's ids are 32-bit hashes: two live entries may share one (nf_ct_get_id()).
+TEST(NatModel, TwoMappingsWithOneConntrackIdAreTwo) {
+    Nat nat;
+    NatMapping first = nat.mapping(50000, 40000);
+    NatMapping second = nat.mapping(50001, 40001);
+    second.id = first.id;
+    nat.add(first);
+    nat.add(second);
+    EXPECT_EQ(nat.model.nat_mappings(), 2u);
+    nat.remove(second);
+    EXPECT_EQ(nat.model.nat_mappings(), 1u);
+    nat.model.reconcile_nat(kNodeNetns, {first}, nat.now + 3 * kSecond);
+    EXPECT_EQ(nat.model.nat_mappings(), 1u);
+}
+
 TEST(NatModel, ReconcileAddsWhatTheEventsMissedAndDropsWhatIsGoneAfterTheGrace) {
     Nat nat;
     nat.connect_through(2, 700);

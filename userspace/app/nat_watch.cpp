@@ -108,6 +108,11 @@ std::vector<Warning> NatWatch::poll(std::uint64_t now_boot_ns) {
         }
         if (pending->overflowed) {
             totals_.overflows++;
+            watched.reread_at_ns = now_boot_ns + kRereadAfterNs;
+            read_table(netns, now_boot_ns);
+            keep(model_.take_warnings());
+        } else if (watched.reread_at_ns && now_boot_ns >= watched.reread_at_ns) {
+            watched.reread_at_ns = 0;
             read_table(netns, now_boot_ns);
             keep(model_.take_warnings());
         }

@@ -36,12 +36,16 @@ class NatWatch {
     NatTotals totals() const;
 
     static constexpr std::uint64_t kRulesetMaxAgeNs = 300'000'000'000;
+    static constexpr std::uint64_t kRereadAfterNs = 2'500'000'000;  // > reconcile_grace_ns
 
   private:
     struct Watched {
         ConntrackEvents events;
         std::optional<ConntrackStats> stats;  // the last reading
         bool translates = false;              // a mapping was seen: its drops are NAT's
+        // After an overflow the table is read at once and again past the model's grace, which
+        // spares the mappings younger than it that the first reading did not list.
+        std::uint64_t reread_at_ns = 0;
     };
 
     void watch(std::uint32_t netns, std::uint64_t now_boot_ns);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "events/event.h"
 
@@ -20,7 +21,9 @@ struct NatTuple {
 
 struct NatMapping {
     std::uint32_t netns = 0;  // the namespace that translates
-    std::uint32_t id = 0;     // conntrack's CTA_ID: unique among the namespace's live entries
+    // conntrack's CTA_ID: a 32-bit hash (nf_ct_get_id()), not unique: a table of 100,000
+    // entries holds a pair or so with the same one. The reply tuple is unique in the netns.
+    std::uint32_t id = 0;
     Proto proto = Proto::tcp;
     NatTuple original;  // as the client sent it
     // As the server answers: its source is the destination after any DNAT (a Service's
@@ -30,6 +33,24 @@ struct NatMapping {
     const IpAddress &nat_address() const { return reply.destination; }
     std::uint16_t nat_port() const { return reply.destination_port; }
     bool operator==(const NatMapping &) const = default;
+};
+
+// A mapping's identity: its netns, protocol and reply tuple, which conntrack keeps unique
+// (the NAT's very job is to find a reply tuple no live entry has).
+struct NatKey {
+    std::uint32_t netns = 0;
+    Proto proto = Proto::tcp;
+    NatTuple reply;
+
+    explicit NatKey(const NatMapping &mapping)
+        : netns(mapping.netns), proto(mapping.proto), reply(mapping.reply) {}
+    bool operator==(const NatKey &) const = default;
+    template <typename H>
+    friend H AbslHashValue(H hash, const NatKey &key) {
+        return H::combine(std::move(hash), key.netns, key.proto, key.reply.source.family,
+                          key.reply.source.bytes, key.reply.source_port,
+                          key.reply.destination.bytes, key.reply.destination_port);
+    }
 };
 
 enum class NatChange { added, removed };

@@ -54,29 +54,28 @@ std::optional<std::uint64_t> NatClients::find(Proto proto, const IpAddress &sour
 std::vector<Warning> PortModel::apply(const NatEvent &event) {
     std::vector<Warning> warnings;
     expire_time_wait(event.boot_ns, warnings);
-    std::optional<Warning> changed =
-        event.change == NatChange::added
-            ? add_nat(event.mapping, event.boot_ns)
-            : remove_nat(nat_id(event.mapping.netns, event.mapping.id), event.boot_ns);
+    std::optional<Warning> changed = event.change == NatChange::added
+                                         ? add_nat(event.mapping, event.boot_ns)
+                                         : remove_nat(NatKey(event.mapping), event.boot_ns);
     if (changed) warnings.push_back(*changed);
     return warnings;
 }
 
 void PortModel::reconcile_nat(std::uint32_t netns, const std::vector<NatMapping> &table,
                               std::uint64_t read_at_ns) {
-    absl::flat_hash_set<std::uint64_t> listed;
+    absl::flat_hash_set<NatKey> listed;
     for (const NatMapping &mapping : table) {
-        listed.insert(nat_id(mapping.netns, mapping.id));
+        listed.insert(NatKey(mapping));
         if (auto warning = add_nat(mapping, read_at_ns)) pending_warnings_.push_back(*warning);
     }
     // a mapping newer than the grace may have been added after the dump passed its place
     std::uint64_t settled_before = read_at_ns - std::min(read_at_ns, settings_.reconcile_grace_ns);
-    std::vector<std::uint64_t> gone;
-    for (const auto &[id, held] : nat_mappings_)
-        if (held.scope.netns == netns && !listed.contains(id) && held.since_ns < settled_before)
-            gone.push_back(id);
-    for (std::uint64_t id : gone)
-        if (auto warning = remove_nat(id, read_at_ns)) pending_warnings_.push_back(*warning);
+    std::vector<NatKey> gone;
+    for (const auto &[key, held] : nat_mappings_)
+        if (key.netns == netns && !listed.contains(key) && held.since_ns < settled_before)
+            gone.push_back(key);
+    for (const NatKey &key : gone)
+        if (auto warning = remove_nat(key, read_at_ns)) pending_warnings_.push_back(*warning);
 }
 
 // conntrack's insert_failed counts every clash of a new entry with a live one: a NAT with no
@@ -119,7 +118,7 @@ std::vector<Warning> PortModel::count_nat_drops(std::uint32_t netns, std::uint64
 }
 
 std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64_t now_ns) {
-    std::uint64_t id = nat_id(mapping.netns, mapping.id);
+    NatKey id(mapping);
     if (nat_mappings_.contains(id)) return std::nullopt;
     std::uint32_t pid = nat_client(mapping);
     if (pid == 0 && settings_.nat_clients_only) return std::nullopt;
@@ -142,8 +141,8 @@ std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64
     return evaluate(key, state, now_ns);
 }
 
-std::optional<Warning> PortModel::remove_nat(std::uint64_t id, std::uint64_t now_ns) {
-    auto found = nat_mappings_.find(id);
+std::optional<Warning> PortModel::remove_nat(const NatKey &key, std::uint64_t now_ns) {
+    auto found = nat_mappings_.find(key);
     if (found == nat_mappings_.end()) return std::nullopt;
     NatHeld held = found->second;
     nat_mappings_.erase(found);

@@ -280,11 +280,8 @@ class PortModel {
         std::uint64_t since_ns = 0;
         IpAddress client;  // the original source address
     };
-    static std::uint64_t nat_id(std::uint32_t netns, std::uint32_t id) {
-        return std::uint64_t(netns) << 32 | id;
-    }
     std::optional<Warning> add_nat(const NatMapping &mapping, std::uint64_t now_ns);
-    std::optional<Warning> remove_nat(std::uint64_t id, std::uint64_t now_ns);
+    std::optional<Warning> remove_nat(const NatKey &key, std::uint64_t now_ns);
     std::uint32_t nat_client(const NatMapping &mapping);
     std::size_t nat_capacity(const ScopeKey &key) const;
     NatCauseFacts nat_facts(const ScopeUsage &usage, std::uint64_t now_ns) const;
@@ -314,7 +311,7 @@ class PortModel {
     ReconcileTotals reconcile_totals_;
     ReconcileHistory history_;  // what the passes remember between them (reconcile.cpp)
     std::vector<Warning> pending_warnings_;
-    absl::flat_hash_map<std::uint64_t, NatHeld> nat_mappings_;  // by nat_id()
+    absl::flat_hash_map<NatKey, NatHeld> nat_mappings_;
     NatRangeSource nat_range_source_;
     NatClients nat_clients_;  // filled once a NAT mapping was seen
     std::uint64_t last_housekeeping_ns_ = 0;

@@ -109,9 +109,13 @@ struct ChildFds {
     if (fds.netns >= 0 && setns(fds.netns, CLONE_NEWNET) != 0) report_failure(fds.report, 0);
     if (dup2(fds.in, 0) < 0 || dup2(fds.out, 1) < 0 || dup2(fds.err, 2) < 0)
         report_failure(fds.report, 1);
-    // The tool inherits none of the agent's descriptors, even one opened without O_CLOEXEC
-    // (best effort: before 5.11 the kernel has no CLOSE_RANGE_CLOEXEC).
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    // The tool inherits none of the agent's descriptors, even one opened without O_CLOEXEC.
+    // Before 5.11 the kernel has no CLOSE_RANGE_CLOEXEC: every other one is closed at once
+    // (the report pipe is close-on-exec already, and says whether execve() failed).
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        if (fds.report > 3) close_range(3, unsigned(fds.report) - 1, 0);
+        close_range(unsigned(fds.report) + 1, ~0U, 0);
+    }
     execve(argv[0], argv, env);
     report_failure(fds.report, 2);
 }
