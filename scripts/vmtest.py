@@ -65,7 +65,9 @@ HOOK_SETS = ["tracepoint", "fexit"]
 # on (module_order()).
 MODULES = ["inet_diag", "tcp_diag", "udp_diag",
            "veth", "nf_conntrack_netlink", "nft_chain_nat", "nft_masq", "nft_nat",
-           "nft_compat", "xt_MASQUERADE", "xt_nat", "xt_tcpudp", "iptable_nat", "ip6table_nat"]
+           "nft_compat", "xt_MASQUERADE", "xt_nat", "xt_tcpudp", "iptable_nat", "ip6table_nat",
+           # the rules the NatRuleset tests load: kube-proxy's and Docker's matches, nft redirect
+           "nft_redir", "xt_comment", "xt_mark", "xt_addrtype"]
 # Loaded where they are modules of their own: nft_counter (every iptables-nft rule counts) is
 # built into nf_tables since 5.13.
 OPTIONAL_MODULES = ["nft_counter"]
