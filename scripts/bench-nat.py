@@ -314,7 +314,9 @@ def churn(count: int, tools: dict, netns: Namespace, work: Path, args) -> dict:
     row["final"] = final["nat"]
     row["kernel_end"] = netns.count()
     row["kernel_ids"] = netns.distinct_ids()
-    row["ok"] = (row["after_events"]["mappings"] == kernel and row["later"]["mappings"] == kernel
+    # 2.5 s after the tool is shown, not held: an overflow's table is read at once and again
+    # 2.5 s later (past the model's grace), so the count may still be converging then
+    row["ok"] = (row["later"]["mappings"] == kernel
                  and row["after_pass"]["mappings"] == kernel
                  and row["final"]["mappings"] == row["kernel_end"]
                  and row["report_in_use"] == row["kernel_end"])
