@@ -21,6 +21,30 @@
 
 namespace portwatch::test {
 
+Endpoint endpoint_of(const sockaddr_storage &storage) {
+    Endpoint endpoint;
+    if (storage.ss_family == AF_INET) {
+        const auto &sin = reinterpret_cast<const sockaddr_in &>(storage);
+        endpoint.addr.family = Family::ipv4;
+        std::memcpy(endpoint.addr.bytes.data(), &sin.sin_addr, 4);
+        endpoint.port = ntohs(sin.sin_port);
+    } else {
+        const auto &sin6 = reinterpret_cast<const sockaddr_in6 &>(storage);
+        endpoint.addr.family = Family::ipv6;
+        std::memcpy(endpoint.addr.bytes.data(), &sin6.sin6_addr, 16);
+        endpoint.port = ntohs(sin6.sin6_port);
+    }
+    return endpoint;
+}
+
+Endpoint sockname_of(int fd) {
+    sockaddr_storage storage{};
+    socklen_t length = sizeof(storage);
+    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&storage), &length), 0)
+        << std::strerror(errno);
+    return endpoint_of(storage);
+}
+
 std::string to_string(const Endpoint &endpoint) {
     char text[INET6_ADDRSTRLEN] = "?";
     bool v4 = endpoint.addr.family == Family::ipv4;
@@ -55,30 +79,6 @@ Window timed(const std::function<void()> &step) {
 }
 
 namespace {
-
-Endpoint endpoint_of(const sockaddr_storage &storage) {
-    Endpoint endpoint;
-    if (storage.ss_family == AF_INET) {
-        const auto &sin = reinterpret_cast<const sockaddr_in &>(storage);
-        endpoint.addr.family = Family::ipv4;
-        std::memcpy(endpoint.addr.bytes.data(), &sin.sin_addr, 4);
-        endpoint.port = ntohs(sin.sin_port);
-    } else {
-        const auto &sin6 = reinterpret_cast<const sockaddr_in6 &>(storage);
-        endpoint.addr.family = Family::ipv6;
-        std::memcpy(endpoint.addr.bytes.data(), &sin6.sin6_addr, 16);
-        endpoint.port = ntohs(sin6.sin6_port);
-    }
-    return endpoint;
-}
-
-Endpoint sockname_of(int fd) {
-    sockaddr_storage storage{};
-    socklen_t length = sizeof(storage);
-    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&storage), &length), 0)
-        << std::strerror(errno);
-    return endpoint_of(storage);
-}
 
 std::optional<Endpoint> peername_of(int fd) {
     sockaddr_storage storage{};

@@ -14,6 +14,8 @@
 //     expect_release(released[0], said, ReleaseReason::socket_closed);
 #pragma once
 
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -33,6 +35,8 @@ struct Endpoint {
 };
 std::string to_string(const Endpoint &endpoint);
 Endpoint loopback_endpoint(Family family, std::uint16_t port);
+Endpoint endpoint_of(const sockaddr_storage &storage);
+Endpoint sockname_of(int fd);  // getsockname(), EXPECTed to succeed
 
 // A stretch of CLOCK_BOOTTIME, in ns.
 struct Window {

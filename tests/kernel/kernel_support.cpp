@@ -350,23 +350,27 @@ Monitor::~Monitor() {
     close(err_);
 }
 
-std::string Monitor::next_line(std::chrono::milliseconds timeout) {
+std::string read_line(int fd, std::string &buffer, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (true) {
-        if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
-            std::string line = buffer_.substr(0, newline);
-            buffer_.erase(0, newline + 1);
+        if (auto newline = buffer.find('\n'); newline != std::string::npos) {
+            std::string line = buffer.substr(0, newline);
+            buffer.erase(0, newline + 1);
             return line;
         }
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
-        pollfd pfd{out_, POLLIN, 0};
+        pollfd pfd{fd, POLLIN, 0};
         if (left.count() <= 0 || poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return "";
         char chunk[4096];
-        ssize_t n = read(out_, chunk, sizeof(chunk));
+        ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n <= 0) return "";
-        buffer_.append(chunk, n);
+        buffer.append(chunk, n);
     }
+}
+
+std::string Monitor::next_line(std::chrono::milliseconds timeout) {
+    return read_line(out_, buffer_, timeout);
 }
 
 std::string Monitor::all_stderr() {

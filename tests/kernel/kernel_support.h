@@ -115,6 +115,10 @@ std::uint32_t current_tid();
 // under test.
 std::string own_cgroup_path();
 
+// The next line `fd` gives (read in chunks into `buffer`, which keeps what follows it), or ""
+// after EOF or `timeout`.
+std::string read_line(int fd, std::string &buffer, std::chrono::milliseconds timeout);
+
 // The real `portwatch` binary (PORTWATCH_BINARY) run with `args`, its stdout and stderr
 // read through pipes; in the test's netns unless `netns` is given. Killed (SIGKILL) if
 // still running when destroyed. `program` runs another binary the same way.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "nat_topology.h"
 
+#include "kernel_support.h"
+
 #include <algorithm>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -132,29 +134,6 @@ sockaddr_storage sockaddr_of(const Endpoint &endpoint, socklen_t *length) {
     return storage;
 }
 
-Endpoint endpoint_of(const sockaddr_storage &storage) {
-    Endpoint endpoint;
-    if (storage.ss_family == AF_INET) {
-        const auto &sin = reinterpret_cast<const sockaddr_in &>(storage);
-        std::memcpy(endpoint.addr.bytes.data(), &sin.sin_addr, 4);
-        endpoint.port = ntohs(sin.sin_port);
-    } else {
-        const auto &sin6 = reinterpret_cast<const sockaddr_in6 &>(storage);
-        endpoint.addr.family = Family::ipv6;
-        std::memcpy(endpoint.addr.bytes.data(), &sin6.sin6_addr, 16);
-        endpoint.port = ntohs(sin6.sin6_port);
-    }
-    return endpoint;
-}
-
-Endpoint sockname(int fd) {
-    sockaddr_storage storage{};
-    socklen_t length = sizeof(storage);
-    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&storage), &length), 0)
-        << std::strerror(errno);
-    return endpoint_of(storage);
-}
-
 int new_socket(Family family, int type) {
     int fd =
         socket(family == Family::ipv4 ? AF_INET : AF_INET6, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -189,7 +168,7 @@ PodSocket connect_within(Family family, const Endpoint &to, std::uint16_t source
     sockaddr_storage addr = sockaddr_of(to, &length);
     int rc = connect(sock.fd, reinterpret_cast<sockaddr *>(&addr), length);
     EXPECT_TRUE(rc == 0 || errno == EINPROGRESS) << "connect: " << std::strerror(errno);
-    sock.local = sockname(sock.fd);
+    sock.local = sockname_of(sock.fd);
     if (wait_for(sock.fd, POLLOUT, timeout)) {
         socklen_t size = sizeof(sock.error);
         getsockopt(sock.fd, SOL_SOCKET, SO_ERROR, &sock.error, &size);
@@ -553,7 +532,7 @@ std::vector<PodSocket> NatTopology::udp_burst(int p, int count, std::chrono::mil
             if (sendto(sock.fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr *>(&to),
                        length) < 0)
                 sock.error = errno;
-            sock.local = sockname(sock.fd);
+            sock.local = sockname_of(sock.fd);
             sock.local.addr = pod_address(p, family);  // unconnected: getsockname() says "any"
             held_.push_back(sock.fd);
             socks.push_back(sock);
@@ -647,19 +626,7 @@ ConntrackEvents::~ConntrackEvents() {
 }
 
 std::string ConntrackEvents::next_line(std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (true) {
-        if (auto newline = buffer_.find('\n'); newline != std::string::npos) {
-            std::string line = buffer_.substr(0, newline);
-            buffer_.erase(0, newline + 1);
-            return line;
-        }
-        if (!wait_for(out_, POLLIN, left_until(deadline))) return "";
-        char chunk[4096];
-        ssize_t n = read(out_, chunk, sizeof(chunk));
-        if (n <= 0) return "";
-        buffer_.append(chunk, n);
-    }
+    return read_line(out_, buffer_, timeout);
 }
 
 std::string masquerade_ruleset(const std::string &family, const std::string &proto,
