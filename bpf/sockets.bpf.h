@@ -44,6 +44,16 @@ struct {
     __type(value, __u8);
 } followed_tgids SEC(".maps");
 
+/* Whether `value` is among the first `count` of `values`, a filter's rodata array of `max`. */
+static __always_inline bool among(const volatile __u32 *values, __u32 count, __u32 max,
+                                  __u32 value)
+{
+    for (__u32 i = 0; i < max; i++)
+        if (i < count && values[i] == value)
+            return true;
+    return false;
+}
+
 static __always_inline bool pid_passes_filter(void)
 {
     if (!filter_pid_count)
@@ -51,10 +61,7 @@ static __always_inline bool pid_passes_filter(void)
     __u32 tgid = bpf_get_current_pid_tgid() >> 32;
     if (filter_follow_children)
         return bpf_map_lookup_elem(&followed_tgids, &tgid) != NULL;
-    for (int i = 0; i < PW_MAX_FILTER_PIDS; i++)
-        if (i < filter_pid_count && filter_pids[i] == tgid)
-            return true;
-    return false;
+    return among(filter_pids, filter_pid_count, PW_MAX_FILTER_PIDS, tgid);
 }
 
 /* sockops may not call bpf_get_current_uid_gid() (5.10 to 6.12): user space sends TCP
@@ -63,11 +70,8 @@ static __always_inline bool uid_passes_filter(void)
 {
     if (!filter_uid_count)
         return true;
-    __u32 uid = (__u32)bpf_get_current_uid_gid();
-    for (int i = 0; i < PW_MAX_FILTER_UIDS; i++)
-        if (i < filter_uid_count && filter_uids[i] == uid)
-            return true;
-    return false;
+    return among(filter_uids, filter_uid_count, PW_MAX_FILTER_UIDS,
+                 (__u32)bpf_get_current_uid_gid());
 }
 
 /* --port, on the local port a record carries: the one allocated, or the one a failed bind()

@@ -210,6 +210,28 @@ TEST_F(NatMonitorTest, IPv6MasqueradeIsAScopeOfIPv6Addresses) {
     EXPECT_EQ(lines[warning]["top_processes"][0]["pid"], getpid());
 }
 
+TEST_F(NatMonitorTest, SnapshotShowsTheNatScopes) {
+    NatTopology topology;
+    ASSERT_TRUE(topology.nft(masquerade_ruleset("ip", "tcp")));
+    ASSERT_EQ(connected(topology.hold_tcp(1, 4, 1500ms)), 4);
+    std::vector<ConntrackEntry> table = topology.conntrack();
+    Monitor snapshot({"snapshot", "--json"});
+    std::vector<Json> scopes;
+    for (std::string line = snapshot.next_line(); !line.empty(); line = snapshot.next_line()) {
+        Json object = Json::parse(line);
+        if (object["type"] != "report") continue;
+        for (const Json &ns : object["netns"])
+            if (ns["netns"] == topology.node().inode())
+                for (const Json &scope : ns["scopes"])
+                    if (scope["scope"] == "nat") scopes.push_back(scope);
+    }
+    EXPECT_EQ(snapshot.wait_exit_code(), 0);
+    ASSERT_EQ(scopes.size(), 1u);
+    EXPECT_EQ(scopes[0]["in_use"], table.size());
+    EXPECT_EQ(scopes[0]["capacity"], kRuleRange);
+    EXPECT_EQ(scopes[0]["top_processes"][0]["pid"], getpid());
+}
+
 TEST_F(NatMonitorTest, AnIptablesRulesRangeIsTheCapacity) {
     NatTopology topology;
     ASSERT_TRUE(

@@ -147,6 +147,24 @@ TEST_F(Metrics, ScopeGaugesCarryTheScopeLabels) {
                                  "scope=\"bind\",proto=\"tcp\"} 90.5"});
 }
 
+TEST_F(Metrics, ANatScopeHasItsAddressesAndItsNetnsItsDrops) {
+    ScopeUsage nat = destination(80, 8, 10);
+    nat.key.kind = ScopeKind::nat;
+    nat.key.netns = 4026532002u;
+    NetnsReport node{4026532002u, {}, {nat}, {}};
+    node.nat_drops = 6;
+    usage.netns.push_back(node);
+    usage.netns.push_back({4026531840u, {}, {bind_scope(3)}, {}});  // translates nothing
+    std::string text = render();
+    EXPECT_TRUE(has_line(text,
+                         "portwatch_scope_ports_in_use{netns=\"4026532002\",scope=\"nat\","
+                         "proto=\"tcp\",src_addr=\"10.0.0.1\",dst_addr=\"192.168.1.2\","
+                         "dst_port=\"80\"} 8"));
+    EXPECT_EQ(samples(text, "portwatch_nat_drops_total"),
+              std::vector<std::string>{"portwatch_nat_drops_total{netns=\"4026532002\"} 6"});
+    EXPECT_TRUE(has_line(text, "portwatch_scopes{scope=\"nat\"} 1"));
+}
+
 TEST_F(Metrics, OnlyTheFullestDestinationsGetSeries) {
     std::vector<ScopeUsage> scopes{bind_scope(1)};
     for (std::uint16_t port = 1; port <= 5; ++port) scopes.push_back(destination(port, port, 10));

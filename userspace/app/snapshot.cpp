@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "app/host_tables.h"
+#include "app/nat_watch.h"
 #include "output/report_bound.h"
 #include "output/reporter.h"
 #include "system/privileges.h"
@@ -16,6 +17,7 @@ int run_snapshot(const MonitorOptions &options) {
     NetnsConfigReader netns_reader;
     PortModel model = make_port_model(options, netns_reader);
     reconcile_with_tables(model, netns_reader, options.filters);
+    NatWatch(model, netns_reader, options.filters.netns).pass(clock_ns(CLOCK_BOOTTIME));
     TimeBase time{clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME)};
     auto reporter = make_reporter(options.format, stdout, time);
     Report report = model.report(clock_ns(CLOCK_BOOTTIME));

@@ -173,6 +173,20 @@ void write_scopes(Exposition &out, const MetricsInput &input) {
     }
 }
 
+// Per netns that translates (or that dropped): conntrack's insert_failed since the start.
+void write_nat_drops(Exposition &out, const MetricsInput &input) {
+    out.family("portwatch_nat_drops_total", "counter",
+               "Packets a netns's NAT dropped for want of a free tuple (conntrack insert_failed), "
+               "since start");
+    for (const NetnsReport &ns : input.usage->netns) {
+        bool translates = std::any_of(ns.scopes.begin(), ns.scopes.end(), [](const ScopeUsage &s) {
+            return s.key.kind == ScopeKind::nat;
+        });
+        if (translates || ns.nat_drops)
+            out.sample({{"netns", std::to_string(ns.netns)}}, double(ns.nat_drops));
+    }
+}
+
 void write_processes(Exposition &out, const MetricsInput &input) {
     out.family("portwatch_process_ports_held", "gauge",
                "Ports held by the processes holding most (top --metrics-top)");
@@ -268,9 +282,6 @@ void write_agent_stats(Exposition &out, const MetricsInput &input) {
          stats.output_lines_lost},
         {"portwatch_reconcile_runs_total", "Passes over the kernel's socket tables",
          stats.reconcile.runs},
-        {"portwatch_nat_drops_total",
-         "Packets a NAT dropped for want of a free port (conntrack insert_failed), since start",
-         stats.nat.drops},
         {"portwatch_nat_event_overflows_total",
          "Times a conntrack events socket overflowed (its table was read again)",
          stats.nat.overflows},
@@ -329,6 +340,7 @@ std::string render_prometheus(const MetricsInput &input) {
         {{"version", input.version}, {"kernel", input.kernel_release}, {"hooks", input.hook_set}},
         1);
     write_scopes(out, input);
+    write_nat_drops(out, input);
     write_processes(out, input);
     write_event_counters(out, *input.counters);
     write_agent_stats(out, input);
