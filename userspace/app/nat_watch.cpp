@@ -125,8 +125,9 @@ std::vector<Warning> NatWatch::poll(std::uint64_t now_boot_ns) {
     return warnings;
 }
 
-// conntrack's insert_failed: a new entry whose tuple clashed with a live one, which for a NAT
-// means every port of its range was taken (__nf_conntrack_confirm() drops the packet).
+// conntrack's insert_failed: a new entry whose tuple clashed with a live one, dropped at
+// __nf_conntrack_confirm(); for a NAT, no free port was left. What a count means is the
+// model's to say (PortModel::count_nat_drops()).
 std::vector<Warning> NatWatch::count_drops(std::uint32_t netns, Watched &watched,
                                            std::uint64_t now_boot_ns) {
     Result<int> fd = netns_reader_.handle(netns);
