@@ -25,6 +25,10 @@ class NatWatch {
     // `only_netns`: --netns, the one namespace watched.
     NatWatch(PortModel &model, NetnsConfigReader &netns_reader,
              std::optional<std::uint32_t> only_netns);
+    // The model may outlive it (snapshot): its range source, this watch's rules, goes first.
+    ~NatWatch() { model_.set_nat_range_source({}); }
+    NatWatch(const NatWatch &) = delete;
+    NatWatch &operator=(const NatWatch &) = delete;
 
     // Watches the namespaces that came, forgets those that went, and reads every watched
     // table into the model. The model keeps the warnings it finds (take_warnings()).
