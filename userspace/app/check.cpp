@@ -69,14 +69,24 @@ std::vector<Finding> check_kernel_features() {
 }
 
 // What `snapshot` and the monitor's baseline need: sock_diag inside a network namespace.
-Finding check_socket_tables() {
+// This process's network namespace: its inode, and an fd on it that `reader` owns.
+struct OwnNetns {
+    std::uint32_t inode;
+    int fd;
+};
+Result<OwnNetns> own_netns(NetnsConfigReader &reader) {
     struct stat own {};
-    if (stat("/proc/self/ns/net", &own) != 0)
-        return {"socket_tables", false, "no /proc/self/ns/net"};
-    NetnsConfigReader reader;
+    if (stat("/proc/self/ns/net", &own) != 0) return Failure{"no /proc/self/ns/net"};
     Result<int> fd = reader.handle(std::uint32_t(own.st_ino));
-    if (!fd) return {"socket_tables", false, fd.error()};
-    Result<std::vector<KernelSocket>> table = dump_sockets(*fd, std::uint32_t(own.st_ino));
+    if (!fd) return Failure{fd.error()};
+    return OwnNetns{std::uint32_t(own.st_ino), *fd};
+}
+
+Finding check_socket_tables() {
+    NetnsConfigReader reader;
+    Result<OwnNetns> own = own_netns(reader);
+    if (!own) return {"socket_tables", false, own.error()};
+    Result<std::vector<KernelSocket>> table = dump_sockets(own->fd, own->inode);
     if (!table) return {"socket_tables", false, table.error()};
     return {"socket_tables", true,
             "sock_diag: " + std::to_string(table->size()) + " sockets in this namespace, " +
@@ -88,17 +98,15 @@ Finding check_socket_tables() {
 Finding check_nat() {
     if (!conntrack_loaded())
         return {"nat", true, "conntrack is not loaded: nothing is translated here"};
-    struct stat own {};
-    if (stat("/proc/self/ns/net", &own) != 0) return {"nat", false, "no /proc/self/ns/net"};
     NetnsConfigReader reader;
-    Result<int> fd = reader.handle(std::uint32_t(own.st_ino));
-    if (!fd) return {"nat", false, fd.error()};
-    Result<std::vector<NatMapping>> mappings = dump_nat_mappings(*fd, std::uint32_t(own.st_ino));
+    Result<OwnNetns> own = own_netns(reader);
+    if (!own) return {"nat", false, own.error()};
+    Result<std::vector<NatMapping>> mappings = dump_nat_mappings(own->fd, own->inode);
     if (!mappings) return {"nat", false, "conntrack: " + mappings.error()};
     std::string detail = "conntrack: " + std::to_string(mappings->size()) +
                          " source NAT mapping(s) in this namespace; drops counted from "
                          "insert_failed (the dropped packet's tuple is not seen)";
-    Result<NatRuleset> rules = read_nat_ruleset(*fd);
+    Result<NatRuleset> rules = read_nat_ruleset(own->fd);
     if (!rules) return {"nat", false, detail + "; rules: " + rules.error()};
     for (const NatSource &source : rules->sources) detail += "; " + describe(source);
     return {"nat", true, detail};

@@ -31,14 +31,17 @@ const std::vector<NatRule> &NatWatch::rules_of(std::uint32_t netns) {
     if (!fd) return ruleset.rules;
     Result<NatRuleset> read = read_nat_ruleset(*fd);
     if (!read) {
-        totals_.error = "netns " + std::to_string(netns) + ": " + read.error();
+        say_failed(netns, read.error());
         return ruleset.rules;
     }
     for (const NatSource &source : read->sources)
-        if (source.state == NatSourceState::failed)
-            totals_.error = "netns " + std::to_string(netns) + ": " + describe(source);
+        if (source.state == NatSourceState::failed) say_failed(netns, describe(source));
     ruleset.rules = std::move(read->rules);
     return ruleset.rules;
+}
+
+void NatWatch::say_failed(std::uint32_t netns, const std::string &why) {
+    totals_.error = "netns " + std::to_string(netns) + ": " + why;
 }
 
 std::vector<std::uint32_t> NatWatch::namespaces() const {
@@ -69,7 +72,7 @@ void NatWatch::watch(std::uint32_t netns, std::uint64_t now_boot_ns) {
     if (!fd) return;  // gone since it was listed
     Result<ConntrackEvents> events = ConntrackEvents::open(*fd, netns);
     if (!events) {
-        totals_.error = "netns " + std::to_string(netns) + ": " + events.error();
+        say_failed(netns, events.error());
         return;
     }
     Watched &watched =
@@ -82,7 +85,7 @@ void NatWatch::read_table(std::uint32_t netns, std::uint64_t now_boot_ns) {
     if (!fd) return;
     Result<std::vector<NatMapping>> table = dump_nat_mappings(*fd, netns);
     if (!table) {
-        totals_.error = "netns " + std::to_string(netns) + ": " + table.error();
+        say_failed(netns, table.error());
         return;
     }
     if (!table->empty()) watched_.at(netns).translates = true;
@@ -98,7 +101,7 @@ std::vector<Warning> NatWatch::poll(std::uint64_t now_boot_ns) {
     for (auto &[netns, watched] : watched_) {
         Result<ConntrackEvents::Pending> pending = watched.events.take_pending();
         if (!pending) {
-            totals_.error = "netns " + std::to_string(netns) + ": " + pending.error();
+            say_failed(netns, pending.error());
             continue;
         }
         totals_.malformed += pending->malformed;
@@ -134,7 +137,7 @@ std::vector<Warning> NatWatch::count_drops(std::uint32_t netns, Watched &watched
     if (!fd) return {};
     Result<ConntrackStats> stats = read_conntrack_stats(*fd);
     if (!stats) {
-        totals_.error = "netns " + std::to_string(netns) + ": " + stats.error();
+        say_failed(netns, stats.error());
         return {};
     }
     std::uint64_t before = watched.stats ? watched.stats->insert_failed : stats->insert_failed;

@@ -57,6 +57,8 @@ class NatWatch {
     std::vector<Warning> count_drops(std::uint32_t netns, Watched &watched,
                                      std::uint64_t now_boot_ns);
     std::vector<std::uint32_t> namespaces() const;
+    // The totals' error: why the last netns that failed cannot be watched.
+    void say_failed(std::uint32_t netns, const std::string &why);
     NatPortRange range_of(const NatMapping &mapping);
     const std::vector<NatRule> &rules_of(std::uint32_t netns);
 

@@ -12,12 +12,14 @@
 namespace portwatch {
 namespace {
 
-ScopeKey nat_scope_of(const NatMapping &mapping) {
+// The reply tuple names the scope: its destination is the translated address, its source the
+// server after any DNAT.
+ScopeKey nat_scope_of(const NatKey &mapping) {
     ScopeKey key;
     key.kind = ScopeKind::nat;
     key.netns = mapping.netns;
     key.proto = mapping.proto;
-    key.local_addr = unmapped(mapping.nat_address());
+    key.local_addr = unmapped(mapping.reply.destination);
     key.remote_addr = unmapped(mapping.reply.source);
     key.remote_port = mapping.reply.source_port;
     return key;
@@ -88,16 +90,9 @@ std::vector<Warning> PortModel::count_nat_drops(std::uint32_t netns, std::uint64
     if (drops == 0) return {};
     NetnsState &ns = netns_state(netns, 0);
     ns.nat_drops += drops;
-    const ScopeKey *fullest = nullptr;
-    double fullest_utilization = -1;
-    for (const auto &[key, state] : scopes_) {
-        if (key.kind != ScopeKind::nat || key.netns != netns) continue;
-        if (double fill = utilization(key, state); fill > fullest_utilization) {
-            fullest = &key;
-            fullest_utilization = fill;
-        }
-    }
-    if (!fullest || fullest_utilization < settings_.warn_ratio) {
+    const ScopeKey *fullest = fullest_scope(
+        [netns](const ScopeKey &key) { return key.kind == ScopeKind::nat && key.netns == netns; });
+    if (!fullest || utilization(*fullest, scopes_.at(*fullest)) < settings_.warn_ratio) {
         if (ns.nat_drops_said_ns && now_ns < ns.nat_drops_said_ns + settings_.rate_window_ns)
             return {};
         ns.nat_drops_said_ns = now_ns;
@@ -123,7 +118,7 @@ std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64
     std::uint32_t pid = nat_client(mapping);
     if (pid == 0 && settings_.nat_clients_only) return std::nullopt;
     netns_state(mapping.netns, 0);
-    ScopeKey key = nat_scope_of(mapping);
+    ScopeKey key = nat_scope_of(id);
     ScopeState &state = scope_state(key, mapping.proto);
     if (state.nat_capacity == 0) {
         NatPortRange range =
@@ -133,7 +128,7 @@ std::optional<Warning> PortModel::add_nat(const NatMapping &mapping, std::uint64
         state.nat_capacity = range.range.size();
         state.nat_rule = range.from_rule ? range.where : "";
     }
-    nat_mappings_[id] = NatHeld{key, pid, now_ns, unmapped(mapping.original.source)};
+    nat_mappings_[id] = NatHeld{pid, now_ns, unmapped(mapping.original.source)};
     state.held++;
     if (pid) state.held_by_pid[pid]++;
     count_allocation(state, now_ns);
@@ -146,14 +141,15 @@ std::optional<Warning> PortModel::remove_nat(const NatKey &key, std::uint64_t no
     if (found == nat_mappings_.end()) return std::nullopt;
     NatHeld held = found->second;
     nat_mappings_.erase(found);
-    ScopeState &state = scopes_.at(held.scope);
+    ScopeKey scope = nat_scope_of(key);
+    ScopeState &state = scopes_.at(scope);
     state.held--;
     if (held.pid)
         if (auto owner = state.held_by_pid.find(held.pid);
             owner != state.held_by_pid.end() && --owner->second == 0)
             state.held_by_pid.erase(owner);
-    record_sample(state, held.scope, now_ns);
-    return evaluate(held.scope, state, now_ns);
+    record_sample(state, scope, now_ns);
+    return evaluate(scope, state, now_ns);
 }
 
 // The first mapping makes the model index its client sockets by source from then on.
@@ -183,8 +179,8 @@ NatCauseFacts PortModel::nat_facts(const ScopeUsage &usage, std::uint64_t now_ns
     std::uint32_t top_pid = usage.top_processes.empty() ? 0 : usage.top_processes.front().pid;
     std::set<std::pair<Family, std::array<std::uint8_t, 16>>> clients;
     std::uint64_t oldest_ns = now_ns;
-    for (const auto &[id, held] : nat_mappings_) {
-        if (held.scope != usage.key) continue;
+    for (const auto &[key, held] : nat_mappings_) {
+        if (key.netns != usage.key.netns || nat_scope_of(key) != usage.key) continue;
         clients.emplace(held.client.family, held.client.bytes);
         if (top_pid && held.pid == top_pid) oldest_ns = std::min(oldest_ns, held.since_ns);
     }

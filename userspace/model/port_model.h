@@ -233,6 +233,8 @@ class PortModel {
 
     // Scope usage: rate, ETA, levels (scope_usage.cpp)
     std::optional<ScopeKey> failure_scope(const AllocateEvent &failure);
+    // The fullest of the scopes `matches` accepts (in scopes_), or null.
+    const ScopeKey *fullest_scope(const std::function<bool(const ScopeKey &)> &matches) const;
     std::size_t in_use(const ScopeKey &key, const ScopeState &state) const;
     std::size_t time_wait_of(const ScopeKey &key, const ScopeState &state) const;
     std::size_t capacity(const ScopeKey &key) const;
@@ -274,8 +276,8 @@ class PortModel {
     std::vector<TopProcess> top_processes(const ScopeKey &key, const ScopeState &state) const;
 
     // NAT (nat.cpp)
+    // Its scope is its key's (nat.cpp, nat_scope_of()).
     struct NatHeld {
-        ScopeKey scope;
         std::uint32_t pid = 0;  // the client's process, 0 when it did not join
         std::uint64_t since_ns = 0;
         IpAddress client;  // the original source address

@@ -67,19 +67,25 @@ std::optional<ScopeKey> PortModel::failure_scope(const AllocateEvent &failure) {
         return std::nullopt;  // one port taken: a conflict, not exhaustion
     ScopeKey key = scope_of(failure.sock, failure.how);
     if (key.kind != ScopeKind::destination) return key;
-    const ScopeKey *best = nullptr;
-    double best_utilization = -1;
-    for (const auto &[candidate, state] : scopes_) {
-        if (candidate.kind != ScopeKind::destination || candidate.netns != key.netns ||
-            candidate.remote_addr != key.remote_addr || candidate.remote_port != key.remote_port)
-            continue;
-        double fill = utilization(candidate, state);
-        if (fill > best_utilization) {
-            best = &candidate;
-            best_utilization = fill;
+    const ScopeKey *best = fullest_scope([&key](const ScopeKey &candidate) {
+        return candidate.kind == ScopeKind::destination && candidate.netns == key.netns &&
+               candidate.remote_addr == key.remote_addr && candidate.remote_port == key.remote_port;
+    });
+    return best ? *best : key;
+}
+
+const ScopeKey *PortModel::fullest_scope(
+    const std::function<bool(const ScopeKey &)> &matches) const {
+    const ScopeKey *fullest = nullptr;
+    double fullest_utilization = -1;
+    for (const auto &[key, state] : scopes_) {
+        if (!matches(key)) continue;
+        if (double fill = utilization(key, state); fill > fullest_utilization) {
+            fullest = &key;
+            fullest_utilization = fill;
         }
     }
-    return best ? *best : key;
+    return fullest;
 }
 
 bool PortModel::time_wait_counts(const ScopeKey &key) const {

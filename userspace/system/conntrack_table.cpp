@@ -126,9 +126,11 @@ Result<ConntrackEvents> ConntrackEvents::open(int netns_fd, std::uint32_t netns)
     return ConntrackEvents(std::move(*socket), netns);
 }
 
+ConntrackEvents::ConntrackEvents(UniqueFd fd, std::uint32_t netns)
+    : fd_(std::move(fd)), netns_(netns), buffer_(kReceiveBuffer) {}
+
 Result<ConntrackEvents::Pending> ConntrackEvents::take_pending() {
     Pending pending;
-    std::vector<char> buffer(kReceiveBuffer);
     struct Reading {
         Pending &pending;
         std::uint32_t netns;
@@ -147,14 +149,14 @@ Result<ConntrackEvents::Pending> ConntrackEvents::take_pending() {
         return MNL_CB_OK;
     };
     for (;;) {
-        ssize_t received = recv(fd_.get(), buffer.data(), buffer.size(), 0);
+        ssize_t received = recv(fd_.get(), buffer_.data(), buffer_.size(), 0);
         if (received < 0 && errno == ENOBUFS) {
             pending.overflowed = true;
             continue;
         }
         if (received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return pending;
         if (received < 0) return Failure{errno_text("conntrack events")};
-        if (mnl_cb_run(buffer.data(), std::size_t(received), 0, 0, each, &reading) < 0)
+        if (mnl_cb_run(buffer_.data(), std::size_t(received), 0, 0, each, &reading) < 0)
             pending.malformed++;
     }
 }

@@ -49,10 +49,11 @@ class ConntrackEvents {
     std::uint32_t netns() const { return netns_; }
 
   private:
-    ConntrackEvents(UniqueFd fd, std::uint32_t netns) : fd_(std::move(fd)), netns_(netns) {}
+    ConntrackEvents(UniqueFd fd, std::uint32_t netns);
 
     UniqueFd fd_;
     std::uint32_t netns_;
+    std::vector<char> buffer_;  // one datagram; kept: every watched netns is read every poll
 };
 
 }  // namespace portwatch
